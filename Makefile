@@ -1,0 +1,32 @@
+# minarch: thin targets over python and the minarch CLI. Every target sets up the environment it needs first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+# The data root (MINARCH_DATA, default ./data); this project's CI keeps the datasets in ../shared/data.
+export MINARCH_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),data)
+
+DATASET ?= mnist
+PROFILE ?= quick
+FAMILY  ?= dnn
+WORKERS ?= 2
+
+.PHONY: setup run test clean
+
+# Install the pinned stack into a project virtual environment (again only when the pins change).
+setup: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+# The main job, until the book exists: a sweep of the default profile that prints its table.
+run: setup
+	$(BIN)/minarch sweep --dataset $(DATASET) --profile $(PROFILE) --family $(FAMILY) \
+		--executor process --workers $(WORKERS)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf _build .pytest_cache

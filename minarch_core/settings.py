@@ -1,0 +1,46 @@
+"""Where minarch finds data, keeps caches and stores results, and which device it trains on.
+
+Every location is a setting with an environment variable, so notebooks, the CLI and workers on other machines agree
+without passing paths around:
+
+- ``MINARCH_DATA``: the data root (default ``./data``). May be read-only; nothing is written there except a download
+  the user asked for.
+- ``MINARCH_CACHE``: a writable cache for unpacked archives and fast array files (default ``~/.cache/minarch``).
+- ``MINARCH_RESULTS``: the run store (default ``./results``).
+- ``MINARCH_DEVICE``: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    return Path(root if root is not None else os.environ.get("MINARCH_DATA", "data")).expanduser()
+
+
+def cache_dir() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "minarch"
+    path = Path(os.environ.get("MINARCH_CACHE", default)).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def results_root(root: str | os.PathLike | None = None) -> Path:
+    return Path(root if root is not None else os.environ.get("MINARCH_RESULTS", "results")).expanduser()
+
+
+def device(name: str | torch.device | None = None) -> torch.device:
+    """Resolve a device setting; asking for CUDA on a machine without it is an error, not a silent fallback."""
+    name = str(name if name is not None else os.environ.get("MINARCH_DEVICE", "auto"))
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {name!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but CUDA is not available here: use 'cpu' or 'auto'")
+    return dev
