@@ -1,0 +1,261 @@
+"""Datasets as in-memory tensors: read once through torchvision (or one array file), normalised once, split once.
+
+A dataset is read from the data root (``settings.data_root``): either ``<root>/<name>.npz`` with arrays ``x_train``
+(N,H,W,C uint8), ``y_train``, ``x_test``, ``y_test``, or torchvision's own files (``MNIST/raw/*.gz``...). The data
+root may be read-only: archives are verified in place and unpacked into the cache (``settings.cache_dir``), which
+also keeps an uncompressed array file per dataset so that later loads take a fraction of a second.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import socket
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision.datasets as tvd
+from torchvision.datasets.utils import check_integrity
+
+from . import settings
+from .errors import ConfigError, DataCorruptError, DataMissingError
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    reader: type  # the torchvision dataset class that knows the files
+    mean: tuple[float, ...]  # per-channel statistics of the training set, the published values
+    std: tuple[float, ...]
+    npz_sha256: dict[str, str] | None = None  # reference checksums of the arrays' raw bytes, where published
+
+    def archives(self) -> list[tuple[str, str]]:
+        """(path relative to the data root, md5) of each file torchvision reads."""
+        if hasattr(self.reader, "resources"):  # MNIST family
+            return [(f"{self.reader.__name__}/raw/{fn}", md5) for fn, md5 in self.reader.resources]
+        return [(self.reader.filename, self.reader.tgz_md5)]  # CIFAR-10
+
+    def how_to_get(self, root: Path) -> str:
+        files = [str(root / rel) for rel, _ in self.archives()]
+        return (f"put either {root / (self.name + '.npz')} (arrays x_train, y_train, x_test, y_test) or "
+                f"torchvision's files {files} there (set MINARCH_DATA to the folder that holds them), or run once "
+                f"with internet access and a writable data root so that torchvision downloads them")
+
+
+DATASETS = {
+    "mnist": DatasetSpec("mnist", tvd.MNIST, (0.1307,), (0.3081,)),
+    "fashion_mnist": DatasetSpec("fashion_mnist", tvd.FashionMNIST, (0.2860,), (0.3530,)),
+    "cifar10": DatasetSpec(
+        "cifar10", tvd.CIFAR10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+        npz_sha256={  # ../shared/data/README.md: the same images as the original batches, rows sorted by class
+            "x_train": "61bea91e73ac2b02dfb856e685981dce64abe13d4e780aa98a1ac1e7c056d03b",
+            "y_train": "a29f2a5ffc141bb1c9e1af453e9a5ef8c316b2f675f8cea1d849d220d33a14fb",
+            "x_test": "52a9dc125982c0440d5eed87474b2f521e96c45a98df08e4329aa42c692b9d9d",
+            "y_test": "a054c239a40ee7f2a5745e7e4bc11a51e9cb40c98134b602c1068e6a207487c6",
+        }),
+}
+ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+SPLIT_SEED = 0  # the validation split is the same for every run and every profile
+
+
+def spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}: choose one of {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+@dataclass(frozen=True)
+class Split:
+    x: torch.Tensor  # (N, C, H, W) float32, normalised
+    y: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def to(self, device) -> Split:
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    n_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.x.shape[1:])
+
+    def to(self, device) -> Dataset:
+        device = torch.device(device)
+        if self.train.x.device == device:
+            return self
+        return Dataset(self.name, self.train.to(device), self.val.to(device), self.test.to(device), self.n_classes)
+
+
+def load(name: str, *, val_per_class: int = 500, train_per_class: int | None = None, subset_seed: int = 0,
+         root: str | os.PathLike | None = None, device="cpu") -> Dataset:
+    """The dataset split into train / validation / test, normalised, on ``device``.
+
+    The validation set (``val_per_class`` images of each class) is carved from the official training set with a
+    fixed seed; ``train_per_class`` draws a stratified subset of the remaining training images (all when None),
+    deterministically from ``subset_seed``. The test set is always the full official one.
+    """
+    return _load_cpu(name, val_per_class, train_per_class, subset_seed, str(settings.data_root(root))).to(device)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cpu(name, val_per_class, train_per_class, subset_seed, root) -> Dataset:
+    s = spec(name)
+    x_train, y_train, x_test, y_test = arrays(name, root)
+    val_idx = stratified_indices(y_train, val_per_class, SPLIT_SEED)
+    pool = np.setdiff1d(np.arange(len(y_train)), val_idx)
+    if train_per_class is None:
+        train_idx = pool
+    else:
+        train_idx = pool[stratified_indices(y_train[pool], train_per_class, subset_seed)]
+    normalise = _normaliser(s)
+    split = lambda x, y: Split(normalise(x), torch.from_numpy(y.astype(np.int64)))  # noqa: E731
+    return Dataset(name, split(x_train[train_idx], y_train[train_idx]), split(x_train[val_idx], y_train[val_idx]),
+                   split(x_test, y_test), n_classes=int(y_train.max()) + 1)
+
+
+def _normaliser(s: DatasetSpec):
+    mean = torch.tensor(s.mean).view(1, -1, 1, 1)
+    std = torch.tensor(s.std).view(1, -1, 1, 1)
+
+    def normalise(x: np.ndarray) -> torch.Tensor:  # (N,H,W,C) uint8 -> (N,C,H,W) float32, in one pass of memory
+        x = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous()
+        out = torch.empty(x.shape, dtype=torch.float32).copy_(x)
+        return out.mul_(1 / (255 * std)).sub_(mean / std)
+    return normalise
+
+
+def stratified_indices(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Indices of ``per_class`` random examples of each class, deterministic from ``seed``, in sorted order.
+
+    Independent of the order of the rows' classes (the CIFAR-10 array file is sorted by class), since each class's
+    examples are drawn by its own permutation.
+    """
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        if per_class > len(members):
+            raise ConfigError(f"asked for {per_class} examples of class {c} but only {len(members)} are available: "
+                              f"lower the per-class count")
+        picked.append(members[rng.permutation(len(members))[:per_class]])
+    return np.sort(np.concatenate(picked))
+
+
+# -- reading the files ---------------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=3)
+def arrays(name: str, root: str | os.PathLike | None = None) -> tuple[np.ndarray, ...]:
+    """(x_train, y_train, x_test, y_test) as uint8 arrays, images (N,H,W,C); from the cache when it is current."""
+    s, root = spec(name), settings.data_root(root)
+    npz = root / f"{name}.npz"
+    sources = [npz] if npz.exists() else [root / rel for rel, _ in s.archives()]
+    fingerprint = _fingerprint(sources)
+    cached = settings.cache_dir() / "arrays" / f"{name}.npz"
+    try:
+        with np.load(cached) as f:
+            if str(f["fingerprint"]) == fingerprint:
+                return tuple(f[k] for k in ARRAYS)
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        pass  # absent, stale or damaged: the cache is ours to rebuild
+    out = _read_npz(s, npz) if npz.exists() else _read_torchvision(s, root)
+    _write_cache(cached, dict(zip(ARRAYS, out), fingerprint=np.array(fingerprint)))
+    return out
+
+
+def _fingerprint(paths: list[Path]) -> str:
+    parts = []
+    for p in paths:
+        st = p.stat() if p.exists() else None
+        parts.append(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}" if st else f"{p}:missing")
+    return "|".join(parts)
+
+
+def _write_cache(path: Path, arrays_: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays_)
+    os.replace(tmp, path)
+
+
+def _read_npz(s: DatasetSpec, path: Path) -> tuple[np.ndarray, ...]:
+    try:
+        with np.load(path) as f:
+            missing = [k for k in ARRAYS if k not in f.files]
+            if missing:
+                raise DataCorruptError(f"{path} lacks the arrays {missing}: it must hold {list(ARRAYS)}")
+            out = tuple(np.asarray(f[k]) for k in ARRAYS)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataCorruptError(f"{path} cannot be read ({err}): the file is truncated or damaged; "
+                               f"replace it with a good copy") from err
+    x_train, y_train, x_test, y_test = out
+    if x_train.dtype != np.uint8 or x_train.ndim != 4 or len(x_train) != len(y_train) or len(x_test) != len(y_test):
+        raise DataCorruptError(f"{path}: expected x_* as (N,H,W,C) uint8 with one label per image, got "
+                               f"x_train {x_train.dtype}{x_train.shape}, y_train {y_train.shape}")
+    for key, want in (s.npz_sha256 or {}).items():
+        got = hashlib.sha256(np.ascontiguousarray(dict(zip(ARRAYS, out))[key]).tobytes()).hexdigest()
+        if got != want:
+            raise DataCorruptError(f"{path}: array {key} has SHA-256 {got}, expected {want}; the file is damaged, "
+                                   f"replace it with a good copy")
+    return out
+
+
+def _read_torchvision(s: DatasetSpec, root: Path) -> tuple[np.ndarray, ...]:
+    archives = s.archives()
+    if any(not (root / rel).exists() for rel, _ in archives):
+        _download(s, root)
+    for rel, md5 in archives:
+        if not check_integrity(str(root / rel), md5):
+            raise DataCorruptError(f"{root / rel} fails its MD5 checksum (expected {md5}): the file is truncated or "
+                                   f"damaged; delete it and download again, or replace it with a good copy")
+    # Unpack into the cache, never into the data root: link the verified archives there and let torchvision work.
+    staging = settings.cache_dir() / "torchvision"
+    for rel, _ in archives:
+        link = staging / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            if link.is_symlink():
+                link.unlink()
+            link.symlink_to((root / rel).resolve())
+    parts = [s.reader(str(staging), train=train, download=True) for train in (True, False)]
+    out = []
+    for ds in parts:
+        x = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
+        y = ds.targets.numpy() if isinstance(ds.targets, torch.Tensor) else np.asarray(ds.targets)
+        out += [x[..., None] if x.ndim == 3 else x, y.astype(np.uint8)]
+    return tuple(out)
+
+
+def _download(s: DatasetSpec, root: Path) -> None:
+    missing = [str(root / rel) for rel, _ in s.archives() if not (root / rel).exists()]
+    problem = f"dataset {s.name!r} is missing from the data root {root} (no {root / (s.name + '.npz')}, no {missing})"
+    if not network_available():
+        raise DataMissingError(f"{problem} and the network is unreachable: {s.how_to_get(root)}")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        s.reader(str(root), train=True, download=True)
+    except (OSError, RuntimeError) as err:
+        raise DataMissingError(f"{problem} and downloading failed ({str(err).splitlines()[0]}): "
+                               f"{s.how_to_get(root)}") from err
+
+
+def network_available(host: str = "ossci-datasets.s3.amazonaws.com", timeout: float = 3.0) -> bool:
+    """A quick reachability probe, so that a machine without internet gets an error at once instead of a hang."""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False

@@ -1,0 +1,48 @@
+import os
+
+import numpy as np
+import pytest
+
+from minarch_core import data, settings
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory, monkeypatch):
+    """Each test writes its caches and results under tmp; the real data root is only ever read."""
+    monkeypatch.setenv("MINARCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("MINARCH_RESULTS", str(tmp_path_factory.mktemp("results")))
+    monkeypatch.setenv("MINARCH_PROGRESS", "0")
+    monkeypatch.setenv("MINARCH_DEVICE", "cpu")
+
+
+def synthetic_arrays(per_class_train=560, per_class_test=20, seed=0):
+    """A learnable MNIST-shaped dataset: class c lights a 6x6 block at its own place, over noise."""
+    rng = np.random.default_rng(seed)
+
+    def make(per_class):
+        y = np.repeat(np.arange(10, dtype=np.uint8), per_class)
+        x = rng.integers(0, 60, size=(len(y), 28, 28, 1), dtype=np.uint8)
+        for c in range(10):
+            r, k = divmod(c, 4)
+            x[y == c, 2 + 8 * r:8 + 8 * r, 2 + 7 * k:8 + 7 * k] = 220
+        return x, y
+
+    x_train, y_train = make(per_class_train)
+    x_test, y_test = make(per_class_test)
+    return dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny-data")
+    np.savez(root / "mnist.npz", **synthetic_arrays())
+    return root
+
+
+def _has(name):
+    root = settings.data_root()
+    return (root / f"{name}.npz").exists() or all((root / rel).exists() for rel, _ in data.spec(name).archives())
+
+
+real_mnist = pytest.mark.skipif(not _has("mnist"), reason="MNIST is not in MINARCH_DATA (CI has it in ../shared/data)")
+real_cifar10 = pytest.mark.skipif(not _has("cifar10"), reason="CIFAR-10 is not in MINARCH_DATA")

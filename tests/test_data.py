@@ -1,0 +1,158 @@
+import gzip
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import real_cifar10, real_mnist, synthetic_arrays
+
+from minarch_core import data, settings
+from minarch_core.errors import ConfigError, DataCorruptError, DataMissingError
+
+
+def fresh():
+    data._load_cpu.cache_clear()
+    data.arrays.cache_clear()
+
+
+def snapshot(root):
+    return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*"))
+
+
+def test_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown dataset 'svhn'.*cifar10.*fashion_mnist.*mnist"):
+        data.load("svhn")
+
+
+def test_splits_are_stratified_disjoint_and_deterministic(tiny_root):
+    fresh()
+    d = data.load("mnist", root=tiny_root, val_per_class=50)
+    assert (len(d.train), len(d.val), len(d.test)) == (5100, 500, 200)
+    assert d.val.y.bincount().tolist() == [50] * 10
+    assert d.input_shape == (1, 28, 28) and d.n_classes == 10
+    assert d.train.x.dtype == torch.float32 and d.train.y.dtype == torch.int64
+    rows = lambda s: {bytes(r) for r in s.x.flatten(1).numpy()}  # noqa: E731  (noise makes every image unique)
+    assert not rows(d.train) & rows(d.val)
+    sub = data.load("mnist", root=tiny_root, val_per_class=50, train_per_class=7, subset_seed=1)
+    assert sub.train.y.bincount().tolist() == [7] * 10
+    assert rows(sub.train) <= rows(d.train)
+    fresh()
+    again = data.load("mnist", root=tiny_root, val_per_class=50, train_per_class=7, subset_seed=1)
+    assert torch.equal(again.train.x, sub.train.x) and torch.equal(again.val.x, d.val.x)
+    other = data.load("mnist", root=tiny_root, val_per_class=50, train_per_class=7, subset_seed=2)
+    assert not torch.equal(other.train.x, sub.train.x)
+
+
+def test_stratified_indices_ignore_row_order():
+    y = np.repeat(np.arange(3), 100)  # sorted by class, like the CIFAR-10 array file
+    idx = data.stratified_indices(y, 10, seed=0)
+    assert np.bincount(y[idx]).tolist() == [10, 10, 10]
+    assert not np.array_equal(idx[:10], np.arange(10))  # a random draw, not a prefix
+    with pytest.raises(ConfigError, match="only 100 are available"):
+        data.stratified_indices(y, 101, seed=0)
+
+
+def test_npz_cache_makes_the_second_load_skip_the_source(tiny_root, monkeypatch):
+    fresh()
+    first = data.arrays("mnist", tiny_root)
+    fresh()
+    monkeypatch.setattr(data, "_read_npz", lambda *a: pytest.fail("the cache should have answered"))
+    assert all(np.array_equal(a, b) for a, b in zip(first, data.arrays("mnist", tiny_root)))
+
+
+def test_cache_is_rebuilt_when_the_source_changes(tmp_path):
+    np.savez(tmp_path / "mnist.npz", **synthetic_arrays(per_class_train=510, seed=0))
+    fresh()
+    a = data.arrays("mnist", tmp_path)[0]
+    time.sleep(0.01)
+    np.savez(tmp_path / "mnist.npz", **synthetic_arrays(per_class_train=510, seed=1))
+    fresh()
+    assert not np.array_equal(a, data.arrays("mnist", tmp_path)[0])
+
+
+def test_missing_files_without_network_fail_fast_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "network_available", lambda: False)
+    fresh()
+    start = time.perf_counter()
+    with pytest.raises(DataMissingError) as err:
+        data.load("mnist", root=tmp_path)
+    assert time.perf_counter() - start < 5
+    message = str(err.value)
+    for needed in (str(tmp_path), "MNIST/raw/train-images-idx3-ubyte.gz", "mnist.npz", "network is unreachable",
+                   "MINARCH_DATA"):
+        assert needed in message
+
+
+def test_network_probe_answers_quickly_when_nothing_listens():
+    start = time.perf_counter()
+    assert data.network_available("127.0.0.1", timeout=2) is False
+    assert time.perf_counter() - start < 3
+
+
+def test_truncated_npz_is_reported_as_corrupt(tmp_path):
+    np.savez(tmp_path / "mnist.npz", **synthetic_arrays(per_class_train=510))
+    blob = (tmp_path / "mnist.npz").read_bytes()
+    (tmp_path / "mnist.npz").write_bytes(blob[: len(blob) // 2])
+    fresh()
+    with pytest.raises(DataCorruptError, match="truncated or damaged"):
+        data.load("mnist", root=tmp_path)
+
+
+def test_npz_without_the_expected_arrays_is_reported(tmp_path):
+    np.savez(tmp_path / "mnist.npz", x_train=np.zeros((2, 28, 28, 1), np.uint8))
+    fresh()
+    with pytest.raises(DataCorruptError, match=r"lacks the arrays \['y_train', 'x_test', 'y_test'\]"):
+        data.load("mnist", root=tmp_path)
+
+
+def test_cifar10_npz_is_checked_against_the_published_checksums(tmp_path):
+    arrays = synthetic_arrays(per_class_train=510)
+    arrays["x_train"] = np.repeat(arrays["x_train"][:, :, :, :1], 3, axis=3)
+    arrays["x_test"] = np.repeat(arrays["x_test"], 3, axis=3)
+    np.savez(tmp_path / "cifar10.npz", **arrays)
+    fresh()
+    with pytest.raises(DataCorruptError, match="x_train has SHA-256 .* expected 61bea91e"):
+        data.load("cifar10", root=tmp_path)
+
+
+@real_mnist
+def test_real_mnist_read_only_root_stays_untouched():
+    root = settings.data_root()
+    before = snapshot(root)
+    fresh()
+    d = data.load("mnist")
+    assert (len(d.train), len(d.val), len(d.test)) == (55000, 5000, 10000)
+    assert abs(d.train.x.mean().item()) < 0.01 and abs(d.train.x.std().item() - 1) < 0.01
+    assert snapshot(root) == before  # unpacked and cached elsewhere
+
+
+@real_mnist
+def test_corrupt_archive_fails_its_md5(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    shutil.copytree(settings.data_root() / "MNIST" / "raw", raw)
+    blob = (raw / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(blob[:-100])
+    fresh()
+    with pytest.raises(DataCorruptError, match=r"t10k-labels-idx1-ubyte.gz fails its MD5 checksum"):
+        data.load("mnist", root=tmp_path)
+
+
+@real_mnist
+def test_real_mnist_matches_the_archives():
+    with gzip.open(settings.data_root() / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz") as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    fresh()
+    assert np.array_equal(data.arrays("mnist")[3], labels)
+
+
+@real_cifar10
+def test_real_cifar10_class_sorted_file_gives_stratified_splits():
+    fresh()
+    d = data.load("cifar10", train_per_class=20)
+    assert d.input_shape == (3, 32, 32)
+    assert d.train.y.bincount().tolist() == [20] * 10 and d.val.y.bincount().tolist() == [500] * 10
+    assert d.test.y.bincount().tolist() == [1000] * 10
+    means = d.test.x.mean(dim=(0, 2, 3))
+    assert means.abs().max() < 0.05  # normalised with the published per-channel statistics
