@@ -1,0 +1,89 @@
+import math
+
+import pytest
+import torch
+from conftest import real_mnist
+
+from minarch_core import settings, train
+from minarch_core.config import RunConfig
+
+TINY = dict(val_per_class=20, train_per_class=30)
+
+
+def run(tiny_root, family="dnn", arch=None, **kw):
+    cfg = RunConfig("mnist", family, arch if arch is not None else {"widths": [32]}, **{"epochs": 2, **TINY, **kw})
+    return train.train(cfg, train.load_data(cfg, root=tiny_root), "cpu")
+
+
+def test_history_has_one_row_per_epoch_from_the_untrained_model(tiny_root):
+    r = run(tiny_root, epochs=3)
+    assert r.status == "ok"
+    assert r.history.epoch.tolist() == [0, 1, 2, 3]
+    assert list(r.history.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+                                       "test_acc", "time_s"]
+    assert r.history[[c for c in r.history if c.endswith("_acc")]].stack().between(0, 1).all()
+    assert r.history.time_s.is_monotonic_increasing
+    assert r.n_params == sum(v.numel() for v in r.state_dict.values())
+
+
+def test_same_config_and_seed_give_the_same_history_and_weights(tiny_root):
+    a, b = run(tiny_root, seed=3), run(tiny_root, seed=3)
+    cols = [c for c in a.history if c != "time_s"]
+    assert a.history[cols].equals(b.history[cols])
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    c = run(tiny_root, seed=4)
+    assert not torch.equal(a.state_dict["1.weight"], c.state_dict["1.weight"])
+
+
+def test_training_leaves_the_global_rng_alone(tiny_root):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    run(tiny_root, epochs=1)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_learnable_task_is_learned(tiny_root):
+    r = run(tiny_root, epochs=8, train_per_class=100)
+    assert r.history.test_acc.iloc[-1] > 0.9 > 0.3 > r.history.test_acc.iloc[0]
+
+
+def test_divergence_is_a_result_not_a_crash(tiny_root):
+    r = run(tiny_root, epochs=5, optimizer="sgd", lr=1e30)
+    assert r.status == "diverged"
+    assert not math.isfinite(r.history.train_loss.iloc[-1])
+    assert len(r.history) < 6  # stopped at the epoch that diverged
+
+
+@pytest.mark.parametrize("family, arch", [("cnn", {"channels": 2}), ("vit", {"dim": 8, "heads": 2, "depth": 1})])
+def test_other_families_train(tiny_root, family, arch):
+    r = run(tiny_root, family, arch, epochs=1)
+    assert r.status == "ok" and r.history.train_loss.iloc[1] < r.history.train_loss.iloc[0]
+
+
+def test_device_setting_is_validated(monkeypatch):
+    assert settings.device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        settings.device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            settings.device("cuda")
+        monkeypatch.setenv("MINARCH_DEVICE", "auto")
+        assert settings.device() == torch.device("cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_run_starts_from_the_cpu_weights_and_learns(tiny_root):
+    cfg = RunConfig("mnist", "dnn", {"widths": [32]}, epochs=0, **TINY)
+    cpu = train.train(cfg, train.load_data(cfg, root=tiny_root), "cpu")
+    gpu = train.train(cfg, train.load_data(cfg, root=tiny_root), "cuda")
+    assert all(torch.equal(cpu.state_dict[k], gpu.state_dict[k]) for k in cpu.state_dict)
+    assert run(tiny_root, epochs=4, train_per_class=100).history.test_acc.iloc[-1] > 0.9
+
+
+@real_mnist
+@pytest.mark.parametrize("width, low, high", [(100, 0.85, 1.0), (1, 0.0, 0.45)])
+def test_real_mnist_width_100_learns_and_width_1_does_not(width, low, high):
+    cfg = RunConfig("mnist", "dnn", {"widths": [width]}, epochs=3, train_per_class=200)
+    acc = train.train(cfg, device="cpu").history.test_acc.iloc[-1]
+    assert low < acc < high
