@@ -1,0 +1,169 @@
+"""The run store: one folder per run, named by the run id, written atomically; asking again returns it.
+
+Layout: ``<root>/<dataset>/<run id>/`` holding ``config.json`` (the normalised config), ``summary.json`` (status,
+parameter count, final and best metrics, versions), ``history.parquet`` (one row per epoch) and ``model.pt`` (the
+final state dict). A run is written into a temporary folder and renamed into place in one step, so a reader never
+sees half a run and two workers that trained the same run keep exactly one copy. A record that fails its checks
+(missing file, config not hashing to its id) is moved aside to ``<root>/<dataset>/.corrupt/`` and trained again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import torch
+
+from . import models, settings
+from .config import RunConfig
+from .errors import ConfigError, StoreError
+from .train import Result
+
+FORMAT = 1  # layout version of the store; a store of another version is refused, never mixed
+MARKER = "minarch-store.json"
+FILES = ("config.json", "summary.json", "history.parquet", "model.pt")
+
+
+@dataclass
+class Run:
+    path: Path
+    config: RunConfig
+    summary: dict
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def history(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / "history.parquet")
+
+    def state_dict(self) -> dict:
+        return torch.load(self.path / "model.pt", map_location="cpu", weights_only=True)
+
+
+class Store:
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = settings.results_root(root)
+        marker = self.root / MARKER
+        if marker.exists():
+            found = json.loads(marker.read_text()).get("format")
+            if found != FORMAT:
+                raise StoreError(f"{self.root} is a run store of format {found}, this minarch reads format {FORMAT}: "
+                                 f"point MINARCH_RESULTS (or --results) at a new folder, or use the minarch "
+                                 f"version that wrote it")
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    def path(self, cfg: RunConfig) -> Path:
+        return self.root / cfg.dataset / cfg.run_id
+
+    def get(self, cfg: RunConfig) -> Run | None:
+        """The stored run of ``cfg``, or None when it has not been trained (or its record was corrupt)."""
+        path = self.path(cfg)
+        return self._read(path) if path.exists() else None
+
+    def put(self, cfg: RunConfig, result: Result, device: str = "") -> Run:
+        """Store a trained run atomically; if another worker stored it first, theirs is kept and returned."""
+        final = self.path(cfg)
+        tmp = self.root / cfg.dataset / ".tmp" / f"{cfg.run_id}.{uuid.uuid4().hex}"
+        try:
+            tmp.mkdir(parents=True)
+            self._mark()
+            (tmp / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, sort_keys=True))
+            (tmp / "summary.json").write_text(json.dumps(summarise(cfg, result, device), indent=1))
+            result.history.to_parquet(tmp / "history.parquet", index=False)
+            torch.save(result.state_dict, tmp / "model.pt")
+            os.rename(tmp, final)
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if final.exists():  # another worker won the race: one copy, theirs
+                return self.get(cfg) or self.put(cfg, result, device)
+            raise StoreError(f"cannot write run {cfg.run_id} to {final.parent} ({err.strerror or err}): make the "
+                             f"results root writable and give it free space, or choose another with "
+                             f"MINARCH_RESULTS / --results; the store is unchanged") from err
+        return Run(final, cfg, json.loads((final / "summary.json").read_text()))
+
+    def runs(self, dataset: str | None = None) -> Iterator[Run]:
+        folders = [self.root / dataset] if dataset else sorted(p for p in self.root.glob("*") if p.is_dir())
+        for folder in folders:
+            for path in sorted(folder.glob("[0-9a-f]*")):
+                run = self._read(path)
+                if run is not None:
+                    yield run
+
+    def table(self, dataset: str | None = None, run_ids=None) -> pd.DataFrame:
+        """One row per run: config columns, derived architecture columns and the summary's metrics."""
+        wanted = None if run_ids is None else set(run_ids)
+        rows = [row(run) for run in self.runs(dataset) if wanted is None or run.run_id in wanted]
+        return pd.DataFrame(rows)
+
+    def _mark(self) -> None:
+        marker = self.root / MARKER
+        if not marker.exists():
+            tmp = self.root / f".{MARKER}.{uuid.uuid4().hex}"
+            tmp.write_text(json.dumps({"format": FORMAT}))
+            os.replace(tmp, marker)
+
+    def _read(self, path: Path) -> Run | None:
+        try:
+            missing = [f for f in FILES if not (path / f).is_file()]
+            if missing:
+                raise ValueError(f"missing {missing}")
+            cfg = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
+            if cfg.run_id != path.name:
+                raise ValueError(f"its config hashes to {cfg.run_id}, not to its folder name")
+            return Run(path, cfg, json.loads((path / "summary.json").read_text()))
+        except (ValueError, TypeError, ConfigError, OSError) as err:
+            self._set_aside(path, err)
+            return None
+
+    def _set_aside(self, path: Path, err: Exception) -> None:
+        aside = path.parent / ".corrupt" / f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.{uuid.uuid4().hex[:6]}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return  # another reader set it aside already
+        warnings.warn(f"corrupt run record {path} ({err}): moved to {aside}; it will be trained again on demand",
+                      stacklevel=3)
+
+
+def summarise(cfg: RunConfig, result: Result, device: str = "") -> dict:
+    h = result.history
+    last = h.iloc[-1]
+    trained = h[h.epoch > 0]
+    best = trained.loc[trained.val_acc.idxmax()] if len(trained) and trained.val_acc.notna().any() else last
+    return {
+        "status": result.status, "n_params": result.n_params, "epochs_run": int(last.epoch),
+        **{k: float(last[k]) for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")},
+        "best_epoch": int(best.epoch), "best_val_acc": float(best.val_acc), "test_acc_at_best": float(best.test_acc),
+        "time_s": float(last.time_s), "device": device, "torch": torch.__version__, "python": platform.python_version(),
+    }
+
+
+def row(run: Run) -> dict:
+    cfg = run.config.to_dict()
+    arch = cfg.pop("arch")
+    out = {"run_id": run.run_id, "config_id": run.config.replace(seed=0).run_id, **cfg, **describe(cfg["family"], arch)}
+    return {**out, **run.summary}
+
+
+def describe(family: str, arch: dict) -> dict:
+    """Uniform columns across families: ``depth`` (hidden layers or encoder blocks) and ``width`` (first hidden
+    width, conv channels or embedding dimension), plus each family's own knobs."""
+    if family == "dnn":
+        w = arch["widths"]
+        return {"depth": len(w), "width": w[0], "widths": "-".join(map(str, w)), "shape": models.shape_of(w)}
+    if family == "cnn":
+        return {"depth": 1, "width": arch["channels"], "channels": arch["channels"]}
+    return {"width": arch["dim"], **arch}

@@ -1,0 +1,37 @@
+import re
+import subprocess
+import sys
+
+import pytest
+
+from minarch_core import cli, data
+
+
+def test_sweep_prints_one_row_per_configuration(tmp_path, tiny_root, capsys):
+    args = ["sweep", "--dataset", "mnist", "--profile", "smoke", "--family", "dnn", "--seeds", "2", "--epochs", "1",
+            "--results", str(tmp_path), "--data", str(tiny_root), "--quiet", "--csv", str(tmp_path / "runs.csv")]
+    assert cli.main(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:3] == ["dataset", "family", "depth"]
+    assert len(lines) == 1 + 6  # smoke: 3 widths x 2 depths, seeds pooled
+    assert len((tmp_path / "runs.csv").read_text().strip().splitlines()) == 1 + 12
+    assert cli.main(args[:-2] + ["--dry-run"]) == 0
+    assert "12 runs, 0 not yet in" in capsys.readouterr().out
+
+
+def test_help_documents_every_option():
+    out = subprocess.run([sys.executable, "-m", "minarch_core.cli", "sweep", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for option in re.findall(r"--[a-z-]+", " ".join(re.findall(r"add_argument\(\"(--[a-z-]+)\"", open(cli.__file__).read()))):
+        assert re.search(rf"^\s+{option}\b.*\n?\s+\S", out, re.M), f"{option} is not documented"
+
+
+def test_bad_input_is_an_error_message_not_a_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "network_available", lambda: False)
+    assert cli.main(["sweep", "--dataset", "mnist", "--profile", "smoke", "--data", str(tmp_path / "empty"),
+                     "--results", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minarch: error: dataset 'mnist' is missing from the data root") and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", "--dataset", "mnist", "--profile", "enormous"])
+    assert "invalid choice: 'enormous'" in capsys.readouterr().err
