@@ -12,6 +12,15 @@ from .store import Store
 
 
 def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _sweep(args)
+    except MinarchError as err:
+        print(f"minarch: error: {err}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minarch", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     s = commands.add_parser(
@@ -40,12 +49,7 @@ def main(argv=None) -> int:
     s.add_argument("--csv", default=None, help="also write the full per-run table to this CSV file")
     s.add_argument("--dry-run", action="store_true", help="count the runs, train nothing")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    try:
-        return _sweep(args)
-    except MinarchError as err:
-        print(f"minarch: error: {err}", file=sys.stderr)
-        return 2
+    return parser
 
 
 def _sweep(args) -> int:
