@@ -101,11 +101,11 @@ class Store:
                 if run is not None:
                     yield run
 
-    def table(self, dataset: str | None = None, run_ids=None) -> pd.DataFrame:
-        """One row per run: config columns, derived architecture columns and the summary's metrics."""
-        wanted = None if run_ids is None else set(run_ids)
-        rows = [row(run) for run in self.runs(dataset) if wanted is None or run.run_id in wanted]
-        return pd.DataFrame(rows)
+    def table(self, dataset: str | None = None, configs=None) -> pd.DataFrame:
+        """One row per run (all of ``dataset``'s, or those of ``configs`` that are stored): config columns, derived
+        architecture columns and the summary's metrics."""
+        runs = self.runs(dataset) if configs is None else filter(None, map(self.get, configs))
+        return pd.DataFrame([row(run) for run in runs])
 
     def _mark(self) -> None:
         marker = self.root / MARKER

@@ -88,7 +88,7 @@ def run(configs, store: Store | str | os.PathLike | None = None, *, executor: Ex
     if failures:
         lines = "\n".join(f"  {c.run_id} {c.family} {c.arch} seed {c.seed}: {e!r}" for c, e in failures)
         raise SweepError(f"{len(failures)} of {len(configs)} runs failed (the rest are stored):\n{lines}")
-    return store.table(run_ids=[c.run_id for c in configs])
+    return store.table(configs=configs)
 
 
 def train_and_store(cfg: dict, store_root: str, device: str | None = None, data_root: str | None = None) -> str:

@@ -50,9 +50,10 @@ def test_process_pool_sweep(tmp_path, tiny_root):
     with sweep.process_pool(2) as pool:
         table = sweep.run(configs(), tmp_path, executor=pool, data_root=tiny_root)
     assert len(table) == 6 and (table.status == "ok").all()
-    serial = sweep.run(configs(), tmp_path / "serial", data_root=tiny_root)
-    key = ["run_id", "test_acc", "train_loss"]
-    assert table[key].sort_values("run_id", ignore_index=True).equals(serial[key].sort_values("run_id", ignore_index=True))
+    serial = sweep.run(configs(), tmp_path / "serial", data_root=tiny_root).set_index("run_id")
+    table = table.set_index("run_id").loc[serial.index]  # the same runs, and (up to thread-count rounding) results
+    assert (table.test_acc - serial.test_acc).abs().max() <= 0.01
+    assert ((table.train_loss - serial.train_loss).abs() <= 1e-4 * serial.train_loss).all()
 
 
 def test_dask_local_cluster_sweep(tmp_path, tiny_root):
