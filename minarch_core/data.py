@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision.datasets as tvd
+from filelock import FileLock
 from torchvision.datasets.utils import check_integrity
 
 from . import settings
@@ -164,15 +165,25 @@ def arrays(name: str, root: str | os.PathLike | None = None) -> tuple[np.ndarray
     sources = [npz] if npz.exists() else [root / rel for rel, _ in s.archives()]
     fingerprint = _fingerprint(sources)
     cached = settings.cache_dir() / "arrays" / f"{name}.npz"
+    out = _read_cache(cached, fingerprint)
+    if out is None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{cached}.lock"):  # one process builds the cache; sweep workers starting together wait
+            out = _read_cache(cached, fingerprint)
+            if out is None:
+                out = _read_npz(s, npz) if npz.exists() else _read_torchvision(s, root)
+                _write_cache(cached, dict(zip(ARRAYS, out), fingerprint=np.array(fingerprint)))
+    return out
+
+
+def _read_cache(path: Path, fingerprint: str) -> tuple[np.ndarray, ...] | None:
     try:
-        with np.load(cached) as f:
+        with np.load(path) as f:
             if str(f["fingerprint"]) == fingerprint:
                 return tuple(f[k] for k in ARRAYS)
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         pass  # absent, stale or damaged: the cache is ours to rebuild
-    out = _read_npz(s, npz) if npz.exists() else _read_torchvision(s, root)
-    _write_cache(cached, dict(zip(ARRAYS, out), fingerprint=np.array(fingerprint)))
-    return out
+    return None
 
 
 def _fingerprint(paths: list[Path]) -> str:

@@ -156,3 +156,18 @@ def test_real_cifar10_class_sorted_file_gives_stratified_splits():
     assert d.test.y.bincount().tolist() == [1000] * 10
     means = d.test.x.mean(dim=(0, 2, 3))
     assert means.abs().max() < 0.05  # normalised with the published per-channel statistics
+
+
+def _load_labels(root):
+    return data.arrays("mnist", root)[3].tolist()
+
+
+@real_mnist
+def test_workers_starting_together_build_the_cache_once(tmp_path, monkeypatch):
+    # Four processes on a fresh cache: unpacking the archives must not race (a real failure, found by a sweep).
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    monkeypatch.setenv("MINARCH_CACHE", str(tmp_path / "fresh-cache"))
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
+        labels = list(pool.map(_load_labels, [str(settings.data_root())] * 4))
+    assert all(x == labels[0] for x in labels) and len(labels[0]) == 10000
