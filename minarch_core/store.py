@@ -107,6 +107,12 @@ class Store:
         runs = self.runs(dataset) if configs is None else filter(None, map(self.get, configs))
         return pd.DataFrame([row(run) for run in runs])
 
+    def histories(self, dataset: str | None = None, configs=None) -> pd.DataFrame:
+        """Every epoch of every run (of ``dataset`` or of ``configs``), long format, with a ``run_id`` column."""
+        runs = self.runs(dataset) if configs is None else filter(None, map(self.get, configs))
+        frames = [run.history.assign(run_id=run.run_id) for run in runs]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
     def _mark(self) -> None:
         marker = self.root / MARKER
         if not marker.exists():

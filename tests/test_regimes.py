@@ -1,0 +1,97 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from minarch_core import regimes
+from minarch_core.regimes import Thresholds, classify
+
+
+def runs(config_id, n_params, test, train=None, val_loss=None, status=None, family="dnn"):
+    """Synthetic table and history rows for one configuration: one final test accuracy per seed."""
+    table, hist = [], []
+    for seed, acc in enumerate(test):
+        run_id = f"{config_id}-{seed}"
+        curve = val_loss or [2.0, 1.0, 0.5, 0.4, 0.35]
+        table.append(dict(run_id=run_id, config_id=config_id, dataset="mnist", family=family, seed=seed,
+                          n_params=n_params, depth=1, width=n_params, shape="equal", test_acc=acc,
+                          train_acc=(train or acc + 0.01), val_loss=curve[-1],
+                          status=(status or ["ok"] * len(test))[seed]))
+        hist += [dict(run_id=run_id, epoch=e, val_loss=v, test_acc=acc * e / (len(curve) - 1))
+                 for e, v in enumerate(curve)]
+    return table, hist
+
+
+def frames(*configs):
+    table = [row for t, _ in configs for row in t]
+    hist = [row for _, h in configs for row in h]
+    return regimes.run_features(pd.DataFrame(table), pd.DataFrame(hist))
+
+
+def regime_of(*configs):
+    return dict(zip(*regimes.configurations(frames(*configs))[["config_id", "regime"]].values.T))
+
+
+def test_each_regime_is_recognised():
+    found = regime_of(
+        runs("fails", 100, [0.9, 0.9, 0.9, 0.9, 0.1]),  # one seed of five stuck at chance
+        runs("spread", 200, [0.80, 0.85, 0.90]),  # learns, but how well depends on the seed
+        runs("diverges", 300, [0.95, 0.95, 0.95], status=["ok", "ok", "diverged"]),
+        runs("learns", 400, [0.950, 0.951, 0.952]),
+        runs("upturn", 500, [0.97, 0.97, 0.97], val_loss=[2.0, 0.5, 0.1, 0.15, 0.2]),  # loss doubles after its min
+        runs("gap", 600, [0.90, 0.90, 0.90], train=1.0))
+    assert found == {"fails": "unstable", "spread": "unstable", "diverges": "unstable", "learns": "learning",
+                     "upturn": "overfitting", "gap": "overfitting"}
+
+
+@pytest.mark.parametrize("args, expected", [
+    ((0.10, 0.0, 0.0, 0.0), "learning"), ((0.11, 0.0, 0.0, 0.0), "unstable"),  # failed fraction border
+    ((0.0, 0.020, 0.0, 0.0), "learning"), ((0.0, 0.021, 0.0, 0.0), "unstable"),  # spread border
+    ((0.0, 0.0, 0.0, 0.10), "learning"), ((0.0, 0.0, 0.0, 0.11), "overfitting"),  # validation-loss upturn border
+    ((0.0, 0.0, 0.05, 0.0), "learning"), ((0.0, 0.0, 0.051, 0.0), "overfitting"),  # gap border
+    ((0.5, 0.0, 0.2, 0.5), "unstable"),  # instability outranks overfitting
+    ((0.0, np.nan, 0.0, np.nan), "learning"),  # one seed: no spread to judge
+])
+def test_borders_between_regimes(args, expected):
+    assert classify(*args) == expected
+
+
+def test_thresholds_are_parameters():
+    assert classify(0.0, 0.03, 0.0, 0.0, Thresholds(max_std=0.05)) == "learning"
+    assert regimes.thresholds_table().set_index("threshold").value["max_std"] == 0.02
+
+
+def test_configuration_statistics():
+    c = regimes.configurations(frames(runs("a", 100, [0.8, 0.9, 1.0], val_loss=[2.0, 1.0, 1.5]))).iloc[0]
+    assert c.seeds == 3 and c.test_mean == pytest.approx(0.9) and c.test_std == pytest.approx(0.1)
+    assert (c.test_min, c.test_q50, c.test_max) == pytest.approx((0.8, 0.9, 1.0))
+    assert c.upturn == pytest.approx(0.5) and c.min_val_epoch == 1 and c.gap == pytest.approx(0.01)
+
+
+def test_minimal_params_is_where_stability_holds_for_every_larger_configuration():
+    f = frames(runs("p100", 100, [0.1] * 4), runs("p200", 200, [0.9] * 4), runs("p300", 300, [0.9, 0.9, 0.9, 0.1]),
+               runs("p400", 400, [0.95] * 4), runs("p500", 500, [0.97] * 4, val_loss=[2, 0.1, 0.3]))
+    m = regimes.minimal_params(f, n_boot=200).iloc[0]
+    assert m.min_params == 400
+    assert m.ci_low <= 400 <= m.ci_high  # resampling can drop the failing seed of p300: then 200 qualifies
+    assert m.ci_low in (200, 400) and m.ci_high == 400
+    none = regimes.minimal_params(frames(runs("a", 100, [0.9] * 3), runs("b", 200, [0.1] * 3)), n_boot=50).iloc[0]
+    assert np.isnan(none.min_params) and none.not_reached == 1.0
+
+
+def test_fit_plateau_recovers_a_known_curve():
+    x = np.linspace(2, 6, 15)
+    configs = pd.DataFrame({"dataset": "mnist", "family": "dnn", "n_params": 10 ** x,
+                            "test_mean": regimes.logistic(x, 0.1, 0.9, 3.0, 4.0)})
+    fit = regimes.fit_plateau(configs).iloc[0]
+    assert (fit.floor, fit.plateau, fit.slope, fit.log10_mid) == pytest.approx((0.1, 0.9, 3.0, 4.0), rel=1e-3)
+    assert fit["params_0.5"] == pytest.approx(1e4, rel=1e-3)
+    assert fit["params_0.99"] == pytest.approx(10 ** (4 + np.log(99) / 3), rel=1e-3)
+
+
+def test_shape_spread_per_size_bin():
+    configs = pd.DataFrame({"dataset": "mnist", "family": "dnn", "config_id": list("abc"), "n_params": [1000, 1100, 1e5],
+                            "shape": ["increasing", "decreasing", "equal"], "depth": [2, 3, 1],
+                            "test_mean": [0.9, 0.8, 0.97]})
+    s = regimes.shape_spread(configs).set_index("bin")
+    assert s.loc[3.0, "spread"] == pytest.approx(0.1) and s.loc[3.0, "shapes"] == 2
+    assert s.loc[5.0, "configs"] == 1 and s.loc[5.0, "spread"] == 0
