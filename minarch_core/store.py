@@ -25,7 +25,7 @@ import torch
 from . import models, settings
 from .config import RunConfig
 from .errors import ConfigError, StoreError
-from .train import Result
+from .train import Result, build_model
 
 FORMAT = 1  # layout version of the store; a store of another version is refused, never mixed
 MARKER = "minarch-store.json"
@@ -48,6 +48,12 @@ class Run:
 
     def state_dict(self) -> dict:
         return torch.load(self.path / "model.pt", map_location="cpu", weights_only=True)
+
+    def model(self, dataset) -> torch.nn.Module:
+        """A fresh copy of the trained model on ``dataset``'s device; the stored weights are never touched."""
+        model = build_model(self.config, dataset)
+        model.load_state_dict(self.state_dict())
+        return model.to(dataset.train.x.device)
 
 
 class Store:

@@ -54,28 +54,35 @@ def train(cfg: RunConfig, dataset: data_.Dataset | None = None, device=None) -> 
     device = settings.device(device)
     dataset = (dataset or load_data(cfg, device)).to(device)
     model = build_model(cfg, dataset).to(device)
-    opt = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = LOSSES[cfg.loss]
+    opt, loss_fn = optimizer(cfg, model), LOSSES[cfg.loss]
     order = torch.Generator().manual_seed(cfg.seed)
-    x, y, n = dataset.train.x, dataset.train.y, len(dataset.train)
     start = time.perf_counter()
     rows = [_evaluate(model, dataset, loss_fn, epoch=0, time_s=0.0)]
     status = "ok"
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        perm = torch.randperm(n, generator=order).to(device)
-        for i in range(0, n, cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
-            loss = loss_fn(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        train_epoch(model, opt, loss_fn, dataset.train, cfg.batch_size, order)
         rows.append(_evaluate(model, dataset, loss_fn, epoch, time.perf_counter() - start))
         if not math.isfinite(rows[-1]["train_loss"]):
             status = "diverged"
             break
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return Result(pd.DataFrame(rows), state, status, models.n_params(model))
+
+
+def optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    return OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train_epoch(model, opt, loss_fn, split: data_.Split, batch_size: int, order: torch.Generator) -> None:
+    """One pass over ``split`` in the random order drawn from ``order``, in minibatches that are index slices."""
+    model.train()
+    perm = torch.randperm(len(split), generator=order).to(split.x.device)
+    for i in range(0, len(split), batch_size):
+        idx = perm[i:i + batch_size]
+        loss = loss_fn(model(split.x[idx]), split.y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
 
 
 @torch.inference_mode()

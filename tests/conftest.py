@@ -46,3 +46,23 @@ def _has(name):
 
 real_mnist = pytest.mark.skipif(not _has("mnist"), reason="MNIST is not in MINARCH_DATA (CI has it in ../shared/data)")
 real_cifar10 = pytest.mark.skipif(not _has("cifar10"), reason="CIFAR-10 is not in MINARCH_DATA")
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory, tiny_root):
+    """A store with a few trained runs on the synthetic data: depth 1 and 2, and a CNN."""
+    from minarch_core import sweep
+    from minarch_core.config import RunConfig
+    from minarch_core.store import Store
+    store = Store(tmp_path_factory.mktemp("tiny-store"))
+    configs = [RunConfig("mnist", family, arch, epochs=4, val_per_class=20, train_per_class=60)
+               for family, arch in (("dnn", {"widths": [32]}), ("dnn", {"widths": [32, 32]}), ("cnn", {"channels": 4}))]
+    sweep.run(configs, store, data_root=tiny_root, device="cpu", progress=False)
+    return store, configs
+
+
+@pytest.fixture
+def tiny_data(monkeypatch, tiny_root):
+    """Point the data-root setting at the synthetic data (for code that loads a run's dataset itself)."""
+    monkeypatch.setenv("MINARCH_DATA", str(tiny_root))
+    return tiny_root

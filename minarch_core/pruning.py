@@ -1,0 +1,131 @@
+"""L1-magnitude pruning of trained models with ``torch.nn.utils.prune``: accuracy against sparsity.
+
+Choices (the paper states only "L1 pruning"): unstructured pruning of every weight matrix and convolution kernel,
+biases, LayerNorm and embeddings kept; ``scope="global"`` ranks all those weights together (one threshold), and
+``scope="layer"`` prunes the same fraction of every tensor; ``keep_classifier_dense`` leaves the last linear layer
+out, as ShrinkBench does. Pruning is one-shot from the dense weights by default; ``finetune_epochs`` fine-tunes after
+pruning with the run's own optimiser settings, the masks held (pruned weights stay zero, no regrowth); ``iterative``
+walks the sparsity grid upwards, pruning the surviving weights and fine-tuning at each step (iterative magnitude
+pruning). Every model is a fresh copy built from the stored weights, so the dense run is never altered.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from . import train
+from .errors import ConfigError
+from .store import Run, row
+
+SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+SCOPES = ("global", "layer")
+
+
+def prunable(model: nn.Module, keep_classifier_dense: bool = False) -> list[tuple[nn.Module, str]]:
+    """The (module, "weight") pairs that pruning may touch: every Linear and Conv2d weight, in model order."""
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    return [(m, "weight") for m in (layers[:-1] if keep_classifier_dense else layers)]
+
+
+def prune_to(model: nn.Module, sparsity: float, scope: str = "global", keep_classifier_dense: bool = False) -> nn.Module:
+    """Prune ``model`` in place until ``sparsity`` of its prunable weights are zero (masks stay attached, so that
+    fine-tuning keeps them; ``make_permanent`` removes them). Works on an already pruned model too: only the
+    surviving weights are ranked, so the sparsity grows to the new target."""
+    if not 0 <= sparsity <= 1 or isinstance(sparsity, bool):
+        raise ConfigError(f"sparsity must be a fraction in 0..1, got {sparsity!r}")
+    if scope not in SCOPES:
+        raise ConfigError(f"unknown pruning scope {scope!r}: choose one of {list(SCOPES)}")
+    params = prunable(model, keep_classifier_dense)
+    current = sparsity_of(model, keep_classifier_dense)
+    amount = 0.0 if sparsity <= current else (sparsity - current) / (1 - current)  # of the surviving weights
+    if scope == "global":
+        prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
+    else:
+        for module, name in params:
+            prune.l1_unstructured(module, name, amount=amount)
+    return model
+
+
+def make_permanent(model: nn.Module) -> nn.Module:
+    """Fold the masks into the weights (``prune.remove``), so the state dict holds plain, zeroed ``weight``s."""
+    for module in model.modules():
+        for buffer, _ in list(module.named_buffers(recurse=False)):
+            if buffer.endswith("_mask"):
+                prune.remove(module, buffer[: -len("_mask")])
+    return model
+
+
+def sparsity_of(model: nn.Module, keep_classifier_dense: bool = False) -> float:
+    """Fraction of exactly-zero entries among the prunable weights."""
+    tensors = [getattr(m, n) for m, n in prunable(model, keep_classifier_dense)]
+    return sum(int((t == 0).sum()) for t in tensors) / sum(t.numel() for t in tensors)
+
+
+def curve(run: Run, sparsities=SPARSITIES, scope: str = "global", keep_classifier_dense: bool = False,
+          finetune_epochs: int = 0, iterative: bool = False, device=None) -> pd.DataFrame:
+    """Train and test accuracy of ``run``'s model at each sparsity: one row per sparsity."""
+    cfg = run.config
+    dataset = train.load_data(cfg, device)
+    loss_fn = train.LOSSES[cfg.loss]
+    order = torch.Generator().manual_seed(cfg.seed)
+    model = None
+    rows = []
+    for target in sorted(sparsities):
+        if model is None or not iterative:
+            model = run.model(dataset)
+        prune_to(model, target, scope, keep_classifier_dense)
+        if finetune_epochs and target > 0:
+            opt = train.optimizer(cfg, model)
+            for _ in range(finetune_epochs):
+                train.train_epoch(model, opt, loss_fn, dataset.train, cfg.batch_size, order)
+        row = {"run_id": run.run_id, "scope": scope, "method": "iterative" if iterative else "one-shot",
+               "finetune_epochs": finetune_epochs, "classifier_dense": keep_classifier_dense,
+               "sparsity": target, "achieved": sparsity_of(model, keep_classifier_dense)}
+        for split in ("train", "test"):
+            row[f"{split}_loss"], row[f"{split}_acc"] = train.evaluate(model, getattr(dataset, split), loss_fn)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def curves(runs, **options) -> pd.DataFrame:
+    """``curve`` for several runs, with each run's config columns (dataset, family, depth, width, n_params...)."""
+    frames = []
+    for run in runs:
+        info = {k: v for k, v in row(run).items()
+                if k in ("dataset", "family", "depth", "width", "widths", "channels", "dim", "n_params", "seed")}
+        frames.append(curve(run, **options).assign(**info))
+    return pd.concat(frames, ignore_index=True)
+
+
+def redundancy(curves_: pd.DataFrame, tolerance: float = 0.01, chance: float = 0.1,
+               collapse_margin: float = 0.05) -> pd.DataFrame:
+    """Per curve: dense accuracy; the redundancy (the largest sparsity up to which every tested sparsity keeps test
+    accuracy within ``tolerance`` of dense); and where the curve collapses (first sparsity at most
+    chance + ``collapse_margin``)."""
+    keys = [k for k in ("run_id", "scope", "method", "finetune_epochs", "classifier_dense") if k in curves_]
+    rows = []
+    for key, c in curves_.sort_values("sparsity").groupby(keys, sort=False):
+        dense = c.loc[c.sparsity == 0, "test_acc"]
+        dense = float(dense.iloc[0]) if len(dense) else np.nan
+        kept = (c.test_acc >= dense - tolerance).to_numpy()
+        plateau = c.sparsity.to_numpy()[: np.argmin(kept) if not kept.all() else len(kept)]
+        collapsed = c.sparsity[c.test_acc <= chance + collapse_margin]
+        rows.append({**dict(zip(keys, key)), "dense_acc": dense,
+                     "redundancy": float(plateau.max()) if len(plateau) else np.nan,
+                     "collapse_at": float(collapsed.min()) if len(collapsed) else np.nan})
+    info = [k for k in ("dataset", "family", "depth", "width", "n_params") if k in curves_]
+    out = pd.DataFrame(rows)
+    return out.join(curves_.drop_duplicates("run_id").set_index("run_id")[info], on="run_id") if info else out
+
+
+def phases(curves_: pd.DataFrame, tolerance: float = 0.01, chance: float = 0.1, collapse_margin: float = 0.05) -> pd.Series:
+    """Each point's pruning phase: ``plateau`` (within tolerance of dense), ``collapse`` (near chance) or
+    ``decline`` (in between)."""
+    dense = curves_[curves_.sparsity == 0].set_index("run_id").test_acc.groupby(level=0).first()
+    ref = curves_.run_id.map(dense)
+    return pd.Series(np.where(curves_.test_acc >= ref - tolerance, "plateau",
+                              np.where(curves_.test_acc <= chance + collapse_margin, "collapse", "decline")),
+                     index=curves_.index, name="phase")

@@ -1,0 +1,122 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from minarch_core import models, pruning, train
+from minarch_core.errors import ConfigError
+
+
+def random_model(seed=0):
+    torch.manual_seed(seed)
+    return models.build("dnn", {"widths": [40, 30]}, (1, 28, 28), 10)
+
+
+def weights(model):
+    return [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+@pytest.mark.parametrize("s", [0.0, 0.1, 0.37, 0.5, 0.9, 0.99, 1.0])
+def test_global_pruning_matches_a_hand_computed_threshold_exactly(s):
+    model = random_model()
+    dense = [w.detach().clone() for w in weights(model)]
+    pruning.prune_to(model, s, "global")
+    flat = torch.cat([w.abs().flatten() for w in dense])
+    k = round(s * flat.numel())
+    expected = torch.ones_like(flat, dtype=torch.bool)
+    expected[torch.argsort(flat)[:k]] = False  # by hand: the k smallest magnitudes over all layers go
+    kept = torch.cat([(w != 0).flatten() for w in weights(model)])
+    assert torch.equal(kept, expected)
+    assert pruning.sparsity_of(model) == k / flat.numel()
+
+
+def test_layer_pruning_prunes_the_same_fraction_of_every_tensor_and_keeps_biases():
+    model = random_model()
+    biases = [m.bias.detach().clone() for m in model.modules() if isinstance(m, nn.Linear)]
+    pruning.prune_to(model, 0.3, "layer")
+    for w in weights(model):
+        assert int((w == 0).sum()) == round(0.3 * w.numel())
+    assert all(torch.equal(b, m.bias) for b, m in zip(biases, [m for m in model.modules() if isinstance(m, nn.Linear)]))
+
+
+def test_classifier_can_stay_dense():
+    model = random_model()
+    pruning.prune_to(model, 0.8, keep_classifier_dense=True)
+    assert int((weights(model)[-1] == 0).sum()) == 0
+    assert pruning.sparsity_of(model, keep_classifier_dense=True) == pytest.approx(0.8, abs=1e-4)
+
+
+def test_make_permanent_leaves_plain_zeroed_weights():
+    model = pruning.make_permanent(pruning.prune_to(random_model(), 0.5))
+    keys = set(model.state_dict())
+    assert not any(k.endswith(("_orig", "_mask")) for k in keys)
+    fresh = random_model(seed=1)
+    fresh.load_state_dict(model.state_dict())
+    assert pruning.sparsity_of(fresh) == pytest.approx(0.5, abs=1e-4)
+
+
+def test_repruning_grows_sparsity_to_the_new_target():
+    model = pruning.prune_to(random_model(), 0.5)
+    first_zeros = torch.cat([(w == 0).flatten() for w in weights(model)])
+    pruning.prune_to(model, 0.8)
+    zeros = torch.cat([(w == 0).flatten() for w in weights(model)])
+    assert pruning.sparsity_of(model) == pytest.approx(0.8, abs=1e-4)
+    assert zeros[first_zeros].all()  # what was pruned stays pruned
+
+
+@pytest.mark.parametrize("kwargs, message", [({"sparsity": 1.5}, "sparsity must be a fraction"),
+                                             ({"sparsity": 0.5, "scope": "random"}, "unknown pruning scope")])
+def test_bad_pruning_requests(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        pruning.prune_to(random_model(), **kwargs)
+
+
+def test_curve_on_a_stored_run_leaves_the_dense_run_alone(tiny_store, tiny_data):
+    store, configs = tiny_store
+    run = store.get(configs[0])
+    before = {k: v.clone() for k, v in run.state_dict().items()}
+    c = pruning.curve(run, sparsities=(0, 0.5, 0.9, 1.0))
+    assert c.sparsity.tolist() == [0, 0.5, 0.9, 1.0] and c.achieved.tolist() == pytest.approx([0, 0.5, 0.9, 1.0], abs=1e-3)
+    assert c.test_acc.iloc[0] == run.summary["test_acc"]  # sparsity 0 is the stored model itself
+    assert c.test_acc.iloc[-1] <= 0.2  # everything pruned: chance, recorded rather than an error
+    assert all(torch.equal(before[k], v) for k, v in run.state_dict().items())
+
+
+def test_finetuning_keeps_the_masks_and_iterative_pruning_reaches_each_target(tiny_store, tiny_data):
+    store, configs = tiny_store
+    run = store.get(configs[1])
+    for iterative in (False, True):
+        c = pruning.curve(run, sparsities=(0, 0.6, 0.9), finetune_epochs=2, iterative=iterative)
+        assert c.achieved.tolist() == pytest.approx([0, 0.6, 0.9], abs=1e-3)
+        assert c.method.iloc[0] == ("iterative" if iterative else "one-shot")
+
+
+def test_fine_tuning_by_hand_keeps_pruned_weights_zero(tiny_store, tiny_data):
+    store, configs = tiny_store
+    run = store.get(configs[0])
+    dataset = train.load_data(run.config)
+    model = pruning.prune_to(run.model(dataset), 0.7)
+    opt = train.optimizer(run.config, model)
+    train.train_epoch(model, opt, train.LOSSES["cross_entropy"], dataset.train, 32, torch.Generator().manual_seed(0))
+    assert pruning.sparsity_of(model) == pytest.approx(0.7, abs=1e-4)
+
+
+def test_cnn_kernels_are_pruned_too(tiny_store, tiny_data):
+    store, configs = tiny_store
+    c = pruning.curves([store.get(configs[2])], sparsities=(0, 0.5))
+    assert c.family.unique().tolist() == ["cnn"] and c.achieved.iloc[1] == pytest.approx(0.5, abs=1e-3)
+
+
+def synthetic_curve(run_id, accs, sparsities=(0, 0.2, 0.4, 0.6, 0.8, 0.99)):
+    return pd.DataFrame({"run_id": run_id, "scope": "global", "method": "one-shot", "finetune_epochs": 0,
+                         "sparsity": sparsities, "test_acc": accs})
+
+
+def test_redundancy_and_phases_on_known_curves():
+    c = pd.concat([synthetic_curve("a", [0.98, 0.98, 0.975, 0.965, 0.6, 0.1]),
+                   synthetic_curve("b", [0.90, 0.85, 0.895, 0.89, 0.88, 0.87])])  # dips then recovers: not kept
+    r = pruning.redundancy(c).set_index("run_id")
+    assert r.loc["a", "redundancy"] == 0.4 and r.loc["a", "collapse_at"] == 0.99
+    assert r.loc["b", "redundancy"] == 0 and np.isnan(r.loc["b", "collapse_at"])
+    assert pruning.phases(c).tolist()[:6] == ["plateau", "plateau", "plateau", "decline", "decline", "collapse"]
