@@ -1,0 +1,117 @@
+import pandas as pd
+import pytest
+import torch
+
+from minarch_core import models, quantization as q
+from minarch_core.errors import ConfigError
+
+BITS = [2, 3, 4, 5, 6, 8, 10, 12, 16]
+
+
+def weights(seed=0, shape=(16, 50)):
+    torch.manual_seed(seed)
+    return torch.randn(*shape) * 0.2 + 0.05
+
+
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("scheme", q.SCHEMES)
+def test_per_tensor_matches_torch_reference_exactly(bits, scheme):
+    w = weights()
+    scale, zero, qmin, qmax = q.grid(w, bits, scheme, "tensor")
+    ref = torch.fake_quantize_per_tensor_affine(w, scale.item(), int(zero.item()), qmin, qmax)
+    assert torch.equal(q.fake_quantize(w, bits, scheme, "tensor"), ref)
+
+
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("scheme", q.SCHEMES)
+def test_per_channel_matches_torch_reference_exactly(bits, scheme):
+    w = weights(shape=(8, 3, 3, 3))  # a conv kernel: channels along dim 0
+    scale, zero, qmin, qmax = q.grid(w, bits, scheme, "channel")
+    ref = torch.fake_quantize_per_channel_affine(w, scale.flatten(), zero.flatten().to(torch.int32), 0, qmin, qmax)
+    assert torch.equal(q.fake_quantize(w, bits, scheme, "channel"), ref)
+
+
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("scheme", q.SCHEMES)
+@pytest.mark.parametrize("granularity", q.GRANULARITIES)
+def test_error_is_at_most_half_a_step_and_quantizing_twice_changes_nothing(bits, scheme, granularity):
+    w = weights(seed=bits)
+    g = q.grid(w, bits, scheme, granularity)
+    once = q.fake_quantize(w, bits, scheme, granularity)
+    float_slack = 4 * torch.finfo(torch.float32).eps * w.abs().max()
+    assert ((w - once).abs() <= g[0] / 2 + float_slack).all()
+    assert torch.equal(q.apply_grid(once, *g), once)  # on its grid, a quantized tensor stays put
+    if scheme == "symmetric":  # and the symmetric grid of a quantized tensor is the same grid
+        assert torch.equal(q.fake_quantize(once, bits, scheme, granularity), once)
+    groups = once if granularity == "channel" else [once]
+    assert max(len(torch.unique(g_)) for g_ in groups) <= 2 ** bits  # levels per tensor / per channel
+
+
+def test_small_integers_round_trip_exactly_at_16_bits():
+    w = torch.randint(-32767, 32768, (1000,)).float()
+    w[0] = 32767  # scale 1: every integer is a grid level
+    assert torch.equal(q.fake_quantize(w, 16, "symmetric"), w)
+    u = torch.randint(0, 65536, (1000,)).float()
+    u[0], u[1] = 0, 65535
+    assert torch.equal(q.fake_quantize(u, 16, "asymmetric"), u)
+
+
+def test_degenerate_grids_give_numbers_not_nans():
+    assert torch.equal(q.fake_quantize(torch.zeros(5, 5), 4), torch.zeros(5, 5))
+    w = weights()
+    assert torch.equal(q.fake_quantize(w, 1, "symmetric"), torch.zeros_like(w))  # the symmetric 1-bit grid is {0}
+    assert len(torch.unique(q.fake_quantize(w, 1, "asymmetric"))) == 2
+
+
+@pytest.mark.parametrize("args, message", [((0,), "bits must be an integer in 1..16"), ((17,), "1..16"),
+                                           ((2.5,), "1..16"), ((8, "mirror"), "unknown quantization scheme"),
+                                           ((8, "symmetric", "row"), "unknown granularity")])
+def test_bad_quantization_requests(args, message):
+    with pytest.raises(ConfigError, match=message):
+        q.fake_quantize(weights(), *args)
+
+
+def test_quantize_model_touches_weights_only_unless_asked():
+    torch.manual_seed(0)
+    model = models.build("dnn", {"widths": [10]}, (1, 28, 28), 10)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    q.quantize_model(model, 3)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.endswith("bias"))
+    assert all(len(torch.unique(after[k])) <= 7 for k in before if k.endswith("weight"))
+    q.quantize_model(model, "float16", include_biases=True)
+    assert torch.equal(model[1].bias, before["1.bias"].half().float())
+
+
+def test_packed_size_in_bytes():
+    model = models.build("dnn", {"widths": [10]}, (1, 28, 28), 10)  # weights 7840 + 100, biases 10 + 10
+    assert q.packed_bytes(model, "float32") == 4 * 7960
+    assert q.packed_bytes(model, "bfloat16") == 2 * 7940 + 4 * 20
+    assert q.packed_bytes(model, 8) == 7840 + 4 + 100 + 4 + 4 * 20
+    assert q.packed_bytes(model, 4, granularity="channel") == 3920 + 40 + 50 + 40 + 80
+    assert q.packed_bytes(model, 3, scheme="asymmetric") == 2940 + 8 + 38 + 8 + 80
+
+
+def test_curve_and_the_int8_kernel_cross_check(tiny_store, tiny_data):
+    store, configs = tiny_store
+    run = store.get(configs[0])
+    c = q.curve(run, precisions=("float32", "float16", 8, 4, 2))
+    assert c.precision.tolist() == ["float32", "float16", "8", "4", "2"] and c.bits.tolist() == [32, 16, 8, 4, 2]
+    assert c.test_acc.iloc[0] == run.summary["test_acc"] and c["drop"].iloc[0] == 0
+    assert c.size_bytes.is_monotonic_decreasing
+    check = q.int8_crosscheck(run)
+    assert check["max_abs_logit_diff"] < 1e-3 and check["argmax_agreement"] == 1.0
+    assert check["int8_test_acc"] == check["fake_test_acc"]
+    cnn = q.curves([store.get(configs[2])], precisions=("float32", 8), granularity="channel")
+    assert cnn.family.unique().tolist() == ["cnn"] and abs(cnn["drop"].iloc[1]) < 0.05
+
+
+def test_tolerance_finds_the_lowest_contiguous_precision():
+    def frame(run_id, drops):
+        rows = [("float32", 32, "float", 0.0)] + [(str(b), b, "int", d) for b, d in zip((16, 8, 6, 4, 2), drops)]
+        return pd.DataFrame([{"run_id": run_id, "precision": p, "bits": b, "kind": k, "drop": d,
+                              "test_acc": 0.9 - d} for p, b, k, d in rows])
+    t = q.tolerance(pd.concat([frame("a", [0, 0, 0.005, 0.03, 0.5]), frame("b", [0, 0.02, 0, 0, 0.4])]))
+    t = t.set_index("run_id")
+    assert t.loc["a", "min_bits"] == 6 and t.loc["b", "min_bits"] == 16  # b fails at 8 bits: lower does not count
+    assert t.loc["a", "drop_4bit"] == 0.03 and t.loc["a", "float32_acc"] == 0.9
