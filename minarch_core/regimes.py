@@ -161,6 +161,24 @@ def shape_spread(configs: pd.DataFrame, bins_per_decade: int = 2) -> pd.DataFram
     return out.reset_index()
 
 
+def representatives(configs: pd.DataFrame, features: pd.DataFrame, per_group: int = 3) -> pd.DataFrame:
+    """The models that the pruning and quantization chapters study, chosen by rule, never by hand.
+
+    For each dataset, family and depth (DNNs: square networks only), among the stable configurations (learning or
+    overfitting) ordered by parameter count: the smallest, the largest, and between them those nearest to evenly
+    spaced ranks, ``per_group`` in all; for each, the run of its lowest seed.
+    """
+    stable = configs[configs.regime != "unstable"]
+    stable = stable[(stable.family != "dnn") | (stable.get("shape", "equal") == "equal")]
+    first_run = features.sort_values("seed").drop_duplicates("config_id").set_index("config_id").run_id
+    picks = []
+    for _, g in stable.sort_values("n_params").groupby(["dataset", "family", "depth"], sort=True):
+        ranks = np.unique(np.round(np.linspace(0, len(g) - 1, min(per_group, len(g)))).astype(int))
+        picks.append(g.iloc[ranks].assign(size_rank=range(len(ranks))))
+    out = pd.concat(picks, ignore_index=True) if picks else stable.head(0).assign(size_rank=[])
+    return out.assign(run_id=out.config_id.map(first_run))
+
+
 def thresholds_table(th: Thresholds = Thresholds()) -> pd.DataFrame:
     """The thresholds in force, for the book's method chapter."""
     return pd.DataFrame({"threshold": list(asdict(th)), "value": list(asdict(th).values())})

@@ -99,6 +99,15 @@ class Store:
                              f"MINARCH_RESULTS / --results; the store is unchanged") from err
         return Run(final, cfg, json.loads((final / "summary.json").read_text()))
 
+    def runs_of(self, frame: pd.DataFrame) -> list[Run]:
+        """The runs named by a frame's ``dataset`` and ``run_id`` columns (e.g. ``regimes.representatives``)."""
+        runs = [self._read(self.root / d / r) if (self.root / d / r).exists() else None
+                for d, r in frame[["dataset", "run_id"]].itertuples(index=False)]
+        missing = [r for r, run in zip(frame.run_id, runs) if run is None]
+        if missing:
+            raise KeyError(f"runs {missing} are not in the store {self.root}: run the sweep that makes them first")
+        return runs
+
     def runs(self, dataset: str | None = None) -> Iterator[Run]:
         folders = [self.root / dataset] if dataset else sorted(p for p in self.root.glob("*") if p.is_dir())
         for folder in folders:

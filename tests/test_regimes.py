@@ -95,3 +95,11 @@ def test_shape_spread_per_size_bin():
     s = regimes.shape_spread(configs).set_index("bin")
     assert s.loc[3.0, "spread"] == pytest.approx(0.1) and s.loc[3.0, "shapes"] == 2
     assert s.loc[5.0, "configs"] == 1 and s.loc[5.0, "spread"] == 0
+
+
+def test_representatives_follow_the_rule():
+    f = frames(runs("p100", 100, [0.1] * 3), *(runs(f"p{p}", p, [0.95] * 3) for p in (200, 300, 400, 500)))
+    f.loc[f.config_id == "p300", "shape"] = "mixed"  # a Phase-1 shape: not a square network, never picked
+    reps = regimes.representatives(regimes.configurations(f), f, per_group=3)
+    assert reps.n_params.tolist() == [200, 400, 500]  # smallest stable, middle rank, largest
+    assert reps.run_id.tolist() == ["p200-0", "p400-0", "p500-0"] and reps.size_rank.tolist() == [0, 1, 2]

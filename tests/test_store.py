@@ -83,3 +83,13 @@ def test_a_store_of_another_format_is_refused(tmp_path):
     (tmp_path / "minarch-store.json").write_text(json.dumps({"format": 99}))
     with pytest.raises(StoreError, match="format 99, this minarch reads format 1"):
         Store(tmp_path)
+
+
+def test_runs_of_a_frame_and_a_clear_error_for_missing_ones(tmp_path, trained):
+    import pandas as pd
+    cfg, result = trained
+    store = Store(tmp_path)
+    store.put(cfg, result)
+    assert [r.config for r in store.runs_of(pd.DataFrame({"dataset": ["mnist"], "run_id": [cfg.run_id]}))] == [cfg]
+    with pytest.raises(KeyError, match="runs \\['0000'\\] are not in the store"):
+        store.runs_of(pd.DataFrame({"dataset": ["mnist"], "run_id": ["0000"]}))

@@ -1,0 +1,38 @@
+"""The four analyses end to end on a small store of real MNIST runs: the shapes of the paper's claims."""
+import pytest
+from conftest import real_mnist
+
+from minarch_core import pruning, quantization, regimes, sweep
+from minarch_core.config import RunConfig
+from minarch_core.store import Store
+
+
+@pytest.fixture(scope="module")
+def real_store(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("real-store"))
+    configs = [RunConfig("mnist", "dnn", {"widths": [w] * d}, seed=s, epochs=3, train_per_class=200)
+               for w in (1, 64) for d in (1, 2) for s in (0, 1, 2)]
+    sweep.run(configs, store, device="cpu", progress=False)
+    return store
+
+
+@real_mnist
+def test_regimes_minimal_params_and_representatives(real_store):
+    f = regimes.run_features(real_store.table("mnist"), real_store.histories("mnist"))
+    c = regimes.configurations(f).set_index("width")
+    assert (c.loc[1, "regime"] == "unstable").all() and (c.loc[64, "regime"] != "unstable").all()
+    m = regimes.minimal_params(f, n_boot=200).iloc[0]
+    assert 811 < m.min_params <= c.loc[64, "n_params"].min()
+    reps = regimes.representatives(regimes.configurations(f), f, per_group=2)
+    assert sorted(reps.depth) == [1, 2] and (reps.width == 64).all()
+    assert [r.run_id for r in real_store.runs_of(reps)] == reps.run_id.tolist()
+
+
+@real_mnist
+def test_pruning_and_quantization_on_real_models(real_store):
+    run = real_store.get(RunConfig("mnist", "dnn", {"widths": [64, 64]}, seed=0, epochs=3, train_per_class=200))
+    p = pruning.redundancy(pruning.curves([run], sparsities=(0, 0.3, 0.6, 0.9, 0.99))).iloc[0]
+    assert p.dense_acc > 0.8 and p.redundancy >= 0.3 and p.collapse_at == 0.99
+    qc = quantization.tolerance(quantization.curves([run], precisions=("float32", 8, 4, 2))).iloc[0]
+    assert abs(qc.drop_8bit) < 0.01 < qc.drop_2bit and qc.min_bits <= 8
+    assert quantization.int8_crosscheck(run)["argmax_agreement"] > 0.999
