@@ -5,12 +5,13 @@ BIN     = $(VENV)/bin
 # The data root (MINARCH_DATA, default ./data); this project's CI keeps the datasets in ../shared/data.
 export MINARCH_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),data)
 
-DATASET ?= mnist
-PROFILE ?= quick
-FAMILY  ?= dnn
-WORKERS ?= 2
+PROFILE  ?= quick
+DATASETS ?= mnist,fashion_mnist,cifar10
+WORKERS  ?= 2
+DATASET  ?= mnist
+FAMILY   ?= dnn
 
-.PHONY: setup run test clean
+.PHONY: setup book sweep test clean
 
 # Install the pinned stack into a project virtual environment (again only when the pins change).
 setup: $(VENV)/.installed
@@ -20,8 +21,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-# The main job, until the book exists: a sweep of the default profile that prints its table.
-run: setup
+# The main job: execute every chapter with papermill and build the HTML book in _build/html.
+book: setup
+	$(BIN)/minarch book --profile $(PROFILE) --datasets $(DATASETS) --workers $(WORKERS)
+
+# One sweep, printed as a table (the CLI without the book).
+sweep: setup
 	$(BIN)/minarch sweep --dataset $(DATASET) --profile $(PROFILE) --family $(FAMILY) \
 		--executor process --workers $(WORKERS)
 

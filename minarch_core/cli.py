@@ -1,4 +1,4 @@
-"""The ``minarch`` command: run a sweep of a profile on a dataset and print its table."""
+"""The ``minarch`` command: sweeps, single chapters and the whole book."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +14,7 @@ from .store import Store
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _sweep(args)
+        return {"sweep": _sweep, "book": _book, "chapter": _chapter}[args.command](args)
     except MinarchError as err:
         print(f"minarch: error: {err}", file=sys.stderr)
         return 2
@@ -49,6 +49,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", default=None, help="also write the full per-run table to this CSV file")
     s.add_argument("--dry-run", action="store_true", help="count the runs, train nothing")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    b = commands.add_parser(
+        "book", help="execute every chapter with papermill and build the HTML book",
+        description="Execute every chapter notebook with papermill (sweep, regimes, pruning, quantization per "
+                    "dataset, then findings and reproducing) into book/, then build _build/html with Jupyter Book. "
+                    "Runs already in the store are not trained again.")
+    b.add_argument("--profile", default="quick", choices=list(profiles.PROFILES), help="size of the study")
+    b.add_argument("--datasets", default=",".join(data.DATASETS), help="comma-separated datasets (default: all)")
+    b.add_argument("--workers", type=int, default=1, help="parallel training processes in the sweep chapters")
+    b.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    b.add_argument("--results", default=None, help="run store folder [MINARCH_RESULTS, default ./results]")
+    b.add_argument("--data", default=None, help="data root [MINARCH_DATA, default ./data]")
+    b.add_argument("--no-html", action="store_true", help="execute the notebooks only, do not build the HTML")
+    b.add_argument("--log", action="store_true", help="stream each notebook's output while it runs")
+
+    c = commands.add_parser(
+        "chapter", help="re-run one chapter notebook with papermill",
+        description="Execute one chapter notebook (from notebooks/<name>.py) with papermill parameters into "
+                    "book/<dataset>/<name>.ipynb, or into --output.")
+    c.add_argument("name", help="sweep, regimes, pruning, quantization (per dataset), method, findings, reproducing")
+    c.add_argument("--dataset", default="mnist", choices=sorted(data.DATASETS), help="the dataset of the chapter")
+    c.add_argument("--profile", default="quick", choices=list(profiles.PROFILES), help="size of the study")
+    c.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="another papermill parameter, e.g. -p seeds 5 -p workers 2 (repeatable)")
+    c.add_argument("--output", default=None, help="where to write the executed notebook")
     return parser
 
 
@@ -72,6 +97,40 @@ def _sweep(args) -> int:
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.precision", 4):
         print(sweep.overview(table).to_string(index=False))
     return 0
+
+
+def _book(args) -> int:
+    from . import pipeline
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    out = pipeline.build(args.profile, datasets, workers=args.workers, device=args.device, results=args.results,
+                         data_root=args.data, html=not args.no_html, log=args.log)
+    print(f"book: {out / 'index.html' if not args.no_html else out}")
+    return 0
+
+
+def _chapter(args) -> int:
+    from . import pipeline
+    params = {"profile": args.profile}
+    if args.name in pipeline.CHAPTERS:
+        params["dataset"] = args.dataset
+    params.update({name: _value(value) for name, value in args.parameter})
+    folder = pipeline.ROOT / "book" / (args.dataset if args.name in pipeline.CHAPTERS else "")
+    output = args.output or folder / f"{args.name}.ipynb"
+    seconds = pipeline.execute(args.name, output, params, log=True)
+    print(f"{output} executed in {seconds:.1f} s")
+    return 0
+
+
+def _value(text: str):
+    """A parameter value as papermill's -p reads it: None, True/False, int, float, else the string."""
+    if text in ("None", "True", "False"):
+        return {"None": None, "True": True, "False": False}[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _executor(args):

@@ -179,6 +179,16 @@ def representatives(configs: pd.DataFrame, features: pd.DataFrame, per_group: in
     return out.assign(run_id=out.config_id.map(first_run))
 
 
+def examples(configs: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """One example configuration per regime (per dataset), for learning curves: the one at the median parameter
+    count of that regime's configurations. Returns every seed's run, labelled with regime and architecture."""
+    picks = configs.sort_values("n_params").groupby(["dataset", "regime"], sort=True).apply(
+        lambda g: g.iloc[(len(g) - 1) // 2], include_groups=False).reset_index()
+    arch = picks.get("widths", pd.Series(index=picks.index, dtype=object)).fillna(picks.width.astype(str))
+    picks["label"] = picks.regime + ": " + picks.family + " " + arch.astype(str)
+    return features[["run_id", "config_id", "seed"]].merge(picks[["config_id", "regime", "label", "n_params"]])
+
+
 def thresholds_table(th: Thresholds = Thresholds()) -> pd.DataFrame:
     """The thresholds in force, for the book's method chapter."""
     return pd.DataFrame({"threshold": list(asdict(th)), "value": list(asdict(th).values())})

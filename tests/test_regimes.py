@@ -103,3 +103,10 @@ def test_representatives_follow_the_rule():
     reps = regimes.representatives(regimes.configurations(f), f, per_group=3)
     assert reps.n_params.tolist() == [200, 400, 500]  # smallest stable, middle rank, largest
     assert reps.run_id.tolist() == ["p200-0", "p400-0", "p500-0"] and reps.size_rank.tolist() == [0, 1, 2]
+
+
+def test_examples_pick_the_median_configuration_of_each_regime():
+    f = frames(runs("u", 100, [0.1] * 2), *(runs(f"l{p}", p, [0.95] * 2) for p in (200, 300, 400)))
+    ex = regimes.examples(regimes.configurations(f), f)
+    assert sorted(set(zip(ex.regime, ex.config_id))) == [("learning", "l300"), ("unstable", "u")]
+    assert len(ex) == 4 and ex.label.str.startswith(("learning: dnn", "unstable: dnn")).all()

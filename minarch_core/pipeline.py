@@ -1,0 +1,141 @@
+"""Build the book: execute every chapter notebook with papermill, in dependency order, then compile the HTML.
+
+For each dataset: sweep -> regimes -> pruning -> quantization; then the cross-dataset findings and the reproducing
+chapter. Notebooks are read from their jupytext ``.py`` sources and written, executed, to ``book/<dataset>/``. A
+notebook that fails stops the build with its name, cell and error; it is kept in ``_build/failed/`` for inspection,
+and neither the previous executed notebook nor the previous HTML book is touched. The HTML is built into a staging
+folder and swapped into ``_build/html`` only when Jupyter Book succeeds (warnings count as errors).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import papermill
+import yaml
+
+from . import data, profiles
+from .errors import ConfigError, MinarchError
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ("sweep", "regimes", "pruning", "quantization")  # per dataset, in dependency order
+BOOK_CHAPTERS = ("method", "findings", "reproducing")  # once per book
+TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+
+
+class ChapterError(MinarchError):
+    """A chapter notebook raised an error while executing."""
+
+
+def execute(chapter: str, output: Path, parameters: dict, cell_timeout: int | None = None, log: bool = False) -> float:
+    """Execute ``notebooks/<chapter>.py`` with ``parameters`` into ``output``; the seconds it took."""
+    source = ROOT / "notebooks" / f"{chapter}.py"
+    if not source.exists():
+        raise ConfigError(f"unknown chapter {chapter!r}: choose one of {[*CHAPTERS, *BOOK_CHAPTERS]}")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    running = output.with_name(f".{output.stem}.running.ipynb")
+    start = time.perf_counter()
+    os.environ.setdefault("MINARCH_PROGRESS", "0")
+    try:
+        papermill.execute_notebook(jupytext.read(source), str(running), parameters=parameters, kernel_name="python3",
+                                   language="python", log_output=log, progress_bar=False, cwd=str(ROOT),
+                                   execution_timeout=cell_timeout)
+    except papermill.PapermillExecutionError as err:
+        kept = ROOT / "_build" / "failed" / f"{output.parent.name}-{output.name}"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(running, kept)
+        raise ChapterError(f"chapter {chapter!r} ({parameters.get('dataset', 'all datasets')}) failed in cell "
+                           f"{err.exec_count}: {err.ename}: {err.evalue}\n  the executed notebook is kept at {kept}; "
+                           f"the previous book is untouched") from None
+    os.replace(running, output)
+    return time.perf_counter() - start
+
+
+def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 1, device: str = "auto",
+          results: str | None = None, data_root: str | None = None, html: bool = True,
+          cell_timeout: int | None = 6 * 3600, log: bool = False) -> Path:
+    """Execute every chapter for every dataset, then build the HTML book; returns ``_build/html``."""
+    profiles.get(profile)
+    datasets = [data.spec(d).name for d in datasets]
+    book = ROOT / "book"
+    common = dict(profile=profile, results=results, renderer="book", figures=str(book / "figures"))
+    started, timings = datetime.datetime.now(datetime.timezone.utc), []
+    execute("method", book / "method.ipynb", {"profile": profile}, cell_timeout, log)
+    for dataset in datasets:
+        for chapter in CHAPTERS:
+            params = dict(common, dataset=dataset, device=device, data=data_root, workers=workers)
+            seconds = execute(chapter, book / dataset / f"{chapter}.ipynb", params, cell_timeout, log)
+            timings.append({"dataset": dataset, "chapter": chapter, "seconds": round(seconds, 1)})
+            print(f"  {dataset:>13} {chapter:<13} {seconds:7.1f} s", flush=True)
+    seconds = execute("findings", book / "findings.ipynb", dict(common, datasets=",".join(datasets)), cell_timeout, log)
+    timings.append({"dataset": "all", "chapter": "findings", "seconds": round(seconds, 1)})
+    info = {"commit": _commit(), "profile": profile, "datasets": datasets, "started": started.strftime("%Y-%m-%d %H:%M UTC"),
+            "seconds": sum(t["seconds"] for t in timings), "notebooks": timings,
+            "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores" + _gpu()}
+    (book / "build-info.json").write_text(json.dumps(info, indent=1))
+    execute("reproducing", book / "reproducing.ipynb", {"build_info": str(book / "build-info.json")}, cell_timeout, log)
+    return compile_html(datasets) if html else book
+
+
+def compile_html(datasets) -> Path:
+    """Build the HTML book from the executed notebooks into a staging folder, then swap it into ``_build/html``."""
+    staging = ROOT / "_build" / ".staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    toc = staging / "_toc.yml"
+    toc.write_text(yaml.safe_dump(table_of_contents(datasets), sort_keys=False))
+    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--path-output", str(staging),
+               "--toc", str(toc), "-W", "--keep-going"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ChapterError(f"jupyter-book build failed (the previous book is untouched):\n"
+                           f"{(done.stdout + done.stderr)[-3000:]}")
+    built = staging / "_build" / "html"
+    if (ROOT / "book" / "figures").exists():
+        shutil.copytree(ROOT / "book" / "figures", built / "figures")
+    final, old = ROOT / "_build" / "html", ROOT / "_build" / ".html-old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.rename(final, old)
+    os.rename(built, final)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def table_of_contents(datasets) -> dict:
+    """The book's table of contents for the datasets built (``_toc.yml`` holds the full book)."""
+    full = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    keep = {f"book/{d}/" for d in datasets}
+    parts = []
+    for part in full["parts"]:
+        chapters = [c for c in part["chapters"] if not c["file"].count("/") == 2 or
+                    any(c["file"].startswith(k) for k in keep)]
+        if chapters:
+            parts.append({**part, "chapters": chapters})
+    return {**full, "parts": parts}
+
+
+def _commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("+uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def _gpu() -> str:
+    import torch
+    return f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"

@@ -1,0 +1,87 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Findings across datasets
+#
+# The paper's claims, one by one, beside what this book measured on the datasets below. Every number on this page
+# is computed from the tables the dataset chapters saved; the verdicts follow simple stated rules, so a reader can
+# disagree with a rule and still check the numbers.
+
+# %% tags=["parameters"]
+datasets = "mnist,fashion_mnist,cifar10"
+profile = "quick"
+results = None
+renderer = "default"
+figures = None
+
+# %%
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown
+
+from minarch_core import chapter, plots, regimes
+
+names = [d.strip() for d in str(datasets).split(",") if d.strip()]
+ch = chapter.open_chapter(names[0], profile, results=results, renderer=renderer, figures=figures)
+load = lambda name: pd.concat([ch.load(name, d).assign(dataset=d) for d in names], ignore_index=True)  # noqa: E731
+configs, minimal, redundancy, tolerance = (load(n) for n in ("configurations", "minimal", "redundancy", "tolerance"))
+ch.figure(plots.summary(minimal, redundancy[redundancy.scope == "global"], tolerance[tolerance.granularity == "tensor"]),
+          "summary", folder="findings")
+
+# %%
+rows = []
+
+regime_counts = configs.groupby(["dataset", "regime"]).size().unstack(fill_value=0)
+medians = configs.groupby("regime").n_params.median()
+ordered = all(r in medians for r in regimes.REGIMES) and medians["unstable"] < medians["learning"] < medians["overfitting"]
+rows.append(("Three regimes (unstable, learning, overfitting), ordered by parameter count",
+             "; ".join(f"{d}: " + ", ".join(f"{n} {r}" for r, n in c.items() if n) for d, c in regime_counts.iterrows())
+             + f". Median size: " + ", ".join(f"{r} {medians.get(r, np.nan):,.0f}" for r in regimes.REGIMES),
+             "agrees" if ordered else "partly"))
+
+spread = pd.concat([regimes.shape_spread(configs[configs.dataset == d]) for d in names], ignore_index=True)
+lo, hi = spread[spread.params_max < 1e4].spread.median(), spread[spread.params_min >= 1e4].spread.median()
+rows.append(("Shape barely matters for larger models; parameter count dominates",
+             f"median accuracy spread across shapes and depths at matched size: {lo:.1%} below 10k parameters, "
+             f"{hi:.1%} from 10k on", "agrees" if hi < lo / 2 else "differs"))
+
+m = minimal.dropna(subset=["min_params"])
+rows.append(("A minimal number of learnable parameters for stable learning, growing with task difficulty",
+             "; ".join(f"{r.dataset} {r.family}: {r.min_params:,.0f}" for r in m.itertuples()) or "not reached",
+             "agrees" if len(m) else "differs"))
+
+g = redundancy[(redundancy.scope == "global") & (redundancy.family == "dnn")]
+by_depth = g.groupby("depth").redundancy.mean()
+deeper = by_depth.is_monotonic_increasing and by_depth.iloc[-1] > by_depth.iloc[0]
+rows.append((">60 % of parameters prunable with little loss; deeper networks more resilient",
+             "mean global redundancy by depth: " + ", ".join(f"{d}: {v:.0%}" for d, v in by_depth.items())
+             + f"; maximum {g.redundancy.max():.0%}",
+             "agrees" if deeper and g.redundancy.max() >= 0.6 else "partly" if g.redundancy.max() >= 0.6 else "differs"))
+
+t = tolerance[tolerance.granularity == "tensor"]
+corr = t[["n_params", "drop_4bit"]].assign(n_params=np.log10(t.n_params)).corr(method="spearman").iloc[0, 1]
+per_dataset = t.groupby("dataset").drop_4bit.mean()
+rows.append(("Quantization hurts smaller models, and harder datasets, more",
+             f"rank correlation of size and 4-bit accuracy drop: {corr:+.2f}; mean 4-bit drop: "
+             + ", ".join(f"{d} {v:.1%}" for d, v in per_dataset.items()),
+             "agrees" if corr < 0 else "differs"))
+
+Markdown("| the paper | this book | verdict |\n|---|---|---|\n"
+         + "\n".join(f"| {a} | {b} | **{c}** |" for a, b, c in rows))
+
+# %% [markdown]
+# Where a verdict says *partly* or *differs*, the dataset chapters show why; small profiles (few seeds, short
+# training, data subsets) blur the borders between regimes, and the `paper` profile is the one to settle them.

@@ -1,0 +1,119 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Method
+#
+# The paper (Zheng et al., arXiv 2601.17987) publishes its questions and findings but not its code, training
+# settings or definitions. Where it is silent, this book makes a choice, states it here, and makes it a parameter.
+# Every value on this page is read from the code that the other chapters run.
+
+# %% tags=["parameters"]
+profile = "quick"
+
+# %%
+import dataclasses
+
+import pandas as pd
+
+from minarch_core import config, data, models, profiles, pruning, quantization, regimes
+from minarch_core.chapter import check
+
+check("profile", profile)
+
+# %% [markdown]
+# ## Data
+#
+# MNIST, Fashion-MNIST and CIFAR-10 with their official test sets. A fixed validation set (the same for every run)
+# is carved from each official training set, class by class; quick profiles may train on a stratified subset of
+# the rest. Images are normalised per channel with the published training-set statistics; no augmentation (this is
+# a study of capacity). CIFAR-10 keeps its colour (3,072 inputs when flattened).
+
+# %%
+pd.DataFrame([{"dataset": d.name, "channel mean": d.mean, "channel std": d.std} for d in data.DATASETS.values()])
+
+# %% [markdown]
+# ## Training
+#
+# Plain minibatch training with PyTorch's default initialisation and ReLU, for a fixed number of epochs without
+# early stopping (so that overfitting can show), with a clean evaluation of train, validation and test loss and
+# accuracy after every epoch (epoch 0 is the untrained model). A run is identified by the hash of its full config;
+# `seed` fixes both the initial weights and the order of the examples. The defaults:
+
+# %%
+defaults = {f.name: f.default for f in dataclasses.fields(config.RunConfig)
+            if f.default is not dataclasses.MISSING}
+pd.Series(defaults, name="default").to_frame()
+
+# %% [markdown]
+# ## Architectures
+#
+# - **DNN shapes (Phase 1).** The size of a network is its first hidden layer's width, a rung of the paper's
+#   12-width ladder; each further layer moves one rung up (`+`), down (`-`) or stays (`=`), clamped at the ladder's
+#   ends: 3^(L-1) patterns for depth L, 480 configurations for depths 1 to 4 (428 distinct networks; clamped
+#   patterns that coincide are trained once).
+# - **Square DNNs, CNNs, ViTs (Phase 2).** Square DNNs repeat one width; the CNN is one 3x3 convolution (stride 1,
+#   no padding), ReLU, flatten, linear classifier, its capacity set by the number of channels; the ViT is a standard
+#   pre-norm Vision Transformer (patch embedding, class token, learned positions) whose embedding width is swept.
+
+# %%
+pd.DataFrame({"ladder": models.LADDER})
+
+# %%
+pd.DataFrame([{"shape": s.pattern or "(one layer)", "widths from size 10": s.widths}
+              for s in models.phase1_shapes(depths=(1, 2, 3), sizes=(10,))]).T
+
+# %% [markdown]
+# ## Profiles
+#
+# A profile fixes the size of the study: seeds, epochs, training data and grids. This book was built with the
+# profile named in the reproducing chapter; every field can be overridden per chapter with papermill parameters.
+
+# %%
+pd.DataFrame([{k: v for k, v in dataclasses.asdict(p).items()} for p in profiles.PROFILES.values()]).set_index("name").T
+
+# %% [markdown]
+# ## Convergence regimes
+#
+# Decided per configuration from its seeds: a seed **failed** when it diverged or ended below chance plus
+# `fail_margin`; a configuration is **unstable** when more than `max_failed` of its seeds failed or its seeds'
+# final test accuracies have a standard deviation above `max_std`; otherwise **overfitting** when its validation
+# loss ends more than `max_upturn` (relative) above its minimum or its train-test accuracy gap exceeds `max_gap`;
+# otherwise **learning**. The minimal number of learnable parameters is the smallest count from which every larger
+# configuration of the family is stable; its interval comes from resampling each configuration's seeds.
+
+# %%
+regimes.thresholds_table()
+
+# %% [markdown]
+# ## Pruning and quantization
+#
+# Both study **representative models** chosen by rule: per dataset, family and depth (square DNNs), the smallest
+# and the largest stable configuration and one between, seed 0 of each.
+#
+# - **Pruning**: L1 magnitude, unstructured, with `torch.nn.utils.prune`; every Linear and Conv2d weight (biases,
+#   LayerNorms and embeddings kept); global (one threshold) and per layer (one fraction everywhere); one-shot,
+#   without fine-tuning (the library also fine-tunes and prunes iteratively). Redundancy: the largest sparsity up
+#   to which every tested sparsity keeps test accuracy within one point of the dense model.
+# - **Quantization**: post-training and weight-only: every Linear and Conv2d weight rounded to a uniform grid
+#   (symmetric per tensor, and asymmetric per output channel) or cast to a 16-bit float type; activations and
+#   biases stay float32. The rounding equals `torch.fake_quantize_per_*_affine`, and 8 bits are cross-checked
+#   against real int8 weights in torch's int8 kernel.
+
+# %%
+pd.DataFrame({"sparsities": [f"{s:.0%}" for s in pruning.SPARSITIES]}).T
+
+# %%
+pd.DataFrame({"precisions": [str(p) for p in quantization.PRECISIONS]}).T

@@ -1,0 +1,67 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Pruning
+#
+# How much of a trained network is redundant? We remove the weights of smallest magnitude (L1 pruning, with
+# `torch.nn.utils.prune`), without retraining, at increasing sparsity, and measure test accuracy. *Global* pruning
+# ranks all weights of the network together; *per-layer* pruning removes the same fraction from every layer.
+# Biases are kept. The models are the representatives chosen by rule in the regimes chapter.
+
+# %% tags=["parameters"]
+dataset = "mnist"
+profile = "quick"
+seeds = None
+epochs = None
+train_per_class = None
+device = "auto"
+results = None
+data = None
+workers = 1
+renderer = "default"
+figures = None
+
+# %%
+import pandas as pd
+from IPython.display import Markdown
+
+from minarch_core import chapter, plots, pruning
+
+ch = chapter.open_chapter(dataset, profile, seeds, epochs, train_per_class, device, results, data, workers,
+                          renderer, figures)
+models = ch.store.runs_of(ch.load("representatives"))
+curves = ch.save("pruning", pd.concat([pruning.curves(models, scope=scope) for scope in pruning.SCOPES],
+                                      ignore_index=True))
+ch.figure(plots.pruning_curves(curves), "pruning")
+
+# %% [markdown]
+# The redundancy of a model is the largest sparsity up to which every tested sparsity keeps test accuracy within
+# one point of the dense model.
+
+# %%
+redundancy = ch.save("redundancy", pruning.redundancy(curves))
+ch.figure(plots.redundancy_bars(redundancy), "redundancy")
+
+# %%
+g = redundancy[redundancy.scope == "global"]
+by_depth = g[g.family == "dnn"].groupby("depth").redundancy.mean()
+Markdown(f"Global pruning: the representative DNNs keep their accuracy up to a mean sparsity of "
+         + ", ".join(f"**{v:.0%}** at depth {d}" for d, v in by_depth.items())
+         + f". The most redundant model tolerates **{g.redundancy.max():.0%}** sparsity; "
+         f"{(g.redundancy >= 0.6).sum()} of {len(g)} models tolerate 60 % or more.")
+
+# %%
+redundancy.round(4)

@@ -1,0 +1,100 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Convergence regimes
+#
+# Does a configuration learn reliably, learn only for some seeds, or learn and then overfit? The paper reports
+# three regimes organised along the number of learnable parameters. Its operational definitions are unpublished;
+# ours decide from the seeds of each configuration (the thresholds are in the table below and in the method
+# chapter): **unstable** when seeds fail (stay near chance or diverge) or scatter, **overfitting** when the
+# validation loss climbs back after its minimum or train accuracy runs ahead of test accuracy, **learning**
+# otherwise.
+
+# %% tags=["parameters"]
+dataset = "mnist"
+profile = "quick"
+seeds = None
+epochs = None
+train_per_class = None
+device = "auto"
+results = None
+data = None
+workers = 1
+renderer = "default"
+figures = None
+
+# %%
+from IPython.display import Markdown
+
+from minarch_core import chapter, plots, regimes
+
+ch = chapter.open_chapter(dataset, profile, seeds, epochs, train_per_class, device, results, data, workers,
+                          renderer, figures)
+features = ch.features()
+configs = regimes.configurations(features)
+regimes.thresholds_table()
+
+# %%
+counts = configs.pivot_table(index="family", columns="regime", values="config_id", aggfunc="count", fill_value=0)
+counts
+
+# %% [markdown]
+# ## The minimal number of learnable parameters
+#
+# The minimal count of a family is the smallest parameter count from which every larger configuration is stable
+# (learning or overfitting). The interval resamples the seeds of every configuration (1,000 bootstrap draws)
+# and reclassifies. The dashed line and band in the figure mark it; square DNNs of every depth share one panel.
+
+# %%
+minimal = ch.save("minimal", regimes.minimal_params(features))
+ch.figure(plots.phase2(configs, minimal), "phase2")
+
+# %%
+def fmt(row):
+    if row.min_params != row.min_params:  # NaN: never reached
+        return f"- **{row.family}**: not reached within the grid"
+    return (f"- **{row.family}**: {row.min_params:,.0f} parameters (95% interval {row.ci_low:,.0f} to "
+            f"{row.ci_high:,.0f})")
+
+
+Markdown("Minimal learnable parameters for stable learning on " + dataset + ":\n\n"
+         + "\n".join(fmt(r) for r in minimal.itertuples()))
+
+# %% [markdown]
+# A smooth view of the same data: a logistic curve of mean test accuracy against log10(parameters) per family,
+# and the parameter counts at which it has climbed 50 %, 90 % and 99 % of the way from its floor to its plateau.
+
+# %%
+plateau = ch.save("plateau", regimes.fit_plateau(configs))
+plateau.round(4)
+
+# %% [markdown]
+# ## How each regime learns
+#
+# Loss against epoch, for every seed of one example configuration per regime (the one at the median size of the
+# regime): unstable networks plateau high and differ by seed; overfitting ones see their validation loss turn up.
+
+# %%
+examples = regimes.examples(configs, features)
+ch.figure(plots.learning_curves(ch.store.histories(configs=ch.configs()), examples), "learning_curves")
+
+# %%
+reps = ch.save("representatives", regimes.representatives(configs, features))
+Markdown(f"The pruning and quantization chapters study **{len(reps)} representative models**, chosen by rule: "
+         "per family and depth, the smallest and the largest stable configuration and one between (seed 0).")
+
+# %%
+reps[["family", "depth", "width", "n_params", "regime", "test_mean", "run_id"]]

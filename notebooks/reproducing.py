@@ -1,0 +1,62 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Reproducing this book
+#
+# Everything in this book is computed by the code in `minarch_core`, called from the notebooks in `notebooks/`,
+# executed by papermill and compiled by Jupyter Book. This page records what built the copy you are reading.
+
+# %% tags=["parameters"]
+build_info = "book/build-info.json"
+
+# %%
+import json
+import platform
+from importlib.metadata import version
+
+import pandas as pd
+import torch
+from IPython.display import Markdown
+
+info = json.load(open(build_info))
+Markdown(f"Built from commit `{info['commit']}` with profile **`{info['profile']}`** on "
+         f"{', '.join(info['datasets'])}, on {info['started']}; executing the notebooks took "
+         f"**{info['seconds'] / 60:.1f} minutes** on {info['machine']}.")
+
+# %% [markdown]
+# ## Commands
+#
+# ```bash
+# make book                                   # set up .venv, run every chapter with papermill, build the HTML
+# make book PROFILE=smoke DATASETS=mnist      # a quick look: one dataset, the CI profile
+# make test                                   # the test suite (what CI runs)
+# .venv/bin/minarch chapter pruning --dataset cifar10 --profile quick   # re-run one chapter
+# .venv/bin/papermill notebooks/pruning.ipynb out.ipynb -p dataset cifar10 -p profile quick   # the same, by hand
+# ```
+#
+# Executed notebooks land in `book/<dataset>/`, figures as SVG and PNG in `book/figures/`, the HTML in
+# `_build/html`. Runs live in the store (`results/` or `MINARCH_RESULTS`); a rebuild trains only what is missing.
+
+# %%
+pd.DataFrame(info["notebooks"]).assign(minutes=lambda d: (d.seconds / 60).round(2)).drop(columns="seconds")
+
+# %%
+packages = ["torch", "torchvision", "numpy", "pandas", "scipy", "altair", "papermill", "jupytext", "jupyter-book"]
+pd.DataFrame({"package": packages + ["python"], "version": [version(p) for p in packages] + [platform.python_version()]})
+
+# %%
+Markdown(f"Torch runs {torch.get_num_threads()} threads here; CUDA {'is' if torch.cuda.is_available() else 'is not'} "
+         "available. Every package version is pinned in `constraints.txt`.")
