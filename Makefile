@@ -11,7 +11,7 @@ WORKERS  ?= 2
 DATASET  ?= mnist
 FAMILY   ?= dnn
 
-.PHONY: setup book sweep test clean
+.PHONY: setup browser book sweep test clean
 
 # Install the pinned stack into a project virtual environment (again only when the pins change).
 setup: $(VENV)/.installed
@@ -30,8 +30,15 @@ sweep: setup
 	$(BIN)/minarch sweep --dataset $(DATASET) --profile $(PROFILE) --family $(FAMILY) \
 		--executor process --workers $(WORKERS)
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
+
+# Debian's Chromium and ChromeDriver for the book's browser test (which is skipped where they cannot be had).
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "chromium is not installed and cannot be here: the browser test will be skipped"; fi; fi
 
 clean:
 	rm -rf _build .pytest_cache

@@ -25,7 +25,7 @@ import yaml
 from . import data, profiles
 from .errors import ConfigError, MinarchError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: notebooks/, book/ sources, _config.yml, _toc.yml
 CHAPTERS = ("sweep", "regimes", "pruning", "quantization")  # per dataset, in dependency order
 BOOK_CHAPTERS = ("method", "findings", "reproducing")  # once per book
 TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
@@ -35,8 +35,10 @@ class ChapterError(MinarchError):
     """A chapter notebook raised an error while executing."""
 
 
-def execute(chapter: str, output: Path, parameters: dict, cell_timeout: int | None = None, log: bool = False) -> float:
-    """Execute ``notebooks/<chapter>.py`` with ``parameters`` into ``output``; the seconds it took."""
+def execute(chapter: str, output: Path, parameters: dict, cell_timeout: int | None = None, log: bool = False,
+            root: Path = ROOT) -> float:
+    """Execute ``notebooks/<chapter>.py`` with ``parameters`` into ``output`` (working directory ``root``); the
+    seconds it took."""
     source = ROOT / "notebooks" / f"{chapter}.py"
     if not source.exists():
         raise ConfigError(f"unknown chapter {chapter!r}: choose one of {[*CHAPTERS, *BOOK_CHAPTERS]}")
@@ -47,10 +49,10 @@ def execute(chapter: str, output: Path, parameters: dict, cell_timeout: int | No
     os.environ.setdefault("MINARCH_PROGRESS", "0")
     try:
         papermill.execute_notebook(jupytext.read(source), str(running), parameters=parameters, kernel_name="python3",
-                                   language="python", log_output=log, progress_bar=False, cwd=str(ROOT),
+                                   language="python", log_output=log, progress_bar=False, cwd=str(root),
                                    execution_timeout=cell_timeout)
     except papermill.PapermillExecutionError as err:
-        kept = ROOT / "_build" / "failed" / f"{output.parent.name}-{output.name}"
+        kept = Path(root) / "_build" / "failed" / f"{output.parent.name}-{output.name}"
         kept.parent.mkdir(parents=True, exist_ok=True)
         os.replace(running, kept)
         raise ChapterError(f"chapter {chapter!r} ({parameters.get('dataset', 'all datasets')}) failed in cell "
@@ -62,47 +64,55 @@ def execute(chapter: str, output: Path, parameters: dict, cell_timeout: int | No
 
 def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 1, device: str = "auto",
           results: str | None = None, data_root: str | None = None, html: bool = True,
-          cell_timeout: int | None = 6 * 3600, log: bool = False) -> Path:
-    """Execute every chapter for every dataset, then build the HTML book; returns ``_build/html``."""
+          cell_timeout: int | None = 6 * 3600, log: bool = False, root: Path = ROOT) -> Path:
+    """Execute every chapter for every dataset, then build the HTML book; returns ``<root>/_build/html``.
+
+    ``root`` is where the book is built: the checkout by default, or another folder, which then receives a copy of
+    the book's sources first (the tests build there, leaving a developer's own book alone)."""
     profiles.get(profile)
     datasets = [data.spec(d).name for d in datasets]
-    book = ROOT / "book"
+    root = Path(root)
+    if root.resolve() != ROOT:
+        _copy_sources(root)
+    book = root / "book"
+    run = lambda name, out, params: execute(name, out, params, cell_timeout, log, root)  # noqa: E731
     common = dict(profile=profile, results=results, renderer="book", figures=str(book / "figures"))
     started, timings = datetime.datetime.now(datetime.timezone.utc), []
-    execute("method", book / "method.ipynb", {"profile": profile}, cell_timeout, log)
+    run("method", book / "method.ipynb", {"profile": profile})
     for dataset in datasets:
         for chapter in CHAPTERS:
             params = dict(common, dataset=dataset, device=device, data=data_root, workers=workers)
-            seconds = execute(chapter, book / dataset / f"{chapter}.ipynb", params, cell_timeout, log)
+            seconds = run(chapter, book / dataset / f"{chapter}.ipynb", params)
             timings.append({"dataset": dataset, "chapter": chapter, "seconds": round(seconds, 1)})
             print(f"  {dataset:>13} {chapter:<13} {seconds:7.1f} s", flush=True)
-    seconds = execute("findings", book / "findings.ipynb", dict(common, datasets=",".join(datasets)), cell_timeout, log)
+    seconds = run("findings", book / "findings.ipynb", dict(common, datasets=",".join(datasets)))
     timings.append({"dataset": "all", "chapter": "findings", "seconds": round(seconds, 1)})
     info = {"commit": _commit(), "profile": profile, "datasets": datasets, "started": started.strftime("%Y-%m-%d %H:%M UTC"),
             "seconds": sum(t["seconds"] for t in timings), "notebooks": timings,
             "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores" + _gpu()}
     (book / "build-info.json").write_text(json.dumps(info, indent=1))
-    execute("reproducing", book / "reproducing.ipynb", {"build_info": str(book / "build-info.json")}, cell_timeout, log)
-    return compile_html(datasets) if html else book
+    run("reproducing", book / "reproducing.ipynb", {"build_info": str(book / "build-info.json")})
+    return compile_html(datasets, root) if html else book
 
 
-def compile_html(datasets) -> Path:
+def compile_html(datasets, root: Path = ROOT) -> Path:
     """Build the HTML book from the executed notebooks into a staging folder, then swap it into ``_build/html``."""
-    staging = ROOT / "_build" / ".staging"
+    root = Path(root)
+    staging = root / "_build" / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     toc = staging / "_toc.yml"
     toc.write_text(yaml.safe_dump(table_of_contents(datasets), sort_keys=False))
-    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--path-output", str(staging),
+    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--path-output", str(staging),
                "--toc", str(toc), "-W", "--keep-going"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         raise ChapterError(f"jupyter-book build failed (the previous book is untouched):\n"
                            f"{(done.stdout + done.stderr)[-3000:]}")
     built = staging / "_build" / "html"
-    if (ROOT / "book" / "figures").exists():
-        shutil.copytree(ROOT / "book" / "figures", built / "figures")
-    final, old = ROOT / "_build" / "html", ROOT / "_build" / ".html-old"
+    if (root / "book" / "figures").exists():
+        shutil.copytree(root / "book" / "figures", built / "figures")
+    final, old = root / "_build" / "html", root / "_build" / ".html-old"
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.rename(final, old)
@@ -123,6 +133,16 @@ def table_of_contents(datasets) -> dict:
         if chapters:
             parts.append({**part, "chapters": chapters})
     return {**full, "parts": parts}
+
+
+def _copy_sources(root: Path) -> None:
+    """The book's sources (configuration, prose, static files) into another build folder."""
+    (root / "book").mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(ROOT / name, root / name)
+    for page in (ROOT / "book").glob("*.md"):
+        shutil.copy2(page, root / "book" / page.name)
+    shutil.copytree(ROOT / "book" / "_static", root / "book" / "_static", dirs_exist_ok=True)
 
 
 def _commit() -> str:

@@ -116,15 +116,17 @@ def phase1(configs: pd.DataFrame) -> alt.FacetChart:
 def phase2(configs: pd.DataFrame, minimal: pd.DataFrame) -> alt.FacetChart:
     """Figure 3: square DNNs, CNNs and ViTs: test accuracy against learnable parameters, points coloured by regime,
     with the minimal parameter count (rule) and its bootstrap interval (band) of each family."""
+    label = {"dnn": "square DNN", "cnn": "CNN", "vit": "ViT"}
     d = configs[(configs.family != "dnn") | (configs["shape"].fillna("equal") == "equal")].copy()
     d["series"] = np.where(d.family == "dnn", "DNN depth " + d.depth.astype("Int64").astype(str), d.family.str.upper())
-    label = {"dnn": "square DNN", "cnn": "CNN", "vit": "ViT"}
-    d["panel"] = d.family.map(label)
-    m = minimal.assign(panel=minimal.family.map(label)).dropna(subset=["min_params"])
+    m = minimal.dropna(subset=["min_params"])
+    data = pd.concat([d.assign(kind="config"), m.assign(kind="minimal")], ignore_index=True)  # one frame per facet
+    data["panel"] = data.family.map(label)
     pick = alt.selection_point(fields=["series"], bind="legend")
-    lines = alt.Chart().mark_line(strokeWidth=1, color="#bbb").encode(
+    configs_only = alt.Chart().transform_filter("datum.kind == 'config'")
+    lines = configs_only.mark_line(strokeWidth=1, color="#bbb").encode(
         x=LOG_PARAMS, y="test_mean:Q", detail="series:N", opacity=alt.condition(pick, alt.value(1), alt.value(0.1)))
-    points = alt.Chart().mark_point(filled=True, size=45).encode(
+    points = configs_only.mark_point(filled=True, size=45).encode(
         x=LOG_PARAMS, y=alt.Y("test_mean:Q", scale=ACCURACY, title="test accuracy (mean over seeds)"),
         color=alt.Color("regime:N", scale=REGIME_COLORS), shape=alt.Shape("series:N", title="series"),
         opacity=alt.condition(pick, alt.value(0.95), alt.value(0.1)),
@@ -132,13 +134,14 @@ def phase2(configs: pd.DataFrame, minimal: pd.DataFrame) -> alt.FacetChart:
                  alt.Tooltip("test_mean:Q", format=".4f"), alt.Tooltip("test_std:Q", format=".4f"),
                  alt.Tooltip("failed_frac:Q", format=".2f", title="failed seeds"),
                  alt.Tooltip("gap:Q", format=".3f", title="train-test gap"), "seeds:Q"])
-    band = alt.Chart(m).mark_rect(opacity=0.12, color="#2ca02c").encode(x="ci_low:Q", x2="ci_high:Q")
-    rule = alt.Chart(m).mark_rule(strokeDash=[4, 3], color="#2ca02c").encode(
+    minimal_only = alt.Chart().transform_filter("datum.kind == 'minimal'")
+    band = minimal_only.mark_rect(opacity=0.12, color="#2ca02c").encode(x="ci_low:Q", x2="ci_high:Q")
+    rule = minimal_only.mark_rule(strokeDash=[4, 3], color="#2ca02c").encode(
         x="min_params:Q", tooltip=[alt.Tooltip("min_params:Q", format=",", title="minimal parameters"),
                                    alt.Tooltip("ci_low:Q", format=","), alt.Tooltip("ci_high:Q", format=",")])
-    layered = alt.layer(alt.layer(lines, points, data=d), band, rule).properties(width=WIDTH, height=HEIGHT)
-    return layered.facet(column=alt.Column("panel:N", title=None), data=d).add_params(pick).resolve_scale(
-        x="independent").properties(title="Phase 2: regimes and the minimal number of learnable parameters")
+    return alt.layer(band, rule, lines, points).properties(width=WIDTH, height=HEIGHT).facet(
+        column=alt.Column("panel:N", title=None), data=data).add_params(pick).resolve_scale(x="independent") \
+        .properties(title="Phase 2: regimes and the minimal number of learnable parameters")
 
 
 # -- figure 4 ------------------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ class Profile:
     vit_dims: tuple[int, ...]
     vit: dict = dataclasses.field(default_factory=dict)  # the other ViT knobs, per image size (patch)
     grids: tuple[str, ...] = GRIDS  # what the profile sweeps by default
+    val_per_class: int = 500  # validation images per class, carved from the official training set
 
     def replace(self, **changes) -> Profile:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -47,7 +48,8 @@ class Profile:
         unknown = set(grids) - set(GRIDS)
         if unknown:
             raise ConfigError(f"unknown grid(s) {sorted(unknown)}: choose from {list(GRIDS)}")
-        base = dict(epochs=self.epochs, train_per_class=self.train_per_class, **training)
+        base = dict(epochs=self.epochs, train_per_class=self.train_per_class, val_per_class=self.val_per_class,
+                    **training)
         archs = []
         for grid in grids:
             archs += [("dnn", {"widths": list(w)}) for w in self.arch_grid(grid)] if grid in ("shapes", "dnn") else []
@@ -81,7 +83,7 @@ PROFILES = {
         "smoke", seeds=2, epochs=2, train_per_class=50,
         shape_sizes=(2, 10, 100), shape_depths=(1, 2),
         dnn_widths=(1, 10, 100), dnn_depths=(1, 2),
-        cnn_channels=(1, 4), vit_dims=(8,), vit={"depth": 1, "heads": 2}),
+        cnn_channels=(1, 4), vit_dims=(8,), vit={"depth": 1, "heads": 2}, val_per_class=50),
     "quick": Profile(
         "quick", seeds=3, epochs=10, train_per_class=None,
         shape_sizes=(1, 3, 10, 30, 100), shape_depths=(1, 2, 3),

@@ -1,0 +1,93 @@
+"""End to end: the smoke-profile book for every dataset, executed by papermill and built by Jupyter Book, then
+opened in headless Chromium with the network blocked."""
+import json
+import shutil
+
+import pytest
+from conftest import _has
+
+from minarch_core import data, pipeline
+
+DATASETS = list(data.DATASETS)
+pytestmark = pytest.mark.skipif(not all(_has(d) for d in DATASETS), reason="needs every dataset in MINARCH_DATA")
+PAGES = [f"book/{d}/{c}.html" for d in DATASETS for c in pipeline.CHAPTERS] + \
+        [f"book/{c}.html" for c in pipeline.BOOK_CHAPTERS] + ["book/intro.html"]
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    root = tmp_path_factory.mktemp("book")
+    html = pipeline.build("smoke", DATASETS, results=str(root / "results"), root=root)
+    return root, html
+
+
+def test_every_chapter_page_and_figure_is_built(book):
+    root, html = book
+    for page in PAGES:
+        assert (html / page).exists(), page
+    for dataset in DATASETS:
+        for figure in ("phase1", "phase2", "learning_curves", "pruning", "redundancy", "quantization"):
+            for ext in ("svg", "png"):
+                assert (html / "figures" / dataset / f"{figure}.{ext}").stat().st_size > 1000
+    info = json.loads((root / "book" / "build-info.json").read_text())
+    assert info["profile"] == "smoke" and info["datasets"] == DATASETS and info["commit"]
+    reproducing = (html / "book" / "reproducing.html").read_text()
+    assert info["commit"].split("+")[0] in reproducing and "smoke" in reproducing
+    findings = (html / "book" / "findings.html").read_text()
+    assert "the paper" in findings and "verdict" in findings
+
+
+def test_rerunning_a_chapter_trains_nothing(book):
+    root, _ = book
+    store = root / "results"
+    before = sorted(p.name for p in store.glob("*/[0-9a-f]*"))
+    pipeline.execute("sweep", root / "again.ipynb", {"dataset": "mnist", "profile": "smoke", "results": str(store)},
+                     root=root)
+    assert sorted(p.name for p in store.glob("*/[0-9a-f]*")) == before
+
+
+def test_a_failed_build_keeps_the_last_good_book(book, monkeypatch):
+    root, html = book
+    index = (html / "index.html").read_bytes()
+    toc = pipeline.table_of_contents(DATASETS)
+    toc["parts"][0]["chapters"].append({"file": "book/no-such-chapter"})
+    monkeypatch.setattr(pipeline, "table_of_contents", lambda datasets: toc)
+    with pytest.raises(pipeline.ChapterError, match="jupyter-book build failed"):
+        pipeline.compile_html(DATASETS, root)
+    assert (html / "index.html").read_bytes() == index
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("needs Debian's chromium and chromium-driver (make test installs them when it can)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1300,2000",
+                "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"):  # no network at all
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_every_chart_renders_offline_without_console_errors(book, browser):
+    from selenium.webdriver.support.ui import WebDriverWait
+    root, html = book
+    shots = root / "_build" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for page in PAGES:
+        browser.get((html / page).as_uri())
+        charts = browser.execute_script("return document.querySelectorAll('.minarch-chart').length")
+        WebDriverWait(browser, 20).until(lambda b: b.execute_script(
+            "return [...document.querySelectorAll('.minarch-chart')]"
+            ".every(d => d.querySelector('canvas, svg'))"), message=f"charts did not render on {page}")
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, f"{page}: {errors}"
+        browser.save_screenshot(str(shots / (page.replace("/", "-") + ".png")))
+        total += charts
+    assert total >= 7 * len(DATASETS)  # every figure of every dataset chapter, plus method/findings
