@@ -22,7 +22,7 @@ PARAMETERS = {
     "seeds": ((int, None), "seeds per configuration (overrides the profile)"),
     "epochs": ((int, None), "training epochs (overrides the profile)"),
     "train_per_class": ((int, None), "training images per class (overrides the profile)"),
-    "device": ((str,), "auto, cpu, cuda or cuda:N"),
+    "device": ((str, None), "auto, cpu, cuda or cuda:N; None reads MINARCH_DEVICE"),
     "results": ((str, None), "run store folder (default: MINARCH_RESULTS or ./results)"),
     "data": ((str, None), "data root (default: MINARCH_DATA or ./data)"),
     "workers": ((int,), "parallel training processes"),
@@ -54,7 +54,7 @@ class Chapter:
     dataset: str
     profile: Profile
     store: Store
-    device: str
+    device: str | None
     workers: int
     figures: Path | None
 

@@ -23,14 +23,19 @@ def main(argv=None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minarch", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    shared = argparse.ArgumentParser(add_help=False)  # the options of every command that trains or reads runs
+    shared.add_argument("--profile", default="quick", choices=list(profiles.PROFILES),
+                        help="size of the study: smoke (CI, seconds), quick (default), paper (full grids, 30 seeds)")
+    shared.add_argument("--device", default=None,
+                        help="auto (CUDA when present), cpu, cuda or cuda:N [MINARCH_DEVICE, default auto]")
+    shared.add_argument("--results", default=None, help="run store folder [MINARCH_RESULTS, default ./results]")
+    shared.add_argument("--data", default=None, help="data root [MINARCH_DATA, default ./data]")
     s = commands.add_parser(
-        "sweep", help="train every run of a profile's grids on one dataset (stored runs are reused)",
+        "sweep", parents=[shared], help="train every run of a profile's grids on one dataset (stored runs are reused)",
         description="Train every run of a profile's grids on a dataset, reusing what the run store already holds, "
                     "and print one row per configuration (seeds pooled). Interrupt it at any time: run it again "
                     "and only the missing runs are trained.")
     s.add_argument("--dataset", required=True, choices=sorted(data.DATASETS), help="the dataset to train on")
-    s.add_argument("--profile", default="quick", choices=list(profiles.PROFILES),
-                   help="size of the study: smoke (CI, seconds), quick (default), paper (full grids, 30 seeds)")
     s.add_argument("--family", action="append", choices=profiles.GRIDS, dest="grids",
                    help="grid to sweep, repeatable: shapes (Phase-1 DNN shapes), dnn (square DNNs), cnn, vit "
                         "(default: all of the profile's grids)")
@@ -43,24 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="processes for --executor process, or LocalCluster workers for dask")
     s.add_argument("--scheduler", help="address of a running Dask scheduler (with --executor dask); without it a "
                                        "LocalCluster is started on this machine")
-    s.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda or cuda:N [MINARCH_DEVICE]")
-    s.add_argument("--results", default=None, help="run store folder [MINARCH_RESULTS, default ./results]")
-    s.add_argument("--data", default=None, help="data root [MINARCH_DATA, default ./data]")
     s.add_argument("--csv", default=None, help="also write the full per-run table to this CSV file")
     s.add_argument("--dry-run", action="store_true", help="count the runs, train nothing")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     b = commands.add_parser(
-        "book", help="execute every chapter with papermill and build the HTML book",
+        "book", parents=[shared], help="execute every chapter with papermill and build the HTML book",
         description="Execute every chapter notebook with papermill (sweep, regimes, pruning, quantization per "
                     "dataset, then findings and reproducing) into book/, then build _build/html with Jupyter Book. "
                     "Runs already in the store are not trained again.")
-    b.add_argument("--profile", default="quick", choices=list(profiles.PROFILES), help="size of the study")
     b.add_argument("--datasets", default=",".join(data.DATASETS), help="comma-separated datasets (default: all)")
     b.add_argument("--workers", type=int, default=1, help="parallel training processes in the sweep chapters")
-    b.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    b.add_argument("--results", default=None, help="run store folder [MINARCH_RESULTS, default ./results]")
-    b.add_argument("--data", default=None, help="data root [MINARCH_DATA, default ./data]")
     b.add_argument("--no-html", action="store_true", help="execute the notebooks only, do not build the HTML")
     b.add_argument("--log", action="store_true", help="stream each notebook's output while it runs")
 

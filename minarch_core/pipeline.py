@@ -62,7 +62,7 @@ def execute(chapter: str, output: Path, parameters: dict, cell_timeout: int | No
     return time.perf_counter() - start
 
 
-def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 1, device: str = "auto",
+def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 1, device: str | None = None,
           results: str | None = None, data_root: str | None = None, html: bool = True,
           cell_timeout: int | None = 6 * 3600, log: bool = False, root: Path = ROOT) -> Path:
     """Execute every chapter for every dataset, then build the HTML book; returns ``<root>/_build/html``.
@@ -78,7 +78,7 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
     run = lambda name, out, params: execute(name, out, params, cell_timeout, log, root)  # noqa: E731
     common = dict(profile=profile, results=results, renderer="book", figures=str(book / "figures"))
     started, timings = datetime.datetime.now(datetime.timezone.utc), []
-    run("method", book / "method.ipynb", {"profile": profile})
+    run("method", book / "method.ipynb", {"profile": profile, "renderer": "book", "figures": common["figures"]})
     for dataset in datasets:
         for chapter in CHAPTERS:
             params = dict(common, dataset=dataset, device=device, data=data_root, workers=workers)

@@ -18,7 +18,7 @@ import pandas as pd
 REGIME_COLORS = alt.Scale(domain=["unstable", "learning", "overfitting"], range=["#d62728", "#2ca02c", "#ff7f0e"])
 LOG_PARAMS = alt.X("n_params:Q", scale=alt.Scale(type="log"), title="learnable parameters")
 ACCURACY = alt.Scale(domain=[0, 1])
-WIDTH, HEIGHT = 220, 180
+WIDTH, HEIGHT = 150, 160  # per panel: four panels and a legend fit the book's text column
 
 
 def use_renderer(name: str = "default") -> None:
@@ -225,14 +225,14 @@ def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataF
         tooltip=["dataset:N", "family:N", alt.Tooltip("min_params:Q", format=","),
                  alt.Tooltip("ci_low:Q", format=","), alt.Tooltip("ci_high:Q", format=",")])
     a = (alt.Chart(m).mark_rule().encode(x="ci_low:Q", x2="ci_high:Q", y="dataset:N", color="family:N") + a) \
-        .properties(width=220, title="Minimal parameters (95% interval)")
+        .properties(width=170, title="Minimal parameters (95% interval)")
     r = redundancy.groupby(["dataset", "depth"], as_index=False).agg(redundancy=("redundancy", "mean"),
                                                                      models=("run_id", "count"))
     b = alt.Chart(r).mark_bar().encode(
         x=alt.X("redundancy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]), title="mean redundancy"),
         y=alt.Y("depth:O"), color=alt.Color("depth:O"), row=alt.Row("dataset:N", title=None),
         tooltip=["dataset:N", "depth:O", alt.Tooltip("redundancy:Q", format=".0%"), "models:Q"]
-    ).properties(width=200, height=60, title="Redundancy by depth")
+    ).properties(width=140, height=60, title="Redundancy by depth")
     c = alt.Chart(tolerance).mark_point(filled=True, size=60).encode(
         x=alt.X("n_params:Q", scale=alt.Scale(type="log"), title="learnable parameters"),
         y=alt.Y("min_bits:Q", title="lowest bits within tolerance", scale=alt.Scale(domain=[1, 16]),
@@ -240,5 +240,6 @@ def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataF
         color=alt.Color("dataset:N"),
         tooltip=["dataset:N", "depth:O", "width:Q", alt.Tooltip("n_params:Q", format=","), "min_bits:Q",
                  alt.Tooltip("drop_4bit:Q", format="+.3f", title="drop at 4 bits")]
-    ).properties(width=220, height=180, title="Precision tolerance")
-    return alt.hconcat(a, b, c).resolve_scale(color="independent").properties(title="Across datasets")
+    ).properties(width=170, height=180, title="Precision tolerance")
+    return alt.hconcat(a, b, c).resolve_scale(color="independent").properties(title="Across datasets") \
+        .configure_legend(orient="bottom", direction="horizontal")

@@ -41,7 +41,7 @@ configs, minimal, redundancy, tolerance = (load(n) for n in ("configurations", "
 ch.figure(plots.summary(minimal, redundancy[redundancy.scope == "global"], tolerance[tolerance.granularity == "tensor"]),
           "summary", folder="findings")
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 
 regime_counts = configs.groupby(["dataset", "regime"]).size().unstack(fill_value=0)

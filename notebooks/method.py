@@ -22,16 +22,24 @@
 
 # %% tags=["parameters"]
 profile = "quick"
+renderer = "default"
+figures = None
 
 # %%
 import dataclasses
+from pathlib import Path
 
 import pandas as pd
 
-from minarch_core import config, data, models, profiles, pruning, quantization, regimes
+from minarch_core import config, data, models, plots, profiles, pruning, quantization, regimes
 from minarch_core.chapter import check
 
-check("profile", profile)
+check("profile", profile), check("renderer", renderer), check("figures", figures)
+plots.use_renderer(renderer)
+workflow = plots.workflow()
+if figures:
+    plots.save(workflow, Path(figures) / "workflow")
+workflow
 
 # %% [markdown]
 # ## Data
