@@ -118,7 +118,10 @@ def redundancy(curves_: pd.DataFrame, tolerance: float = 0.01, chance: float = 0
                      "collapse_at": float(collapsed.min()) if len(collapsed) else np.nan})
     info = [k for k in ("dataset", "family", "depth", "width", "n_params") if k in curves_]
     out = pd.DataFrame(rows)
-    return out.join(curves_.drop_duplicates("run_id").set_index("run_id")[info], on="run_id") if info else out
+    if not info:
+        return out
+    out = out.join(curves_.drop_duplicates("run_id").set_index("run_id")[info], on="run_id")
+    return out.sort_values([k for k in ("scope", "family", "depth", "n_params") if k in out], ignore_index=True)
 
 
 def phases(curves_: pd.DataFrame, tolerance: float = 0.01, chance: float = 0.1, collapse_margin: float = 0.05) -> pd.Series:
