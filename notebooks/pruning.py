@@ -64,4 +64,9 @@ Markdown(f"Global pruning: the representative DNNs keep their accuracy up to a m
          f"{(g.redundancy >= 0.6).sum()} of {len(g)} models tolerate 60 % or more.")
 
 # %%
+phase_counts = curves.assign(phase=pruning.phases(curves)).pivot_table(
+    index="sparsity", columns="phase", values="run_id", aggfunc="count", fill_value=0)
+phase_counts  # how many models are on their plateau, declining, or collapsed (near chance) at each sparsity
+
+# %%
 redundancy.round(4)

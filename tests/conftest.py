@@ -39,13 +39,13 @@ def tiny_root(tmp_path_factory):
     return root
 
 
-def _has(name):
+def has_dataset(name):
     root = settings.data_root()
     return (root / f"{name}.npz").exists() or all((root / rel).exists() for rel, _ in data.spec(name).archives())
 
 
-real_mnist = pytest.mark.skipif(not _has("mnist"), reason="MNIST is not in MINARCH_DATA (CI has it in ../shared/data)")
-real_cifar10 = pytest.mark.skipif(not _has("cifar10"), reason="CIFAR-10 is not in MINARCH_DATA")
+real_mnist = pytest.mark.skipif(not has_dataset("mnist"), reason="MNIST is not in MINARCH_DATA (CI has it in ../shared/data)")
+real_cifar10 = pytest.mark.skipif(not has_dataset("cifar10"), reason="CIFAR-10 is not in MINARCH_DATA")
 
 
 @pytest.fixture(scope="session")

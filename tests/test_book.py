@@ -4,12 +4,12 @@ import json
 import shutil
 
 import pytest
-from conftest import _has
+from conftest import has_dataset
 
 from minarch_core import data, pipeline
 
 DATASETS = list(data.DATASETS)
-pytestmark = pytest.mark.skipif(not all(_has(d) for d in DATASETS), reason="needs every dataset in MINARCH_DATA")
+pytestmark = pytest.mark.skipif(not all(has_dataset(d) for d in DATASETS), reason="needs every dataset in MINARCH_DATA")
 PAGES = [f"book/{d}/{c}.html" for d in DATASETS for c in pipeline.CHAPTERS] + \
         [f"book/{c}.html" for c in pipeline.BOOK_CHAPTERS] + ["book/intro.html"]
 
