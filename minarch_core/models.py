@@ -13,7 +13,6 @@ import numbers
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
@@ -47,8 +46,6 @@ class ViT(nn.Module):
         if h % patch or w % patch:
             raise ConfigError(f"ViT patch size {patch} does not divide the {h}x{w} image: pick a divisor "
                               f"(e.g. 7 or 14 for 28x28, 4 or 8 for 32x32)")
-        if dim % heads:
-            raise ConfigError(f"ViT dim {dim} is not divisible by heads {heads}: pick dim as a multiple of heads")
         self.embed = nn.Conv2d(c, dim, patch, stride=patch)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.randn(1, (h // patch) * (w // patch) + 1, dim) * 0.02)
@@ -73,7 +70,8 @@ class Block(nn.Module):
     def forward(self, x):
         b, n, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        x = x + self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d))
+        attention = (q @ k.transpose(-2, -1) * (d // self.heads) ** -0.5).softmax(-1)  # spelled out: vmap-able
+        x = x + self.proj((attention @ v).transpose(1, 2).reshape(b, n, d))
         return x + self.mlp(self.norm2(x))
 
 
@@ -103,6 +101,9 @@ def normalise_arch(family: str, arch: dict | None) -> dict:
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not low <= v <= high:
                 raise ConfigError(f"{family} {key} must be integer(s) in {low}..{high}, got {value!r}")
         out[key] = [int(v) for v in values] if key == "widths" else int(value)
+    if family == "vit" and out["dim"] % out["heads"]:  # caught with the config, not when a worker builds it
+        raise ConfigError(f"ViT dim {out['dim']} is not divisible by heads {out['heads']}: pick dim as a multiple "
+                          f"of heads")
     return dict(sorted(out.items()))
 
 

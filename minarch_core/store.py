@@ -4,7 +4,7 @@ Layout: ``<root>/<dataset>/<run id>/`` holding ``config.json`` (the normalised c
 parameter count, final and best metrics, versions), ``history.parquet`` (one row per epoch) and ``model.pt`` (the
 final state dict). A run is written into a temporary folder and renamed into place in one step, so a reader never
 sees half a run and two workers that trained the same run keep exactly one copy. A record that fails its checks
-(missing file, config not hashing to its id) is moved aside to ``<root>/<dataset>/.corrupt/`` and trained again.
+(a missing or truncated file, a config not hashing to its id) is moved aside to ``<root>/<dataset>/.corrupt/`` and trained again.
 """
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ import shutil
 import time
 import uuid
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
 from . import models, settings
@@ -143,8 +146,11 @@ class Store:
             cfg = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
             if cfg.run_id != path.name:
                 raise ValueError(f"its config hashes to {cfg.run_id}, not to its folder name")
+            pq.read_metadata(path / "history.parquet")  # a truncated file has no footer: found here, not mid-analysis
+            if not zipfile.is_zipfile(path / "model.pt"):  # torch.save writes a zip whose directory sits at the end
+                raise ValueError("model.pt is truncated or not a torch checkpoint")
             return Run(path, cfg, json.loads((path / "summary.json").read_text()))
-        except (ValueError, TypeError, ConfigError, OSError) as err:
+        except (ValueError, TypeError, ConfigError, OSError, pa.ArrowException) as err:
             self._set_aside(path, err)
             return None
 

@@ -1,12 +1,19 @@
-"""Train one run: a few lines of plain PyTorch over tensors that stay on the device.
+"""Train runs: the seeds of one configuration together, as one stacked computation over tensors on the device.
 
 Seeded and reproducible: ``cfg.seed`` fixes the initialisation (drawn on the CPU, so CPU and CUDA runs start from
 the same weights) and the order of the training examples in every epoch. The history has one row per epoch, epoch 0
 being the untrained model, with loss and accuracy on the train, validation and test splits, each measured by a
 clean evaluation pass. A run whose loss turns NaN or infinite stops and is recorded as ``diverged``.
+
+Seed batching: configs that differ only in their seed are trained at once. Their weights are stacked
+(``torch.func.stack_module_state``) and one ``vmap``-ed step updates every seed, each on its own minibatch of its
+own data order. Adam, AdamW and SGD act on each element alone and the loss is a sum over seeds, so every seed gets
+exactly the updates it would get trained alone (up to float rounding; ``tests/test_train.py`` checks this against
+the plain single-model loop, ``train_epoch`` and ``evaluate``, which pruning's fine-tuning also uses).
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -14,11 +21,13 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call, stack_module_state, vmap
 
 from . import data as data_, models, settings
 from .config import RunConfig
+from .errors import ConfigError
 
-EVAL_BATCH = 4096
+EVAL_BATCH = 4096  # rows per evaluation pass, shared by the seeds of a batch
 
 
 @dataclass
@@ -51,22 +60,94 @@ def build_model(cfg: RunConfig, dataset: data_.Dataset) -> torch.nn.Module:
 
 
 def train(cfg: RunConfig, dataset: data_.Dataset | None = None, device=None) -> Result:
+    """Train one run (a batch of one seed)."""
+    return train_seeds([cfg], dataset, device)[0]
+
+
+def train_seeds(cfgs: list[RunConfig], dataset: data_.Dataset | None = None, device=None) -> list[Result]:
+    """Train configs that differ only in ``seed`` together; one ``Result`` per config, as if each ran alone.
+
+    ``time_s`` in the histories is the batch's wall time divided by its number of seeds: the cost of one run.
+    """
+    first = cfgs[0]
+    if any(c.replace(seed=first.seed) != first for c in cfgs):
+        raise ConfigError("train_seeds trains configs that differ only in their seed: group the others apart")
     device = settings.device(device)
-    dataset = (dataset or load_data(cfg, device)).to(device)
-    model = build_model(cfg, dataset).to(device)
-    opt, loss_fn = optimizer(cfg, model), LOSSES[cfg.loss]
-    order = torch.Generator().manual_seed(cfg.seed)
+    dataset = (dataset or load_data(first, device)).to(device)
+    nets = [build_model(c, dataset) for c in cfgs]
+    stack = Stack(nets, device)
+    opt = OPTIMIZERS[first.optimizer](stack.params.values(), lr=first.lr, weight_decay=first.weight_decay)
+    loss_fn, orders = LOSSES[first.loss], [torch.Generator().manual_seed(c.seed) for c in cfgs]
     start = time.perf_counter()
-    rows = [_evaluate(model, dataset, loss_fn, epoch=0, time_s=0.0)]
-    status = "ok"
-    for epoch in range(1, cfg.epochs + 1):
-        train_epoch(model, opt, loss_fn, dataset.train, cfg.batch_size, order)
-        rows.append(_evaluate(model, dataset, loss_fn, epoch, time.perf_counter() - start))
-        if not math.isfinite(rows[-1]["train_loss"]):
-            status = "diverged"
+    histories = [[row] for row in stack.evaluate(dataset, loss_fn, epoch=0, time_s=0.0)]
+    states, live = [None] * len(cfgs), list(range(len(cfgs)))
+    for epoch in range(1, first.epochs + 1):
+        stack.train_epoch(opt, loss_fn, dataset.train, first.batch_size, orders)
+        elapsed = (time.perf_counter() - start) / len(cfgs)
+        for i, row in enumerate(stack.evaluate(dataset, loss_fn, epoch, elapsed)):
+            if i in live:
+                histories[i].append(row)
+                if not math.isfinite(row["train_loss"]):  # diverged: this run ends here, the others go on
+                    states[i] = stack.state_dict(i)
+                    live.remove(i)
+        if not live:
             break
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return Result(pd.DataFrame(rows), state, status, models.n_params(model))
+    for i in live:
+        states[i] = stack.state_dict(i)
+    n_params = models.n_params(nets[0])
+    return [Result(pd.DataFrame(h), s, "ok" if i in live else "diverged", n_params)
+            for i, (h, s) in enumerate(zip(histories, states))]
+
+
+class Stack:
+    """The weights of several same-shaped models stacked along a leading seed axis, called through ``vmap``."""
+
+    def __init__(self, nets: list[torch.nn.Module], device):
+        self.keys = list(nets[0].state_dict())
+        params, buffers = stack_module_state([n.to(device) for n in nets])
+        self.params, self.buffers, self.size = params, buffers, len(nets)
+        skeleton = copy.deepcopy(nets[0]).to("meta")
+
+        def loss_and_logits(p, b, x, y, loss_fn):
+            logits = functional_call(skeleton, (p, b), (x,))
+            return loss_fn(logits, y), logits
+
+        self._step = vmap(loss_and_logits, in_dims=(0, 0, 0, 0, None))  # each seed its own minibatch
+        self._eval = vmap(loss_and_logits, in_dims=(0, 0, None, None, None))  # every seed the same rows
+
+    def train_epoch(self, opt, loss_fn, split: data_.Split, batch_size: int, orders: list[torch.Generator]) -> None:
+        """One pass over ``split`` per seed, each in the order its own generator draws; minibatches are slices."""
+        perms = torch.stack([torch.randperm(len(split), generator=g) for g in orders]).to(split.x.device)
+        for i in range(0, len(split), batch_size):
+            idx = perms[:, i:i + batch_size]
+            losses, _ = self._step(self.params, self.buffers, split.x[idx], split.y[idx], loss_fn)
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()  # the sum's gradient for each seed's weights is that seed's own gradient
+            opt.step()
+
+    @torch.inference_mode()
+    def evaluate(self, dataset: data_.Dataset, loss_fn, epoch: int, time_s: float) -> list[dict]:
+        """One history row per seed: loss and accuracy on every split, with one host sync per split."""
+        rows = [{"epoch": epoch} for _ in range(self.size)]
+        chunk = max(256, EVAL_BATCH // self.size)
+        for name in ("train", "val", "test"):
+            split = getattr(dataset, name)
+            loss_sum = torch.zeros(self.size, device=split.x.device)
+            correct = torch.zeros(self.size, device=split.x.device, dtype=torch.long)
+            for i in range(0, len(split), chunk):
+                x, y = split.x[i:i + chunk], split.y[i:i + chunk]
+                loss, logits = self._eval(self.params, self.buffers, x, y, loss_fn)
+                loss_sum += loss.float() * len(y)
+                correct += (logits.argmax(-1) == y).sum(-1)
+            for row, loss_, acc in zip(rows, (loss_sum / len(split)).tolist(), (correct / len(split)).tolist()):
+                row[f"{name}_loss"], row[f"{name}_acc"] = loss_, acc
+        for row in rows:
+            row["time_s"] = time_s
+        return rows
+
+    def state_dict(self, i: int) -> dict:
+        tensors = {**self.params, **self.buffers}
+        return {k: tensors[k][i].detach().cpu().clone() for k in self.keys}
 
 
 def optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -74,7 +155,7 @@ def optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
 
 
 def train_epoch(model, opt, loss_fn, split: data_.Split, batch_size: int, order: torch.Generator) -> None:
-    """One pass over ``split`` in the random order drawn from ``order``, in minibatches that are index slices."""
+    """One pass of a single model over ``split`` in the order drawn from ``order`` (pruning's fine-tuning)."""
     model.train()
     perm = torch.randperm(len(split), generator=order).to(split.x.device)
     for i in range(0, len(split), batch_size):
@@ -97,11 +178,3 @@ def evaluate(model: torch.nn.Module, split: data_.Split, loss_fn=F.cross_entropy
         loss_sum += loss_fn(logits, target) * len(target)
         correct += (logits.argmax(1) == target).sum()
     return loss_sum.item() / len(split), correct.item() / len(split)
-
-
-def _evaluate(model, dataset, loss_fn, epoch, time_s) -> dict:
-    row = {"epoch": epoch}
-    for name in ("train", "val", "test"):
-        row[f"{name}_loss"], row[f"{name}_acc"] = evaluate(model, getattr(dataset, name), loss_fn)
-    row["time_s"] = time_s
-    return row

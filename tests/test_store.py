@@ -52,7 +52,8 @@ def test_table_has_config_derived_and_metric_columns(tmp_path, tiny_root):
         assert column in t
 
 
-@pytest.mark.parametrize("damage", ["drop_weights", "garble_config", "rehash_config"])
+@pytest.mark.parametrize("damage", ["drop_weights", "garble_config", "rehash_config", "truncate_history",
+                                    "truncate_weights", "garble_summary"])
 def test_a_corrupt_record_is_set_aside_and_reported(tmp_path, trained, damage):
     cfg, result = trained
     store = Store(tmp_path)
@@ -61,8 +62,13 @@ def test_a_corrupt_record_is_set_aside_and_reported(tmp_path, trained, damage):
         (path / "model.pt").unlink()
     elif damage == "garble_config":
         (path / "config.json").write_text("{not json")
-    else:
+    elif damage == "rehash_config":
         (path / "config.json").write_text(json.dumps({**cfg.to_dict(), "seed": 7}))
+    elif damage == "garble_summary":
+        (path / "summary.json").write_text('{"status": "ok", "n_par')
+    else:  # a write cut short: the first half of the file only
+        file = path / ("history.parquet" if damage == "truncate_history" else "model.pt")
+        file.write_bytes(file.read_bytes()[:file.stat().st_size // 2])
     with pytest.warns(UserWarning, match=f"corrupt run record .*{cfg.run_id}"):
         assert store.get(cfg) is None
     assert not path.exists()

@@ -13,12 +13,12 @@ def configs(n_widths=3, seeds=2):
 @pytest.fixture
 def count_training(monkeypatch):
     calls = []
-    real = train.train
+    real = train.train_seeds
 
-    def counting(cfg, *a, **kw):
-        calls.append(cfg.run_id)
-        return real(cfg, *a, **kw)
-    monkeypatch.setattr(train, "train", counting)
+    def counting(cfgs, *a, **kw):
+        calls.extend(c.run_id for c in cfgs)
+        return real(cfgs, *a, **kw)
+    monkeypatch.setattr(train, "train_seeds", counting)
     return calls
 
 
@@ -31,19 +31,34 @@ def test_serial_sweep_stores_every_run_and_reruns_train_nothing(tmp_path, tiny_r
 
 
 def test_an_interrupted_sweep_trains_only_what_is_missing(tmp_path, tiny_root, monkeypatch):
-    broken, real, calls = configs()[3], train.train, []
+    broken, real, calls = configs()[3], train.train_seeds, []
 
-    def flaky(cfg, *a, **kw):  # the first attempt at one run dies; a restart succeeds
-        calls.append(cfg.run_id)
-        if cfg.run_id == broken.run_id and calls.count(cfg.run_id) == 1:
+    def flaky(cfgs, *a, **kw):  # the first attempt at one seed batch dies; a restart succeeds
+        calls.extend(c.run_id for c in cfgs)
+        if broken in cfgs and calls.count(broken.run_id) == 1:
             raise RuntimeError("worker lost")
-        return real(cfg, *a, **kw)
-    monkeypatch.setattr(train, "train", flaky)
-    with pytest.raises(sweep.SweepError, match=f"(?s)1 of 6 runs failed .*{broken.run_id}.*worker lost"):
+        return real(cfgs, *a, **kw)
+    monkeypatch.setattr(train, "train_seeds", flaky)
+    with pytest.raises(sweep.SweepError, match=f"(?s)2 of 6 runs failed .*{broken.run_id}.*worker lost"):
         sweep.run(configs(), tmp_path, data_root=tiny_root)
-    assert len(Store(tmp_path).table()) == 5  # every other run completed and was stored
+    assert len(Store(tmp_path).table()) == 4  # every other batch completed and was stored
     assert len(sweep.run(configs(), tmp_path, data_root=tiny_root)) == 6
-    assert calls[6:] == [broken.run_id]
+    assert sorted(calls[6:]) == sorted(c.run_id for c in configs()[2:4])  # the lost batch, and nothing else
+
+
+def test_seeds_of_a_configuration_train_together_in_batches_of_bounded_size(tmp_path, tiny_root, count_training,
+                                                                           monkeypatch):
+    batches = sweep.seed_batches(configs(seeds=5), 2)
+    assert [len(b) for b in batches] == [2, 2, 1] * 3
+    assert all(len({c.replace(seed=0).run_id for c in b}) == 1 for b in batches)
+    sizes = []
+    real = train.train_seeds
+    monkeypatch.setattr(train, "train_seeds", lambda cfgs, *a, **kw: sizes.append(len(cfgs)) or real(cfgs, *a, **kw))
+    sweep.run(configs(seeds=3)[:2], tmp_path, data_root=tiny_root)  # seed 2 of width 2 left out
+    sweep.run(configs(seeds=3), tmp_path, data_root=tiny_root, seed_batch=2)
+    assert sizes == [2, 1, 2, 1, 2, 1]  # a stored seed is not retrained; a batch holds at most seed_batch
+    with pytest.raises(sweep.ConfigError, match="seed_batch must be an integer >= 1, got 0"):
+        sweep.seed_batches(configs(), 0)
 
 
 def test_process_pool_sweep(tmp_path, tiny_root):

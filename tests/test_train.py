@@ -6,6 +6,7 @@ from conftest import real_mnist
 
 from minarch_core import settings, train
 from minarch_core.config import RunConfig
+from minarch_core.errors import ConfigError
 
 TINY = dict(val_per_class=20, train_per_class=30)
 
@@ -87,3 +88,66 @@ def test_real_mnist_width_100_learns_and_width_1_does_not(width, low, high):
     cfg = RunConfig("mnist", "dnn", {"widths": [width]}, epochs=3, train_per_class=200)
     acc = train.train(cfg, device="cpu").history.test_acc.iloc[-1]
     assert low < acc < high
+
+
+def plain_loop(cfg, dataset):
+    """The textbook single-model loop, built from the reference pieces: the oracle for seed batching."""
+    model = train.build_model(cfg, dataset)
+    opt, loss_fn = train.optimizer(cfg, model), train.LOSSES[cfg.loss]
+    order = torch.Generator().manual_seed(cfg.seed)
+    rows = []
+    for epoch in range(cfg.epochs + 1):
+        if epoch:
+            train.train_epoch(model, opt, loss_fn, dataset.train, cfg.batch_size, order)
+        rows.append([v for s in ("train", "val", "test") for v in train.evaluate(model, getattr(dataset, s), loss_fn)])
+    return torch.tensor(rows, dtype=torch.float64), model.state_dict()
+
+
+@pytest.mark.parametrize("family, arch, kw", [
+    ("dnn", {"widths": [16, 8]}, {}),
+    ("dnn", {"widths": [8]}, {"optimizer": "sgd", "lr": 0.05, "loss": "mse"}),
+    ("cnn", {"channels": 3}, {"optimizer": "adamw", "weight_decay": 0.01}),
+    ("vit", {"dim": 8, "heads": 2, "depth": 1}, {}),
+])
+def test_seed_batch_gives_the_histories_and_weights_of_separate_runs(tiny_root, family, arch, kw):
+    cfgs = [RunConfig("mnist", family, arch, seed=s, epochs=2, batch_size=32, **TINY, **kw) for s in (0, 5, 2)]
+    dataset = train.load_data(cfgs[0], root=tiny_root)
+    batched = train.train_seeds(cfgs, dataset, "cpu")
+    cols = [c for c in batched[0].history if c not in ("epoch", "time_s")]
+    for cfg, result in zip(cfgs, batched):
+        history, state = plain_loop(cfg, dataset)
+        torch.testing.assert_close(torch.tensor(result.history[cols].to_numpy()), history, rtol=1e-4, atol=1e-5)
+        for k, v in state.items():
+            # ViT's key bias has a zero gradient in exact arithmetic (softmax ignores a shift), so Adam turns
+            # float-rounding noise into lr-sized steps there; elsewhere the weights agree to rounding
+            atol = 2 * cfg.lr * cfg.epochs * len(dataset.train) / cfg.batch_size if k.endswith("qkv.bias") else 1e-5
+            torch.testing.assert_close(result.state_dict[k], v, rtol=1e-3, atol=atol)
+    last = list(batched[0].state_dict)[-1]
+    assert not torch.equal(batched[0].state_dict[last], batched[1].state_dict[last])  # the seeds stayed apart
+
+
+def test_a_diverging_seed_stops_alone_and_leaves_the_others_untouched(tiny_root, monkeypatch):
+    cfgs = [RunConfig("mnist", "dnn", {"widths": [8]}, seed=s, epochs=3, **TINY) for s in range(3)]
+    dataset = train.load_data(cfgs[0], root=tiny_root)
+    build = train.build_model
+
+    def poisoned(cfg, ds):  # seed 1 starts from weights that overflow on the first step
+        model = build(cfg, ds)
+        if cfg.seed == 1:
+            torch.nn.init.constant_(model[1].weight, 1e38)
+        return model
+    monkeypatch.setattr(train, "build_model", poisoned)
+    results = train.train_seeds(cfgs, dataset, "cpu")
+    assert [r.status for r in results] == ["ok", "diverged", "ok"]
+    assert len(results[1].history) < 4 and len(results[0].history) == 4
+    monkeypatch.setattr(train, "build_model", build)
+    alone = train.train(cfgs[2], dataset, "cpu")
+    cols = [c for c in alone.history if c != "time_s"]
+    torch.testing.assert_close(torch.tensor(results[2].history[cols].to_numpy()),
+                               torch.tensor(alone.history[cols].to_numpy()), rtol=1e-4, atol=1e-5)
+
+
+def test_a_seed_batch_refuses_configs_that_differ_in_more_than_the_seed(tiny_root):
+    a = RunConfig("mnist", "dnn", {"widths": [8]}, seed=0, **TINY)
+    with pytest.raises(ConfigError, match="differ only in their seed"):
+        train.train_seeds([a, a.replace(seed=1, lr=0.1)], device="cpu")
