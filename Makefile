@@ -11,7 +11,7 @@ WORKERS  ?= 2
 DATASET  ?= mnist
 FAMILY   ?= dnn
 
-.PHONY: setup browser book sweep test clean
+.PHONY: setup browser book sweep test benchmark clean
 
 # Install the pinned stack into a project virtual environment (again only when the pins change).
 setup: $(VENV)/.installed
@@ -29,6 +29,10 @@ book: setup
 sweep: setup
 	$(BIN)/minarch sweep --dataset $(DATASET) --profile $(PROFILE) --family $(FAMILY) \
 		--executor process --workers $(WORKERS)
+
+# Speed against the textbook PyTorch loop, seed batching, FLOP/s and projected sweep times (prints; about 10 min).
+benchmark: setup
+	$(BIN)/python benchmarks/speed.py | tee benchmarks/latest.txt
 
 test: setup browser
 	$(BIN)/python -m pytest -q

@@ -85,9 +85,9 @@ PROFILES = {
         dnn_widths=(1, 10, 100), dnn_depths=(1, 2),
         cnn_channels=(1, 4), vit_dims=(8,), vit={"depth": 1, "heads": 2}, val_per_class=50),
     "quick": Profile(
-        "quick", seeds=3, epochs=10, train_per_class=None,
+        "quick", seeds=5, epochs=15, train_per_class=1000,
         shape_sizes=(1, 3, 10, 30, 100), shape_depths=(1, 2, 3),
-        dnn_widths=(1, 2, 3, 5, 10, 20, 50, 100, 200, 500), dnn_depths=(1, 2, 4),
+        dnn_widths=(1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500), dnn_depths=(1, 2, 4),
         cnn_channels=(1, 2, 4, 8, 16, 32), vit_dims=(4, 8, 16, 32), vit={"depth": 2, "heads": 4}),
     "paper": Profile(
         "paper", seeds=30, epochs=20, train_per_class=None,

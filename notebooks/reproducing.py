@@ -21,9 +21,11 @@
 
 # %% tags=["parameters"]
 build_info = "book/build-info.json"
+benchmark = "benchmarks/latest.txt"  # what `make benchmark` last printed
 
 # %%
 import json
+import os
 import platform
 from importlib.metadata import version
 
@@ -60,3 +62,16 @@ pd.DataFrame({"package": packages + ["python"], "version": [version(p) for p in 
 # %%
 Markdown(f"Torch runs {torch.get_num_threads()} threads here; CUDA {'is' if torch.cuda.is_available() else 'is not'} "
          "available. Every package version is pinned in `constraints.txt`.")
+
+# %% [markdown]
+# ## Speed
+#
+# `make benchmark` (`benchmarks/speed.py`) times this project's trainer against the textbook PyTorch loop
+# (a torchvision-style dataset of PIL images, `ToTensor`, `DataLoader`, batch 128, one seed at a time) on the same
+# models, data and epochs; times seed batching (30 seeds stacked vs one at a time); measures the training FLOP/s of
+# the largest DNN against a large `torch.mm` on the same machine; and projects the quick and paper sweeps from
+# those measurements. Its last output, as it printed it, including the machine it ran on:
+
+# %%
+print(open(benchmark).read() if os.path.exists(benchmark) else f"{benchmark} is missing: run make benchmark")
+
