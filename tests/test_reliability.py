@@ -23,7 +23,7 @@ from minarch_core.errors import ConfigError, StoreError
 from minarch_core.store import Store
 
 CHILD = textwrap.dedent("""
-    import json, os, signal, sys
+    import json, os, signal, sys, time
     import torch
     from minarch_core import sweep
     from minarch_core.config import RunConfig
@@ -40,7 +40,7 @@ CHILD = textwrap.dedent("""
         torch.save = torn_save
     if spec.get("wait_for"):  # start together with the other workers
         while not os.path.exists(spec["wait_for"]):
-            pass
+            time.sleep(0.005)
     configs = [RunConfig.from_dict(c) for c in spec["configs"]]
     table = sweep.run(configs, spec["store"], device="cpu", seed_batch=spec.get("seed_batch", 32))
     print(json.dumps(sorted(table.run_id)))
