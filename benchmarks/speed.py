@@ -5,7 +5,7 @@
 Prints, side by side:
 1. the project's trainer vs the textbook loop (a torchvision-style dataset of PIL images + ToTensor + Normalize +
    DataLoader, batch 128, one seed at a time), in model-epochs per second, on the same configs, data and epochs;
-2. seed batching: 30 seeds trained together vs one at a time in the project's trainer;
+2. seed batching: 30 seeds trained as the sweep batches them vs one at a time, in the project's trainer;
 3. achieved training FLOP/s of the largest models vs this machine's fp32 matmul peak (a large torch.mm);
 4. the peak memory of the largest quick-profile task, and the projected wall time of the quick and paper sweeps.
 
@@ -87,14 +87,18 @@ def textbook_epoch_s(cfg: RunConfig, splits, dataset: data.Dataset, epochs: int 
         with torch.no_grad():
             for split in splits.values():
                 for x, y in DataLoader(split, batch_size=1000):
-                    F.cross_entropy(model(x), y), (model(x).argmax(1) == y).sum()
+                    logits = model(x)
+                    F.cross_entropy(logits, y), (logits.argmax(1) == y).sum()
     return (time.perf_counter() - start) / epochs
 
 
 def minarch_epoch_s(cfgs: list[RunConfig], dataset: data.Dataset) -> float:
-    """Seconds per model-epoch of ``train.train_seeds`` on ``cfgs`` (one seed batch), the untrained row excluded."""
-    results = train.train_seeds(cfgs, dataset, DEVICE)
-    return float(results[0].history.time_s.iloc[-1]) / cfgs[0].epochs
+    """Seconds per model-epoch of training ``cfgs`` as a sweep does (``train.train_seeds`` on the seed batches
+    ``sweep.seed_batch_for`` chooses), the untrained row excluded."""
+    seconds = 0.0
+    for batch in sweep.seed_batches(cfgs, lambda cfg: sweep.seed_batch_for(cfg, DEVICE)):
+        seconds += float(train.train_seeds(batch, dataset, DEVICE)[0].history.time_s.iloc[-1]) * len(batch)
+    return seconds / len(cfgs) / cfgs[0].epochs
 
 
 def sizes(name: str) -> tuple[tuple[int, int, int], int, int]:
@@ -127,7 +131,7 @@ def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
 def train_only_flops(cfgs, dataset) -> float:
     """Achieved FLOP/s of the training steps alone (no evaluation), for the seed batch ``cfgs``."""
     stack = train.Stack([train.build_model(c, dataset) for c in cfgs], DEVICE)
-    opt = torch.optim.Adam(stack.params.values(), lr=1e-3)
+    opt = train.optimizer(cfgs[0], stack.params.values())
     orders = [torch.Generator().manual_seed(c.seed) for c in cfgs]
     stack.train_epoch(opt, F.cross_entropy, dataset.train, 128, orders)  # warm-up
     start = time.perf_counter()
@@ -194,12 +198,12 @@ def main(argv=None):
         rows = []
         for family, arch in MODELS:
             if family == "vit":
-                arch = {**arch, "patch": 4 if name == "cifar10" else 7}
+                arch = {**arch, **profiles.vit_knobs(arch, name)}  # the patch size the profiles use
             cfg = RunConfig(name, family, arch, epochs=1, **SUBSET)
             n = models.n_params(train.build_model(cfg, dataset))
             textbook = textbook_epoch_s(cfg, splits, dataset)
             single = minarch_epoch_s([cfg], dataset)
-            stacks = sweep.seed_batch_for(family, DEVICE) > 1  # the sweep stacks this family's seeds on this device
+            stacks = sweep.seed_batch_for(cfg, DEVICE) > 1  # the sweep stacks these seeds on this device
             batched = (minarch_epoch_s([cfg.replace(seed=s) for s in range(args.seeds)], dataset)
                        if stacks and n <= 100_000 else float("nan"))  # the target's range of sizes
             f = flops_per_epoch(family, cfg.arch, name, len(dataset.train),
@@ -221,8 +225,9 @@ def main(argv=None):
         largest = max((r for r in rows if r["cfg"].family == "dnn"), key=lambda r: r["params"])
         achieved = train_only_flops([largest["cfg"]], dataset)
         summary[name] = dict(batching=gain(stacked), quick_ratio=tb_quick / mine_quick, peak_frac=achieved / peak)
-        print(f"\nseed batching, {args.seeds} seeds vs one at a time, geometric mean over the models <= 100k parameters "
-              f"whose seeds the sweep stacks on {DEVICE} ({', '.join(sorted({r['cfg'].family for r in stacked}))}): "
+        families = ", ".join(sorted({r["cfg"].family for r in stacked}))
+        print(f"\nseed batching, {args.seeds} seeds in the sweep's seed batches vs one at a time, geometric mean over "
+              f"the models <= 100k parameters whose seeds the sweep stacks on {DEVICE} ({families}): "
               f"{gain(stacked):.1f}x")
         print(f"largest DNN ({largest['params']:,d} parameters): training at {achieved / 1e9:.1f} GFLOP/s = "
               f"{achieved / peak:.0%} of the matmul peak")

@@ -32,6 +32,7 @@ class DatasetSpec:
     reader: type  # the torchvision dataset class that knows the files
     mean: tuple[float, ...]  # per-channel statistics of the training set, the published values
     std: tuple[float, ...]
+    input_shape: tuple[int, int, int]  # channels, height, width of one image
     npz_sha256: dict[str, str] | None = None  # reference checksums of the arrays' raw bytes, where published
 
     def archives(self) -> list[tuple[str, str]]:
@@ -48,10 +49,10 @@ class DatasetSpec:
 
 
 DATASETS = {
-    "mnist": DatasetSpec("mnist", tvd.MNIST, (0.1307,), (0.3081,)),
-    "fashion_mnist": DatasetSpec("fashion_mnist", tvd.FashionMNIST, (0.2860,), (0.3530,)),
+    "mnist": DatasetSpec("mnist", tvd.MNIST, (0.1307,), (0.3081,), (1, 28, 28)),
+    "fashion_mnist": DatasetSpec("fashion_mnist", tvd.FashionMNIST, (0.2860,), (0.3530,), (1, 28, 28)),
     "cifar10": DatasetSpec(
-        "cifar10", tvd.CIFAR10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+        "cifar10", tvd.CIFAR10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), (3, 32, 32),
         npz_sha256={  # ../shared/data/README.md: the same images as the original batches, rows sorted by class
             "x_train": "61bea91e73ac2b02dfb856e685981dce64abe13d4e780aa98a1ac1e7c056d03b",
             "y_train": "a29f2a5ffc141bb1c9e1af453e9a5ef8c316b2f675f8cea1d849d220d33a14fb",

@@ -7,6 +7,7 @@ could lose: start the sweep again and only the missing runs are trained.
 """
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -17,17 +18,26 @@ from tqdm import tqdm
 
 from . import settings, train
 from .config import RunConfig
+from .data import spec as dataset_spec
 from .errors import ConfigError, MinarchError
 from .store import Store
 
 
 SEED_BATCH = 32  # seeds trained together in one task at most (the paper's 30 fit in one)
+CPU_STEP_BYTES = 16 * 2**20  # on a CPU, the stacked minibatches of one step stay about this small (cache-sized)
 
 
-def seed_batch_for(family: str, device) -> int:
-    """How many seeds to stack per task: all on CUDA; on a CPU only for DNNs, where benchmarks/speed.py measures a
-    gain (up to 6x for small ones), while stacked convolutions and attention run slower there than seed by seed."""
-    return SEED_BATCH if settings.device(device).type == "cuda" or family == "dnn" else 1
+def seed_batch_for(cfg: RunConfig, device) -> int:
+    """How many seeds of ``cfg``'s configuration to stack per task. All of them on CUDA. On a CPU only DNNs, and only
+    as many as keep one step's stacked input within ``CPU_STEP_BYTES``: benchmarks/speed.py measures stacking
+    up to 6x faster there, but slower for convolutions and attention, and slower again once the stacked
+    minibatches outgrow the cache (30 CIFAR-10 seeds ran 1.5x slower than 10)."""
+    if settings.device(device).type == "cuda":
+        return SEED_BATCH
+    if cfg.family != "dnn":
+        return 1
+    per_seed = cfg.batch_size * math.prod(dataset_spec(cfg.dataset).input_shape) * 4  # float32 bytes
+    return max(1, min(SEED_BATCH, CPU_STEP_BYTES // per_seed))
 
 
 class SweepError(MinarchError):
@@ -62,7 +72,7 @@ def run(configs, store: Store | str | os.PathLike | None = None, *, executor: Ex
     """Make sure every config has a stored run; return the table of those runs.
 
     The missing runs of one configuration are trained together (``train.train_seeds``), up to ``seed_batch`` seeds
-    per task (default: ``seed_batch_for`` the family and device); each is stored as its own run. Bad input
+    per task (default: ``seed_batch_for`` the configuration and device); each is stored as its own run. Bad input
     (``MinarchError``: missing data, an unwritable store) stops the sweep at once with its own message. Other errors
     do not: the remaining tasks complete and are stored, then ``SweepError`` lists the failures. A run that diverges
     (NaN/inf loss) is a result, stored with status ``diverged``.
@@ -71,9 +81,7 @@ def run(configs, store: Store | str | os.PathLike | None = None, *, executor: Ex
     configs = list({c.run_id: c for c in configs}.values())
     device = str(device) if device is not None else None
     missing = [c for c in configs if store.get(c) is None]
-    batches = [b for family in dict.fromkeys(c.family for c in missing)
-               for b in seed_batches([c for c in missing if c.family == family],
-                                     seed_batch if seed_batch is not None else seed_batch_for(family, device))]
+    batches = seed_batches(missing, seed_batch if seed_batch is not None else lambda cfg: seed_batch_for(cfg, device))
     executor = executor or SerialExecutor()
     window = 2 * _workers(executor)  # tasks in flight: enough to keep workers busy, few enough to stop promptly
     if progress is None:
@@ -107,14 +115,19 @@ def run(configs, store: Store | str | os.PathLike | None = None, *, executor: Ex
     return store.table(configs=configs)
 
 
-def seed_batches(configs: list[RunConfig], size: int) -> list[list[RunConfig]]:
-    """The configs grouped by everything but their seed, in order of first appearance, at most ``size`` per group."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ConfigError(f"seed_batch must be an integer >= 1, got {size!r}")
+def seed_batches(configs: list[RunConfig], size) -> list[list[RunConfig]]:
+    """The configs grouped by everything but their seed, in order of first appearance, and cut into batches of at
+    most ``size`` seeds (a number, or a function of the group's first config)."""
     groups: dict[str, list[RunConfig]] = {}
     for cfg in configs:
         groups.setdefault(cfg.replace(seed=0).run_id, []).append(cfg)
-    return [g[i:i + size] for g in groups.values() for i in range(0, len(g), size)]
+    batches = []
+    for group in groups.values():
+        n = size(group[0]) if callable(size) else size
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"seed_batch must be an integer >= 1, got {n!r}")
+        batches += [group[i:i + n] for i in range(0, len(group), n)]
+    return batches
 
 
 def train_and_store(cfgs: list[dict], store_root: str, device: str | None = None, data_root: str | None = None):

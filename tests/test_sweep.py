@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from minarch_core import sweep, train
 from minarch_core.config import RunConfig
@@ -59,6 +60,18 @@ def test_seeds_of_a_configuration_train_together_in_batches_of_bounded_size(tmp_
     assert sizes == [2, 1, 2, 1, 2, 1]  # a stored seed is not retrained; a batch holds at most seed_batch
     with pytest.raises(sweep.ConfigError, match="seed_batch must be an integer >= 1, got 0"):
         sweep.seed_batches(configs(), 0)
+
+
+def test_default_seed_batch_keeps_a_cpu_step_cache_sized_and_stacks_every_family_on_cuda():
+    mnist, cifar = (RunConfig(d, "dnn", {"widths": [10]}, seed=0) for d in ("mnist", "cifar10"))
+    assert sweep.seed_batch_for(mnist, "cpu") == 32 >= 30  # 128 x 784 floats per seed: all the paper's seeds
+    assert sweep.seed_batch_for(cifar, "cpu") == 10  # 128 x 3072 floats per seed: 10 seeds fill 16 MiB
+    assert sweep.seed_batch_for(cifar.replace(batch_size=4096), "cpu") == 1
+    assert sweep.seed_batch_for(RunConfig("mnist", "cnn", {"channels": 4}), "cpu") == 1
+    batches = sweep.seed_batches([cifar.replace(seed=s) for s in range(30)], lambda cfg: sweep.seed_batch_for(cfg, "cpu"))
+    assert [len(b) for b in batches] == [10, 10, 10]
+    if torch.cuda.is_available():
+        assert sweep.seed_batch_for(RunConfig("cifar10", "vit", {"dim": 8}), "cuda") == sweep.SEED_BATCH
 
 
 def test_process_pool_sweep(tmp_path, tiny_root):
