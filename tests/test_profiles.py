@@ -21,9 +21,12 @@ def test_configs_are_unique_and_follow_overrides():
     assert {c.epochs for c in cfgs} == {1} and {c.lr for c in cfgs} == {0.01} and {c.seed for c in cfgs} == {0, 1, 2}
 
 
-def test_vit_patch_follows_the_image_size():
-    assert {c.arch["patch"] for c in profiles.get("smoke").configs("cifar10", ["vit"])} == {4}
+def test_vit_patch_follows_the_image_size_so_every_dataset_has_16_patches():
+    assert {c.arch["patch"] for c in profiles.get("smoke").configs("cifar10", ["vit"])} == {8}
     assert {c.arch["patch"] for c in profiles.get("smoke").configs("mnist", ["vit"])} == {7}
+    for name, shape in (("mnist", (1, 28, 28)), ("cifar10", (3, 32, 32))):
+        cfg = profiles.get("smoke").configs(name, ["vit"])[0]
+        assert models.build("vit", cfg.arch, shape, 10).pos.shape[1] == 16 + 1  # patches and the class token
 
 
 @pytest.mark.parametrize("call, message", [
