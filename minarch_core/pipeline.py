@@ -91,7 +91,7 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
             "seconds": sum(t["seconds"] for t in timings), "notebooks": timings,
             "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores" + _gpu()}
     (book / "build-info.json").write_text(json.dumps(info, indent=1))
-    run("reproducing", book / "reproducing.ipynb", {"build_info": str(book / "build-info.json")})
+    run("reproducing", book / "reproducing.ipynb", {"build_info": str(book / "build-info.json"), "results": results})
     return compile_html(datasets, root) if html else book
 
 

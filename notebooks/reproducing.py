@@ -22,6 +22,7 @@
 # %% tags=["parameters"]
 build_info = "book/build-info.json"
 benchmark = "benchmarks/latest.txt"  # what `make benchmark` last printed
+results = None  # the run store (default: MINARCH_RESULTS or ./results)
 
 # %%
 import json
@@ -33,10 +34,30 @@ import pandas as pd
 import torch
 from IPython.display import Markdown
 
+from minarch_core import chapter, profiles
+from minarch_core.store import Store
+
 info = json.load(open(build_info))
 Markdown(f"Built from commit `{info['commit']}` with profile **`{info['profile']}`** on "
          f"{', '.join(info['datasets'])}, on {info['started']}; executing the notebooks took "
-         f"**{info['seconds'] / 60:.1f} minutes** on {info['machine']}.")
+         f"**{info['seconds'] / 60:.1f} minutes** on {info['machine']} (runs the store already held were read, "
+         "not trained again).")
+
+# %% [markdown]
+# What the runs behind this book cost to train, read from the run store whatever build trained them: each run
+# records its own training time (for seed-batched runs, the batch's time divided by its seeds), so the sum is the
+# compute of a fresh build on this store's machine; with `workers` processes the wall time is roughly the sum
+# divided by the workers.
+
+# %%
+store, prof = Store(chapter.check("results", results)), profiles.get(info["profile"])
+cost = pd.concat([store.table(configs=prof.configs(d)) for d in info["datasets"]], ignore_index=True)
+cost = (cost.groupby(["dataset", "family"]).agg(runs=("run_id", "size"), train_minutes=("time_s", "sum"))
+        .assign(train_minutes=lambda d: (d.train_minutes / 60).round(1)).reset_index())
+Markdown(f"{len(cost) and cost.runs.sum():,d} runs, **{cost.train_minutes.sum():.0f} minutes** of training in all:")
+
+# %%
+cost
 
 # %% [markdown]
 # ## Commands
