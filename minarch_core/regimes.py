@@ -17,11 +17,12 @@ every larger configuration is stable (learning or overfitting), with a bootstrap
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 
 REGIMES = ("unstable", "learning", "overfitting")
 
@@ -129,16 +130,23 @@ def logistic(x, lo, hi, k, x0):
     return lo + (hi - lo) / (1 + np.exp(-k * (x - x0)))
 
 
-def fit_plateau(configs: pd.DataFrame, fractions=(0.5, 0.9, 0.99)) -> pd.DataFrame:
+def fit_plateau(configs: pd.DataFrame, fractions=(0.5, 0.9, 0.99), min_configs: int = 5) -> pd.DataFrame:
     """Per dataset and family, a logistic fit of mean test accuracy against log10(parameters), and the parameter
-    counts at which the fit has climbed the given fractions of the way from its floor to its plateau."""
+    counts at which the fit has climbed the given fractions of the way from its floor to its plateau. A family with
+    fewer than ``min_configs`` configurations gets no fit (NaN): four points would fit the four-parameter curve
+    exactly, whatever their shape."""
     rows = []
     for (dataset, family), c in configs.groupby(["dataset", "family"], sort=True):
         x, y = np.log10(c.n_params.to_numpy(float)), c.test_mean.to_numpy(float)
         row = {"dataset": dataset, "family": family, "configs": len(c)}
         try:
-            (lo, hi, k, x0), _ = curve_fit(logistic, x, y, p0=[y.min(), y.max(), 2.0, np.median(x)],
-                                           bounds=([0, 0, 1e-3, x.min() - 3], [1, 1, 100, x.max() + 3]), maxfev=20000)
+            if len(c) < min_configs:
+                raise ValueError("too few configurations")
+            with warnings.catch_warnings():  # the parameters' covariance, when it cannot be estimated, is not used
+                warnings.simplefilter("ignore", OptimizeWarning)
+                (lo, hi, k, x0), _ = curve_fit(logistic, x, y, p0=[y.min(), y.max(), 2.0, np.median(x)],
+                                               bounds=([0, 0, 1e-3, x.min() - 3], [1, 1, 100, x.max() + 3]),
+                                               maxfev=20000)
             row.update(floor=lo, plateau=hi, slope=k, log10_mid=x0,
                        rmse=float(np.sqrt(np.mean((logistic(x, lo, hi, k, x0) - y) ** 2))))
             row.update({f"params_{f:g}": 10 ** (x0 + np.log(f / (1 - f)) / k) for f in fractions})

@@ -88,6 +88,15 @@ def test_fit_plateau_recovers_a_known_curve():
     assert fit["params_0.99"] == pytest.approx(10 ** (4 + np.log(99) / 3), rel=1e-3)
 
 
+def test_fit_plateau_declines_a_family_too_small_to_constrain_the_curve(recwarn):
+    x = np.linspace(2, 5, 4)
+    configs = pd.DataFrame({"dataset": "mnist", "family": "vit", "n_params": 10 ** x,
+                            "test_mean": regimes.logistic(x, 0.1, 0.9, 3.0, 4.0)})
+    fit = regimes.fit_plateau(configs).iloc[0]
+    assert fit.configs == 4 and np.isnan(fit.plateau) and np.isnan(fit.rmse)
+    assert not recwarn.list
+
+
 def test_shape_spread_per_size_bin():
     configs = pd.DataFrame({"dataset": "mnist", "family": "dnn", "config_id": list("abc"), "n_params": [1000, 1100, 1e5],
                             "shape": ["increasing", "decreasing", "equal"], "depth": [2, 3, 1],
