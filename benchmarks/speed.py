@@ -11,8 +11,9 @@ Prints, side by side:
 
 An epoch here is one pass over a stratified 5,000-image training subset plus the evaluation every minarch history
 row records (train subset, 1,000 validation and 10,000 test images), for both trainers. FLOPs are counted exactly
-by torch.utils.flop_counter. Projections scale the measured per-epoch cost, fitted as a + b x FLOPs per trainer and
-dataset, to each profile's grid, data size, seeds and epochs. Never part of the tests: timings are not assertions.
+by torch.utils.flop_counter. Projections price every run of a profile with a per-epoch cost a + b x FLOPs fitted per
+trainer, dataset and family (the seeds batched as that profile's sweep batches them), at the profile's data sizes
+and epochs. Never part of the tests: timings are not assertions.
 """
 from __future__ import annotations
 
@@ -148,18 +149,29 @@ def fit(flops: list[float], seconds: list[float]) -> tuple[float, float]:
     return max(a, 0.0), max(b, 0.0)
 
 
-def projected_s(profile: profiles.Profile, name: str, model: tuple[float, float]) -> float:
-    """Wall time of ``profile``'s sweep of ``name`` on one core set, from the fitted per-epoch cost model."""
+def cost_models(rows: list[dict], key: str) -> dict[str, tuple[float, float]]:
+    """Per family, (a, b) of seconds per epoch = a + b x FLOPs fitted to its measured models (b alone for one)."""
+    out = {}
+    for family in dict.fromkeys(r["cfg"].family for r in rows):
+        rs = [r for r in rows if r["cfg"].family == family]
+        out[family] = (fit([r["flops"] for r in rs], [r[key] for r in rs]) if len(rs) > 1
+                       else (0.0, rs[0][key] / rs[0]["flops"]))
+    return out
+
+
+def projected_s(profile: profiles.Profile, name: str, costs: dict[str, tuple[float, float]]) -> float:
+    """Seconds of ``profile``'s sweep of ``name`` on one worker: every run's epochs priced by its family's cost
+    model, the overhead ``a`` scaled by the number of training steps, ``b`` applied to the run's exact FLOPs."""
     _, n_official, n_test = sizes(name)
     n_train = (profile.train_per_class or (n_official // 10 - profile.val_per_class)) * 10
-    scale = n_train / (SUBSET["train_per_class"] * 10)  # the model was fitted on the benchmark's subset
+    n_eval = n_train + profile.val_per_class * 10 + n_test
+    steps = n_train / (SUBSET["train_per_class"] * 10)  # relative to the benchmark's epochs
     total, cache = 0.0, {}
     for cfg in profile.configs(name):
         key = (cfg.family, str(cfg.arch))
         if key not in cache:
-            f_subset = flops_per_epoch(cfg.family, cfg.arch, name, SUBSET["train_per_class"] * 10,
-                                       SUBSET["train_per_class"] * 10 + 1000 + n_test)
-            cache[key] = (model[0] + model[1] * f_subset) * scale
+            a, b = costs[cfg.family]
+            cache[key] = a * steps + b * flops_per_epoch(cfg.family, cfg.arch, name, n_train, n_eval)
         total += cache[key] * cfg.epochs
     return total
 
@@ -195,7 +207,7 @@ def main(argv=None):
         print(f"== {name}: an epoch = {len(dataset.train)} training images + evaluation of train/val/test ==")
         print(f"{'model':38s} {'params':>9s} {'textbook':>9s} {'minarch':>9s} {'ratio':>6s} "
               f"{f'{args.seeds} seeds':>9s} {'batching':>9s}   (model-epochs/s)")
-        rows = []
+        rows, quick = [], profiles.get("quick")
         for family, arch in MODELS:
             if family == "vit":
                 arch = {**arch, **profiles.vit_knobs(arch, name)}  # the patch size the profiles use
@@ -208,20 +220,19 @@ def main(argv=None):
                        if stacks and n <= 100_000 else float("nan"))  # the target's range of sizes
             f = flops_per_epoch(family, cfg.arch, name, len(dataset.train),
                                 len(dataset.train) + len(dataset.val) + len(dataset.test))
-            sweep_cost = batched if batched == batched else single
+            quick_cost = (minarch_epoch_s([cfg.replace(seed=s) for s in range(quick.seeds)], dataset)
+                          if stacks else single)  # as the quick sweep trains it: its seeds, batched as it batches
             rows.append(dict(cfg=cfg, params=n, textbook=textbook, single=single, batched=batched, flops=f,
-                             sweep=sweep_cost))
+                             quick=quick_cost, paper=batched if batched == batched else quick_cost))
             label = f"{family} " + ",".join(f"{k}={v}" for k, v in arch.items() if k != "patch")
             stacked = f"{1 / batched:9.2f} {single / batched:8.1f}x" if batched == batched else f"{'-':>9s} {'-':>9s}"
             print(f"{label:38s} {n:9,d} {1 / textbook:9.2f} {1 / single:9.2f} {textbook / single:5.1f}x {stacked}",
                   flush=True)
         gain = lambda rs: float(np.exp(np.mean([np.log(r["single"] / r["batched"]) for r in rs])))  # noqa: E731
         stacked = [r for r in rows if r["batched"] == r["batched"]]
-        cost_textbook = fit([r["flops"] for r in rows], [r["textbook"] for r in rows])
-        cost_minarch = fit([r["flops"] for r in rows], [r["sweep"] for r in rows])
-        quick = profiles.get("quick")
-        tb_quick, mine_quick = projected_s(quick, name, cost_textbook), projected_s(quick, name, cost_minarch)
-        paper = projected_s(profiles.get("paper"), name, cost_minarch)
+        tb_quick = projected_s(quick, name, cost_models(rows, "textbook"))
+        mine_quick = projected_s(quick, name, cost_models(rows, "quick"))
+        paper = projected_s(profiles.get("paper"), name, cost_models(rows, "paper"))
         largest = max((r for r in rows if r["cfg"].family == "dnn"), key=lambda r: r["params"])
         achieved = train_only_flops([largest["cfg"]], dataset)
         summary[name] = dict(batching=gain(stacked), quick_ratio=tb_quick / mine_quick, peak_frac=achieved / peak)
@@ -231,7 +242,8 @@ def main(argv=None):
               f"{gain(stacked):.1f}x")
         print(f"largest DNN ({largest['params']:,d} parameters): training at {achieved / 1e9:.1f} GFLOP/s = "
               f"{achieved / peak:.0%} of the matmul peak")
-        print(f"quick-profile sweep of {name} ({len(quick.configs(name))} runs), projected on one worker: textbook "
+        print(f"quick-profile sweep of {name} ({len(quick.configs(name))} runs), projected on one worker with "
+              f"{torch.get_num_threads()} threads: textbook "
               f"{tb_quick / 3600:.1f} h, minarch {mine_quick / 60:.1f} min, {tb_quick / mine_quick:.0f}x")
         print(f"paper-profile sweep of {name} ({len(profiles.get('paper').configs(name))} runs), projected: "
               f"{paper / 3600:.0f} h on this machine\n", flush=True)
