@@ -163,6 +163,16 @@ def learning_curves(histories: pd.DataFrame, examples: pd.DataFrame) -> alt.Face
 
 # -- figure 5 ------------------------------------------------------------------------------------------------------
 
+MODEL_TITLE = "model (depth × width)"
+
+
+def model_labels(frame: pd.DataFrame) -> pd.Series:
+    """'DNN 2 × 10', 'CNN 1 × 8' (channels), 'ViT 2 × 16' (blocks × dim): the family, so that like sizes of different
+    families do not share a legend entry."""
+    family = frame.family.map({"dnn": "DNN", "cnn": "CNN", "vit": "ViT"}).fillna(frame.family.str.upper())
+    return family + " " + frame.depth.astype(int).astype(str) + " × " + frame.width.astype(int).astype(str)
+
+
 def pruning_curves(curves: pd.DataFrame) -> alt.FacetChart:
     """Figure 5: test accuracy against sparsity, one line per model, coloured by depth, one panel per scope."""
     d = curves.assign(model=curves.get("widths", curves.get("width")).astype(str),
@@ -181,9 +191,9 @@ def pruning_curves(curves: pd.DataFrame) -> alt.FacetChart:
 
 def redundancy_bars(redundancy: pd.DataFrame) -> alt.Chart:
     """Figure 5b: the redundancy of each model (largest sparsity within tolerance of dense)."""
-    d = redundancy.assign(model=redundancy.depth.astype(int).astype(str) + " × " + redundancy.width.astype(str))
+    d = redundancy.assign(model=model_labels(redundancy))
     return alt.Chart(d).mark_bar().encode(
-        y=alt.Y("model:N", sort=alt.SortField("n_params"), title="depth × width"),
+        y=alt.Y("model:N", sort=alt.SortField("n_params"), title=MODEL_TITLE),
         x=alt.X("redundancy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]),
                 title="prunable without losing more than the tolerance"),
         color=alt.Color("depth:O"), row=alt.Row("scope:N", title=None),
@@ -197,13 +207,12 @@ def redundancy_bars(redundancy: pd.DataFrame) -> alt.Chart:
 def quantization_curves(curves: pd.DataFrame) -> alt.FacetChart:
     """Figure 6: test accuracy against weight precision, one line per model, coloured by its parameter count."""
     order = list(dict.fromkeys(curves.precision))
-    d = curves.assign(model=curves.depth.astype(int).astype(str) + " × " + curves.width.astype(str),
-                      setting=curves.scheme + ", per " + curves.granularity)
+    d = curves.assign(model=model_labels(curves), setting=curves.scheme + ", per " + curves.granularity)
     pick = alt.selection_point(fields=["model"], bind="legend")
     chart = alt.Chart(d).mark_line(point=True).encode(
         x=alt.X("precision:N", sort=order, title="weight precision (bits)"),
         y=alt.Y("test_acc:Q", scale=ACCURACY, title="test accuracy"),
-        color=alt.Color("model:N", sort=alt.SortField("n_params"), title="depth × width",
+        color=alt.Color("model:N", sort=alt.SortField("n_params"), title=MODEL_TITLE,
                         scale=alt.Scale(scheme="viridis")),
         opacity=alt.condition(pick, alt.value(0.9), alt.value(0.1)),
         tooltip=["model:N", alt.Tooltip("n_params:Q", format=","), "precision:N",

@@ -46,17 +46,23 @@ def test_pruning_quantization_and_summary_figures():
                            "n_params": 89610})
     assert "sparsity" in spec(plots.pruning_curves(curves))
     red = pd.DataFrame({"run_id": ["a"], "scope": ["global"], "dense_acc": [0.97], "redundancy": [0.6],
-                        "collapse_at": [0.99], "dataset": ["mnist"], "depth": [2], "width": [100], "n_params": [89610]})
+                        "collapse_at": [0.99], "dataset": ["mnist"], "family": ["dnn"], "depth": [2], "width": [100],
+                        "n_params": [89610]})
     assert "Redundancy" in spec(plots.redundancy_bars(red))
     q = pd.DataFrame({"run_id": ["a"] * 3, "precision": ["float32", "8", "2"], "test_acc": [0.97, 0.97, 0.2],
                       "drop": [0, 0, 0.77], "size_bytes": [4, 1, 0.25], "scheme": "symmetric", "granularity": "tensor",
-                      "depth": 2, "width": 100, "n_params": 89610})
+                      "family": "dnn", "depth": 2, "width": 100, "n_params": 89610})
     assert "weight precision" in spec(plots.quantization_curves(q))
     tol = pd.DataFrame({"dataset": ["mnist"], "depth": [2], "width": [100], "n_params": [89610], "min_bits": [4],
                         "drop_4bit": [0.004]})
     minimal = pd.DataFrame({"dataset": ["mnist"], "family": ["dnn"], "min_params": [4000], "ci_low": [2000],
                             "ci_high": [4000]})
     assert "Across datasets" in spec(plots.summary(minimal, red, tol))
+
+
+def test_model_labels_name_the_family_so_like_sizes_stay_apart():
+    models = pd.DataFrame({"family": ["dnn", "cnn", "vit"], "depth": [2, 1, 2], "width": [4, 4, 4]})
+    assert plots.model_labels(models).tolist() == ["DNN 2 × 4", "CNN 1 × 4", "ViT 2 × 4"]
 
 
 def test_book_renderer_and_saved_files(tmp_path, configs):
