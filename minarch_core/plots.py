@@ -241,9 +241,10 @@ def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataF
         x=alt.X("redundancy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]), title="mean redundancy"),
         y=alt.Y("depth:O"), color=alt.Color("depth:O"), row=alt.Row("dataset:N", title=None),
         tooltip=["dataset:N", "depth:O", alt.Tooltip("redundancy:Q", format=".0%"), "models:Q"]
-    ).properties(width=140, height=60, title="Redundancy by depth")
+    ).properties(width=140, height=60, title="Redundancy of DNNs by depth")
     c = alt.Chart(tolerance).mark_point(filled=True, size=60).encode(
-        x=alt.X("n_params:Q", scale=alt.Scale(type="log"), title="learnable parameters"),
+        x=alt.X("n_params:Q", scale=alt.Scale(type="log"), title="learnable parameters",
+                axis=alt.Axis(format="~s", values=[1e2, 1e3, 1e4, 1e5, 1e6, 1e7])),
         y=alt.Y("min_bits:Q", title="lowest bits within tolerance", scale=alt.Scale(domain=[1, 16]),
                 axis=alt.Axis(values=[2, 3, 4, 5, 6, 8, 10, 12, 16])),
         color=alt.Color("dataset:N"),

@@ -38,8 +38,8 @@ names = [d.strip() for d in str(datasets).split(",") if d.strip()]
 ch = chapter.open_chapter(names[0], profile, results=results, renderer=renderer, figures=figures)
 load = lambda name: pd.concat([ch.load(name, d).assign(dataset=d) for d in names], ignore_index=True)  # noqa: E731
 configs, minimal, redundancy, tolerance = (load(n) for n in ("configurations", "minimal", "redundancy", "tolerance"))
-ch.figure(plots.summary(minimal, redundancy[redundancy.scope == "global"], tolerance[tolerance.granularity == "tensor"]),
-          "summary", folder="findings")
+dnn_global = redundancy[(redundancy.scope == "global") & (redundancy.family == "dnn")]  # depth means DNN layers
+ch.figure(plots.summary(minimal, dnn_global, tolerance[tolerance.granularity == "tensor"]), "summary", folder="findings")
 
 # %% tags=["hide-input"]
 rows = []
@@ -68,7 +68,7 @@ rows.append(("A minimal number of learnable parameters for stable learning, grow
              "agrees" if all(grows.values()) else "partly" if any(grows.values()) or np.isfinite(need.values).any()
              else "differs"))
 
-g = redundancy[(redundancy.scope == "global") & (redundancy.family == "dnn")]
+g = dnn_global
 by_depth = g.groupby("depth").redundancy.mean()
 deeper = by_depth.is_monotonic_increasing and by_depth.iloc[-1] > by_depth.iloc[0]
 rows.append((">60 % of parameters prunable with little loss; deeper networks more resilient",
