@@ -28,6 +28,9 @@ PARAMETERS = {
     "workers": ((int,), "parallel training processes"),
     "renderer": ((str,), "'default' in JupyterLab, 'book' when building the book"),
     "figures": ((str, None), "folder for SVG/PNG copies of the figures (none when empty)"),
+    "datasets": ((str,), "comma-separated datasets of the findings chapter"),
+    "build_info": ((str,), "the build-info.json that make book wrote (reproducing chapter)"),
+    "benchmark": ((str,), "the output of make benchmark to print (reproducing chapter)"),
 }
 
 

@@ -34,7 +34,7 @@ from IPython.display import Markdown
 
 from minarch_core import chapter, plots, regimes
 
-names = [d.strip() for d in str(datasets).split(",") if d.strip()]
+names = [d.strip() for d in chapter.check("datasets", datasets).split(",") if d.strip()]
 ch = chapter.open_chapter(names[0], profile, results=results, renderer=renderer, figures=figures)
 load = lambda name: pd.concat([ch.load(name, d).assign(dataset=d) for d in names], ignore_index=True)  # noqa: E731
 configs, minimal, redundancy, tolerance = (load(n) for n in ("configurations", "minimal", "redundancy", "tolerance"))

@@ -37,6 +37,7 @@ from IPython.display import Markdown
 from minarch_core import chapter, profiles
 from minarch_core.store import Store
 
+build_info, benchmark = chapter.check("build_info", build_info), chapter.check("benchmark", benchmark)
 info = json.load(open(build_info))
 Markdown(f"Built from commit `{info['commit']}` with profile **`{info['profile']}`** on "
          f"{', '.join(info['datasets'])}, on {info['started']}; executing the notebooks took "
