@@ -35,6 +35,8 @@ from IPython.display import Markdown
 from minarch_core import chapter, plots, regimes
 
 names = [d.strip() for d in chapter.check("datasets", datasets).split(",") if d.strip()]
+if not names:
+    raise chapter.ParameterError("notebook parameter 'datasets' names no dataset: pass e.g. -p datasets mnist,cifar10")
 ch = chapter.open_chapter(names[0], profile, results=results, renderer=renderer, figures=figures)
 load = lambda name: pd.concat([ch.load(name, d).assign(dataset=d) for d in names], ignore_index=True)  # noqa: E731
 configs, minimal, redundancy, tolerance = (load(n) for n in ("configurations", "minimal", "redundancy", "tolerance"))
