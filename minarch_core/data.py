@@ -32,7 +32,7 @@ class DatasetSpec:
     reader: type  # the torchvision dataset class that knows the files
     mean: tuple[float, ...]  # per-channel statistics of the training set, the published values
     std: tuple[float, ...]
-    input_shape: tuple[int, int, int]  # channels, height, width of one image
+    input_shape: tuple[int, int, int]  # channels, height, width of one image (array files are checked against it)
     npz_sha256: dict[str, str] | None = None  # reference checksums of the arrays' raw bytes, where published
 
     def archives(self) -> list[tuple[str, str]]:
@@ -214,9 +214,12 @@ def _read_npz(s: DatasetSpec, path: Path) -> tuple[np.ndarray, ...]:
         raise DataCorruptError(f"{path} cannot be read ({err}): the file is truncated or damaged; "
                                f"replace it with a good copy") from err
     x_train, y_train, x_test, y_test = out
-    if x_train.dtype != np.uint8 or x_train.ndim != 4 or len(x_train) != len(y_train) or len(x_test) != len(y_test):
-        raise DataCorruptError(f"{path}: expected x_* as (N,H,W,C) uint8 with one label per image, got "
-                               f"x_train {x_train.dtype}{x_train.shape}, y_train {y_train.shape}")
+    c, h, w = s.input_shape
+    if (x_train.dtype != np.uint8 or x_train.shape[1:] != (h, w, c) or x_test.shape[1:] != (h, w, c)
+            or len(x_train) != len(y_train) or len(x_test) != len(y_test)):
+        raise DataCorruptError(f"{path}: expected x_* as (N,{h},{w},{c}) uint8 ({s.name} images) with one label per "
+                               f"image, got x_train {x_train.dtype}{x_train.shape}, y_train {y_train.shape}, "
+                               f"x_test {x_test.shape}, y_test {y_test.shape}")
     for key, want in (s.npz_sha256 or {}).items():
         got = hashlib.sha256(np.ascontiguousarray(dict(zip(ARRAYS, out))[key]).tobytes()).hexdigest()
         if got != want:

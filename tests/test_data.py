@@ -107,10 +107,17 @@ def test_npz_without_the_expected_arrays_is_reported(tmp_path):
         data.load("mnist", root=tmp_path)
 
 
+def test_npz_of_the_wrong_image_shape_is_reported(tmp_path):
+    np.savez(tmp_path / "cifar10.npz", **synthetic_arrays(per_class_train=510))  # MNIST-shaped images
+    fresh()
+    with pytest.raises(DataCorruptError, match=r"expected x_\* as \(N,32,32,3\) uint8 \(cifar10 images\)"):
+        data.load("cifar10", root=tmp_path)
+
+
 def test_cifar10_npz_is_checked_against_the_published_checksums(tmp_path):
     arrays = synthetic_arrays(per_class_train=510)
-    arrays["x_train"] = np.repeat(arrays["x_train"][:, :, :, :1], 3, axis=3)
-    arrays["x_test"] = np.repeat(arrays["x_test"], 3, axis=3)
+    for key in ("x_train", "x_test"):  # 28x28x1 -> 32x32x3, CIFAR-10's shape
+        arrays[key] = np.repeat(np.pad(arrays[key], ((0, 0), (2, 2), (2, 2), (0, 0))), 3, axis=3)
     np.savez(tmp_path / "cifar10.npz", **arrays)
     fresh()
     with pytest.raises(DataCorruptError, match="x_train has SHA-256 .* expected 61bea91e"):

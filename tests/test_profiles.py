@@ -1,6 +1,6 @@
 import pytest
 
-from minarch_core import models, profiles
+from minarch_core import data, models, profiles
 from minarch_core.errors import ConfigError
 
 
@@ -24,9 +24,10 @@ def test_configs_are_unique_and_follow_overrides():
 def test_vit_patch_follows_the_image_size_so_every_dataset_has_16_patches():
     assert {c.arch["patch"] for c in profiles.get("smoke").configs("cifar10", ["vit"])} == {8}
     assert {c.arch["patch"] for c in profiles.get("smoke").configs("mnist", ["vit"])} == {7}
-    for name, shape in (("mnist", (1, 28, 28)), ("cifar10", (3, 32, 32))):
+    for name in ("mnist", "cifar10"):
         cfg = profiles.get("smoke").configs(name, ["vit"])[0]
-        assert models.build("vit", cfg.arch, shape, 10).pos.shape[1] == 16 + 1  # patches and the class token
+        vit = models.build("vit", cfg.arch, data.spec(name).input_shape, 10)
+        assert vit.pos.shape[1] == 16 + 1  # patches and the class token
 
 
 @pytest.mark.parametrize("call, message", [
