@@ -78,7 +78,7 @@ def curve(run: Run, sparsities=SPARSITIES, scope: str = "global", keep_classifie
             model = run.model(dataset)
         prune_to(model, target, scope, keep_classifier_dense)
         if finetune_epochs and target > 0:
-            opt = train.optimizer(cfg, model)
+            opt = train.optimizer(cfg, model.parameters())
             for _ in range(finetune_epochs):
                 train.train_epoch(model, opt, loss_fn, dataset.train, cfg.batch_size, order)
         row = {"run_id": run.run_id, "scope": scope, "method": "iterative" if iterative else "one-shot",

@@ -97,7 +97,7 @@ def test_fine_tuning_by_hand_keeps_pruned_weights_zero(tiny_store, tiny_data):
     run = store.get(configs[0])
     dataset = train.load_data(run.config)
     model = pruning.prune_to(run.model(dataset), 0.7)
-    opt = train.optimizer(run.config, model)
+    opt = train.optimizer(run.config, model.parameters())
     train.train_epoch(model, opt, train.LOSSES["cross_entropy"], dataset.train, 32, torch.Generator().manual_seed(0))
     assert pruning.sparsity_of(model) == pytest.approx(0.7, abs=1e-4)
 

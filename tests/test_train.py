@@ -93,7 +93,7 @@ def test_real_mnist_width_100_learns_and_width_1_does_not(width, low, high):
 def plain_loop(cfg, dataset):
     """The textbook single-model loop, built from the reference pieces: the oracle for seed batching."""
     model = train.build_model(cfg, dataset)
-    opt, loss_fn = train.optimizer(cfg, model), train.LOSSES[cfg.loss]
+    opt, loss_fn = train.optimizer(cfg, model.parameters()), train.LOSSES[cfg.loss]
     order = torch.Generator().manual_seed(cfg.seed)
     rows = []
     for epoch in range(cfg.epochs + 1):
