@@ -19,6 +19,7 @@ REGIME_COLORS = alt.Scale(domain=["unstable", "learning", "overfitting"], range=
 LOG_PARAMS = alt.X("n_params:Q", scale=alt.Scale(type="log"), title="learnable parameters")
 ACCURACY = alt.Scale(domain=[0, 1])
 WIDTH, HEIGHT = 150, 160  # per panel: four panels and a legend fit the book's text column
+FAMILIES = {"dnn": "DNN", "cnn": "CNN", "vit": "ViT"}  # how the figures name each family
 
 
 def use_renderer(name: str = "default") -> None:
@@ -116,12 +117,12 @@ def phase1(configs: pd.DataFrame) -> alt.FacetChart:
 def phase2(configs: pd.DataFrame, minimal: pd.DataFrame) -> alt.FacetChart:
     """Figure 3: square DNNs, CNNs and ViTs: test accuracy against learnable parameters, points coloured by regime,
     with the minimal parameter count (rule) and its bootstrap interval (band) of each family."""
-    label = {"dnn": "square DNN", "cnn": "CNN", "vit": "ViT"}
     d = configs[(configs.family != "dnn") | (configs["shape"].fillna("equal") == "equal")].copy()
-    d["series"] = np.where(d.family == "dnn", "DNN depth " + d.depth.astype("Int64").astype(str), d.family.str.upper())
+    d["series"] = np.where(d.family == "dnn", "DNN depth " + d.depth.astype("Int64").astype(str),
+                           d.family.map(FAMILIES))
     m = minimal.dropna(subset=["min_params"])
     data = pd.concat([d.assign(kind="config"), m.assign(kind="minimal")], ignore_index=True)  # one frame per facet
-    data["panel"] = data.family.map(label)
+    data["panel"] = data.family.map({**FAMILIES, "dnn": "square DNN"})
     pick = alt.selection_point(fields=["series"], bind="legend")
     configs_only = alt.Chart().transform_filter("datum.kind == 'config'")
     lines = configs_only.mark_line(strokeWidth=1, color="#bbb").encode(
@@ -167,10 +168,10 @@ MODEL_TITLE = "model (depth × width)"
 
 
 def model_labels(frame: pd.DataFrame) -> pd.Series:
-    """'DNN 2 × 10', 'CNN 1 × 8' (channels), 'ViT 2 × 16' (blocks × dim): the family, so that like sizes of different
-    families do not share a legend entry."""
-    family = frame.family.map({"dnn": "DNN", "cnn": "CNN", "vit": "ViT"}).fillna(frame.family.str.upper())
-    return family + " " + frame.depth.astype(int).astype(str) + " × " + frame.width.astype(int).astype(str)
+    """'DNN 2 × 10', 'CNN 1 × 8' (channels), 'ViT 2 × 16' (blocks × dim): with the family, so that like sizes of
+    different families do not share a legend entry."""
+    size = frame.depth.astype(int).astype(str) + " × " + frame.width.astype(int).astype(str)
+    return frame.family.map(FAMILIES) + " " + size
 
 
 def pruning_curves(curves: pd.DataFrame) -> alt.FacetChart:

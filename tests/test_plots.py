@@ -31,6 +31,9 @@ def test_workflow_and_design_figures(configs):
     assert '"hidden layers"' in spec(plots.phase1(configs))
     text = spec(plots.phase2(configs, minimal))
     assert "minimal parameters" in text and "square DNN" in text and "unstable" in text
+    with_vit = pd.concat([configs, configs.iloc[[3]].assign(family="vit", config_id="vit1")], ignore_index=True)
+    text = spec(plots.phase2(with_vit, minimal))
+    assert '"ViT"' in text and '"VIT"' not in text  # each family named as in the other figures
 
 
 def test_learning_curves():
