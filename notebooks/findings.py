@@ -67,16 +67,14 @@ grows = {f: bool(len(v) > 1 and np.isfinite(v.iloc[0]) and v.is_monotonic_increa
 rows.append(("A minimal number of learnable parameters for stable learning, growing with task difficulty",
              "; ".join(f"{f}: " + " → ".join(f"{x:,.0f}" if np.isfinite(x) else "not reached" for x in v)
                        for f, v in need.iterrows()) + f" ({' → '.join(by_difficulty)})",
-             "agrees" if all(grows.values()) else "partly" if any(grows.values()) or np.isfinite(need.values).any()
-             else "differs"))
+             "agrees" if all(grows.values()) else "partly" if np.isfinite(need.values).any() else "differs"))
 
-g = dnn_global
-by_depth = g.groupby("depth").redundancy.mean()
+by_depth, most = dnn_global.groupby("depth").redundancy.mean(), dnn_global.redundancy.max()
 deeper = by_depth.is_monotonic_increasing and by_depth.iloc[-1] > by_depth.iloc[0]
 rows.append((">60 % of parameters prunable with little loss; deeper networks more resilient",
              "mean global redundancy by depth: " + ", ".join(f"{d}: {v:.0%}" for d, v in by_depth.items())
-             + f"; maximum {g.redundancy.max():.0%}",
-             "agrees" if deeper and g.redundancy.max() >= 0.6 else "partly" if g.redundancy.max() >= 0.6 else "differs"))
+             + f"; maximum {most:.0%}",
+             "agrees" if deeper and most >= 0.6 else "partly" if most >= 0.6 else "differs"))
 
 t = tolerance[tolerance.granularity == "tensor"]
 corr = t[["n_params", "drop_4bit"]].assign(n_params=np.log10(t.n_params)).corr(method="spearman").iloc[0, 1]

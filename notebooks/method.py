@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from minarch_core import config, data, models, plots, profiles, pruning, quantization, regimes
+from minarch_core import config, data, models, plots, profiles, pruning, quantization, regimes, sweep
 from minarch_core.chapter import check
 
 check("profile", profile), check("renderer", renderer), check("figures", figures)
@@ -47,10 +47,20 @@ workflow
 # MNIST, Fashion-MNIST and CIFAR-10 with their official test sets. A fixed validation set (the same for every run)
 # is carved from each official training set, class by class; quick profiles may train on a stratified subset of
 # the rest. Images are normalised per channel with the published training-set statistics; no augmentation (this is
-# a study of capacity). CIFAR-10 keeps its colour (3,072 inputs when flattened).
+# a study of capacity). CIFAR-10 keeps its colour. The table also shows what each image size implies for two
+# choices below: the ViT's patch size, and how many seeds a CPU trains in one stacked step.
 
 # %%
-pd.DataFrame([{"dataset": d.name, "channel mean": d.mean, "channel std": d.std} for d in data.DATASETS.values()])
+def dataset_row(d):
+    vit = profiles.vit_knobs(profiles.get(profile).vit, d.name)
+    dnn = config.RunConfig(d.name, "dnn", {"widths": [10]})
+    c, h, w = d.input_shape
+    return {"dataset": d.name, "image (C×H×W)": f"{c}×{h}×{w}", "inputs": c * h * w, "channel mean": d.mean,
+            "channel std": d.std, "ViT patch": vit["patch"], "ViT patches": (h // vit["patch"]) * (w // vit["patch"]),
+            "DNN seeds per CPU step": sweep.seed_batch_for(dnn, "cpu")}
+
+
+pd.DataFrame([dataset_row(d) for d in data.DATASETS.values()])
 
 # %% [markdown]
 # ## Training
@@ -61,8 +71,9 @@ pd.DataFrame([{"dataset": d.name, "channel mean": d.mean, "channel std": d.std} 
 # `seed` fixes both the initial weights and the order of the examples. The seeds of one configuration are trained
 # together as one stacked computation (`torch.func.stack_module_state` + `vmap`, each seed with its own weights and
 # its own data order), which gives the histories separate runs would give, up to float rounding (a test checks
-# it); on a CPU only DNNs are stacked, as many seeds as keep a step's stacked minibatches within 16 MiB (32 on
-# MNIST, 10 on CIFAR-10), the layouts measured fastest there. The defaults:
+# it). On a CPU only DNNs are stacked, and only as many seeds as keep one step's stacked minibatches within
+# `sweep.CPU_STEP_BYTES` (the data table above gives the count per dataset): the layouts measured fastest there.
+# Adam, AdamW and SGD run as PyTorch's fused kernels. The defaults:
 
 # %%
 defaults = {f.name: f.default for f in dataclasses.fields(config.RunConfig)
@@ -78,9 +89,10 @@ pd.Series(defaults, name="default").to_frame()
 #   patterns that coincide are trained once).
 # - **Square DNNs, CNNs, ViTs (Phase 2).** Square DNNs repeat one width; the CNN is one 3x3 convolution (stride 1,
 #   no padding), ReLU, flatten, linear classifier, its capacity set by the number of channels; the ViT is a standard
-#   pre-norm Vision Transformer (patch embedding, class token, learned positions) whose embedding width is swept,
-#   with 2 blocks, 4 heads and MLP ratio 2; patches of 7x7 on 28x28 images and 8x8 on 32x32, so that every
-#   dataset gives the same 16 patches (4x4 CIFAR-10 patches would make 64 tokens and cost about 4x more).
+#   pre-norm Vision Transformer (patch embedding, class token, learned positions) whose embedding width is swept;
+#   its blocks and heads are in the profile table below, and its patch size per dataset in the data table above,
+#   chosen so that every dataset gives the same number of patches (CIFAR-10's 32×32 images cut into 4×4 patches
+#   would make four times as many tokens, and attention cost grows with their square).
 
 # %%
 pd.DataFrame({"ladder": models.LADDER})

@@ -55,7 +55,7 @@ store, prof = Store(chapter.check("results", results)), profiles.get(info["profi
 cost = pd.concat([store.table(configs=prof.configs(d)) for d in info["datasets"]], ignore_index=True)
 cost = (cost.groupby(["dataset", "family"]).agg(runs=("run_id", "size"), train_minutes=("time_s", "sum"))
         .assign(train_minutes=lambda d: (d.train_minutes / 60).round(1)).reset_index())
-Markdown(f"{len(cost) and cost.runs.sum():,d} runs, **{cost.train_minutes.sum():.0f} minutes** of training in all:")
+Markdown(f"{cost.runs.sum():,d} runs, **{cost.train_minutes.sum():.0f} minutes** of training in all:")
 
 # %%
 cost
