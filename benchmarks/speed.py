@@ -34,8 +34,8 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 
-from minarch_core import data, models, profiles, sweep, train
-from minarch_core.config import RunConfig
+from minarch_core.engine import data, models, profiles, sweep, train
+from minarch_core.engine.config import RunConfig
 
 SUBSET = dict(train_per_class=500, val_per_class=100)
 TARGETS = {"textbook": 30.0, "seed batching": 5.0, "matmul peak": 0.60}
@@ -185,7 +185,8 @@ def largest_task_peak_rss(name: str) -> float:
 
 def _peak_rss_child(name: str) -> float:
     quick = profiles.get("quick")
-    cfgs = [c for c in quick.configs(name, ["dnn"]) if c.arch["widths"] == [max(quick.dnn_widths)] * max(quick.dnn_depths)]
+    largest = max(quick.grids["dnn"].values, key=lambda widths: (len(widths), max(widths)))
+    cfgs = [c for c in quick.configs(name, ["dnn"]) if c.arch["widths"] == list(largest)]
     train.train_seeds([c.replace(epochs=1) for c in cfgs], device=DEVICE)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -209,8 +210,6 @@ def main(argv=None):
               f"{f'{args.seeds} seeds':>9s} {'batching':>9s}   (model-epochs/s)")
         rows, quick = [], profiles.get("quick")
         for family, arch in MODELS:
-            if family == "vit":
-                arch = {**arch, **profiles.vit_knobs(arch, name)}  # the patch size the profiles use
             cfg = RunConfig(name, family, arch, epochs=1, **SUBSET)
             n = models.n_params(train.build_model(cfg, dataset))
             textbook = textbook_epoch_s(cfg, splits, dataset)

@@ -6,9 +6,10 @@ import sys
 
 import pandas as pd
 
-from . import data, profiles, sweep
-from .errors import MinarchError
-from .store import Store
+from .book.chapter import CHAPTERS, PARAMETERS, check
+from .engine import data, profiles, sweep
+from .engine.errors import ConfigError, MinarchError
+from .engine.store import Store
 
 
 def main(argv=None) -> int:
@@ -35,17 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train every run of a profile's grids on a dataset, reusing what the run store already holds, "
                     "and print one row per configuration (seeds pooled). Interrupt it at any time: run it again "
                     "and only the missing runs are trained.")
-    s.add_argument("--dataset", required=True, choices=sorted(data.DATASETS), help="the dataset to train on")
+    s.add_argument("--dataset", required=True, choices=list(data.DATASETS), help="the dataset to train on")
     s.add_argument("--family", action="append", choices=profiles.GRIDS, dest="grids",
                    help="grid to sweep, repeatable: shapes (Phase-1 DNN shapes), dnn (square DNNs), cnn, vit "
                         "(default: all of the profile's grids)")
-    s.add_argument("--seeds", type=int, help="seeds per configuration (overrides the profile)")
-    s.add_argument("--epochs", type=int, help="training epochs (overrides the profile)")
-    s.add_argument("--train-per-class", type=int, help="training images per class (overrides the profile)")
+    for name in ("seeds", "epochs", "train_per_class"):
+        _option(s, name, "(overrides the profile)")
     s.add_argument("--full-data", action="store_true", help="train on the whole training split")
     s.add_argument("--executor", default="serial", choices=("serial", "process", "dask"),
                    help="serial (in this process), process (a local process pool), dask (a Dask cluster)")
-    s.add_argument("--workers", type=int, help="processes for --executor process, or LocalCluster workers for dask")
+    s.add_argument("--workers", type=PARAMETERS["workers"].parse,
+                   help="processes for --executor process, or LocalCluster workers for dask (1..256)")
     s.add_argument("--scheduler", help="address of a running Dask scheduler (with --executor dask); without it a "
                                        "LocalCluster is started on this machine")
     s.add_argument("--csv", default=None, help="also write the full per-run table to this CSV file")
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "dataset, then findings and reproducing) into book/, then build _build/html with Jupyter Book. "
                     "Runs already in the store are not trained again.")
     b.add_argument("--datasets", default=",".join(data.DATASETS), help="comma-separated datasets (default: all)")
-    b.add_argument("--workers", type=int, default=1, help="parallel training processes in the sweep chapters")
+    _option(b, "workers", "in the sweep chapters", default=1)
     b.add_argument("--no-html", action="store_true", help="execute the notebooks only, do not build the HTML")
     b.add_argument("--log", action="store_true", help="stream each notebook's output while it runs")
 
@@ -66,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         "chapter", help="re-run one chapter notebook with papermill",
         description="Execute one chapter notebook (from notebooks/<name>.py) with papermill parameters into "
                     "book/<dataset>/<name>.ipynb, or into --output.")
-    c.add_argument("name", help="sweep, regimes, pruning, quantization (per dataset), method, findings, reproducing")
-    c.add_argument("--dataset", default="mnist", choices=sorted(data.DATASETS), help="the dataset of the chapter")
+    c.add_argument("name", choices=list(CHAPTERS), help="the chapter: " + ", ".join(
+        f"{name} ({'per dataset' if spec.per_dataset else 'once per book'})" for name, spec in CHAPTERS.items()))
+    c.add_argument("--dataset", default="mnist", choices=list(data.DATASETS), help="the dataset of the chapter")
     c.add_argument("--profile", default="quick", choices=list(profiles.PROFILES), help="size of the study")
     c.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="another papermill parameter, e.g. -p seeds 5 -p workers 2 (repeatable)")
@@ -75,12 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _option(parser, name: str, context: str, default=None) -> None:
+    """A command-line option from a parameter's record: the same type, range and help as in the notebooks."""
+    p = PARAMETERS[name]
+    parser.add_argument(f"--{name.replace('_', '-')}", type=p.parse, default=default,
+                        help=f"{p.help} {context}: {p.allowed()}")
+
+
 def _sweep(args) -> int:
-    overrides = {k: v for k, v in (("seeds", args.seeds), ("epochs", args.epochs),
-                                   ("train_per_class", args.train_per_class)) if v is not None}
+    profile = profiles.study(args.profile, seeds=args.seeds, epochs=args.epochs, train_per_class=args.train_per_class)
     if args.full_data:
-        overrides["train_per_class"] = None
-    profile = profiles.get(args.profile).replace(**overrides)
+        profile = profile.replace(train_per_class=None)
     configs = profile.configs(args.dataset, args.grids)
     store = Store(args.results)
     if args.dry_run:
@@ -98,7 +105,7 @@ def _sweep(args) -> int:
 
 
 def _book(args) -> int:
-    from . import pipeline
+    from .book import pipeline
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     out = pipeline.build(args.profile, datasets, workers=args.workers, device=args.device, results=args.results,
                          data_root=args.data, html=not args.no_html, log=args.log)
@@ -107,12 +114,17 @@ def _book(args) -> int:
 
 
 def _chapter(args) -> int:
-    from . import pipeline
-    params = {"profile": args.profile}
-    if args.name in pipeline.CHAPTERS:
-        params["dataset"] = args.dataset
+    from .book import pipeline
+    spec = CHAPTERS[args.name]
+    params = {"profile": args.profile, "dataset": args.dataset}
     params.update({name: _value(value) for name, value in args.parameter})
-    folder = pipeline.ROOT / "book" / (args.dataset if args.name in pipeline.CHAPTERS else "")
+    for name, value in params.items():
+        if name not in spec.parameters:
+            raise ConfigError(f"chapter {spec.name!r} takes no parameter {name!r}: it takes {list(spec.parameters)}")
+        check(name, value, "parameter")
+    if not spec.per_dataset:
+        params.pop("dataset")
+    folder = pipeline.ROOT / "book" / (args.dataset if spec.per_dataset else "")
     output = args.output or folder / f"{args.name}.ipynb"
     seconds = pipeline.execute(args.name, output, params, log=True)
     print(f"{output} executed in {seconds:.1f} s")

@@ -23,6 +23,9 @@
 # %% tags=["parameters"]
 datasets = "mnist,fashion_mnist,cifar10"
 profile = "quick"
+seeds = None
+epochs = None
+train_per_class = None
 results = None
 renderer = "default"
 figures = None
@@ -32,14 +35,13 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 
-from minarch_core import chapter, plots, regimes
+from minarch_core.analyses import regimes
+from minarch_core.book import chapter, plots
+from minarch_core.engine import data
 
-names = [d.strip() for d in chapter.check("datasets", datasets).split(",") if d.strip()]
-if not names:
-    raise chapter.ParameterError("notebook parameter 'datasets' names no dataset: pass e.g. -p datasets mnist,cifar10")
-ch = chapter.open_chapter(names[0], profile, results=results, renderer=renderer, figures=figures)
-load = lambda name: pd.concat([ch.load(name, d).assign(dataset=d) for d in names], ignore_index=True)  # noqa: E731
-configs, minimal, redundancy, tolerance = (load(n) for n in ("configurations", "minimal", "redundancy", "tolerance"))
+ch = chapter.open_chapter(**chapter.given("findings", globals()))
+names = ch.datasets
+configs, minimal, redundancy, tolerance = map(ch.load_all, ("configurations", "minimal", "redundancy", "tolerance"))
 dnn_global = redundancy[(redundancy.scope == "global") & (redundancy.family == "dnn")]  # depth means DNN layers
 ch.figure(plots.summary(minimal, dnn_global, tolerance[tolerance.granularity == "tensor"]), "summary", folder="findings")
 
@@ -60,7 +62,7 @@ rows.append(("Shape barely matters for larger models; parameter count dominates"
              f"median accuracy spread across shapes and depths at matched size: {lo:.1%} below 10k parameters, "
              f"{hi:.1%} from 10k on", "agrees" if hi < lo / 2 else "differs"))
 
-by_difficulty = [d for d in ("mnist", "fashion_mnist", "cifar10") if d in names]  # the paper's order of difficulty
+by_difficulty = data.by_difficulty(names)  # the datasets' own ranks: the paper's order of difficulty
 need = minimal.pivot_table(index="family", columns="dataset", values="min_params", dropna=False).reindex(
     columns=by_difficulty).fillna(np.inf)  # not reached: more parameters than the grid holds
 grows = {f: bool(len(v) > 1 and np.isfinite(v.iloc[0]) and v.is_monotonic_increasing) for f, v in need.iterrows()}

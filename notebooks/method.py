@@ -27,19 +27,14 @@ figures = None
 
 # %%
 import dataclasses
-from pathlib import Path
-
 import pandas as pd
 
-from minarch_core import config, data, models, plots, profiles, pruning, quantization, regimes, sweep
-from minarch_core.chapter import check
+from minarch_core.analyses import pruning, quantization, regimes
+from minarch_core.book import chapter, plots
+from minarch_core.engine import config, data, models, profiles, sweep
 
-check("profile", profile), check("renderer", renderer), check("figures", figures)
-plots.use_renderer(renderer)
-workflow = plots.workflow()
-if figures:
-    plots.save(workflow, Path(figures) / "workflow")
-workflow
+ch = chapter.open_chapter(**chapter.given("method", globals()))
+ch.figure(plots.workflow(), "workflow", folder="")
 
 # %% [markdown]
 # ## Data
@@ -52,15 +47,16 @@ workflow
 
 # %%
 def dataset_row(d):
-    vit = profiles.vit_knobs(profiles.get(profile).vit, d.name)
+    patch = models.default_patch(d.input_shape)
     dnn = config.RunConfig(d.name, "dnn", {"widths": [10]})
     c, h, w = d.input_shape
-    return {"dataset": d.name, "image (C×H×W)": f"{c}×{h}×{w}", "inputs": c * h * w, "channel mean": d.mean,
-            "channel std": d.std, "ViT patch": vit["patch"], "ViT patches": (h // vit["patch"]) * (w // vit["patch"]),
+    return {"dataset": d.title, "difficulty rank": d.difficulty, "classes": d.n_classes,
+            "image (C×H×W)": f"{c}×{h}×{w}", "inputs": c * h * w, "channel mean": d.mean, "channel std": d.std,
+            "ViT patch": patch, "ViT patches": (h // patch) * (w // patch),
             "DNN seeds per CPU step": sweep.seed_batch_for(dnn, "cpu")}
 
 
-pd.DataFrame([dataset_row(d) for d in data.DATASETS.values()])
+pd.DataFrame([dataset_row(data.spec(d)) for d in data.by_difficulty()])
 
 # %% [markdown]
 # ## Training
@@ -108,7 +104,7 @@ pd.DataFrame([{"shape": s.pattern or "(one layer)", "widths from size 10": s.wid
 # profile named in the reproducing chapter; every field can be overridden per chapter with papermill parameters.
 
 # %%
-pd.DataFrame([{k: v for k, v in dataclasses.asdict(p).items()} for p in profiles.PROFILES.values()]).set_index("name").T
+pd.DataFrame({name: p.summary() for name, p in profiles.PROFILES.items()})
 
 # %% [markdown]
 # ## Convergence regimes

@@ -38,12 +38,12 @@ figures = None
 import pandas as pd
 from IPython.display import Markdown
 
-from minarch_core import chapter, plots, pruning
+from minarch_core.analyses import pruning
+from minarch_core.book import chapter, plots
 
-ch = chapter.open_chapter(dataset, profile, seeds, epochs, train_per_class, device, results, data, workers,
-                          renderer, figures)
+ch = chapter.open_chapter(**chapter.given("pruning", globals()))
 models = ch.store.runs_of(ch.load("representatives"))
-curves = ch.save("pruning", pd.concat([pruning.curves(models, scope=scope) for scope in pruning.SCOPES],
+curves = ch.save("pruning", pd.concat([pruning.curves(models, scope=scope, **ch.where) for scope in pruning.SCOPES],
                                       ignore_index=True))
 ch.figure(plots.pruning_curves(curves), "pruning")
 

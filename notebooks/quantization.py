@@ -38,14 +38,14 @@ figures = None
 import pandas as pd
 from IPython.display import Markdown
 
-from minarch_core import chapter, plots, quantization
+from minarch_core.analyses import quantization
+from minarch_core.book import chapter, plots
 
-ch = chapter.open_chapter(dataset, profile, seeds, epochs, train_per_class, device, results, data, workers,
-                          renderer, figures)
+ch = chapter.open_chapter(**chapter.given("quantization", globals()))
 models = ch.store.runs_of(ch.load("representatives"))
 curves = ch.save("quantization", pd.concat([
-    quantization.curves(models, scheme="symmetric", granularity="tensor"),
-    quantization.curves(models, scheme="asymmetric", granularity="channel")], ignore_index=True))
+    quantization.curves(models, scheme="symmetric", granularity="tensor", **ch.where),
+    quantization.curves(models, scheme="asymmetric", granularity="channel", **ch.where)], ignore_index=True))
 ch.figure(plots.quantization_curves(curves), "quantization")
 
 # %%
@@ -67,5 +67,5 @@ tolerance.round(4)
 
 # %%
 dnns = [m for m in models if m.config.family == "dnn"]
-check = quantization.int8_crosscheck(max(dnns or models, key=lambda m: m.summary["n_params"]))
+check = quantization.int8_crosscheck(max(dnns or models, key=lambda m: m.summary["n_params"]), ch.data_root)
 pd.Series(check)

@@ -39,10 +39,10 @@ figures = None
 # %%
 from IPython.display import Markdown
 
-from minarch_core import chapter, plots, regimes
+from minarch_core.analyses import regimes
+from minarch_core.book import chapter, plots
 
-ch = chapter.open_chapter(dataset, profile, seeds, epochs, train_per_class, device, results, data, workers,
-                          renderer, figures)
+ch = chapter.open_chapter(**chapter.given("regimes", globals()))
 features = ch.features()
 configs = regimes.configurations(features)
 regimes.thresholds_table()

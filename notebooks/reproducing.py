@@ -34,11 +34,11 @@ import pandas as pd
 import torch
 from IPython.display import Markdown
 
-from minarch_core import chapter, profiles
-from minarch_core.store import Store
+from minarch_core.book import chapter
+from minarch_core.engine import profiles
 
-build_info, benchmark = chapter.check("build_info", build_info), chapter.check("benchmark", benchmark)
-info = json.load(open(build_info))
+ch = chapter.open_chapter(**chapter.given("reproducing", globals()))
+info = json.load(open(ch.values["build_info"]))
 Markdown(f"Built from commit `{info['commit']}` with profile **`{info['profile']}`** on "
          f"{', '.join(info['datasets'])}, on {info['started']}; executing the notebooks took "
          f"**{info['seconds'] / 60:.1f} minutes** on {info['machine']} (runs the store already held were read, "
@@ -51,8 +51,8 @@ Markdown(f"Built from commit `{info['commit']}` with profile **`{info['profile']
 # divided by the workers.
 
 # %%
-store, prof = Store(chapter.check("results", results)), profiles.get(info["profile"])
-cost = pd.concat([store.table(configs=prof.configs(d)) for d in info["datasets"]], ignore_index=True)
+prof = profiles.get(info["profile"])
+cost = pd.concat([ch.store.table(configs=prof.configs(d)) for d in info["datasets"]], ignore_index=True)
 cost = (cost.groupby(["dataset", "family"]).agg(runs=("run_id", "size"), train_minutes=("time_s", "sum"))
         .assign(train_minutes=lambda d: (d.train_minutes / 60).round(1)).reset_index())
 Markdown(f"{cost.runs.sum():,d} runs, **{cost.train_minutes.sum():.0f} minutes** of training in all:")
@@ -95,5 +95,6 @@ Markdown(f"Torch runs {torch.get_num_threads()} threads here; CUDA {'is' if torc
 # those measurements. Its last output, as it printed it, including the machine it ran on:
 
 # %%
+benchmark = ch.values["benchmark"]
 print(open(benchmark).read() if os.path.exists(benchmark) else f"{benchmark} is missing: run make benchmark")
 

@@ -38,12 +38,13 @@ figures = None
 # %%
 from IPython.display import Markdown
 
-from minarch_core import chapter, plots, regimes, sweep
+from minarch_core.analyses import regimes
+from minarch_core.book import chapter, plots
+from minarch_core.engine import sweep
 
-ch = chapter.open_chapter(dataset, profile, seeds, epochs, train_per_class, device, results, data, workers,
-                          renderer, figures)
+ch = chapter.open_chapter(**chapter.given("sweep", globals()))
 runs = ch.sweep()
-p = ch.profile
+p = ch.study
 Markdown(f"The `{p.name}` profile trains **{len(runs)} runs** on **{dataset}**: {p.seeds} seeds, {p.epochs} epochs, "
          f"{'the whole training split' if p.train_per_class is None else f'{p.train_per_class} images per class'}; "
          f"{runs.config_id.nunique()} configurations from {runs.n_params.min():,} to {runs.n_params.max():,} "

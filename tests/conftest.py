@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from minarch_core import data, settings
+from minarch_core.engine import data, settings
 
 
 @pytest.fixture(autouse=True)
@@ -51,9 +51,9 @@ real_cifar10 = pytest.mark.skipif(not has_dataset("cifar10"), reason="CIFAR-10 i
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory, tiny_root):
     """A store with a few trained runs on the synthetic data: depth 1 and 2, and a CNN."""
-    from minarch_core import sweep
-    from minarch_core.config import RunConfig
-    from minarch_core.store import Store
+    from minarch_core.engine import sweep
+    from minarch_core.engine.config import RunConfig
+    from minarch_core.engine.store import Store
     store = Store(tmp_path_factory.mktemp("tiny-store"))
     configs = [RunConfig("mnist", family, arch, epochs=4, val_per_class=20, train_per_class=60)
                for family, arch in (("dnn", {"widths": [32]}), ("dnn", {"widths": [32, 32]}), ("cnn", {"channels": 4}))]

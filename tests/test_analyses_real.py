@@ -2,9 +2,10 @@
 import pytest
 from conftest import real_mnist
 
-from minarch_core import pruning, quantization, regimes, sweep
-from minarch_core.config import RunConfig
-from minarch_core.store import Store
+from minarch_core.analyses import pruning, quantization, regimes
+from minarch_core.engine import sweep
+from minarch_core.engine.config import RunConfig
+from minarch_core.engine.store import Store
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,14 @@ import shutil
 import pytest
 from conftest import has_dataset
 
-from minarch_core import data, pipeline
+from minarch_core.book import pipeline
+from minarch_core.book.chapter import CHAPTERS
+from minarch_core.engine import data
 
 DATASETS = list(data.DATASETS)
 pytestmark = pytest.mark.skipif(not all(has_dataset(d) for d in DATASETS), reason="needs every dataset in MINARCH_DATA")
-PAGES = [f"book/{d}/{c}.html" for d in DATASETS for c in pipeline.CHAPTERS] + \
-        [f"book/{c}.html" for c in pipeline.BOOK_CHAPTERS] + ["book/intro.html"]
+PAGES = [f"book/{d}/{c}.html" for d in DATASETS for c in pipeline.PER_DATASET] + \
+        [f"book/{c}.html" for c, spec in CHAPTERS.items() if not spec.per_dataset] + ["book/intro.html"]
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@ import sys
 
 import pytest
 
-from minarch_core import cli, data
+from minarch_core import cli
+from minarch_core.engine import data
 
 
 def test_sweep_prints_one_row_per_configuration(tmp_path, tiny_root, capsys):
@@ -11,7 +12,7 @@ def test_sweep_prints_one_row_per_configuration(tmp_path, tiny_root, capsys):
             "--results", str(tmp_path), "--data", str(tiny_root), "--quiet", "--csv", str(tmp_path / "runs.csv")]
     assert cli.main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].split()[:3] == ["dataset", "family", "depth"]
+    assert lines[0].split()[:4] == ["dataset", "family", "model", "depth"]
     assert len(lines) == 1 + 6  # smoke: 3 widths x 2 depths, seeds pooled
     assert len((tmp_path / "runs.csv").read_text().strip().splitlines()) == 1 + 12
     assert cli.main(args[:-2] + ["--dry-run"]) == 0
@@ -37,3 +38,36 @@ def test_bad_input_is_an_error_message_not_a_traceback(tmp_path, monkeypatch, ca
     with pytest.raises(SystemExit):
         cli.main(["sweep", "--dataset", "mnist", "--profile", "enormous"])
     assert "invalid choice: 'enormous'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sweep", "--seeds", "-2"], "argument --seeds: the value of 'seeds' must be an integer in 1..1000 or None"),
+    (["sweep", "--seeds", "0"], "'seeds' must be an integer in 1..1000"),
+    (["sweep", "--epochs", "0"], "'epochs' must be an integer in 1..10000"),
+    (["sweep", "--epochs", "2.5"], "got '2.5'"),
+    (["sweep", "--train-per-class", "-5"], "'train_per_class' must be an integer in 1..1e+06"),
+    (["sweep", "--executor", "process", "--workers", "0"], "'workers' must be an integer in 1..256"),
+    (["book", "--workers", "-1"], "'workers' must be an integer in 1..256"),
+])
+def test_a_bad_number_on_the_command_line_is_named_and_nothing_is_written(tmp_path, capsys, argv, message):
+    results = tmp_path / "results"
+    dataset = ["--dataset", "mnist"] if argv[0] == "sweep" else []
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv + dataset + ["--profile", "smoke", "--results", str(results)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("parameter, message", [
+    (["-p", "seeds", "0"], "parameter 'seeds' must be an integer in 1..1000 or None"),
+    (["-p", "workers", "-4"], "parameter 'workers' must be an integer in 1..256"),
+    (["-p", "colour", "blue"], "chapter 'sweep' takes no parameter 'colour'"),
+])
+def test_a_bad_chapter_parameter_is_refused_before_papermill_starts(tmp_path, capsys, parameter, message):
+    out = tmp_path / "out.ipynb"
+    assert cli.main(["chapter", "sweep", "--profile", "smoke", "--output", str(out), *parameter]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()

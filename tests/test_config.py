@@ -5,8 +5,8 @@ import sys
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from minarch_core.config import RunConfig
-from minarch_core.errors import ConfigError
+from minarch_core.engine.config import RunConfig
+from minarch_core.engine.errors import ConfigError
 
 BASE = dict(dataset="mnist", family="dnn", arch={"widths": [100]})
 DEFAULTS = dict(seed=0, epochs=10, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0,
@@ -46,7 +46,7 @@ def test_any_semantic_change_changes_the_id(change):
 
 
 def test_id_is_stable_across_processes_and_hash_seeds():
-    code = "from minarch_core.config import RunConfig; print(RunConfig('cifar10','cnn',{'channels':4},seed=3).run_id)"
+    code = "from minarch_core.engine.config import RunConfig; print(RunConfig('cifar10','cnn',{'channels':4},seed=3).run_id)"
     ids = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": s},
                           capture_output=True, text=True, check=True).stdout.strip() for s in ("1", "4242")}
     assert ids == {RunConfig("cifar10", "cnn", {"channels": 4}, seed=3).run_id}

@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import real_cifar10, real_mnist, synthetic_arrays
 
-from minarch_core import data, settings
-from minarch_core.errors import ConfigError, DataCorruptError, DataMissingError
+from minarch_core.engine import data, settings
+from minarch_core.engine.errors import ConfigError, DataCorruptError, DataMissingError
 
 
 def fresh():

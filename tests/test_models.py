@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from minarch_core import models
-from minarch_core.errors import ConfigError
+from minarch_core.engine import models
+from minarch_core.engine.errors import ConfigError
 
 
 def dnn_count(inputs, widths, classes=10):
@@ -36,7 +36,7 @@ def test_cnn_parameter_counts(shape, channels, expected):
 @pytest.mark.parametrize("shape, arch", [
     ((1, 28, 28), {}), ((3, 32, 32), {"patch": 4, "dim": 16, "depth": 3, "heads": 2, "mlp_ratio": 4})])
 def test_vit_parameter_count_and_forward(shape, arch):
-    full = models.normalise_arch("vit", arch)
+    full = models.normalise_arch("vit", arch, shape)
     model = models.build("vit", arch, shape, 10)
     assert models.n_params(model) == vit_count(*shape, **full)
     assert model(torch.randn(3, *shape)).shape == (3, 10)

@@ -4,7 +4,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from minarch_core import chapter, pipeline
+from minarch_core.book import chapter, pipeline
 
 NOTEBOOKS = sorted((pipeline.ROOT / "notebooks").glob("*.py"))
 
@@ -14,7 +14,7 @@ def cells(nb):
 
 
 def test_every_chapter_has_a_notebook():
-    assert {p.stem for p in NOTEBOOKS} == {*pipeline.CHAPTERS, *pipeline.BOOK_CHAPTERS}
+    assert [p.stem for p in NOTEBOOKS] == sorted(chapter.CHAPTERS)
 
 
 @pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
@@ -26,25 +26,40 @@ def test_pairs_are_in_sync(py):
 
 
 @pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
-def test_parameters_cell_survives_in_both_files(py):
+def test_parameters_cell_is_the_chapters_record_in_both_files(py):
+    """Every notebook sets exactly the parameters its chapter record names, to their declared defaults."""
+    spec = chapter.CHAPTERS[py.stem]
     for path in (py, py.with_suffix(".ipynb")):
         tagged = [c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
-        names = {line.split("=")[0].strip() for line in tagged[0].source.splitlines() if "=" in line}
-        assert names <= set(chapter.PARAMETERS), f"undocumented parameters in {path}: add them to chapter.PARAMETERS"
+        values = {}
+        exec(tagged[0].source, {}, values)
+        assert list(values) == list(spec.parameters), f"{path.name} must set {spec.parameters}"
+        for name, value in values.items():
+            assert value == chapter.PARAMETERS[name].default, f"{path.name}: {name} = {value!r}, declared default " \
+                f"{chapter.PARAMETERS[name].default!r}"
 
 
-@pytest.mark.parametrize("value, message", [("five", "notebook parameter 'seeds' must be int or None"),
-                                            (2.5, "notebook parameter 'seeds' must be int or None")])
-def test_a_wrong_parameter_stops_the_notebook_at_its_first_cell(tmp_path, value, message):
+@pytest.mark.parametrize("name, value, message", [
+    ("seeds", "five", "notebook parameter 'seeds' must be an integer in 1..1000 or None"),
+    ("seeds", 2.5, "notebook parameter 'seeds' must be an integer in 1..1000 or None"),
+    ("seeds", 0, "notebook parameter 'seeds' must be an integer in 1..1000 or None"),
+    ("seeds", -3, "got -3"),
+    ("epochs", 0, "notebook parameter 'epochs' must be an integer in 1..10000 or None"),
+    ("train_per_class", -1, "notebook parameter 'train_per_class' must be an integer in 1..1e+06 or None"),
+    ("workers", 0, "notebook parameter 'workers' must be an integer in 1..256"),
+    ("dataset", "imagenet", "notebook parameter 'dataset' must be one of ['mnist'"),
+])
+def test_a_wrong_parameter_stops_the_notebook_at_its_first_cell(tmp_path, name, value, message):
+    store = tmp_path / "results"
     with pytest.raises(pipeline.ChapterError) as err:
-        pipeline.execute("regimes", tmp_path / "book" / "mnist" / "regimes.ipynb",
-                         {"dataset": "mnist", "profile": "smoke", "seeds": value, "results": str(tmp_path)},
-                         root=tmp_path)
+        pipeline.execute("sweep", tmp_path / "book" / "mnist" / "sweep.ipynb",
+                         {"dataset": "mnist", "profile": "smoke", name: value, "results": str(store)}, root=tmp_path)
     text = str(err.value)
-    assert "chapter 'regimes' (mnist) failed in cell" in text and "ParameterError" in text and message in text
-    kept = tmp_path / "_build" / "failed" / "mnist-regimes.ipynb"
-    assert kept.exists() and not (tmp_path / "book" / "mnist" / "regimes.ipynb").exists()
+    assert "chapter 'sweep'" in text and "failed in cell" in text and "ParameterError" in text and message in text
+    kept = tmp_path / "_build" / "failed" / "mnist-sweep.ipynb"
+    assert kept.exists() and not (tmp_path / "book" / "mnist" / "sweep.ipynb").exists()
     executed = jupytext.read(kept)
     code = [c for c in executed.cells if c.cell_type == "code" and c.get("execution_count")]
     assert "open_chapter" in code[-1].source  # the first cell after the parameters stopped it
+    assert not store.exists()  # nothing trained, nothing written

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from minarch_core import plots
+from minarch_core.book import plots
 
 
 @pytest.fixture
@@ -61,11 +61,6 @@ def test_pruning_quantization_and_summary_figures():
     minimal = pd.DataFrame({"dataset": ["mnist"], "family": ["dnn"], "min_params": [4000], "ci_low": [2000],
                             "ci_high": [4000]})
     assert "Across datasets" in spec(plots.summary(minimal, red, tol))
-
-
-def test_model_labels_name_the_family_so_like_sizes_stay_apart():
-    models = pd.DataFrame({"family": ["dnn", "cnn", "vit"], "depth": [2, 1, 2], "width": [4, 4, 4]})
-    assert plots.model_labels(models).tolist() == ["DNN 2 × 4", "CNN 1 × 4", "ViT 2 × 4"]
 
 
 def test_book_renderer_and_saved_files(tmp_path, configs):

@@ -1,15 +1,15 @@
 import pytest
 
-from minarch_core import data, models, profiles
-from minarch_core.errors import ConfigError
+from minarch_core.engine import data, models, profiles
+from minarch_core.engine.errors import ConfigError
 
 
 def test_paper_profile_is_the_papers_full_grid():
     p = profiles.get("paper")
     assert p.seeds == 30 and p.train_per_class is None
-    assert len(p.arch_grid("shapes")) == 480
-    assert p.dnn_widths == models.LADDER and p.dnn_depths == (1, 2, 3, 4)
-    assert p.cnn_channels == tuple(range(1, 33))
+    assert len(p.grids["shapes"].values) == 480
+    assert p.grids["dnn"].values == tuple((w,) * d for d in (1, 2, 3, 4) for w in models.LADDER)
+    assert p.grids["cnn"].values == tuple(range(1, 33))
     cnn = p.configs("cifar10", ["cnn"])
     assert len(cnn) == 32 * 30 and {c.seed for c in cnn} == set(range(30))
 

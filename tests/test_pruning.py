@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from minarch_core import models, pruning, train
-from minarch_core.errors import ConfigError
+from minarch_core.analyses import pruning
+from minarch_core.engine import models, train
+from minarch_core.engine.errors import ConfigError
 
 
 def random_model(seed=0):
@@ -109,7 +110,7 @@ def test_cnn_kernels_are_pruned_too(tiny_store, tiny_data):
 
 
 def synthetic_curve(run_id, accs, sparsities=(0, 0.2, 0.4, 0.6, 0.8, 0.99)):
-    return pd.DataFrame({"run_id": run_id, "scope": "global", "method": "one-shot", "finetune_epochs": 0,
+    return pd.DataFrame({"run_id": run_id, "dataset": "mnist", "scope": "global", "method": "one-shot", "finetune_epochs": 0,
                          "sparsity": sparsities, "test_acc": accs})
 
 

@@ -2,8 +2,9 @@ import pandas as pd
 import pytest
 import torch
 
-from minarch_core import models, quantization as q
-from minarch_core.errors import ConfigError
+from minarch_core.analyses import quantization as q
+from minarch_core.engine import models
+from minarch_core.engine.errors import ConfigError
 
 BITS = [2, 3, 4, 5, 6, 8, 10, 12, 16]
 

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from minarch_core import regimes
-from minarch_core.regimes import Thresholds, classify
+from minarch_core.analyses import regimes
+from minarch_core.analyses.regimes import Thresholds, classify
 
 
 def runs(config_id, n_params, test, train=None, val_loss=None, status=None, family="dnn"):
@@ -13,7 +13,8 @@ def runs(config_id, n_params, test, train=None, val_loss=None, status=None, fami
         run_id = f"{config_id}-{seed}"
         curve = val_loss or [2.0, 1.0, 0.5, 0.4, 0.35]
         table.append(dict(run_id=run_id, config_id=config_id, dataset="mnist", family=family, seed=seed,
-                          n_params=n_params, depth=1, width=n_params, shape="equal", test_acc=acc,
+                          n_params=n_params, depth=1, width=n_params, shape="equal", model=f"DNN {n_params}",
+                          test_acc=acc,
                           train_acc=(train or acc + 0.01), val_loss=curve[-1],
                           status=(status or ["ok"] * len(test))[seed]))
         hist += [dict(run_id=run_id, epoch=e, val_loss=v, test_acc=acc * e / (len(curve) - 1))
@@ -118,4 +119,4 @@ def test_examples_pick_the_median_configuration_of_each_regime():
     f = frames(runs("u", 100, [0.1] * 2), *(runs(f"l{p}", p, [0.95] * 2) for p in (200, 300, 400)))
     ex = regimes.examples(regimes.configurations(f), f)
     assert sorted(set(zip(ex.regime, ex.config_id))) == [("learning", "l300"), ("unstable", "u")]
-    assert len(ex) == 4 and ex.label.str.startswith(("learning: dnn", "unstable: dnn")).all()
+    assert len(ex) == 4 and ex.label.str.startswith(("learning: DNN", "unstable: DNN")).all()

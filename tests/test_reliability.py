@@ -17,16 +17,17 @@ import time
 import pytest
 import torch
 
-from minarch_core import data, profiles, pruning, quantization, sweep, train
-from minarch_core.config import RunConfig
-from minarch_core.errors import ConfigError, StoreError
-from minarch_core.store import Store
+from minarch_core.analyses import pruning, quantization
+from minarch_core.engine import data, profiles, sweep, train
+from minarch_core.engine.config import RunConfig
+from minarch_core.engine.errors import ConfigError, StoreError
+from minarch_core.engine.store import Store
 
 CHILD = textwrap.dedent("""
     import json, os, signal, sys, time
     import torch
-    from minarch_core import sweep
-    from minarch_core.config import RunConfig
+    from minarch_core.engine import sweep
+    from minarch_core.engine.config import RunConfig
     spec = json.loads(sys.argv[1])
     if spec.get("torn_write_at"):  # die by SIGKILL halfway through writing the n-th model file
         real_save, calls = torch.save, []
@@ -173,9 +174,9 @@ def test_a_full_disk_is_a_clear_error_and_the_store_stays_as_it_was(env):
     # a real failing write: the OS refuses to grow a file past 4 kB (EFBIG), as it refuses on a full disk (ENOSPC)
     code = textwrap.dedent(f"""
         import resource, signal, sys
-        from minarch_core import sweep
-        from minarch_core.config import RunConfig
-        from minarch_core.errors import StoreError
+        from minarch_core.engine import sweep
+        from minarch_core.engine.config import RunConfig
+        from minarch_core.engine.errors import StoreError
         cfgs = [RunConfig.from_dict(c) for c in {[c.to_dict() for c in cfgs]!r}]
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
@@ -197,7 +198,7 @@ def test_no_space_left_names_the_fix(env, monkeypatch):
 
     def full(*a, **kw):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr("minarch_core.store.torch.save", full)
+    monkeypatch.setattr("minarch_core.engine.store.torch.save", full)
     with pytest.raises(StoreError, match="No space left on device.*give it free space.*the store is unchanged"):
         env.put(cfg, result)
     assert env.get(cfg) is None and not any((env.root / "mnist" / ".tmp").iterdir())

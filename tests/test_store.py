@@ -4,10 +4,10 @@ import shutil
 import pytest
 import torch
 
-from minarch_core import train
-from minarch_core.config import RunConfig
-from minarch_core.errors import StoreError
-from minarch_core.store import Store
+from minarch_core.engine import train
+from minarch_core.engine.config import RunConfig
+from minarch_core.engine.errors import StoreError
+from minarch_core.engine.store import Store
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from minarch_core import sweep, train
-from minarch_core.config import RunConfig
-from minarch_core.store import Store
+from minarch_core.engine import sweep, train
+from minarch_core.engine.config import RunConfig
+from minarch_core.engine.store import Store
 
 
 def configs(n_widths=3, seeds=2):

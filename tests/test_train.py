@@ -4,9 +4,9 @@ import pytest
 import torch
 from conftest import real_mnist
 
-from minarch_core import settings, train
-from minarch_core.config import RunConfig
-from minarch_core.errors import ConfigError
+from minarch_core.engine import settings, train
+from minarch_core.engine.config import RunConfig
+from minarch_core.engine.errors import ConfigError
 
 TINY = dict(val_per_class=20, train_per_class=30)
 

@@ -24,21 +24,33 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import OptimizeWarning, curve_fit
 
+from ..engine import models
+from ..engine.params import Param, check_fields
+from .common import chance
+
 REGIMES = ("unstable", "learning", "overfitting")
+
+
+THRESHOLDS = {p.name: p for p in (
+    Param("fail_margin", float, 0.10, "a seed failed below the dataset's chance + this accuracy", 0, 1),
+    Param("max_failed", float, 0.10, "unstable above this fraction of failed seeds", 0, 1),
+    Param("max_std", float, 0.02, "unstable above this spread (std) of final test accuracy over seeds", 0, 1),
+    Param("max_upturn", float, 0.10, "overfitting above this relative rise of validation loss after its minimum",
+          0, 100),
+    Param("max_gap", float, 0.05, "overfitting above this train-test accuracy gap", 0, 1),
+)}
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    fail_margin: float = 0.10  # a seed failed below chance + this accuracy
-    max_failed: float = 0.10  # unstable above this fraction of failed seeds
-    max_std: float = 0.02  # unstable above this spread (std) of final test accuracy over seeds
-    max_upturn: float = 0.10  # overfitting above this relative rise of validation loss after its minimum
-    max_gap: float = 0.05  # overfitting above this train-test accuracy gap
-    n_classes: int = 10
+    fail_margin: float = THRESHOLDS["fail_margin"].default
+    max_failed: float = THRESHOLDS["max_failed"].default
+    max_std: float = THRESHOLDS["max_std"].default
+    max_upturn: float = THRESHOLDS["max_upturn"].default
+    max_gap: float = THRESHOLDS["max_gap"].default
 
-    @property
-    def chance(self) -> float:
-        return 1 / self.n_classes
+    def __post_init__(self):
+        check_fields(self, THRESHOLDS, "regime threshold")
 
 
 def run_features(table: pd.DataFrame, histories: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.DataFrame:
@@ -50,7 +62,7 @@ def run_features(table: pd.DataFrame, histories: pd.DataFrame, th: Thresholds = 
     out = table.join(per_run, on="run_id")
     out["gap"] = out.train_acc - out.test_acc
     out["upturn"] = (out.val_loss - out.min_val_loss) / out.min_val_loss
-    out["failed"] = (out.status == "diverged") | ~(out.test_acc >= th.chance + th.fail_margin)
+    out["failed"] = (out.status == "diverged") | ~(out.test_acc >= chance(out) + th.fail_margin)
     return out
 
 
@@ -63,7 +75,6 @@ def classify(failed_frac, test_std, gap, upturn, th: Thresholds = Thresholds()):
 
 
 GROUP = ["dataset", "family", "config_id"]
-DESCRIBE = ["depth", "width", "widths", "shape", "channels", "dim", "n_params"]
 
 
 def configurations(features: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.DataFrame:
@@ -71,7 +82,7 @@ def configurations(features: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.
     g = features.groupby(GROUP, sort=False)
     q = g.test_acc.quantile([0.1, 0.5, 0.9]).unstack()
     out = pd.DataFrame({
-        **{k: g[k].first() for k in DESCRIBE if k in features},
+        **{k: g[k].first() for k in models.arch_columns() if k != "family" and k in features},
         "seeds": g.size(),
         "test_mean": g.test_acc.mean(), "test_std": g.test_acc.std(), "test_min": g.test_acc.min(),
         "test_max": g.test_acc.max(), "test_q10": q[0.1], "test_q50": q[0.5], "test_q90": q[0.9],
@@ -177,7 +188,8 @@ def representatives(configs: pd.DataFrame, features: pd.DataFrame, per_group: in
     spaced ranks, ``per_group`` in all; for each, the run of its lowest seed.
     """
     stable = configs[configs.regime != "unstable"]
-    stable = stable[(stable.family != "dnn") | (stable.get("shape", "equal") == "equal")]
+    if "shape" in stable:  # families without shapes (NaN) count as square
+        stable = stable[stable["shape"].fillna("equal") == "equal"]
     first_run = features.sort_values("seed").drop_duplicates("config_id").set_index("config_id").run_id
     picks = []
     for _, g in stable.sort_values("n_params").groupby(["dataset", "family", "depth"], sort=True):
@@ -192,11 +204,10 @@ def examples(configs: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
     count of that regime's configurations. Returns every seed's run, labelled with regime and architecture."""
     picks = configs.sort_values("n_params").groupby(["dataset", "regime"], sort=True).apply(
         lambda g: g.iloc[(len(g) - 1) // 2], include_groups=False).reset_index()
-    arch = picks.get("widths", pd.Series(index=picks.index, dtype=object)).fillna(picks.width.astype(str))
-    picks["label"] = picks.regime + ": " + picks.family + " " + arch.astype(str)
+    picks["label"] = picks.regime + ": " + picks.model
     return features[["run_id", "config_id", "seed"]].merge(picks[["config_id", "regime", "label", "n_params"]])
 
 
 def thresholds_table(th: Thresholds = Thresholds()) -> pd.DataFrame:
-    """The thresholds in force, for the book's method chapter."""
-    return pd.DataFrame({"threshold": list(asdict(th)), "value": list(asdict(th).values())})
+    """The thresholds in force and what each means, for the book's method chapter."""
+    return pd.DataFrame([{"threshold": k, "value": v, "meaning": THRESHOLDS[k].help} for k, v in asdict(th).items()])

@@ -15,11 +15,13 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from ..engine import models
+
 REGIME_COLORS = alt.Scale(domain=["unstable", "learning", "overfitting"], range=["#d62728", "#2ca02c", "#ff7f0e"])
 LOG_PARAMS = alt.X("n_params:Q", scale=alt.Scale(type="log"), title="learnable parameters")
 ACCURACY = alt.Scale(domain=[0, 1])
 WIDTH, HEIGHT = 150, 160  # per panel: four panels and a legend fit the book's text column
-FAMILIES = {"dnn": "DNN", "cnn": "CNN", "vit": "ViT"}  # how the figures name each family
+FAMILIES = {name: f.title for name, f in models.FAMILIES.items()}  # how the figures name each family
 
 
 def use_renderer(name: str = "default") -> None:
@@ -164,20 +166,12 @@ def learning_curves(histories: pd.DataFrame, examples: pd.DataFrame) -> alt.Face
 
 # -- figure 5 ------------------------------------------------------------------------------------------------------
 
-MODEL_TITLE = "model (depth × width)"
-
-
-def model_labels(frame: pd.DataFrame) -> pd.Series:
-    """'DNN 2 × 10', 'CNN 1 × 8' (channels), 'ViT 2 × 16' (blocks × dim): with the family, so that like sizes of
-    different families do not share a legend entry."""
-    size = frame.depth.astype(int).astype(str) + " × " + frame.width.astype(int).astype(str)
-    return frame.family.map(FAMILIES) + " " + size
+MODEL_TITLE = "model"
 
 
 def pruning_curves(curves: pd.DataFrame) -> alt.FacetChart:
     """Figure 5: test accuracy against sparsity, one line per model, coloured by depth, one panel per scope."""
-    d = curves.assign(model=curves.get("widths", curves.get("width")).astype(str),
-                      depth=curves.depth.astype(int))
+    d = curves.assign(depth=curves.depth.astype(int))
     pick = alt.selection_point(fields=["depth"], bind="legend")
     chart = alt.Chart(d).mark_line(point=True).encode(
         x=alt.X("sparsity:Q", axis=alt.Axis(format="%"), title="sparsity"),
@@ -192,8 +186,7 @@ def pruning_curves(curves: pd.DataFrame) -> alt.FacetChart:
 
 def redundancy_bars(redundancy: pd.DataFrame) -> alt.Chart:
     """Figure 5b: the redundancy of each model (largest sparsity within tolerance of dense)."""
-    d = redundancy.assign(model=model_labels(redundancy))
-    return alt.Chart(d).mark_bar().encode(
+    return alt.Chart(redundancy).mark_bar().encode(
         y=alt.Y("model:N", sort=alt.SortField("n_params"), title=MODEL_TITLE),
         x=alt.X("redundancy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]),
                 title="prunable without losing more than the tolerance"),
@@ -208,7 +201,7 @@ def redundancy_bars(redundancy: pd.DataFrame) -> alt.Chart:
 def quantization_curves(curves: pd.DataFrame) -> alt.FacetChart:
     """Figure 6: test accuracy against weight precision, one line per model, coloured by its parameter count."""
     order = list(dict.fromkeys(curves.precision))
-    d = curves.assign(model=model_labels(curves), setting=curves.scheme + ", per " + curves.granularity)
+    d = curves.assign(setting=curves.scheme + ", per " + curves.granularity)
     pick = alt.selection_point(fields=["model"], bind="legend")
     chart = alt.Chart(d).mark_line(point=True).encode(
         x=alt.X("precision:N", sort=order, title="weight precision (bits)"),

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import ConfigError
+
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root if root is not None else os.environ.get("MINARCH_DATA", "data")).expanduser()
@@ -40,7 +42,7 @@ def device(name: str | torch.device | None = None) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"unknown device {name!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+        raise ConfigError(f"unknown device {name!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for but CUDA is not available here: use 'cpu' or 'auto'")
+        raise ConfigError(f"device {name!r} was asked for but CUDA is not available here: use 'cpu' or 'auto'")
     return dev

@@ -39,9 +39,9 @@ class RunConfig:
     semantics: int = SEMANTICS
 
     def __post_init__(self):
-        data.spec(self.dataset)
+        shape = data.spec(self.dataset).input_shape
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once, here)
-        set_("arch", models.normalise_arch(self.family, self.arch))
+        set_("arch", models.normalise_arch(self.family, self.arch, shape))
         for name, low in (("seed", 0), ("epochs", 0), ("batch_size", 1), ("val_per_class", 1), ("subset_seed", 0),
                           ("semantics", 1)):
             set_(name, _int(name, getattr(self, name), low))

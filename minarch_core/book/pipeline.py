@@ -22,13 +22,12 @@ import jupytext
 import papermill
 import yaml
 
-from . import data, profiles
-from .errors import ConfigError, MinarchError
+from ..engine import data
+from ..engine.errors import MinarchError
+from .chapter import CHAPTERS, chapter as chapter_spec, check
 
-ROOT = Path(__file__).resolve().parent.parent  # the checkout: notebooks/, book/ sources, _config.yml, _toc.yml
-CHAPTERS = ("sweep", "regimes", "pruning", "quantization")  # per dataset, in dependency order
-BOOK_CHAPTERS = ("method", "findings", "reproducing")  # once per book
-TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: notebooks/, book/ sources, _config.yml, _toc.yml
+PER_DATASET = [c.name for c in CHAPTERS.values() if c.per_dataset]  # in dependency order
 
 
 class ChapterError(MinarchError):
@@ -39,9 +38,7 @@ def execute(chapter: str, output: Path, parameters: dict, cell_timeout: int | No
             root: Path = ROOT) -> float:
     """Execute ``notebooks/<chapter>.py`` with ``parameters`` into ``output`` (working directory ``root``); the
     seconds it took."""
-    source = ROOT / "notebooks" / f"{chapter}.py"
-    if not source.exists():
-        raise ConfigError(f"unknown chapter {chapter!r}: choose one of {[*CHAPTERS, *BOOK_CHAPTERS]}")
+    source = ROOT / "notebooks" / f"{chapter_spec(chapter).name}.py"
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     running = output.with_name(f".{output.stem}.running.ipynb")
@@ -67,31 +64,41 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
           cell_timeout: int | None = 6 * 3600, log: bool = False, root: Path = ROOT) -> Path:
     """Execute every chapter for every dataset, then build the HTML book; returns ``<root>/_build/html``.
 
-    ``root`` is where the book is built: the checkout by default, or another folder, which then receives a copy of
-    the book's sources first (the tests build there, leaving a developer's own book alone)."""
-    profiles.get(profile)
-    datasets = [data.spec(d).name for d in datasets]
+    Every parameter is checked against its record before anything runs. ``root`` is where the book is built: the
+    checkout by default, or another folder, which then receives a copy of the book's sources first (the tests
+    build there, leaving a developer's own book alone)."""
+    common = {"profile": profile, "results": results, "renderer": "book"}
+    given = dict(common, device=device, data=data_root, workers=workers, datasets=",".join(datasets))
+    for name, value in given.items():
+        check(name, value, "book parameter")
+    datasets = data.by_difficulty(datasets)
     root = Path(root)
     if root.resolve() != ROOT:
         _copy_sources(root)
     book = root / "book"
-    run = lambda name, out, params: execute(name, out, params, cell_timeout, log, root)  # noqa: E731
-    common = dict(profile=profile, results=results, renderer="book", figures=str(book / "figures"))
+    common["figures"] = str(book / "figures")
     started, timings = datetime.datetime.now(datetime.timezone.utc), []
-    run("method", book / "method.ipynb", {"profile": profile, "renderer": "book", "figures": common["figures"]})
-    for dataset in datasets:
-        for chapter in CHAPTERS:
-            params = dict(common, dataset=dataset, device=device, data=data_root, workers=workers)
-            seconds = run(chapter, book / dataset / f"{chapter}.ipynb", params)
-            timings.append({"dataset": dataset, "chapter": chapter, "seconds": round(seconds, 1)})
-            print(f"  {dataset:>13} {chapter:<13} {seconds:7.1f} s", flush=True)
-    seconds = run("findings", book / "findings.ipynb", dict(common, datasets=",".join(datasets)))
-    timings.append({"dataset": "all", "chapter": "findings", "seconds": round(seconds, 1)})
-    info = {"commit": _commit(), "profile": profile, "datasets": datasets, "started": started.strftime("%Y-%m-%d %H:%M UTC"),
-            "seconds": sum(t["seconds"] for t in timings), "notebooks": timings,
-            "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores" + _gpu()}
-    (book / "build-info.json").write_text(json.dumps(info, indent=1))
-    run("reproducing", book / "reproducing.ipynb", {"build_info": str(book / "build-info.json"), "results": results})
+
+    def run(spec, out, dataset=None, **extra):
+        values = {**given, **common, **extra, **({"dataset": dataset} if dataset else {})}
+        seconds = execute(spec.name, out, {k: values[k] for k in spec.parameters if k in values}, cell_timeout, log,
+                          root)
+        timings.append({"dataset": dataset or "all", "chapter": spec.name, "seconds": round(seconds, 1)})
+        print(f"  {dataset or 'all':>13} {spec.name:<13} {seconds:7.1f} s", flush=True)
+
+    for spec in CHAPTERS.values():
+        if spec.per_dataset:
+            for dataset in datasets:
+                run(spec, book / dataset / f"{spec.name}.ipynb", dataset)
+        elif spec.name == "reproducing":  # last: it reports the build
+            info = {"commit": _commit(), "profile": profile, "datasets": datasets,
+                    "started": started.strftime("%Y-%m-%d %H:%M UTC"), "seconds": sum(t["seconds"] for t in timings),
+                    "notebooks": list(timings),
+                    "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores" + _gpu()}
+            (book / "build-info.json").write_text(json.dumps(info, indent=1))
+            run(spec, book / f"{spec.name}.ipynb", build_info=str(book / "build-info.json"))
+        else:
+            run(spec, book / f"{spec.name}.ipynb", datasets=",".join(datasets))
     return compile_html(datasets, root) if html else book
 
 
@@ -102,7 +109,7 @@ def compile_html(datasets, root: Path = ROOT) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     toc = staging / "_toc.yml"
-    toc.write_text(yaml.safe_dump(table_of_contents(datasets), sort_keys=False))
+    toc.write_text(toc_text(datasets))
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--path-output", str(staging),
                "--toc", str(toc), "-W", "--keep-going"]
     done = subprocess.run(command, cwd=root, capture_output=True, text=True)
@@ -122,17 +129,23 @@ def compile_html(datasets, root: Path = ROOT) -> Path:
     return final
 
 
-def table_of_contents(datasets) -> dict:
-    """The book's table of contents for the datasets built (``_toc.yml`` holds the full book)."""
-    full = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    keep = {f"book/{d}/" for d in datasets}
-    parts = []
-    for part in full["parts"]:
-        chapters = [c for c in part["chapters"] if not c["file"].count("/") == 2 or
-                    any(c["file"].startswith(k) for k in keep)]
-        if chapters:
-            parts.append({**part, "chapters": chapters})
-    return {**full, "parts": parts}
+def table_of_contents(datasets=None) -> dict:
+    """The book's table of contents, from the chapter and dataset records: the book-level chapters, then one part
+    per dataset (easiest first). ``_toc.yml`` holds it for every registered dataset (a test keeps it so)."""
+    datasets = data.by_difficulty(datasets)
+    book_level = [c for c in CHAPTERS.values() if not c.per_dataset]
+    entry = lambda path: {"file": path}  # noqa: E731
+    parts = [{"caption": "The study", "chapters": [entry(f"book/{book_level[0].name}")]}]
+    parts += [{"caption": data.spec(d).title, "chapters": [entry(f"book/{d}/{c}") for c in PER_DATASET]}
+              for d in datasets]
+    parts += [{"caption": "Conclusions", "chapters": [entry(f"book/{c.name}") for c in book_level[1:]]}]
+    return {"format": "jb-book", "root": "book/intro", "parts": parts}
+
+
+def toc_text(datasets=None) -> str:
+    return ("# The full book, generated from the chapter and dataset records (pipeline.table_of_contents);\n"
+            "# the pipeline builds from a copy limited to the datasets it executed.\n"
+            + yaml.safe_dump(table_of_contents(datasets), sort_keys=False))
 
 
 def _copy_sources(root: Path) -> None:

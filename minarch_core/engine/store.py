@@ -5,9 +5,13 @@ parameter count, final and best metrics, versions), ``history.parquet`` (one row
 final state dict). A run is written into a temporary folder and renamed into place in one step, so a reader never
 sees half a run and two workers that trained the same run keep exactly one copy. A record that fails its checks
 (a missing or truncated file, a config not hashing to its id) is moved aside to ``<root>/<dataset>/.corrupt/`` and trained again.
+
+The analyses' tables live apart, in ``<root>/studies/<study id>/<dataset>/<table>.parquet`` (``Tables``): outside
+the run namespace, and named by the study (profile plus overrides) that made them.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -25,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from . import models, settings
+from . import data, models, settings
 from .config import RunConfig
 from .errors import ConfigError, StoreError
 from .train import Result, build_model
@@ -33,6 +37,8 @@ from .train import Result, build_model
 FORMAT = 1  # layout version of the store; a store of another version is refused, never mixed
 MARKER = "minarch-store.json"
 FILES = ("config.json", "summary.json", "history.parquet", "model.pt")
+RUN_ID = "[0-9a-f]" * 20  # the glob of a run folder's name: a run id and nothing else
+STUDIES = "studies"  # the folder of the analysis tables (data.RESERVED keeps it from naming a dataset)
 
 
 @dataclass
@@ -112,9 +118,9 @@ class Store:
         return runs
 
     def runs(self, dataset: str | None = None) -> Iterator[Run]:
-        folders = [self.root / dataset] if dataset else sorted(p for p in self.root.glob("*") if p.is_dir())
-        for folder in folders:
-            for path in sorted(folder.glob("[0-9a-f]*")):
+        names = [data.spec(dataset).name] if dataset else sorted(data.DATASETS)
+        for folder in (self.root / name for name in names):
+            for path in sorted(folder.glob(RUN_ID)):
                 run = self._read(path)
                 if run is not None:
                     yield run
@@ -131,12 +137,14 @@ class Store:
         frames = [run.history.assign(run_id=run.run_id) for run in runs]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
+    def tables(self, study) -> Tables:
+        """The analysis tables of a study (a ``profiles.Profile`` with its overrides); its folder, named by
+        ``study.study_id``, also holds ``study.json``, the profile that the id hashes."""
+        return Tables(self.root / STUDIES / study.study_id, dataclasses.asdict(study))
+
     def _mark(self) -> None:
-        marker = self.root / MARKER
-        if not marker.exists():
-            tmp = self.root / f".{MARKER}.{uuid.uuid4().hex}"
-            tmp.write_text(json.dumps({"format": FORMAT}))
-            os.replace(tmp, marker)
+        if not (self.root / MARKER).exists():
+            _write_atomic(self.root / MARKER, json.dumps({"format": FORMAT}))
 
     def _read(self, path: Path) -> Run | None:
         try:
@@ -181,16 +189,48 @@ def summarise(cfg: RunConfig, result: Result, device: str = "") -> dict:
 def row(run: Run) -> dict:
     cfg = run.config.to_dict()
     arch = cfg.pop("arch")
-    out = {"run_id": run.run_id, "config_id": run.config.replace(seed=0).run_id, **cfg, **describe(cfg["family"], arch)}
+    out = {"run_id": run.run_id, "config_id": run.config.replace(seed=0).run_id, **cfg,
+           **models.describe(cfg["family"], arch)}
     return {**out, **run.summary}
 
 
-def describe(family: str, arch: dict) -> dict:
-    """Uniform columns across families: ``depth`` (hidden layers or encoder blocks) and ``width`` (first hidden
-    width, conv channels or embedding dimension), plus each family's own knobs."""
-    if family == "dnn":
-        w = arch["widths"]
-        return {"depth": len(w), "width": w[0], "widths": "-".join(map(str, w)), "shape": models.shape_of(w)}
-    if family == "cnn":
-        return {"depth": 1, "width": arch["channels"], "channels": arch["channels"]}
-    return {"width": arch["dim"], **arch}
+class Tables:
+    """The analysis tables of one study, one Parquet file per dataset and table, each written atomically."""
+
+    def __init__(self, folder: Path, study: dict):
+        self.folder, self.study = Path(folder), study
+
+    def path(self, dataset: str, name: str) -> Path:
+        return self.folder / data.spec(dataset).name / f"{name}.parquet"
+
+    def save(self, dataset: str, name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        path = self.path(dataset, name)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not (self.folder / "study.json").exists():
+                _write_atomic(self.folder / "study.json", json.dumps(self.study, indent=1))
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write the analysis table {path} ({err.strerror or err}): make the results root "
+                             f"writable and give it free space") from err
+        return frame
+
+    def load(self, dataset: str, name: str) -> pd.DataFrame:
+        path = self.path(dataset, name)
+        if not path.exists():
+            raise ConfigError(f"no {name} table for {dataset} in study {self.folder.name} ({path}): execute that "
+                              f"dataset's chapters of this study first (or make book)")
+        return pd.read_parquet(path)
+
+    def saved(self) -> list[Path]:
+        """Every table of the study, for publishing."""
+        return sorted(self.folder.glob("*/*.parquet"))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

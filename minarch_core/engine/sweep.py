@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import settings, train
+from . import models, settings, train
 from .config import RunConfig
 from .data import spec as dataset_spec
 from .errors import ConfigError, MinarchError
@@ -30,11 +30,11 @@ CPU_STEP_BYTES = 16 * 2**20  # on a CPU, the stacked minibatches of one step sta
 def seed_batch_for(cfg: RunConfig, device) -> int:
     """How many seeds of ``cfg``'s configuration to stack per task. All of them on CUDA. On a CPU only DNNs, and only
     as many as keep one step's stacked input within ``CPU_STEP_BYTES``: benchmarks/speed.py measures stacking
-    up to 6x faster there, but slower for convolutions and attention, and slower again once the stacked
-    minibatches outgrow the cache (30 CIFAR-10 seeds ran 1.5x slower than 10)."""
+    up to 6x faster there, but slower for convolutions and attention (``Family.cpu_stacks_seeds``), and slower
+    again once the stacked minibatches outgrow the cache (30 CIFAR-10 seeds ran 1.5x slower than 10)."""
     if settings.device(device).type == "cuda":
         return SEED_BATCH
-    if cfg.family != "dnn":
+    if not models.family(cfg.family).cpu_stacks_seeds:
         return 1
     per_seed = cfg.batch_size * math.prod(dataset_spec(cfg.dataset).input_shape) * 4  # float32 bytes
     return max(1, min(SEED_BATCH, CPU_STEP_BYTES // per_seed))
@@ -146,13 +146,15 @@ def overview(table: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration (seeds pooled): parameters, seeds, test accuracy mean/std/min/max, divergences."""
     if table.empty:
         return table
-    keys = [k for k in ("dataset", "family", "depth", "width", "widths", "channels", "dim") if k in table]
-    grouped = table.groupby(keys, dropna=False, sort=True)
-    out = grouped.agg(params=("n_params", "first"), seeds=("seed", "count"),
+    keys = ["dataset", "config_id"]
+    grouped = table.groupby(keys, sort=True)
+    arch = [k for k in models.arch_columns() if k in table and k != "n_params"]
+    out = grouped.agg(**{k: (k, "first") for k in arch}, params=("n_params", "first"), seeds=("seed", "count"),
                       train_acc=("train_acc", "mean"), test_acc=("test_acc", "mean"),
                       test_std=("test_acc", "std"), test_min=("test_acc", "min"), test_max=("test_acc", "max"),
                       diverged=("status", lambda s: int((s == "diverged").sum())))
-    return out.reset_index().dropna(axis=1, how="all").sort_values(["family", "depth", "params"], ignore_index=True)
+    out = out.reset_index().drop(columns="config_id").dropna(axis=1, how="all")
+    return out.sort_values(["family", "depth", "params"], ignore_index=True)
 
 
 def _workers(executor: Executor) -> int:

@@ -18,10 +18,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import train
-from .errors import ConfigError
-from .pruning import prunable
-from .store import Run, row
+from ..engine import models, train
+from ..engine.errors import ConfigError
+from ..engine.store import Run
+from .common import info_of, run_columns
 
 INT_BITS = (16, 12, 10, 8, 6, 5, 4, 3, 2)
 FLOATS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -88,9 +88,9 @@ def packed_bytes(model: nn.Module, precision, scheme: str = "symmetric", granula
 
 
 def curve(run: Run, precisions=PRECISIONS, scheme: str = "symmetric", granularity: str = "tensor",
-          include_biases: bool = False, device=None) -> pd.DataFrame:
+          include_biases: bool = False, device=None, data_root=None) -> pd.DataFrame:
     """Train and test accuracy of ``run``'s model at each precision, with the packed size: one row per precision."""
-    dataset = train.load_data(run.config, device)
+    dataset = train.load_data(run.config, device, data_root)
     loss_fn = train.LOSSES[run.config.loss]
     rows = []
     for precision in precisions:
@@ -108,10 +108,8 @@ def curve(run: Run, precisions=PRECISIONS, scheme: str = "symmetric", granularit
 
 
 def curves(runs, **options) -> pd.DataFrame:
-    """``curve`` for several runs, with each run's config columns."""
-    keep = ("dataset", "family", "depth", "width", "widths", "channels", "dim", "n_params", "seed")
-    return pd.concat([curve(run, **options).assign(**{k: v for k, v in row(run).items() if k in keep})
-                      for run in runs], ignore_index=True)
+    """``curve`` for several runs, with each run's dataset, seed and architecture columns."""
+    return pd.concat([curve(run, **options).assign(**run_columns(run)) for run in runs], ignore_index=True)
 
 
 def tolerance(curves_: pd.DataFrame, tol: float = 0.01) -> pd.DataFrame:
@@ -129,9 +127,7 @@ def tolerance(curves_: pd.DataFrame, tol: float = 0.01) -> pd.DataFrame:
             d = ints.loc[ints.bits == bits, "drop"]
             r[f"drop_{bits}bit"] = float(d.iloc[0]) if len(d) else np.nan
         rows.append(r)
-    info = [k for k in ("dataset", "family", "depth", "width", "n_params") if k in curves_]
-    out = pd.DataFrame(rows)
-    return out.join(curves_.drop_duplicates("run_id").set_index("run_id")[info], on="run_id") if info else out
+    return pd.DataFrame(rows).join(info_of(curves_), on="run_id")
 
 
 class Int8Linear(nn.Module):
@@ -152,10 +148,10 @@ class Int8Linear(nn.Module):
         return y if self.bias is None else y + self.bias
 
 
-def int8_crosscheck(run: Run) -> dict:
+def int8_crosscheck(run: Run, data_root=None) -> dict:
     """Run the 8-bit per-channel symmetric model twice on the CPU, with fake quantization and with real int8
     weights in torch's int8 kernel (Linear layers; convolutions stay fake-quantized), and compare."""
-    dataset = train.load_data(run.config, "cpu")
+    dataset = train.load_data(run.config, "cpu", data_root)
     fake = quantize_model(run.model(dataset), 8, "symmetric", "channel")
     real = run.model(dataset)
     quantize_model(real, 8, "symmetric", "channel")  # convolutions and all: identical to fake ...
@@ -174,10 +170,8 @@ def int8_crosscheck(run: Run) -> dict:
 
 
 def _targets(model: nn.Module, include_biases: bool):
-    out = prunable(model)
-    if include_biases:
-        out += [(m, "bias") for m, _ in prunable(model) if m.bias is not None]
-    return out
+    layers = models.weight_layers(model)
+    return layers + [(m, "bias") for m, _ in layers if m.bias is not None] if include_biases else layers
 
 
 def _at(w: torch.Tensor, precision, scheme: str, granularity: str) -> torch.Tensor:

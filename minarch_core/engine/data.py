@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import socket
 import zipfile
 import zlib
@@ -28,38 +29,81 @@ from .errors import ConfigError, DataCorruptError, DataMissingError
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    name: str
-    reader: type  # the torchvision dataset class that knows the files
+    """Everything minarch knows of a dataset; adding one is adding a record (``register``)."""
+    name: str  # the key in file names, run ids and URLs: lower case, digits and '_'
+    title: str  # how the book names it
+    difficulty: int  # rank, easiest first: the order of the book's parts and of the cross-dataset claims
     mean: tuple[float, ...]  # per-channel statistics of the training set, the published values
     std: tuple[float, ...]
     input_shape: tuple[int, int, int]  # channels, height, width of one image (array files are checked against it)
+    n_classes: int = 10
+    reader: type | None = None  # the torchvision dataset class that knows the files; None: only <name>.npz
     npz_sha256: dict[str, str] | None = None  # reference checksums of the arrays' raw bytes, where published
 
+    def __post_init__(self):
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name) or self.name in RESERVED:
+            raise ConfigError(f"dataset name {self.name!r} must be lower-case letters, digits and '_' (starting with "
+                              f"a letter) and not one of {sorted(RESERVED)}")
+        if len(self.input_shape) != 3 or len(self.mean) != self.input_shape[0] or len(self.std) != self.input_shape[0]:
+            raise ConfigError(f"dataset {self.name!r}: input_shape must be (channels, height, width) with one mean and "
+                              f"std per channel, got {self.input_shape}, {self.mean}, {self.std}")
+        if self.n_classes < 2:
+            raise ConfigError(f"dataset {self.name!r} needs at least 2 classes, got {self.n_classes}")
+
+    @property
+    def chance(self) -> float:
+        """The accuracy of guessing (balanced classes)."""
+        return 1 / self.n_classes
+
     def archives(self) -> list[tuple[str, str]]:
-        """(path relative to the data root, md5) of each file torchvision reads."""
+        """(path relative to the data root, md5) of each file torchvision reads (none without a reader)."""
+        if self.reader is None:
+            return []
         if hasattr(self.reader, "resources"):  # MNIST family
             return [(f"{self.reader.__name__}/raw/{fn}", md5) for fn, md5 in self.reader.resources]
         return [(self.reader.filename, self.reader.tgz_md5)]  # CIFAR-10
 
     def how_to_get(self, root: Path) -> str:
+        npz = f"put {root / (self.name + '.npz')} (arrays x_train, y_train, x_test, y_test) there"
+        if self.reader is None:
+            return npz + " (set MINARCH_DATA to the folder that holds it)"
         files = [str(root / rel) for rel, _ in self.archives()]
-        return (f"put either {root / (self.name + '.npz')} (arrays x_train, y_train, x_test, y_test) or "
-                f"torchvision's files {files} there (set MINARCH_DATA to the folder that holds them), or run once "
-                f"with internet access and a writable data root so that torchvision downloads them")
+        return (f"{npz}, or torchvision's files {files} (set MINARCH_DATA to the folder that holds them), or run "
+                f"once with internet access and a writable data root so that torchvision downloads them")
 
 
-DATASETS = {
-    "mnist": DatasetSpec("mnist", tvd.MNIST, (0.1307,), (0.3081,), (1, 28, 28)),
-    "fashion_mnist": DatasetSpec("fashion_mnist", tvd.FashionMNIST, (0.2860,), (0.3530,), (1, 28, 28)),
-    "cifar10": DatasetSpec(
-        "cifar10", tvd.CIFAR10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), (3, 32, 32),
+RESERVED = {"studies"}  # folder names of the results root that are not datasets
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register(s: DatasetSpec) -> DatasetSpec:
+    """Make a dataset known to every part of minarch: sweeps, chapters, the book's contents, the CLI."""
+    DATASETS[s.name] = s
+    return s
+
+
+for _spec in (
+    DatasetSpec("mnist", "MNIST", 1, (0.1307,), (0.3081,), (1, 28, 28), reader=tvd.MNIST),
+    DatasetSpec("fashion_mnist", "Fashion-MNIST", 2, (0.2860,), (0.3530,), (1, 28, 28), reader=tvd.FashionMNIST),
+    DatasetSpec(
+        "cifar10", "CIFAR-10", 3, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), (3, 32, 32),
+        reader=tvd.CIFAR10,
         npz_sha256={  # ../shared/data/README.md: the same images as the original batches, rows sorted by class
             "x_train": "61bea91e73ac2b02dfb856e685981dce64abe13d4e780aa98a1ac1e7c056d03b",
             "y_train": "a29f2a5ffc141bb1c9e1af453e9a5ef8c316b2f675f8cea1d849d220d33a14fb",
             "x_test": "52a9dc125982c0440d5eed87474b2f521e96c45a98df08e4329aa42c692b9d9d",
             "y_test": "a054c239a40ee7f2a5745e7e4bc11a51e9cb40c98134b602c1068e6a207487c6",
         }),
-}
+):
+    register(_spec)
+
+
+def by_difficulty(names=None) -> list[str]:
+    """Dataset names (all, or those given) from the easiest to the hardest."""
+    names = list(DATASETS) if names is None else [spec(n).name for n in names]
+    return sorted(names, key=lambda n: (DATASETS[n].difficulty, n))
+
+
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 SPLIT_SEED = 0  # the validation split is the same for every run and every profile
 
@@ -125,7 +169,7 @@ def _load_cpu(name, val_per_class, train_per_class, subset_seed, root) -> Datase
     normalise = _normaliser(s)
     split = lambda x, y: Split(normalise(x), torch.from_numpy(y.astype(np.int64)))  # noqa: E731
     return Dataset(name, split(x_train[train_idx], y_train[train_idx]), split(x_train[val_idx], y_train[val_idx]),
-                   split(x_test, y_test), n_classes=int(y_train.max()) + 1)
+                   split(x_test, y_test), n_classes=s.n_classes)
 
 
 def _normaliser(s: DatasetSpec):
@@ -220,6 +264,10 @@ def _read_npz(s: DatasetSpec, path: Path) -> tuple[np.ndarray, ...]:
         raise DataCorruptError(f"{path}: expected x_* as (N,{h},{w},{c}) uint8 ({s.name} images) with one label per "
                                f"image, got x_train {x_train.dtype}{x_train.shape}, y_train {y_train.shape}, "
                                f"x_test {x_test.shape}, y_test {y_test.shape}")
+    labels = np.concatenate([y_train, y_test])
+    if len(labels) and (labels.min() < 0 or labels.max() >= s.n_classes):
+        raise DataCorruptError(f"{path}: labels must lie in 0..{s.n_classes - 1} ({s.name} has {s.n_classes} classes), "
+                               f"found {labels.min()}..{labels.max()}")
     for key, want in (s.npz_sha256 or {}).items():
         got = hashlib.sha256(np.ascontiguousarray(dict(zip(ARRAYS, out))[key]).tobytes()).hexdigest()
         if got != want:
@@ -229,6 +277,8 @@ def _read_npz(s: DatasetSpec, path: Path) -> tuple[np.ndarray, ...]:
 
 
 def _read_torchvision(s: DatasetSpec, root: Path) -> tuple[np.ndarray, ...]:
+    if s.reader is None:
+        raise DataMissingError(f"dataset {s.name!r} is missing from the data root {root}: {s.how_to_get(root)}")
     archives = s.archives()
     if any(not (root / rel).exists() for rel, _ in archives):
         _download(s, root)

@@ -16,18 +16,20 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from . import train
-from .errors import ConfigError
-from .store import Run, row
+from ..engine import models, train
+from ..engine.errors import ConfigError
+from ..engine.store import Run
+from .common import chance, info_of, run_columns
 
 SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 SCOPES = ("global", "layer")
 
 
 def prunable(model: nn.Module, keep_classifier_dense: bool = False) -> list[tuple[nn.Module, str]]:
-    """The (module, "weight") pairs that pruning may touch: every Linear and Conv2d weight, in model order."""
-    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    return [(m, "weight") for m in (layers[:-1] if keep_classifier_dense else layers)]
+    """The (module, name) pairs that pruning may touch: the family's weight layers (``models.weight_layers``),
+    without the classifier (the last) when it is kept dense."""
+    layers = models.weight_layers(model)
+    return layers[:-1] if keep_classifier_dense else layers
 
 
 def prune_to(model: nn.Module, sparsity: float, scope: str = "global", keep_classifier_dense: bool = False) -> nn.Module:
@@ -65,10 +67,10 @@ def sparsity_of(model: nn.Module, keep_classifier_dense: bool = False) -> float:
 
 
 def curve(run: Run, sparsities=SPARSITIES, scope: str = "global", keep_classifier_dense: bool = False,
-          finetune_epochs: int = 0, iterative: bool = False, device=None) -> pd.DataFrame:
+          finetune_epochs: int = 0, iterative: bool = False, device=None, data_root=None) -> pd.DataFrame:
     """Train and test accuracy of ``run``'s model at each sparsity: one row per sparsity."""
     cfg = run.config
-    dataset = train.load_data(cfg, device)
+    dataset = train.load_data(cfg, device, data_root)
     loss_fn = train.LOSSES[cfg.loss]
     order = torch.Generator().manual_seed(cfg.seed)
     model = None
@@ -91,44 +93,35 @@ def curve(run: Run, sparsities=SPARSITIES, scope: str = "global", keep_classifie
 
 
 def curves(runs, **options) -> pd.DataFrame:
-    """``curve`` for several runs, with each run's config columns (dataset, family, depth, width, n_params...)."""
-    frames = []
-    for run in runs:
-        info = {k: v for k, v in row(run).items()
-                if k in ("dataset", "family", "depth", "width", "widths", "channels", "dim", "n_params", "seed")}
-        frames.append(curve(run, **options).assign(**info))
-    return pd.concat(frames, ignore_index=True)
+    """``curve`` for several runs, with each run's dataset, seed and architecture columns."""
+    return pd.concat([curve(run, **options).assign(**run_columns(run)) for run in runs], ignore_index=True)
 
 
-def redundancy(curves_: pd.DataFrame, tolerance: float = 0.01, chance: float = 0.1,
-               collapse_margin: float = 0.05) -> pd.DataFrame:
+def redundancy(curves_: pd.DataFrame, tolerance: float = 0.01, collapse_margin: float = 0.05) -> pd.DataFrame:
     """Per curve: dense accuracy; the redundancy (the largest sparsity up to which every tested sparsity keeps test
-    accuracy within ``tolerance`` of dense); and where the curve collapses (first sparsity at most
+    accuracy within ``tolerance`` of dense); and where the curve collapses (first sparsity at most the dataset's
     chance + ``collapse_margin``)."""
     keys = [k for k in ("run_id", "scope", "method", "finetune_epochs", "classifier_dense") if k in curves_]
     rows = []
+    curves_ = curves_.assign(chance=chance(curves_))
     for key, c in curves_.sort_values("sparsity").groupby(keys, sort=False):
         dense = c.loc[c.sparsity == 0, "test_acc"]
         dense = float(dense.iloc[0]) if len(dense) else np.nan
         kept = (c.test_acc >= dense - tolerance).to_numpy()
         plateau = c.sparsity.to_numpy()[: np.argmin(kept) if not kept.all() else len(kept)]
-        collapsed = c.sparsity[c.test_acc <= chance + collapse_margin]
+        collapsed = c.sparsity[c.test_acc <= c.chance + collapse_margin]
         rows.append({**dict(zip(keys, key)), "dense_acc": dense,
                      "redundancy": float(plateau.max()) if len(plateau) else np.nan,
                      "collapse_at": float(collapsed.min()) if len(collapsed) else np.nan})
-    info = [k for k in ("dataset", "family", "depth", "width", "n_params") if k in curves_]
-    out = pd.DataFrame(rows)
-    if not info:
-        return out
-    out = out.join(curves_.drop_duplicates("run_id").set_index("run_id")[info], on="run_id")
+    out = pd.DataFrame(rows).join(info_of(curves_), on="run_id")
     return out.sort_values([k for k in ("scope", "family", "depth", "n_params") if k in out], ignore_index=True)
 
 
-def phases(curves_: pd.DataFrame, tolerance: float = 0.01, chance: float = 0.1, collapse_margin: float = 0.05) -> pd.Series:
-    """Each point's pruning phase: ``plateau`` (within tolerance of dense), ``collapse`` (near chance) or
-    ``decline`` (in between)."""
+def phases(curves_: pd.DataFrame, tolerance: float = 0.01, collapse_margin: float = 0.05) -> pd.Series:
+    """Each point's pruning phase: ``plateau`` (within tolerance of dense), ``collapse`` (near the dataset's
+    chance) or ``decline`` (in between)."""
     dense = curves_[curves_.sparsity == 0].set_index("run_id").test_acc.groupby(level=0).first()
     ref = curves_.run_id.map(dense)
     return pd.Series(np.where(curves_.test_acc >= ref - tolerance, "plateau",
-                              np.where(curves_.test_acc <= chance + collapse_margin, "collapse", "decline")),
+                              np.where(curves_.test_acc <= chance(curves_) + collapse_margin, "collapse", "decline")),
                      index=curves_.index, name="phase")

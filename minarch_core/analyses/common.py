@@ -1,0 +1,26 @@
+"""What every analysis table shares: the columns that say which run it measured, and each row's chance level."""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..engine import data, models
+from ..engine.store import Run, row
+
+def info() -> tuple[str, ...]:
+    """The columns that say which run a row measured, and its architecture."""
+    return ("dataset", "seed", "config_id", *models.arch_columns())
+
+
+def run_columns(run: Run) -> dict:
+    """The ``info`` columns of one run."""
+    return {k: v for k, v in row(run).items() if k in info()}
+
+
+def info_of(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ``info`` columns of the runs in a curve table, one row per run id (to join onto per-run results)."""
+    return frame.drop_duplicates("run_id").set_index("run_id")[[k for k in info() if k in frame]]
+
+
+def chance(frame: pd.DataFrame) -> pd.Series:
+    """The chance accuracy of each row's dataset (``DatasetSpec.chance``)."""
+    return frame.dataset.map(lambda d: data.spec(d).chance)

@@ -1,0 +1,1 @@
+"""The book: figures, chapter records and context, and the papermill + Jupyter Book pipeline."""

@@ -1,0 +1,165 @@
+"""The book's chapters as records, and what every chapter notebook does first.
+
+``PARAMETERS`` declares every papermill parameter once (name, type, range, default, help); ``CHAPTERS`` says which
+of them each chapter takes, its title, and whether it is executed once per dataset. Notebooks check their
+``parameters`` cell through ``open_chapter``, the pipeline and the CLI check theirs through the same records, and a
+test holds every notebook's cell to its record. A wrong parameter stops a notebook at its first cell, with the
+parameter's name and what it takes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..analyses import regimes
+from ..engine import data, profiles, settings, sweep
+from ..engine.errors import ConfigError
+from ..engine.params import Param
+from ..engine.profiles import Profile
+from ..engine.store import Store, Tables
+from . import plots
+
+PARAMETERS = {p.name: p for p in (
+    Param("dataset", str, "mnist", "the chapter's dataset", choices=lambda: list(data.DATASETS)),
+    Param("datasets", str, ",".join(data.DATASETS), "comma-separated datasets of the book-level chapters"),
+    Param("profile", str, "quick", "the size of the study", choices=lambda: list(profiles.PROFILES)),
+    *(p for name, p in profiles.OVERRIDES.items() if name != "val_per_class"),
+    Param("device", str, "auto", "auto, cpu, cuda or cuda:N; None reads MINARCH_DEVICE", optional=True),
+    Param("results", str, None, "run store folder (None: MINARCH_RESULTS or ./results)", optional=True),
+    Param("data", str, None, "data root (None: MINARCH_DATA or ./data)", optional=True),
+    Param("workers", int, 1, "parallel training processes", 1, 256),
+    Param("renderer", str, "default", "'default' in JupyterLab, 'book' when building the book"),
+    Param("figures", str, None, "folder for SVG/PNG copies of the figures (None: no copies)", optional=True),
+    Param("build_info", str, "book/build-info.json", "the build-info.json that make book wrote"),
+    Param("benchmark", str, "benchmarks/latest.txt", "the output of make benchmark to print"),
+)}
+STUDY = ("profile", "seeds", "epochs", "train_per_class")
+PER_DATASET = ("dataset", *STUDY, "device", "results", "data", "workers", "renderer", "figures")
+
+
+@dataclass(frozen=True)
+class ChapterSpec:
+    name: str  # notebooks/<name>.py
+    title: str
+    per_dataset: bool  # executed once per dataset (else once per book)
+    parameters: tuple[str, ...]  # the names its parameters cell sets, in order
+
+
+CHAPTERS = {c.name: c for c in (  # in the order the book executes and shows them
+    ChapterSpec("method", "Method", False, ("profile", "renderer", "figures")),
+    ChapterSpec("sweep", "Design sweep", True, PER_DATASET),
+    ChapterSpec("regimes", "Convergence regimes", True, PER_DATASET),
+    ChapterSpec("pruning", "Pruning", True, PER_DATASET),
+    ChapterSpec("quantization", "Quantization", True, PER_DATASET),
+    ChapterSpec("findings", "Findings across datasets", False, ("datasets", *STUDY, "results", "renderer", "figures")),
+    ChapterSpec("reproducing", "Reproducing this book", False, ("build_info", "benchmark", "results")),
+)}
+
+
+class ParameterError(ConfigError):
+    """A notebook parameter has the wrong type or value."""
+
+
+def chapter(name: str) -> ChapterSpec:
+    if name not in CHAPTERS:
+        raise ConfigError(f"unknown chapter {name!r}: choose one of {list(CHAPTERS)}")
+    return CHAPTERS[name]
+
+
+def check(name: str, value, source: str = "notebook parameter"):
+    """``value`` checked against the parameter's record; a ParameterError names the parameter and what it takes."""
+    try:
+        return PARAMETERS[name].check(value, source)
+    except ConfigError as err:
+        raise ParameterError(str(err)) from None
+
+
+def given(name: str, namespace: dict) -> dict:
+    """The parameters of chapter ``name`` as its notebook's namespace holds them (papermill injects them as
+    variables), for ``open_chapter(**given("pruning", globals()))``."""
+    return {p: namespace[p] for p in chapter(name).parameters}
+
+
+@dataclass
+class Chapter:
+    """A chapter's context: its datasets, its study (profile plus overrides), the run store and the study's
+    analysis tables, where it computes (the resolved device and data root), and its figure folder."""
+    datasets: list[str]
+    study: Profile
+    store: Store
+    tables: Tables
+    device: str
+    data_root: Path
+    workers: int
+    figures: Path | None
+    values: dict  # every checked parameter, for the chapters that need one of their own
+
+    @property
+    def dataset(self) -> str:
+        return self.datasets[0]
+
+    @property
+    def where(self) -> dict:
+        """Where the analyses compute: pass ``**ch.where`` to every call that loads data or a model."""
+        return {"device": self.device, "data_root": self.data_root}
+
+    def configs(self, grids=None, dataset: str | None = None):
+        return self.study.configs(dataset or self.dataset, grids)
+
+    def sweep(self, grids=None) -> pd.DataFrame:
+        """Train what the store lacks of this chapter's grids (nothing when it holds them all); their table."""
+        configs = self.configs(grids)
+        run = dict(device=self.device, data_root=self.data_root, progress=False)
+        if self.workers > 1 and any(self.store.get(c) is None for c in configs):
+            with sweep.process_pool(self.workers) as pool:
+                return sweep.run(configs, self.store, executor=pool, **run)
+        return sweep.run(configs, self.store, **run)
+
+    def features(self, grids=None) -> pd.DataFrame:
+        """Per-run features (regimes.run_features) of this chapter's runs; they must have been trained."""
+        configs = self.configs(grids)
+        table = self.store.table(configs=configs)
+        if len(table) < len(configs):
+            raise ConfigError(f"{len(configs) - len(table)} of the {len(configs)} runs of study {self.study.study_id} "
+                              f"on {self.dataset} are not in {self.store.root}: execute the sweep chapter first "
+                              f"(or make book)")
+        return regimes.run_features(table, self.store.histories(configs=configs))
+
+    def figure(self, chart, name: str, folder: str | None = None):
+        """Save SVG/PNG copies of ``chart`` (when a figure folder is set) under ``folder`` (default: the dataset),
+        and return it for display."""
+        if self.figures is not None:
+            plots.save(chart, self.figures / (self.dataset if folder is None else folder) / name)
+        return chart
+
+    def save(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """Keep an analysis table of this study for later chapters (the findings read every dataset's)."""
+        return self.tables.save(self.dataset, name, frame)
+
+    def load(self, name: str, dataset: str | None = None) -> pd.DataFrame:
+        return self.tables.load(dataset or self.dataset, name)
+
+    def load_all(self, name: str) -> pd.DataFrame:
+        """A table of every dataset of the chapter, stacked."""
+        return pd.concat([self.load(name, d).assign(dataset=d) for d in self.datasets], ignore_index=True)
+
+
+def open_chapter(**values) -> Chapter:
+    """Check every parameter against its record, resolve the device and data root, and return the chapter's
+    context. Parameters not given take their declared defaults."""
+    unknown = set(values) - set(PARAMETERS)
+    if unknown:
+        raise ParameterError(f"unknown notebook parameter(s) {sorted(unknown)}: a chapter takes {list(PARAMETERS)}")
+    p = {name: check(name, values.get(name, param.default)) for name, param in PARAMETERS.items()}
+    datasets = [p["dataset"]] if "dataset" in values or "datasets" not in values else \
+        [check("dataset", d.strip()) for d in p["datasets"].split(",") if d.strip()]
+    if not datasets:
+        raise ParameterError("notebook parameter 'datasets' names no dataset: pass e.g. -p datasets mnist,cifar10")
+    study = profiles.study(p["profile"], **{k: p[k] for k in STUDY[1:]})
+    device = str(settings.device(p["device"]))  # fails here, not mid-chapter, when CUDA is asked for and absent
+    plots.use_renderer(p["renderer"])
+    store = Store(p["results"])
+    return Chapter(datasets, study, store, store.tables(study), device, settings.data_root(p["data"]), p["workers"],
+                   Path(p["figures"]) if p["figures"] else None, p)

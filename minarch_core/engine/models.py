@@ -1,0 +1,249 @@
+"""The model families of the paper, the Phase-1 shape generator, and architecture normalisation.
+
+A **family** is one record (``Family``): its builder, the limits of its knobs, the knob a sweep varies, how it
+describes itself in a table, whether a CPU stacks its seeds, and its weight layers. Adding a family is adding a
+record to ``FAMILIES`` (and a grid to a profile). Every architecture is a family name plus a small dict of knobs
+(``arch``); the builder's keyword defaults are the one place where architecture defaults live, and
+``normalise_arch`` fills them in and validates, so that a run's identity never depends on whether a default was
+spelled out.
+"""
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+LADDER = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000)  # the paper's 12 widths
+STEPS = {"+": 1, "-": -1, "=": 0}  # increase / decrease / keep the width between consecutive layers
+
+
+def mlp(input_shape, n_classes, *, widths=(100,)) -> nn.Sequential:
+    """Flatten -> [Linear -> ReLU] per hidden width -> Linear."""
+    sizes = [math.prod(input_shape), *widths]
+    layers: list[nn.Module] = [nn.Flatten()]
+    for fan_in, fan_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(sizes[-1], n_classes))
+
+
+def cnn(input_shape, n_classes, *, channels=8) -> nn.Sequential:
+    """One 3x3 convolution (stride 1, no padding) -> ReLU -> flatten -> linear classifier."""
+    c, h, w = input_shape
+    return nn.Sequential(nn.Conv2d(c, channels, 3), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(channels * (h - 2) * (w - 2), n_classes))
+
+
+class ViT(nn.Module):
+    """A standard pre-norm Vision Transformer: patch embedding, class token, learned positions, encoder blocks.
+
+    The default patch (None) is a quarter of the image side: the same 4x4 grid of 16 patches on every image size
+    (7 on 28x28, 8 on 32x32)."""
+
+    def __init__(self, input_shape, n_classes, *, dim=32, depth=2, heads=4, patch=None, mlp_ratio=2):
+        super().__init__()
+        c, h, w = input_shape
+        patch = patch or default_patch(input_shape)
+        if h % patch or w % patch:
+            raise ConfigError(f"ViT patch size {patch} does not divide the {h}x{w} image: pick a divisor "
+                              f"(e.g. 7 or 14 for 28x28, 4 or 8 for 32x32)")
+        self.embed = nn.Conv2d(c, dim, patch, stride=patch)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, (h // patch) * (w // patch) + 1, dim) * 0.02)
+        self.blocks = nn.Sequential(*(Block(dim, heads, mlp_ratio) for _ in range(depth)))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, n_classes)
+
+    def forward(self, x):
+        x = self.embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1) + self.pos
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
+def default_patch(input_shape) -> int:
+    return max(1, input_shape[-2] // 4)
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads, mlp_ratio):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        # spelled out, so that vmap can batch it; q is scaled before the product, which is cheaper on small heads
+        attention = ((q * (d // self.heads) ** -0.5) @ k.transpose(-2, -1)).softmax(-1)
+        x = x + self.proj((attention @ v).transpose(1, 2).reshape(b, n, d))
+        return x + self.mlp(self.norm2(x))
+
+
+def linear_and_conv(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """(module, "weight") of every Linear and Conv2d in model order; the last is the classifier."""
+    return [(m, "weight") for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+def weight_layers(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """What pruning and quantization act on, as the model's family declares it (``build`` tags the model with
+    its family; an untagged module gets every Linear and Conv2d weight)."""
+    name = getattr(model, "minarch_family", None)
+    return (family(name).weight_layers if name else linear_and_conv)(model)
+
+
+# -- the families ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Family:
+    """One model family: everything the engine, the analyses and the book need to know of it."""
+    name: str  # the key in configs and run ids
+    title: str  # how tables and figures name it
+    builder: Callable  # (input_shape, n_classes, **knobs) -> nn.Module; its keyword defaults are the defaults
+    limits: dict  # knob -> (low, high) of its integer values, so that nonsense fails before any training
+    knob: str  # the knob a profile's grid varies
+    describe: Callable[[dict], dict]  # arch -> uniform table columns: depth, width and the family's own
+    label: Callable[[dict], str]  # arch -> a short readable model name for tables and tooltips
+    cpu_stacks_seeds: bool  # stacking seeds on a CPU measured faster (convolutions and attention: slower)
+    weight_layers: Callable[[nn.Module], list] = linear_and_conv  # what pruning and quantization act on
+    resolve: Callable[[dict, tuple], dict] = field(default=lambda arch, input_shape: arch)  # input-shaped defaults
+    validate: Callable[[dict], None] = field(default=lambda arch: None)  # checks across knobs
+
+    def defaults(self) -> dict:
+        return {k: p.default for k, p in inspect.signature(self.builder).parameters.items()
+                if p.kind is p.KEYWORD_ONLY}
+
+
+def _check_vit(arch):
+    if arch["dim"] % arch["heads"]:  # caught with the config, not when a worker builds it
+        raise ConfigError(f"ViT dim {arch['dim']} is not divisible by heads {arch['heads']}: pick dim as a multiple "
+                          f"of heads")
+
+
+FAMILIES = {f.name: f for f in (
+    Family("dnn", "DNN", mlp, {"widths": (1, 100_000)}, "widths",
+           describe=lambda a: {"depth": len(a["widths"]), "width": a["widths"][0],
+                               "widths": "-".join(map(str, a["widths"])), "shape": shape_of(a["widths"])},
+           label=lambda a: "DNN " + "-".join(map(str, a["widths"])), cpu_stacks_seeds=True),
+    Family("cnn", "CNN", cnn, {"channels": (1, 4096)}, "channels",
+           describe=lambda a: {"depth": 1, "width": a["channels"], "channels": a["channels"]},
+           label=lambda a: f"CNN {a['channels']} ch", cpu_stacks_seeds=False),
+    Family("vit", "ViT", ViT, {"dim": (1, 4096), "depth": (1, 64), "heads": (1, 64), "patch": (1, 64),
+                               "mlp_ratio": (1, 16)}, "dim",
+           describe=lambda a: {"depth": a["depth"], "width": a["dim"], "dim": a["dim"], "heads": a["heads"],
+                               "patch": a["patch"], "mlp_ratio": a["mlp_ratio"]},
+           label=lambda a: f"ViT dim {a['dim']} × {a['depth']}", cpu_stacks_seeds=False,
+           resolve=lambda a, shape: {**a, "patch": a["patch"] or default_patch(shape)}, validate=_check_vit),
+)}
+
+
+def family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise ConfigError(f"unknown family {name!r}: choose one of {sorted(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def normalise_arch(family_name: str, arch: dict | None, input_shape=None) -> dict:
+    """The architecture with every default filled in (those that depend on the image too, given its
+    ``input_shape``), types checked and ranges validated."""
+    fam = family(family_name)
+    defaults = fam.defaults()
+    unknown = set(arch or {}) - set(defaults)
+    if unknown:
+        raise ConfigError(f"unknown {family_name} setting(s) {sorted(unknown)}: {family_name} takes {sorted(defaults)}")
+    out = {**defaults, **(arch or {})}
+    if input_shape is not None:
+        out = fam.resolve(out, tuple(input_shape))
+    for key, value in out.items():
+        if value is None and defaults[key] is None:
+            continue  # resolved from the image when the model is built
+        low, high = fam.limits[key]
+        many = isinstance(defaults[key], (tuple, list))
+        if many and (isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or not value):
+            raise ConfigError(f"{family_name} {key} must be a non-empty list of integers, got {value!r}")
+        for v in (value if many else [value]):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not low <= v <= high:
+                raise ConfigError(f"{family_name} {key} must be integer(s) in {low}..{high}, got {value!r}")
+        out[key] = [int(v) for v in value] if many else int(value)
+    fam.validate(out)
+    return dict(sorted(out.items()))
+
+
+def build(family_name: str, arch: dict, input_shape, n_classes: int) -> nn.Module:
+    model = family(family_name).builder(tuple(input_shape), n_classes, **normalise_arch(family_name, arch, input_shape))
+    model.minarch_family = family_name  # so that weight_layers finds the family's declaration
+    return model
+
+
+def describe(family_name: str, arch: dict) -> dict:
+    """The uniform architecture columns of a table row: family, model (a readable name), depth, width and the
+    family's own knobs."""
+    fam = family(family_name)
+    return {"family": family_name, "model": fam.label(arch), **fam.describe(arch)}
+
+
+def n_params(model: nn.Module) -> int:
+    """Learnable parameters, biases included."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# -- the design grids ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Shape:
+    """One Phase-1 configuration: the size (first width) and the step pattern, e.g. '+-' for up then down."""
+    size: int
+    pattern: str
+    widths: tuple[int, ...]
+
+    @property
+    def depth(self) -> int:
+        return len(self.widths)
+
+
+def pattern_widths(size: int, pattern: str, ladder=LADDER) -> tuple[int, ...]:
+    """Widths of a network whose first layer has ``size`` units and which then moves one rung up ('+'), down ('-')
+    or stays ('=') on the width ladder per layer, clamped at the ladder's ends."""
+    if size not in ladder:
+        raise ConfigError(f"size {size} is not on the width ladder {ladder}")
+    i, widths = ladder.index(size), [size]
+    for step in pattern:
+        if step not in STEPS:
+            raise ConfigError(f"pattern step {step!r} is not one of {list(STEPS)}")
+        i = min(max(i + STEPS[step], 0), len(ladder) - 1)
+        widths.append(ladder[i])
+    return tuple(widths)
+
+
+def phase1_shapes(depths=(1, 2, 3, 4), sizes=LADDER, ladder=LADDER) -> list[Shape]:
+    """Every (size, pattern) of the Phase-1 sweep: 3^(L-1) patterns per depth L; 480 with the defaults.
+
+    Patterns that clamp at the ladder's ends can give the same widths as another pattern; the sweep trains each
+    distinct network once and the analyses map them back through this list.
+    """
+    return [Shape(size, "".join(p), pattern_widths(size, "".join(p), ladder))
+            for depth in depths for p in itertools.product(STEPS, repeat=depth - 1) for size in sizes]
+
+
+def shape_of(widths) -> str:
+    """The shape class of a width list: equal, increasing, decreasing (monotone, not all equal) or mixed."""
+    widths = list(widths)
+    up = all(a <= b for a, b in zip(widths, widths[1:]))
+    down = all(a >= b for a, b in zip(widths, widths[1:]))
+    return "equal" if up and down else "increasing" if up else "decreasing" if down else "mixed"
+
+
+def arch_columns() -> tuple[str, ...]:
+    """The columns that describe an architecture in every table of runs, configurations and analyses: the
+    uniform ones, then every family's own knobs."""
+    own = (k for f in FAMILIES.values() for k in f.describe(f.resolve(f.defaults(), (1, 28, 28))))
+    return ("family", "model", "depth", "width", *dict.fromkeys(k for k in own if k not in ("depth", "width")),
+            "n_params")

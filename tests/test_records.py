@@ -1,0 +1,142 @@
+"""One home per concept: a dataset, a family and a chapter are records; analysis tables belong to a study.
+
+A new dataset or family is added here the way a user would add one (a record, and for a family a profile grid),
+and must then appear everywhere: sweeps, analyses, chapters, the table of contents, the CLI."""
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import synthetic_arrays
+from torch import nn
+
+from minarch_core import cli
+from minarch_core.analyses import pruning, quantization, regimes
+from minarch_core.book import chapter, pipeline
+from minarch_core.engine import data, models, profiles, sweep
+from minarch_core.engine.config import RunConfig
+from minarch_core.engine.errors import ConfigError
+from minarch_core.engine.store import Store
+
+
+@pytest.fixture
+def shapes_dataset(monkeypatch, tmp_path):
+    """A new 10-class 28x28 dataset, registered by its record alone (its images: the synthetic block patterns)."""
+    root = tmp_path / "data"
+    root.mkdir()
+    np.savez(root / "shapes.npz", **synthetic_arrays(per_class_train=600, per_class_test=20, seed=3))
+    monkeypatch.setitem(data.DATASETS, "shapes", data.DatasetSpec(
+        "shapes", "Block shapes", difficulty=0, mean=(0.2,), std=(0.3,), input_shape=(1, 28, 28)))
+    monkeypatch.setenv("MINARCH_DATA", str(root))
+    return root
+
+
+def test_a_new_dataset_appears_in_sweeps_chapters_and_the_table_of_contents(shapes_dataset, tmp_path, capsys):
+    configs = profiles.get("smoke").configs("shapes", ["dnn", "cnn"])
+    table = sweep.run(configs, Store(tmp_path / "results"), progress=False)
+    assert len(table) == len(configs) and set(table.dataset) == {"shapes"}
+    features = regimes.run_features(table, Store(tmp_path / "results").histories("shapes"))
+    assert (features.failed == (features.test_acc < 0.1 + 0.1)).all()  # chance from the record's 10 classes
+
+    ch = chapter.open_chapter(dataset="shapes", profile="smoke", results=str(tmp_path / "results"))
+    assert ch.dataset == "shapes" and len(ch.features(["dnn", "cnn"])) == len(configs)
+    ch.save("probe", pd.DataFrame({"x": [1]}))
+    assert ch.load("probe").x.tolist() == [1]
+
+    toc = pipeline.table_of_contents()
+    assert toc["parts"][1] == {"caption": "Block shapes", "chapters": [
+        {"file": f"book/shapes/{c}"} for c in ("sweep", "regimes", "pruning", "quantization")]}  # easiest first
+    assert "shapes" in data.by_difficulty() and data.by_difficulty()[0] == "shapes"
+    cli.main(["sweep", "--dataset", "shapes", "--profile", "smoke", "--family", "cnn", "--results",
+              str(tmp_path / "results"), "--dry-run"])
+    assert "4 runs, 0 not yet in" in capsys.readouterr().out
+
+
+def test_a_dataset_record_knows_its_chance_and_its_patch():
+    cifar = data.spec("cifar10")
+    assert cifar.title == "CIFAR-10" and cifar.chance == 0.1 and models.default_patch(cifar.input_shape) == 8
+    five = data.DatasetSpec("five", "Five", 9, (0.5,), (0.5,), (1, 12, 12), n_classes=5)
+    assert five.chance == 0.2 and models.default_patch(five.input_shape) == 3
+    with pytest.raises(ConfigError, match="dataset name 'studies'"):
+        data.DatasetSpec("studies", "S", 1, (0.5,), (0.5,), (1, 8, 8))
+
+
+def pooled(input_shape, n_classes, *, pool=2):
+    """A test family: average pooling, then a linear classifier."""
+    c, h, w = input_shape
+    return nn.Sequential(nn.AvgPool2d(pool), nn.Flatten(), nn.Linear(c * (h // pool) * (w // pool), n_classes))
+
+
+def test_a_new_family_needs_its_record_and_a_profile_grid_only(monkeypatch, tiny_root, tmp_path):
+    monkeypatch.setitem(models.FAMILIES, "pooled", models.Family(
+        "pooled", "Pooled", pooled, {"pool": (1, 28)}, "pool",
+        describe=lambda a: {"depth": 0, "width": a["pool"], "pool": a["pool"]},
+        label=lambda a: f"Pooled /{a['pool']}", cpu_stacks_seeds=True))
+    study = profiles.Profile("pooled", seeds=2, epochs=2, train_per_class=50, val_per_class=20,
+                             grids={"pooled": profiles.Grid("pooled", (2, 4, 7))})
+    configs = study.configs("mnist")
+    table = sweep.run(configs, Store(tmp_path / "r"), data_root=tiny_root, progress=False)
+    assert set(table.model) == {"Pooled /2", "Pooled /4", "Pooled /7"} and "pool" in models.arch_columns()
+    assert sweep.seed_batch_for(configs[0], "cpu") > 1  # the record says its seeds stack on a CPU
+    store = Store(tmp_path / "r")
+    features = regimes.run_features(table, store.histories("mnist"))
+    configs_ = regimes.configurations(features)
+    assert set(configs_.pool) == {2, 4, 7}
+    run = store.runs_of(table[table.pool == 7].head(1))[0]
+    curve = pruning.curve(run, sparsities=(0, 0.5), data_root=tiny_root)
+    assert curve.achieved.tolist() == [0, 0.5]
+    q = quantization.curve(run, precisions=("float32", 4), data_root=tiny_root)
+    assert q.size_bytes.iloc[1] < q.size_bytes.iloc[0]
+
+
+def test_the_committed_table_of_contents_is_the_records():
+    assert yaml.safe_load((pipeline.ROOT / "_toc.yml").read_text()) == pipeline.table_of_contents(), \
+        "_toc.yml is out of date: write pipeline.toc_text() to it"
+
+
+def test_analysis_tables_are_not_runs_and_reading_the_store_moves_nothing(tiny_store, tmp_path):
+    store, configs = tiny_store
+    tables = store.tables(profiles.get("smoke"))
+    tables.save("mnist", "configurations", pd.DataFrame({"a": [1, 2]}))
+    (store.root / "mnist" / "analyses").mkdir(exist_ok=True)  # what older versions wrote there
+    (store.root / "mnist" / "analyses" / "quick-minimal.parquet").write_bytes(b"PAR1")
+    before = sorted(p.relative_to(store.root) for p in store.root.rglob("*"))
+    with np.errstate(all="ignore"):
+        assert len(store.table("mnist")) == len(configs) and len(store.table()) == len(configs)
+    assert sorted(p.relative_to(store.root) for p in store.root.rglob("*")) == before
+    assert not (store.root / "mnist" / ".corrupt").exists()
+
+
+def test_two_studies_in_one_store_keep_their_own_tables(tiny_store):
+    store, _ = tiny_store
+    a = chapter.open_chapter(dataset="mnist", profile="smoke", seeds=2, results=str(store.root))
+    b = chapter.open_chapter(dataset="mnist", profile="smoke", seeds=3, results=str(store.root))
+    assert a.study.study_id != b.study.study_id and a.study.study_id.startswith("smoke-")
+    a.save("minimal", pd.DataFrame({"min_params": [100]}))
+    b.save("minimal", pd.DataFrame({"min_params": [200]}))
+    assert a.load("minimal").min_params.tolist() == [100] and b.load("minimal").min_params.tolist() == [200]
+    again = chapter.open_chapter(dataset="mnist", profile="smoke", seeds=2, results=str(store.root))
+    assert again.load("minimal").min_params.tolist() == [100]  # the same study finds its tables again
+    assert (a.tables.folder / "study.json").exists()
+    with pytest.raises(ConfigError, match="no regimes table for mnist in study smoke-"):
+        a.load("regimes")
+
+
+def test_the_chapter_context_carries_device_and_data_root(tmp_path):
+    ch = chapter.open_chapter(dataset="cifar10", profile="smoke", device="cpu", data=str(tmp_path))
+    assert ch.where == {"device": "cpu", "data_root": tmp_path}
+    with pytest.raises(chapter.ParameterError, match="unknown notebook parameter\\(s\\) \\['colour'\\]"):
+        chapter.open_chapter(colour="blue")
+    with pytest.raises(ConfigError, match="device 'cuda:7' was asked for but CUDA is not available"):
+        chapter.open_chapter(device="cuda:7")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: profiles.get("smoke").replace(seeds=0), "profile 'smoke': 'seeds' must be an integer in 1..1000"),
+    (lambda: profiles.study("quick", epochs=-1), "'epochs' must be an integer in 1..10000"),
+    (lambda: regimes.Thresholds(max_std=-0.1), "regime threshold 'max_std' must be a number in 0..1"),
+    (lambda: regimes.Thresholds(fail_margin=float("nan")), "regime threshold 'fail_margin' must be a number"),
+    (lambda: RunConfig("mnist", "cnn", {"channels": 0}), "cnn channels must be integer\\(s\\) in 1..4096"),
+])
+def test_every_number_is_range_checked_where_it_enters(call, message):
+    with pytest.raises(ConfigError, match=message):
+        call()
