@@ -16,9 +16,10 @@
 # %% [markdown]
 # # Findings across datasets
 #
-# The paper's claims, one by one, beside what this book measured on the datasets below. Every number on this page
-# is computed from the tables the dataset chapters saved; the verdicts follow simple stated rules, so a reader can
-# disagree with a rule and still check the numbers.
+# The paper's claims, one by one, beside what this book measured. This page sets each claim next to the numbers
+# the dataset chapters saved, and gives a verdict by a simple stated rule, so a reader can disagree with a rule
+# and still check the numbers; the figure puts the three datasets side by side. Terms are defined in the
+# [method chapter](method.ipynb).
 
 # %% tags=["parameters"]
 datasets = "mnist,fashion_mnist,cifar10"
@@ -39,13 +40,13 @@ from minarch_core.analyses import regimes
 from minarch_core.book import chapter, plots
 from minarch_core.engine import data
 
-ch = chapter.open_chapter(**chapter.given("findings", globals()))
+ch = chapter.from_notebook("findings", globals())
 names = ch.datasets
 configs, minimal, redundancy, tolerance = map(ch.load_all, ("configurations", "minimal", "redundancy", "tolerance"))
 dnn_global = redundancy[(redundancy.scope == "global") & (redundancy.family == "dnn")]  # depth means DNN layers
-ch.figure(plots.summary(minimal, dnn_global, tolerance[tolerance.granularity == "tensor"]), "summary", folder="findings")
+ch.figure(plots.summary(minimal, dnn_global, tolerance[tolerance.granularity == "tensor"]), "summary")
 
-# %% tags=["hide-input"]
+# %%
 rows = []
 
 regime_counts = configs.groupby(["dataset", "regime"]).size().unstack(fill_value=0)
@@ -90,6 +91,10 @@ rows.append(("Quantization hurts smaller models, and harder datasets, more",
 Markdown("| the paper | this book | verdict |\n|---|---|---|\n"
          + "\n".join(f"| {a} | {b} | **{c}** |" for a, b, c in rows))
 
-# %% [markdown]
-# Where a verdict says *partly* or *differs*, the dataset chapters show why; small profiles (few seeds, short
-# training, data subsets) blur the borders between regimes, and the `paper` profile is the one to settle them.
+# %%
+verdicts = pd.Series([v for *_, v in rows]).value_counts()
+open_claims = [f"*{v}* ({n})" for v, n in verdicts.items() if v != "agrees"]
+Markdown(f"Of {len(rows)} claims, {verdicts.get('agrees', 0)} agree with the paper on the `{ch.study.name}` profile. "
+         + (f"The others read {', '.join(open_claims)}: the dataset chapters show why. " if open_claims else "")
+         + ("Small profiles (few seeds, short training, data subsets) blur the borders between regimes; the `paper` "
+            "profile is the one to settle them." if ch.study.name != "paper" else ""))

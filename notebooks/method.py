@@ -18,7 +18,9 @@
 #
 # The paper (Zheng et al., arXiv 2601.17987) publishes its questions and findings but not its code, training
 # settings or definitions. Where it is silent, this book makes a choice, states it here, and makes it a parameter.
-# Every value on this page is read from the code that the other chapters run.
+# This page is the reference for the rest of the book: the workflow, the data, training, architectures, profiles,
+# the regime rule, pruning, quantization, and every parameter a chapter takes. Every value on it is read from the
+# code that the other chapters run.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -27,14 +29,16 @@ figures = None
 
 # %%
 import dataclasses
+
 import pandas as pd
+from IPython.display import Markdown
 
 from minarch_core.analyses import pruning, quantization, regimes
 from minarch_core.book import chapter, plots
 from minarch_core.engine import config, data, models, profiles, sweep
 
-ch = chapter.open_chapter(**chapter.given("method", globals()))
-ch.figure(plots.workflow(), "workflow", folder="")
+ch = chapter.from_notebook("method", globals())
+ch.figure(plots.workflow(), "workflow")
 
 # %% [markdown]
 # ## Data
@@ -56,7 +60,8 @@ def dataset_row(d):
             "DNN seeds per CPU step": sweep.seed_batch_for(dnn, "cpu")}
 
 
-pd.DataFrame([dataset_row(data.spec(d)) for d in data.by_difficulty()])
+datasets = pd.DataFrame([dataset_row(data.spec(d)) for d in data.by_difficulty()])
+ch.table("datasets", datasets, {c: (c, None) for c in datasets.columns}, "The datasets")
 
 # %% [markdown]
 # ## Training
@@ -74,7 +79,8 @@ pd.DataFrame([dataset_row(data.spec(d)) for d in data.by_difficulty()])
 # %%
 defaults = {f.name: f.default for f in dataclasses.fields(config.RunConfig)
             if f.default is not dataclasses.MISSING}
-pd.Series(defaults, name="default").to_frame()
+ch.table("training", pd.DataFrame({"setting": list(defaults), "default": [str(v) for v in defaults.values()]}),
+         {"setting": ("setting", None), "default": ("default", None)}, "Training settings of every run")
 
 # %% [markdown]
 # ## Architectures
@@ -91,11 +97,11 @@ pd.Series(defaults, name="default").to_frame()
 #   would make four times as many tokens, and attention cost grows with their square).
 
 # %%
-pd.DataFrame({"ladder": models.LADDER})
-
-# %%
-pd.DataFrame([{"shape": s.pattern or "(one layer)", "widths from size 10": s.widths}
-              for s in models.phase1_shapes(depths=(1, 2, 3), sizes=(10,))]).T
+shapes = pd.DataFrame([{"pattern": s.pattern or "(one layer)", "widths": "-".join(map(str, s.widths))}
+                       for s in models.phase1_shapes(depths=(1, 2, 3), sizes=(10,))])
+display(Markdown(f"The width ladder: {', '.join(map(str, models.LADDER))}. The shapes of size 10 up to depth 3:"))
+ch.table("shapes", shapes, {"pattern": ("step pattern", None), "widths": ("widths", None)},
+         "Phase-1 shapes of size 10")
 
 # %% [markdown]
 # ## Profiles
@@ -104,7 +110,8 @@ pd.DataFrame([{"shape": s.pattern or "(one layer)", "widths from size 10": s.wid
 # profile named in the reproducing chapter; every field can be overridden per chapter with papermill parameters.
 
 # %%
-pd.DataFrame({name: p.summary() for name, p in profiles.PROFILES.items()})
+table = pd.DataFrame({name: p.summary() for name, p in profiles.PROFILES.items()}).rename_axis("field").reset_index()
+ch.table("profiles", table, {c: (c, None) for c in table.columns}, "The profiles")
 
 # %% [markdown]
 # ## Convergence regimes
@@ -117,7 +124,8 @@ pd.DataFrame({name: p.summary() for name, p in profiles.PROFILES.items()})
 # configuration of the family is stable; its interval comes from resampling each configuration's seeds.
 
 # %%
-regimes.thresholds_table()
+ch.table("thresholds", regimes.thresholds_table(), {"threshold": ("threshold", None), "value": ("value", "{:g}"),
+                                                     "meaning": ("meaning", None)}, "The regime rule's thresholds")
 
 # %% [markdown]
 # ## Pruning and quantization
@@ -135,7 +143,18 @@ regimes.thresholds_table()
 #   against real int8 weights in torch's int8 kernel.
 
 # %%
-pd.DataFrame({"sparsities": [f"{s:.0%}" for s in pruning.SPARSITIES]}).T
+Markdown(f"Sparsities: {', '.join(f'{s:.0%}' for s in pruning.SPARSITIES)}. Precisions, from the most precise down: "
+         f"{', '.join(str(p) + ('' if isinstance(p, str) else ' bits') for p in quantization.PRECISIONS)}.")
+
+# %% [markdown]
+# ## Chapter parameters
+#
+# Every chapter is a notebook with a `parameters` cell; papermill (or `minarch chapter NAME -p NAME VALUE`)
+# overrides its values. Each parameter is declared once, with its type and range, and checked when the chapter
+# opens: a wrong value stops the chapter at its first cell with a message that names it.
 
 # %%
-pd.DataFrame({"precisions": [str(p) for p in quantization.PRECISIONS]}).T
+params = pd.DataFrame([{"parameter": p.name, "default": repr(p.default), "takes": p.allowed(), "meaning": p.help,
+                        "chapters": ", ".join(c.name for c in chapter.CHAPTERS.values() if p.name in c.parameters)}
+                       for p in chapter.PARAMETERS.values()])
+ch.table("parameters", params, {c: (c, None) for c in params.columns}, "Chapter parameters", fold_after=20)

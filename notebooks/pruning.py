@@ -16,10 +16,11 @@
 # %% [markdown]
 # # Pruning
 #
-# How much of a trained network is redundant? We remove the weights of smallest magnitude (L1 pruning, with
-# `torch.nn.utils.prune`), without retraining, at increasing sparsity, and measure test accuracy. *Global* pruning
-# ranks all weights of the network together; *per-layer* pruning removes the same fraction from every layer.
-# Biases are kept. The models are the representatives chosen by rule in the regimes chapter.
+# How much of a trained network is redundant? This page removes the weights of smallest magnitude (L1 pruning,
+# with `torch.nn.utils.prune`) from the representative models of one dataset, without retraining, at increasing
+# sparsity, and measures test accuracy. *Global* pruning ranks all weights of the network together; *per-layer*
+# pruning removes the same fraction from every layer. Biases are kept. The models are the representatives chosen
+# by rule in the [regimes chapter](regimes.ipynb); the [method chapter](../method.ipynb) gives every setting.
 
 # %% tags=["parameters"]
 dataset = "mnist"
@@ -39,9 +40,9 @@ import pandas as pd
 from IPython.display import Markdown
 
 from minarch_core.analyses import pruning
-from minarch_core.book import chapter, plots
+from minarch_core.book import chapter, plots, tables
 
-ch = chapter.open_chapter(**chapter.given("pruning", globals()))
+ch = chapter.from_notebook("pruning", globals())
 models = ch.store.runs_of(ch.load("representatives"))
 curves = ch.save("pruning", pd.concat([pruning.curves(models, scope=scope, **ch.where) for scope in pruning.SCOPES],
                                       ignore_index=True))
@@ -60,13 +61,25 @@ g = redundancy[redundancy.scope == "global"]
 by_depth = g[g.family == "dnn"].groupby("depth").redundancy.mean()
 Markdown(f"Global pruning: the representative DNNs keep their accuracy up to a mean sparsity of "
          + ", ".join(f"**{v:.0%}** at depth {d}" for d, v in by_depth.items())
-         + f". The most redundant model tolerates **{g.redundancy.max():.0%}** sparsity; "
-         f"{(g.redundancy >= 0.6).sum()} of {len(g)} models tolerate 60 % or more.")
+         + f". The most redundant model, {g.loc[g.redundancy.idxmax(), 'model']}, tolerates "
+         f"**{g.redundancy.max():.0%}** sparsity; {(g.redundancy >= 0.6).sum()} of {len(g)} models tolerate 60 % or "
+         f"more. Depth here is confounded with size: the [findings](../findings.ipynb) compare depths at matched "
+         f"size.")
+
+# %% [markdown]
+# Pruning goes through phases: a **plateau** where accuracy stays within the tolerance of dense, a **decline**, and a
+# **collapse** to near chance. How many models are in each phase at each sparsity:
 
 # %%
 phase_counts = curves.assign(phase=pruning.phases(curves)).pivot_table(
     index="sparsity", columns="phase", values="run_id", aggfunc="count", fill_value=0)
-phase_counts  # how many models are on their plateau, declining, or collapsed (near chance) at each sparsity
+phase_counts = phase_counts.reindex(columns=["plateau", "decline", "collapse"], fill_value=0).reset_index()
+ch.table("phases", phase_counts, {"sparsity": ("sparsity", "{:.0%}"), "plateau": ("plateau", None),
+                                  "decline": ("decline", None), "collapse": ("collapse", None)},
+         "Models per pruning phase (both scopes)", fold_after=20)
 
 # %%
-redundancy.round(4)
+ch.table("redundancy", redundancy, {
+    "model": ("model", None), "scope": ("scope", None), "n_params": ("parameters", tables.COUNT),
+    "dense_acc": ("dense accuracy", tables.ACCURACY), "redundancy": ("redundancy", tables.PERCENT),
+    "collapse_at": ("collapses at", tables.PERCENT)}, "Redundancy of every representative model")

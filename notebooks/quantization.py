@@ -16,10 +16,11 @@
 # %% [markdown]
 # # Quantization
 #
-# How far can the precision of the trained weights be cut? Each representative model's weights are rounded to a
-# uniform grid of 16 down to 2 bits (post-training, weights only; activations stay float32) or cast to float16 /
-# bfloat16, and test accuracy is measured again. Two settings: symmetric per-tensor grids (the simplest) and
-# asymmetric per-channel grids (one grid per output unit, the usual choice of deployment toolkits).
+# How far can the precision of the trained weights be cut? This page rounds the weights of one dataset's
+# representative models to a uniform grid of 16 down to 2 bits (post-training, weights only; activations stay
+# float32) or casts them to float16 / bfloat16, and measures test accuracy again. Two settings: symmetric
+# per-tensor grids (the simplest) and asymmetric per-channel grids (one grid per output unit, the usual choice of
+# deployment toolkits). The [method chapter](../method.ipynb) gives every setting.
 
 # %% tags=["parameters"]
 dataset = "mnist"
@@ -39,9 +40,9 @@ import pandas as pd
 from IPython.display import Markdown
 
 from minarch_core.analyses import quantization
-from minarch_core.book import chapter, plots
+from minarch_core.book import chapter, plots, tables
 
-ch = chapter.open_chapter(**chapter.given("quantization", globals()))
+ch = chapter.from_notebook("quantization", globals())
 models = ch.store.runs_of(ch.load("representatives"))
 curves = ch.save("quantization", pd.concat([
     quantization.curves(models, scheme="symmetric", granularity="tensor", **ch.where),
@@ -52,14 +53,19 @@ ch.figure(plots.quantization_curves(curves), "quantization")
 tolerance = ch.save("tolerance", quantization.tolerance(curves))
 t = tolerance[tolerance.granularity == "tensor"].sort_values("n_params")
 half = len(t) // 2
+small, large = t.drop_4bit.iloc[:max(half, 1)].mean(), t.drop_4bit.iloc[half:].mean()
 Markdown(f"Symmetric per-tensor, the lowest bit width within one point of float32 is **{t.min_bits.median():.0f} bits** "
-         f"(median over {len(t)} models). At 4 bits the smaller half of the models lose "
-         f"**{t.drop_4bit.iloc[:max(half, 1)].mean():.1%}** on average, the larger half "
-         f"**{t.drop_4bit.iloc[half:].mean():.1%}**; at 2 bits every model loses "
-         f"{t.drop_2bit.min():.0%} or more.")
+         f"(median over {len(t)} models). At 4 bits the smaller half of the models lose **{small:.1%}** on "
+         f"average, the larger half **{large:.1%}**: the "
+         + ("smaller models lose more" if small > large else "larger models lose as much or more")
+         + f". At 2 bits every model loses {t.drop_2bit.min():.0%} or more.")
 
 # %%
-tolerance.round(4)
+ch.table("tolerance", tolerance.assign(setting=tolerance.scheme + ", per " + tolerance.granularity), {
+    "model": ("model", None), "setting": ("setting", None), "n_params": ("parameters", tables.COUNT),
+    "float32_acc": ("float32 accuracy", tables.ACCURACY), "min_bits": ("lowest bits within 1 point", "{:.0f}"),
+    "drop_8bit": ("drop at 8 bits", "{:+.1%}"), "drop_4bit": ("drop at 4 bits", "{:+.1%}"),
+    "drop_2bit": ("drop at 2 bits", "{:+.1%}")}, "Precision tolerance of every representative model")
 
 # %% [markdown]
 # Fake quantization (rounding the weights in float32) is how precision is studied; real deployments store integers.
@@ -68,4 +74,7 @@ tolerance.round(4)
 # %%
 dnns = [m for m in models if m.config.family == "dnn"]
 check = quantization.int8_crosscheck(max(dnns or models, key=lambda m: m.summary["n_params"]), ch.data_root)
-pd.Series(check)
+Markdown(f"Its Linear layers stored as int8 take **{check['int8_linear_bytes']:,} bytes**. Fake and real int8 "
+         f"agree on **{check['argmax_agreement']:.2%}** of the test predictions (largest logit difference "
+         f"{check['max_abs_logit_diff']:.2g}); test accuracy {check['fake_test_acc']:.2%} with fake quantization, "
+         f"{check['int8_test_acc']:.2%} with int8 weights.")

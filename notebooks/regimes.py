@@ -18,10 +18,12 @@
 #
 # Does a configuration learn reliably, learn only for some seeds, or learn and then overfit? The paper reports
 # three regimes organised along the number of learnable parameters. Its operational definitions are unpublished;
-# ours decide from the seeds of each configuration (the thresholds are in the table below and in the method
-# chapter): **unstable** when seeds fail (stay near chance or diverge) or scatter, **overfitting** when the
-# validation loss climbs back after its minimum or train accuracy runs ahead of test accuracy, **learning**
-# otherwise.
+# ours decide from the seeds of each configuration (the thresholds are in the table below and in the
+# [method chapter](../method.ipynb)): **unstable** when seeds fail (stay near chance or diverge) or scatter,
+# **overfitting** when the validation loss climbs back after its minimum or train accuracy runs ahead of test
+# accuracy, **learning** otherwise. This page sorts one dataset's configurations into regimes, finds from how many
+# parameters each family learns reliably, shows how each regime learns, and picks the models that the pruning and
+# quantization chapters study.
 
 # %% tags=["parameters"]
 dataset = "mnist"
@@ -40,16 +42,20 @@ figures = None
 from IPython.display import Markdown
 
 from minarch_core.analyses import regimes
-from minarch_core.book import chapter, plots
+from minarch_core.book import chapter, plots, tables
 
-ch = chapter.open_chapter(**chapter.given("regimes", globals()))
+ch = chapter.from_notebook("regimes", globals())
 features = ch.features()
 configs = regimes.configurations(features)
-regimes.thresholds_table()
+ch.table("thresholds", regimes.thresholds_table(), {"threshold": ("threshold", None), "value": ("value", "{:g}"),
+                                                     "meaning": ("meaning", None)}, "The regime rule's thresholds")
 
 # %%
 counts = configs.pivot_table(index="family", columns="regime", values="config_id", aggfunc="count", fill_value=0)
-counts
+counts = counts.reindex(columns=list(regimes.REGIMES), fill_value=0).reset_index()
+counts["family"] = counts.family.map(plots.family_titles())
+ch.table("regime_counts", counts, {"family": ("family", None), **{r: (r, None) for r in regimes.REGIMES}},
+         f"Configurations per regime on {ch.title}")
 
 # %% [markdown]
 # ## The minimal number of learnable parameters
@@ -63,15 +69,16 @@ minimal = ch.save("minimal", regimes.minimal_params(features))
 ch.figure(plots.phase2(configs, minimal), "phase2")
 
 # %%
-def fmt(row):
+def sentence(row):
+    name = plots.family_titles()[row.family]
     if row.min_params != row.min_params:  # NaN: never reached
-        return f"- **{row.family}**: not reached within the grid"
-    return (f"- **{row.family}**: {row.min_params:,.0f} parameters (95% interval {row.ci_low:,.0f} to "
+        return f"- **{name}**: not reached within the grid (even its largest configuration is unstable)"
+    return (f"- **{name}**: {row.min_params:,.0f} parameters (95% interval {row.ci_low:,.0f} to "
             f"{row.ci_high:,.0f})")
 
 
-Markdown("Minimal learnable parameters for stable learning on " + dataset + ":\n\n"
-         + "\n".join(fmt(r) for r in minimal.itertuples()))
+Markdown(f"Minimal learnable parameters for stable learning on {ch.title}:\n\n"
+         + "\n".join(sentence(r) for r in minimal.itertuples()))
 
 # %% [markdown]
 # A smooth view of the same data: a logistic curve of mean test accuracy against log10(parameters) per family,
@@ -79,7 +86,18 @@ Markdown("Minimal learnable parameters for stable learning on " + dataset + ":\n
 
 # %%
 plateau = ch.save("plateau", regimes.fit_plateau(configs))
-plateau.round(4)
+fitted, declined = plateau[plateau.plateau.notna()], plateau[plateau.plateau.isna()]
+notes = [f"{plots.family_titles()[r.family]} has only {r.configs} configurations: a four-parameter curve through so "
+         f"few points would fit them whatever their shape, so no curve is fitted." for r in declined.itertuples()
+         if r.configs < 5] + [f"The fit failed for {plots.family_titles()[r.family]} (too flat or too few distinct "
+                              f"levels)." for r in declined.itertuples() if r.configs >= 5]
+display(ch.table("plateau", fitted.assign(family=fitted.family.map(plots.family_titles())), {
+    "family": ("family", None), "configs": ("configurations", None), "floor": ("floor", tables.ACCURACY),
+    "plateau": ("plateau", tables.ACCURACY), "params_0.5": ("50 % at", tables.COUNT),
+    "params_0.9": ("90 % at", tables.COUNT), "params_0.99": ("99 % at", tables.COUNT),
+    "rmse": ("fit error (RMSE)", "{:.2%}")}, "Logistic fit of accuracy against log parameters") if len(fitted)
+        else Markdown("No family has enough configurations for a fit."))
+Markdown(" ".join(notes))
 
 # %% [markdown]
 # ## How each regime learns
@@ -97,4 +115,6 @@ Markdown(f"The pruning and quantization chapters study **{len(reps)} representat
          "per family and depth, the smallest and the largest stable configuration and one between (seed 0).")
 
 # %%
-reps[["family", "depth", "width", "n_params", "regime", "test_mean", "run_id"]]
+ch.table("representatives", reps, {"model": ("model", None), "n_params": ("parameters", tables.COUNT),
+                                   "regime": ("regime", None), "test_mean": ("test accuracy", tables.ACCURACY)},
+         "Representative models")

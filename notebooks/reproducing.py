@@ -25,22 +25,24 @@ benchmark = "benchmarks/latest.txt"  # what `make benchmark` last printed
 results = None  # the run store (default: MINARCH_RESULTS or ./results)
 
 # %%
+import html
 import json
 import os
 import platform
+import re
 from importlib.metadata import version
 
 import pandas as pd
 import torch
-from IPython.display import Markdown
+from IPython.display import HTML, Markdown
 
-from minarch_core.book import chapter
-from minarch_core.engine import profiles
+from minarch_core.book import chapter, plots
+from minarch_core.engine import data, profiles
 
-ch = chapter.open_chapter(**chapter.given("reproducing", globals()))
+ch = chapter.from_notebook("reproducing", globals())
 info = json.load(open(ch.values["build_info"]))
 Markdown(f"Built from commit `{info['commit']}` with profile **`{info['profile']}`** on "
-         f"{', '.join(info['datasets'])}, on {info['started']}; executing the notebooks took "
+         f"{', '.join(data.spec(d).title for d in info['datasets'])}, on {info['started']}; executing the notebooks took "
          f"**{info['seconds'] / 60:.1f} minutes** on {info['machine']} (runs the store already held were read, "
          "not trained again).")
 
@@ -54,11 +56,11 @@ Markdown(f"Built from commit `{info['commit']}` with profile **`{info['profile']
 prof = profiles.get(info["profile"])
 cost = pd.concat([ch.store.table(configs=prof.configs(d)) for d in info["datasets"]], ignore_index=True)
 cost = (cost.groupby(["dataset", "family"]).agg(runs=("run_id", "size"), train_minutes=("time_s", "sum"))
-        .assign(train_minutes=lambda d: (d.train_minutes / 60).round(1)).reset_index())
-Markdown(f"{cost.runs.sum():,d} runs, **{cost.train_minutes.sum():.0f} minutes** of training in all:")
-
-# %%
-cost
+        .assign(train_minutes=lambda d: d.train_minutes / 60).reset_index())
+display(Markdown(f"{cost.runs.sum():,d} runs, **{cost.train_minutes.sum():.0f} minutes** of training in all:"))
+ch.table("training_cost", plots.labelled(cost), {
+    "dataset_title": ("dataset", None), "family_title": ("family", None), "runs": ("runs", "{:,}"),
+    "train_minutes": ("training minutes", "{:.1f}")}, "Training cost of the book's runs")
 
 # %% [markdown]
 # ## Commands
@@ -75,11 +77,15 @@ cost
 # `_build/html`. Runs live in the store (`results/` or `MINARCH_RESULTS`); a rebuild trains only what is missing.
 
 # %%
-pd.DataFrame(info["notebooks"]).assign(minutes=lambda d: (d.seconds / 60).round(2)).drop(columns="seconds")
+ch.table("notebook_times", pd.DataFrame(info["notebooks"]).assign(minutes=lambda d: d.seconds / 60), {
+    "dataset": ("dataset", None), "chapter": ("chapter", None), "minutes": ("minutes", "{:.2f}")},
+    "Time to execute each chapter in this build")
 
 # %%
 packages = ["torch", "torchvision", "numpy", "pandas", "scipy", "altair", "papermill", "jupytext", "jupyter-book"]
-pd.DataFrame({"package": packages + ["python"], "version": [version(p) for p in packages] + [platform.python_version()]})
+ch.table("versions", pd.DataFrame({"package": packages + ["python"],
+                                   "version": [version(p) for p in packages] + [platform.python_version()]}),
+         {"package": ("package", None), "version": ("version", None)}, "Package versions")
 
 # %%
 Markdown(f"Torch runs {torch.get_num_threads()} threads here; CUDA {'is' if torch.cuda.is_available() else 'is not'} "
@@ -96,5 +102,15 @@ Markdown(f"Torch runs {torch.get_num_threads()} threads here; CUDA {'is' if torc
 
 # %%
 benchmark = ch.values["benchmark"]
-print(open(benchmark).read() if os.path.exists(benchmark) else f"{benchmark} is missing: run make benchmark")
+text = open(benchmark).read() if os.path.exists(benchmark) else ""
+measured = re.search(r"speed.py, (?P<date>[^,]+), commit (?P<commit>\S+)", text)
+if not measured:
+    display(Markdown(f"`{benchmark}` is missing or unreadable: run `make benchmark`."))
+else:
+    same = measured["commit"] == info["commit"].split("+")[0]
+    display(Markdown(f"These figures were measured on commit `{measured['commit']}` on {measured['date']}; this book "
+                     f"was built from commit `{info['commit']}`"
+                     + (", the same code." if same else ": the benchmark predates this build's code, so run "
+                        "`make benchmark` to measure this commit.")))
+HTML(f"<pre style='white-space: pre-wrap; font-size: 0.8em'>{html.escape(text)}</pre>")
 

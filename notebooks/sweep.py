@@ -17,10 +17,11 @@
 # # Design sweep
 #
 # How does accuracy grow with the number of learnable parameters, and does the *shape* of a network matter once
-# its size is fixed? This chapter trains every configuration of the profile's grids (each over several seeds):
-# the paper's Phase 1 (DNNs of 1 to 4 hidden layers whose widths increase, decrease or stay equal from layer to
-# layer) and Phase 2 (square DNNs, one-convolution CNNs and small ViTs). Runs already in the store are reused,
-# so executing this chapter again trains nothing.
+# its size is fixed? This page answers both for one dataset: it trains every configuration of the profile's grids,
+# each over several seeds, and plots accuracy against size. Phase 1 is the paper's DNN topology sweep (1 to 4
+# hidden layers whose widths increase, decrease or stay equal from layer to layer); Phase 2 compares square DNNs,
+# one-convolution CNNs and small Vision Transformers. The [method chapter](../method.ipynb) defines every term and
+# setting. Runs already in the store are reused, so executing this chapter again trains nothing.
 
 # %% tags=["parameters"]
 dataset = "mnist"
@@ -39,14 +40,13 @@ figures = None
 from IPython.display import Markdown
 
 from minarch_core.analyses import regimes
-from minarch_core.book import chapter, plots
-from minarch_core.engine import sweep
+from minarch_core.book import chapter, plots, tables
 
-ch = chapter.open_chapter(**chapter.given("sweep", globals()))
+ch = chapter.from_notebook("sweep", globals())
 runs = ch.sweep()
-p = ch.study
-Markdown(f"The `{p.name}` profile trains **{len(runs)} runs** on **{dataset}**: {p.seeds} seeds, {p.epochs} epochs, "
-         f"{'the whole training split' if p.train_per_class is None else f'{p.train_per_class} images per class'}; "
+p, title = ch.study, ch.title
+Markdown(f"The `{p.name}` profile trains **{len(runs):,} runs** on **{title}**: {p.seeds} seeds, {p.epochs} epochs, "
+         f"{'the whole training split' if p.train_per_class is None else f'{p.train_per_class:,} images per class'}; "
          f"{runs.config_id.nunique()} configurations from {runs.n_params.min():,} to {runs.n_params.max():,} "
          f"learnable parameters; {int((runs.status == 'diverged').sum())} runs diverged.")
 
@@ -57,25 +57,44 @@ Markdown(f"The `{p.name}` profile trains **{len(runs)} runs** on **{dataset}**: 
 # with the range of test accuracy over seeds as a vertical bar. Click a shape in the legend to single it out.
 
 # %%
-configs = regimes.configurations(ch.features())
-ch.save("configurations", configs)
+configs = ch.save("configurations", regimes.configurations(ch.features()))
 ch.figure(plots.phase1(configs), "phase1")
 
 # %%
 spread = regimes.shape_spread(configs)
 small, large = spread[spread.params_max < 1e4], spread[spread.params_min >= 1e4]
-Markdown(f"Below 10,000 parameters, configurations of similar size differ by up to "
-         f"**{small.spread.max():.1%}** in test accuracy (median {small.spread.median():.1%} per half-decade "
-         f"bin); from 10,000 parameters on by at most **{large.spread.max():.1%}** (median "
-         f"{large.spread.median():.1%}). Shape and depth matter for tiny networks and hardly at all for larger ones.")
+if large.empty or small.empty:
+    verdict = "The grid does not reach both sides of 10,000 parameters, so the two sizes cannot be compared here."
+elif large.spread.max() <= 0.02:
+    verdict = (f"Shape and depth matter for tiny networks and hardly at all from 10,000 parameters on, where no "
+               f"two configurations of similar size differ by more than {large.spread.max():.1%}.")
+elif large.spread.median() < small.spread.median() / 2:
+    verdict = (f"Shape and depth matter much less from 10,000 parameters on (median spread {large.spread.median():.1%} "
+               f"against {small.spread.median():.1%} below), but they still matter: networks of similar size "
+               f"differ by up to {large.spread.max():.1%} there.")
+else:
+    verdict = (f"Shape and depth matter about as much above 10,000 parameters (median spread "
+               f"{large.spread.median():.1%}) as below ({small.spread.median():.1%}): on this dataset the parameter "
+               f"count alone does not settle accuracy.")
+Markdown(f"Below 10,000 parameters, configurations of similar size differ by up to **{small.spread.max():.1%}** "
+         f"in test accuracy (median {small.spread.median():.1%} per half-decade bin); from 10,000 parameters on "
+         f"by up to **{large.spread.max():.1%}** (median {large.spread.median():.1%}). {verdict}")
 
 # %%
-spread.round(4)
+ch.table("shape_spread", spread, {
+    "params_min": ("from parameters", tables.COUNT), "params_max": ("to parameters", tables.COUNT),
+    "configs": ("configurations", None), "shapes": ("shapes", None), "depths": ("depths", None),
+    "acc_min": ("lowest accuracy", tables.ACCURACY), "acc_max": ("highest accuracy", tables.ACCURACY),
+    "spread": ("spread", tables.ACCURACY)},
+    "Accuracy spread across shapes and depths, per half-decade of parameter count")
 
 # %% [markdown]
 # ## Phase 2: square DNNs, CNNs and ViTs
 #
-# Seeds pooled: one row per configuration, sorted by family and size.
+# The same view for the Phase-2 families, one panel each: mean test (circles) and train (squares) accuracy over
+# seeds, with the range of test accuracy over seeds; colour gives the depth (hidden layers, the CNN's one
+# convolution, the ViT's encoder blocks). The [regimes chapter](regimes.ipynb) sorts these configurations into
+# regimes.
 
 # %%
-sweep.overview(runs).round(4)
+ch.figure(plots.families(configs), "families")

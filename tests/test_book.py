@@ -2,6 +2,7 @@
 opened in headless Chromium with the network blocked."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from conftest import has_dataset
@@ -12,6 +13,7 @@ from minarch_core.engine import data
 
 DATASETS = list(data.DATASETS)
 pytestmark = pytest.mark.skipif(not all(has_dataset(d) for d in DATASETS), reason="needs every dataset in MINARCH_DATA")
+FIGURES = ("phase1", "families", "phase2", "learning_curves", "pruning", "redundancy", "quantization")
 PAGES = [f"book/{d}/{c}.html" for d in DATASETS for c in pipeline.PER_DATASET] + \
         [f"book/{c}.html" for c, spec in CHAPTERS.items() if not spec.per_dataset] + ["book/intro.html"]
 
@@ -27,9 +29,10 @@ def test_every_chapter_page_and_figure_is_built(book):
     root, html = book
     for page in PAGES:
         assert (html / page).exists(), page
-    assert (html / "figures" / "workflow.svg").exists() and (html / "figures" / "findings" / "summary.png").exists()
+    assert (html / "figures" / "method" / "workflow.svg").exists()
+    assert (html / "figures" / "findings" / "summary.png").exists()
     for dataset in DATASETS:
-        for figure in ("phase1", "phase2", "learning_curves", "pruning", "redundancy", "quantization"):
+        for figure in FIGURES:
             for ext in ("svg", "png"):
                 assert (html / "figures" / dataset / f"{figure}.{ext}").stat().st_size > 1000
     info = json.loads((root / "book" / "build-info.json").read_text())
@@ -68,7 +71,7 @@ def browser():
     from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1300,2000",
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,2000",
                 "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"):  # no network at all
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -77,20 +80,43 @@ def browser():
     driver.quit()
 
 
-def test_every_chart_renders_offline_without_console_errors(book, browser):
+WIDTHS = """
+const column = document.querySelector('article.bd-article');
+const limit = column.getBoundingClientRect().width + 1;
+const wide = [...document.querySelectorAll('.minarch-chart svg, .minarch-chart canvas, table')]
+  .map(e => [e.closest('.minarch-chart') ? 'chart' : 'table', Math.round(e.getBoundingClientRect().width),
+             Math.round(e.scrollWidth || 0)])
+  .filter(([kind, width, scroll]) => width > limit || scroll > limit);
+return [Math.round(limit), wide];
+"""
+
+
+def test_pages_read_as_a_reader_reads_them(book, browser):
+    """Offline, every chart renders with no console error; each dataset page names its dataset in its title and
+    heading; no papermill parameter cell and no machine path reach a page; nothing is wider than the text column."""
     from selenium.webdriver.support.ui import WebDriverWait
     root, html = book
     shots = root / "_build" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     total = 0
     for page in PAGES:
+        text = (html / page).read_text()
+        assert str(root) not in text and "/tmp/" not in text and str(Path.home()) + "/" not in text, \
+            f"{page} shows a machine path"
+        assert "# Parameters" not in text and "injected-parameters" not in text, f"{page} shows papermill's cell"
         browser.get((html / page).as_uri())
-        charts = browser.execute_script("return document.querySelectorAll('.minarch-chart').length")
         WebDriverWait(browser, 20).until(lambda b: b.execute_script(
             "return [...document.querySelectorAll('.minarch-chart')]"
             ".every(d => d.querySelector('canvas, svg'))"), message=f"charts did not render on {page}")
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, f"{page}: {errors}"
+        parts = page.split("/")
+        if len(parts) == 3:  # book/<dataset>/<chapter>.html
+            title = data.spec(parts[1]).title
+            heading = browser.execute_script("return document.querySelector('article h1').textContent")
+            assert title in browser.title and title in heading, f"{page}: {browser.title!r} / {heading!r}"
+        limit, wide = browser.execute_script(WIDTHS)
+        assert not wide, f"{page}: wider than the {limit}-pixel text column: {wide}"
         browser.save_screenshot(str(shots / (page.replace("/", "-") + ".png")))
-        total += charts
-    assert total == 6 * len(DATASETS) + 2  # six figures per dataset, the workflow and the cross-dataset summary
+        total += browser.execute_script("return document.querySelectorAll('.minarch-chart').length")
+    assert total == len(FIGURES) * len(DATASETS) + 2  # per dataset, the workflow and the cross-dataset summary

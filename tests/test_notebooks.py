@@ -61,5 +61,5 @@ def test_a_wrong_parameter_stops_the_notebook_at_its_first_cell(tmp_path, name, 
     assert kept.exists() and not (tmp_path / "book" / "mnist" / "sweep.ipynb").exists()
     executed = jupytext.read(kept)
     code = [c for c in executed.cells if c.cell_type == "code" and c.get("execution_count")]
-    assert "open_chapter" in code[-1].source  # the first cell after the parameters stopped it
+    assert "from_notebook" in code[-1].source  # the first cell after the parameters stopped it
     assert not store.exists()  # nothing trained, nothing written

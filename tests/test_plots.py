@@ -14,6 +14,7 @@ def configs():
             ("dnn", 1, 1, 805, 0.2, "unstable", "equal"), ("dnn", 1, 100, 79510, 0.97, "learning", "equal"),
             ("dnn", 2, 10, 8070, 0.93, "learning", "increasing"), ("cnn", 1, 4, 27090, 0.95, "overfitting", None)]:
         rows.append(dict(dataset="mnist", family=family, config_id=f"{family}{depth}{width}", depth=depth, width=width,
+                         model=f"{family.upper()} {width}",
                          widths=str(width), shape=shape, n_params=params, seeds=3, test_mean=acc, test_std=0.01,
                          test_min=acc - 0.02, test_max=acc + 0.01, train_mean=acc + 0.01, gap=0.01, failed_frac=0.0,
                          regime=regime))
@@ -30,7 +31,8 @@ def test_workflow_and_design_figures(configs):
     assert "cross-dataset summary" in spec(plots.workflow())
     assert '"hidden layers"' in spec(plots.phase1(configs))
     text = spec(plots.phase2(configs, minimal))
-    assert "minimal parameters" in text and "square DNN" in text and "unstable" in text
+    assert "minimal parameters" in text and "DNN depth 1" in text and "unstable" in text
+    assert '"Phase 2: accuracy vs learnable parameters, per family"' in spec(plots.families(configs))
     with_vit = pd.concat([configs, configs.iloc[[3]].assign(family="vit", config_id="vit1")], ignore_index=True)
     text = spec(plots.phase2(with_vit, minimal))
     assert '"ViT"' in text and '"VIT"' not in text  # each family named as in the other figures
@@ -43,24 +45,50 @@ def test_learning_curves():
     assert '"validation"' in spec(plots.learning_curves(hist, examples))
 
 
-def test_pruning_quantization_and_summary_figures():
-    curves = pd.DataFrame({"run_id": ["a"] * 3, "scope": "global", "sparsity": [0, 0.5, 0.9], "achieved": [0, 0.5, 0.9],
-                           "test_acc": [0.97, 0.96, 0.5], "depth": 2, "width": 100, "widths": "100-100",
-                           "n_params": 89610})
-    assert "sparsity" in spec(plots.pruning_curves(curves))
-    red = pd.DataFrame({"run_id": ["a"], "scope": ["global"], "dense_acc": [0.97], "redundancy": [0.6],
-                        "collapse_at": [0.99], "dataset": ["mnist"], "family": ["dnn"], "depth": [2], "width": [100],
-                        "n_params": [89610]})
+@pytest.fixture
+def curves():
+    rows = []
+    for run, family, depth, params in [("a", "dnn", 1, 805), ("b", "dnn", 1, 79510), ("c", "dnn", 2, 8070),
+                                       ("d", "cnn", 1, 27090)]:
+        for sparsity, acc in ((0, 0.97), (0.5, 0.96), (0.9, 0.5)):
+            rows.append(dict(run_id=run, config_id=run, dataset="mnist", family=family, depth=depth, n_params=params,
+                             model=f"{family} {params}", scope="global", sparsity=sparsity, achieved=sparsity,
+                             test_acc=acc))
+    return pd.DataFrame(rows)
+
+
+def test_pruning_quantization_and_summary_figures(curves):
+    chart = plots.pruning_curves(curves).to_dict()
+    assert chart["spec"]["encoding"]["strokeDash"]["field"] == "size"  # size readable apart from depth
+    sizes = plots.size_labels(curves).groupby(curves.run_id).first().to_dict()
+    assert sizes == {"a": "smallest", "b": "largest", "c": "smallest", "d": "smallest"}  # within family and depth
+    red = curves[curves.sparsity == 0].assign(dense_acc=0.97, redundancy=0.5, collapse_at=0.9)
     assert "Redundancy" in spec(plots.redundancy_bars(red))
-    q = pd.DataFrame({"run_id": ["a"] * 3, "precision": ["float32", "8", "2"], "test_acc": [0.97, 0.97, 0.2],
-                      "drop": [0, 0, 0.77], "size_bytes": [4, 1, 0.25], "scheme": "symmetric", "granularity": "tensor",
-                      "family": "dnn", "depth": 2, "width": 100, "n_params": 89610})
+    q = curves.assign(precision=curves.sparsity.map({0: "float32", 0.5: "8", 0.9: "2"}), scheme="symmetric",
+                      granularity="tensor")
     assert "weight precision" in spec(plots.quantization_curves(q))
-    tol = pd.DataFrame({"dataset": ["mnist"], "depth": [2], "width": [100], "n_params": [89610], "min_bits": [4],
-                        "drop_4bit": [0.004]})
+    tol = curves[curves.sparsity == 0].assign(min_bits=4, drop_4bit=0.004)
     minimal = pd.DataFrame({"dataset": ["mnist"], "family": ["dnn"], "min_params": [4000], "ci_low": [2000],
                             "ci_high": [4000]})
     assert "Across datasets" in spec(plots.summary(minimal, red, tol))
+
+
+def test_log_axes_tick_whole_decades_within_the_data_only():
+    axis = plots.log_x([805, 79510, 216650]).to_dict()
+    assert axis["axis"]["values"] == [1000, 10000, 100000]
+    assert axis["scale"]["domain"][0] > 100 and axis["scale"]["domain"][1] < 1e6 and axis["scale"]["nice"] is False
+
+
+def test_figures_fit_the_text_column_and_share_their_colours(configs, curves):
+    assert plots.workflow().to_dict()["width"] <= plots.TEXT_WIDTH
+    dnn_depths, families = configs[configs.family == "dnn"].depth.nunique(), configs.family.nunique()
+    for figure, panels in ((plots.phase1(configs), dnn_depths), (plots.families(configs), families)):
+        assert (figure.to_dict()["spec"]["width"] + 20) * panels <= plots.TEXT_WIDTH
+    a = plots.families(configs).to_dict()["spec"]["layer"][-1]["encoding"]["color"]["scale"]
+    b = plots.pruning_curves(curves).to_dict()["spec"]["encoding"]["color"]["scale"]
+    assert a["range"][:1] == b["range"][:1] and a["domain"][:1] == b["domain"][:1]  # depth 1: one shade everywhere
+    regimes = plots.REGIME_COLORS.to_dict()["range"]
+    assert len(set(regimes)) == 3 and set(regimes) <= set(plots.OKABE_ITO.values())  # colour-blind safe
 
 
 def test_book_renderer_and_saved_files(tmp_path, configs):

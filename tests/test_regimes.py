@@ -39,25 +39,28 @@ def test_each_regime_is_recognised():
         runs("diverges", 300, [0.95, 0.95, 0.95], status=["ok", "ok", "diverged"]),
         runs("learns", 400, [0.950, 0.951, 0.952]),
         runs("upturn", 500, [0.97, 0.97, 0.97], val_loss=[2.0, 0.5, 0.1, 0.15, 0.2]),  # loss doubles after its min
-        runs("gap", 600, [0.90, 0.90, 0.90], train=1.0))
+        runs("gap", 600, [0.90, 0.90, 0.90], train=1.0),
+        runs("weak", 700, [0.50, 0.505, 0.51]))  # reliably the same, far below its family's plateau (0.97)
     assert found == {"fails": "unstable", "spread": "unstable", "diverges": "unstable", "learns": "learning",
-                     "upturn": "overfitting", "gap": "overfitting"}
+                     "upturn": "overfitting", "gap": "overfitting", "weak": "underfitting"}
 
 
-@pytest.mark.parametrize("args, expected", [
-    ((0.10, 0.0, 0.0, 0.0), "learning"), ((0.11, 0.0, 0.0, 0.0), "unstable"),  # failed fraction border
-    ((0.0, 0.020, 0.0, 0.0), "learning"), ((0.0, 0.021, 0.0, 0.0), "unstable"),  # spread border
-    ((0.0, 0.0, 0.0, 0.10), "learning"), ((0.0, 0.0, 0.0, 0.11), "overfitting"),  # validation-loss upturn border
-    ((0.0, 0.0, 0.05, 0.0), "learning"), ((0.0, 0.0, 0.051, 0.0), "overfitting"),  # gap border
-    ((0.5, 0.0, 0.2, 0.5), "unstable"),  # instability outranks overfitting
-    ((0.0, np.nan, 0.0, np.nan), "learning"),  # one seed: no spread to judge
+@pytest.mark.parametrize("args, expected", [  # failed fraction, test std, below-level fraction, gap, upturn
+    ((0.10, 0.0, 0.0, 0.0, 0.0), "learning"), ((0.11, 0.0, 0.0, 0.0, 0.0), "unstable"),  # failed fraction border
+    ((0.0, 0.020, 0.0, 0.0, 0.0), "learning"), ((0.0, 0.021, 0.0, 0.0, 0.0), "unstable"),  # spread border
+    ((0.0, 0.0, 0.10, 0.0, 0.0), "learning"), ((0.0, 0.0, 0.11, 0.0, 0.0), "underfitting"),  # level border
+    ((0.0, 0.0, 0.0, 0.0, 0.10), "learning"), ((0.0, 0.0, 0.0, 0.0, 0.11), "overfitting"),  # upturn border
+    ((0.0, 0.0, 0.0, 0.05, 0.0), "learning"), ((0.0, 0.0, 0.0, 0.051, 0.0), "overfitting"),  # gap border
+    ((0.5, 0.0, 0.5, 0.2, 0.5), "unstable"),  # instability outranks the rest
+    ((0.0, 0.0, 0.5, 0.2, 0.5), "underfitting"),  # not learning the task outranks overfitting
+    ((0.0, np.nan, 0.0, 0.0, np.nan), "learning"),  # one seed: no spread to judge
 ])
 def test_borders_between_regimes(args, expected):
     assert classify(*args) == expected
 
 
 def test_thresholds_are_parameters():
-    assert classify(0.0, 0.03, 0.0, 0.0, Thresholds(max_std=0.05)) == "learning"
+    assert classify(0.0, 0.03, 0.0, 0.0, 0.0, Thresholds(max_std=0.05)) == "learning"
     assert regimes.thresholds_table().set_index("threshold").value["max_std"] == 0.02
 
 
@@ -76,7 +79,24 @@ def test_minimal_params_is_where_stability_holds_for_every_larger_configuration(
     assert m.ci_low <= 400 <= m.ci_high  # resampling can drop the failing seed of p300: then 200 qualifies
     assert m.ci_low in (200, 400) and m.ci_high == 400
     none = regimes.minimal_params(frames(runs("a", 100, [0.9] * 3), runs("b", 200, [0.1] * 3)), n_boot=50).iloc[0]
-    assert np.isnan(none.min_params) and none.not_reached == 1.0
+    assert np.isnan(none.min_params) and none.not_reached == 1.0 and none.bound == "not reached"
+    assert m.bound == "exact"
+
+
+def test_a_family_that_learns_everywhere_gives_a_bound_not_a_point():
+    f = frames(*(runs(f"p{p}", p, [0.95] * 3) for p in (6780, 10000, 20000)))
+    m = regimes.minimal_params(f, n_boot=100).iloc[0]
+    assert m.min_params == 6780 and m.bound == "at most" and m.smallest == 6780
+    draws = regimes.minimal_draws(f, n_boot=100)
+    assert len(draws) == 100 and (draws.min_params == 6780).all()
+
+
+def test_sensitivity_moves_the_estimate_as_the_level_rises():
+    f = frames(runs("p100", 100, [0.5] * 4), runs("p200", 200, [0.9] * 4), runs("p300", 300, [0.97] * 4))
+    s = regimes.sensitivity(f, {"min_level": (0.5, 0.8, 0.95), "fail_margin": (0.1, 0.5)})
+    level = s[s.threshold == "min_level"].set_index("value").min_params
+    assert level.to_dict() == {0.5: 200, 0.8: 200, 0.95: 300}  # at 95 % of the way, 0.90 is below level
+    assert set(s[s.threshold == "fail_margin"].min_params) == {200} and (s["default"] > 0).all()
 
 
 def test_fit_plateau_recovers_a_known_curve():
@@ -110,9 +130,10 @@ def test_shape_spread_per_size_bin():
 def test_representatives_follow_the_rule():
     f = frames(runs("p100", 100, [0.1] * 3), *(runs(f"p{p}", p, [0.95] * 3) for p in (200, 300, 400, 500)))
     f.loc[f.config_id == "p300", "shape"] = "mixed"  # a Phase-1 shape: not a square network, never picked
-    reps = regimes.representatives(regimes.configurations(f), f, per_group=3)
-    assert reps.n_params.tolist() == [200, 400, 500]  # smallest stable, middle rank, largest
-    assert reps.run_id.tolist() == ["p200-0", "p400-0", "p500-0"] and reps.size_rank.tolist() == [0, 1, 2]
+    reps = regimes.representatives(regimes.configurations(f), f, per_group=3, seeds=2)
+    assert reps.n_params.tolist() == [200, 200, 400, 400, 500, 500]  # smallest stable, middle rank, largest
+    assert reps.run_id.tolist() == ["p200-0", "p200-1", "p400-0", "p400-1", "p500-0", "p500-1"]
+    assert reps.size_rank.tolist() == [0, 0, 1, 1, 2, 2]
 
 
 def test_examples_pick_the_median_configuration_of_each_regime():

@@ -20,6 +20,7 @@ from ..engine import models, train
 from ..engine.errors import ConfigError
 from ..engine.store import Run
 from .common import chance, info_of, run_columns
+from .regimes import LEARNS
 
 SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 SCOPES = ("global", "layer")
@@ -67,8 +68,9 @@ def sparsity_of(model: nn.Module, keep_classifier_dense: bool = False) -> float:
 
 
 def curve(run: Run, sparsities=SPARSITIES, scope: str = "global", keep_classifier_dense: bool = False,
-          finetune_epochs: int = 0, iterative: bool = False, device=None, data_root=None) -> pd.DataFrame:
-    """Train and test accuracy of ``run``'s model at each sparsity: one row per sparsity."""
+          finetune_epochs: int = 0, iterative: bool = False, splits=("test",), device=None,
+          data_root=None) -> pd.DataFrame:
+    """Accuracy (and loss) of ``run``'s model on ``splits`` at each sparsity: one row per sparsity."""
     cfg = run.config
     dataset = train.load_data(cfg, device, data_root)
     loss_fn = train.LOSSES[cfg.loss]
@@ -86,7 +88,7 @@ def curve(run: Run, sparsities=SPARSITIES, scope: str = "global", keep_classifie
         row = {"run_id": run.run_id, "scope": scope, "method": "iterative" if iterative else "one-shot",
                "finetune_epochs": finetune_epochs, "classifier_dense": keep_classifier_dense,
                "sparsity": target, "achieved": sparsity_of(model, keep_classifier_dense)}
-        for split in ("train", "test"):
+        for split in splits:
             row[f"{split}_loss"], row[f"{split}_acc"] = train.evaluate(model, getattr(dataset, split), loss_fn)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -95,6 +97,32 @@ def curve(run: Run, sparsities=SPARSITIES, scope: str = "global", keep_classifie
 def curves(runs, **options) -> pd.DataFrame:
     """``curve`` for several runs, with each run's dataset, seed and architecture columns."""
     return pd.concat([curve(run, **options).assign(**run_columns(run)) for run in runs], ignore_index=True)
+
+
+def matched_bands(configs: pd.DataFrame, ratio: float = 1.3) -> pd.DataFrame:
+    """Square DNNs that learn the task, in bands of about equal parameter count with one network per depth: for
+    each network of the shallowest depth (smallest first), the unused network of every other depth nearest to it in
+    log parameters, the band kept when every member is within a factor ``ratio`` of it. What compares depths at
+    matched size, so that depth is not confounded with size."""
+    d = configs[(configs.family == "dnn") & configs.regime.isin(LEARNS)]
+    if "shape" in d:
+        d = d[d["shape"].fillna("equal") == "equal"]
+    depths, rows, used = sorted(d.depth.unique()), [], set()
+    for dataset, g in d.groupby("dataset", sort=True):
+        for _, ref in g[g.depth == depths[0]].sort_values("n_params").iterrows() if len(depths) > 1 else ():
+            band = [ref]
+            for depth in depths[1:]:
+                pool = g[(g.depth == depth) & ~g.config_id.isin(used)]
+                if pool.empty:
+                    break
+                near = pool.iloc[int(np.argmin(np.abs(np.log(pool.n_params / ref.n_params))))]
+                if max(near.n_params, ref.n_params) / min(near.n_params, ref.n_params) > ratio:
+                    break
+                band.append(near)
+            else:
+                used.update(b.config_id for b in band)
+                rows += [{**b.to_dict(), "band": f"{ref.n_params:,.0f}"} for b in band]
+    return pd.DataFrame(rows, columns=[*configs.columns, "band"])
 
 
 def redundancy(curves_: pd.DataFrame, tolerance: float = 0.01, collapse_margin: float = 0.05) -> pd.DataFrame:

@@ -88,8 +88,9 @@ def packed_bytes(model: nn.Module, precision, scheme: str = "symmetric", granula
 
 
 def curve(run: Run, precisions=PRECISIONS, scheme: str = "symmetric", granularity: str = "tensor",
-          include_biases: bool = False, device=None, data_root=None) -> pd.DataFrame:
-    """Train and test accuracy of ``run``'s model at each precision, with the packed size: one row per precision."""
+          include_biases: bool = False, splits=("test",), device=None, data_root=None) -> pd.DataFrame:
+    """Accuracy (and loss) of ``run``'s model on ``splits`` at each precision, with the packed size: one row per
+    precision."""
     dataset = train.load_data(run.config, device, data_root)
     loss_fn = train.LOSSES[run.config.loss]
     rows = []
@@ -98,7 +99,7 @@ def curve(run: Run, precisions=PRECISIONS, scheme: str = "symmetric", granularit
         r = {"run_id": run.run_id, "precision": str(precision), "bits": _bits(precision),
              "kind": "float" if precision in FLOATS else "int", "scheme": scheme, "granularity": granularity,
              "size_bytes": packed_bytes(model, precision, scheme, granularity, include_biases)}
-        for split in ("train", "test"):
+        for split in splits:
             r[f"{split}_loss"], r[f"{split}_acc"] = train.evaluate(model, getattr(dataset, split), loss_fn)
         rows.append(r)
     out = pd.DataFrame(rows)

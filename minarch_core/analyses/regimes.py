@@ -1,19 +1,27 @@
-"""Convergence regimes: which configurations are unstable, which learn, which overfit; and from how many learnable
-parameters learning becomes reliable.
+"""Convergence regimes: which configurations are unstable, which learn too little, which learn, which overfit; and
+from how many learnable parameters learning becomes reliable.
 
 Everything here reads two tidy frames from the store (``Store.table`` and ``Store.histories``) and returns tidy
 frames; nothing trains. The operational definitions are ours (the paper does not publish them) and every threshold
 is a field of ``Thresholds``:
 
 - A seed **failed** when it diverged or its final test accuracy is below chance + ``fail_margin``.
+- A seed is **below level** when its final test accuracy is below chance + ``min_level`` x (plateau - chance),
+  the plateau being the best mean test accuracy of any configuration of its family on its dataset: it has not
+  learned the task as its family can.
 - A configuration is **unstable** when more than ``max_failed`` of its seeds failed, or the standard deviation of
   its seeds' final test accuracy exceeds ``max_std``: whether it learns depends on the seed.
+- Otherwise it is **underfitting** when more than ``max_failed`` of its seeds are below level: it reliably learns
+  something, but not the task (the paper's "stable learning" means learning the task, not failing the same way
+  every time).
 - Otherwise it **overfits** when, averaged over seeds, the validation loss ends more than ``max_upturn`` (relative)
   above its minimum, or the train-test accuracy gap exceeds ``max_gap``.
 - Otherwise it is **learning**.
 
 The minimal number of learnable parameters of a family on a dataset is the smallest parameter count from which
-every larger configuration is stable (learning or overfitting), with a bootstrap interval over seeds.
+every larger configuration learns the task (learning or overfitting), with a bootstrap interval over seeds. When
+the family's smallest configuration already learns, it is an upper bound ("at most"); when its largest does not,
+the grid does not reach it ("not reached").
 """
 from __future__ import annotations
 
@@ -28,17 +36,25 @@ from ..engine import models
 from ..engine.params import Param, check_fields
 from .common import chance
 
-REGIMES = ("unstable", "learning", "overfitting")
+GROUP = ["dataset", "family", "config_id"]
 
 
 THRESHOLDS = {p.name: p for p in (
     Param("fail_margin", float, 0.10, "a seed failed below the dataset's chance + this accuracy", 0, 1),
-    Param("max_failed", float, 0.10, "unstable above this fraction of failed seeds", 0, 1),
+    Param("max_failed", float, 0.10, "unstable above this fraction of failed seeds (underfitting above this "
+          "fraction of seeds below level)", 0, 1),
     Param("max_std", float, 0.02, "unstable above this spread (std) of final test accuracy over seeds", 0, 1),
     Param("max_upturn", float, 0.10, "overfitting above this relative rise of validation loss after its minimum",
           0, 100),
     Param("max_gap", float, 0.05, "overfitting above this train-test accuracy gap", 0, 1),
+    Param("min_level", float, 0.8, "a seed learned the task at this fraction of the way from chance to its "
+          "family's plateau", 0, 1),
 )}
+REGIMES = ("unstable", "underfitting", "learning", "overfitting")
+LEARNS = ("learning", "overfitting")  # the regimes that learn the task
+# the ranges over which the sensitivity analysis moves each threshold that decides whether a configuration learns
+SENSITIVITY = {"fail_margin": (0.05, 0.1, 0.15, 0.2, 0.3), "max_failed": (0.0, 0.1, 0.2, 0.3, 0.4),
+               "max_std": (0.005, 0.01, 0.02, 0.03, 0.05), "min_level": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)}
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,7 @@ class Thresholds:
     max_std: float = THRESHOLDS["max_std"].default
     max_upturn: float = THRESHOLDS["max_upturn"].default
     max_gap: float = THRESHOLDS["max_gap"].default
+    min_level: float = THRESHOLDS["min_level"].default
 
     def __post_init__(self):
         check_fields(self, THRESHOLDS, "regime threshold")
@@ -62,19 +79,28 @@ def run_features(table: pd.DataFrame, histories: pd.DataFrame, th: Thresholds = 
     out = table.join(per_run, on="run_id")
     out["gap"] = out.train_acc - out.test_acc
     out["upturn"] = (out.val_loss - out.min_val_loss) / out.min_val_loss
-    out["failed"] = (out.status == "diverged") | ~(out.test_acc >= chance(out) + th.fail_margin)
+    return mark(out, th)
+
+
+def mark(features: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.DataFrame:
+    """Each run's seed flags under ``th``: ``failed``, and ``below_level`` against its family's ``plateau``."""
+    out = features.copy()
+    base = chance(out)
+    config_mean = out.groupby(GROUP).test_acc.transform("mean")
+    out["plateau"] = config_mean.groupby([out.dataset, out.family]).transform("max")
+    out["failed"] = (out.status == "diverged") | ~(out.test_acc >= base + th.fail_margin)
+    out["below_level"] = ~(out.test_acc >= base + th.min_level * (out.plateau - base))
     return out
 
 
-def classify(failed_frac, test_std, gap, upturn, th: Thresholds = Thresholds()):
+def classify(failed_frac, test_std, below_frac, gap, upturn, th: Thresholds = Thresholds()):
     """The regime of each configuration from its seed statistics (arrays or scalars)."""
-    failed_frac, test_std, gap, upturn = map(np.asarray, (failed_frac, test_std, gap, upturn))
+    failed_frac, test_std, below_frac, gap, upturn = map(np.asarray, (failed_frac, test_std, below_frac, gap, upturn))
     unstable = (failed_frac > th.max_failed) | (np.nan_to_num(test_std) > th.max_std)
+    underfitting = below_frac > th.max_failed
     overfitting = (np.nan_to_num(upturn) > th.max_upturn) | (np.nan_to_num(gap) > th.max_gap)
-    return np.where(unstable, "unstable", np.where(overfitting, "overfitting", "learning"))
-
-
-GROUP = ["dataset", "family", "config_id"]
+    return np.where(unstable, "unstable", np.where(underfitting, "underfitting",
+                                                   np.where(overfitting, "overfitting", "learning")))
 
 
 def configurations(features: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.DataFrame:
@@ -87,37 +113,75 @@ def configurations(features: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.
         "test_mean": g.test_acc.mean(), "test_std": g.test_acc.std(), "test_min": g.test_acc.min(),
         "test_max": g.test_acc.max(), "test_q10": q[0.1], "test_q50": q[0.5], "test_q90": q[0.9],
         "best_test_mean": g.best_test_acc.mean(), "train_mean": g.train_acc.mean(), "gap": g.gap.mean(),
-        "failed_frac": g.failed.mean(), "diverged_frac": g.status.agg(lambda s: (s == "diverged").mean()),
+        "failed_frac": g.failed.mean(), "below_level_frac": g.below_level.mean(), "plateau": g.plateau.first(),
+        "diverged_frac": g.status.agg(lambda s: (s == "diverged").mean()),
         "upturn": g.upturn.mean(), "min_val_epoch": g.min_val_epoch.median(),
     })
-    out["regime"] = classify(out.failed_frac, out.test_std, out.gap, out.upturn, th)
+    out["regime"] = classify(out.failed_frac, out.test_std, out.below_level_frac, out.gap, out.upturn, th)
     return out.reset_index().sort_values(["dataset", "family", "n_params"], ignore_index=True)
 
 
 def minimal_params(features: pd.DataFrame, th: Thresholds = Thresholds(), n_boot: int = 1000, level: float = 0.95,
                    seed: int = 0) -> pd.DataFrame:
-    """Per dataset and family: the smallest parameter count from which every larger configuration is stable, with a
-    bootstrap interval (seeds resampled with replacement within each configuration, configurations reclassified).
-    NaN where even the largest configuration is unstable."""
-    rng = np.random.default_rng(seed)
+    """Per dataset and family: the smallest parameter count from which every larger configuration learns the task,
+    with a bootstrap interval (seeds resampled with replacement within each configuration, configurations
+    reclassified; the plateau is held at its point estimate). ``bound`` says how to read it: ``exact``; ``at most``
+    when the family's smallest configuration already learns (the true threshold lies at or below the grid);
+    ``not reached`` (NaN) when even its largest does not."""
     rows = []
-    for (dataset, family), f in features.groupby(["dataset", "family"], sort=True):
-        groups = [(int(c.n_params.iloc[0]), c) for _, c in f.groupby("config_id")]
-        groups.sort(key=lambda pc: pc[0])
-        params = np.array([p for p, _ in groups])
-        point = classify(*np.array([_stats(c.failed, c.test_acc, c.gap, c.upturn) for _, c in groups]).T, th)
-        boot = np.stack([classify(*_boot_stats(c, n_boot, rng), th) for _, c in groups], axis=1)  # (B, configs)
-        estimates = np.array([_threshold(params, r != "unstable") for r in boot])
-        lo, hi = np.nanquantile(estimates, [(1 - level) / 2, (1 + level) / 2]) if np.isfinite(estimates).any() \
-            else (np.nan, np.nan)
-        rows.append({"dataset": dataset, "family": family, "min_params": _threshold(params, point != "unstable"),
-                     "ci_low": lo, "ci_high": hi, "not_reached": float(np.isnan(estimates).mean()),
-                     "configs": len(groups), "n_boot": n_boot})
+    for (dataset, family), params, point, estimates in _minimal(features, th, n_boot, seed):
+        finite = estimates[np.isfinite(estimates)]
+        lo, hi = np.quantile(finite, [(1 - level) / 2, (1 + level) / 2]) if len(finite) else (np.nan, np.nan)
+        estimate = _threshold(params, np.isin(point, LEARNS))
+        bound = "not reached" if np.isnan(estimate) else "at most" if estimate == params[0] else "exact"
+        rows.append({"dataset": dataset, "family": family, "min_params": estimate, "bound": bound,
+                     "ci_low": lo, "ci_high": hi, "not_reached": float(np.isnan(estimates).mean()) if n_boot else np.nan,
+                     "smallest": params[0], "largest": params[-1], "configs": len(params), "n_boot": n_boot})
     return pd.DataFrame(rows)
 
 
-def _stats(failed, acc, gap, upturn):
-    return (np.mean(failed), np.std(acc, ddof=1) if len(acc) > 1 else np.nan, np.nanmean(gap), np.nanmean(upturn))
+def minimal_draws(features: pd.DataFrame, th: Thresholds = Thresholds(), n_boot: int = 1000,
+                  seed: int = 0) -> pd.DataFrame:
+    """The bootstrap draws behind ``minimal_params`` (the same draws for the same seed), one row per draw: what
+    the findings compare across datasets. NaN where a draw does not reach the threshold within the grid."""
+    frames = [pd.DataFrame({"dataset": d, "family": f, "draw": np.arange(len(e)), "min_params": e,
+                            "smallest": params[0]})
+              for (d, f), params, _, e in _minimal(features, th, n_boot, seed)]
+    return pd.concat(frames, ignore_index=True)
+
+
+def sensitivity(features: pd.DataFrame, ranges: dict = SENSITIVITY, th: Thresholds = Thresholds()) -> pd.DataFrame:
+    """How the minimal-parameter estimate of each dataset and family moves as each threshold that decides whether a
+    configuration learns is varied over its range (``SENSITIVITY``), the others held at ``th``."""
+    rows = []
+    for name, values in ranges.items():
+        for value in values:
+            moved = Thresholds(**{**asdict(th), name: value})
+            m = minimal_params(mark(features, moved), moved, n_boot=0)
+            rows.append(m[["dataset", "family", "min_params", "bound", "smallest", "largest"]].assign(
+                threshold=name, value=value, default=getattr(th, name)))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _minimal(features, th, n_boot, seed):
+    """Per dataset and family: (key, params ascending, point regimes, bootstrap threshold estimates)."""
+    rng = np.random.default_rng(seed)
+    for key, f in features.groupby(["dataset", "family"], sort=True):
+        groups = sorted(((int(c.n_params.iloc[0]), c) for _, c in f.groupby("config_id")), key=lambda pc: pc[0])
+        params = np.array([p for p, _ in groups])
+        point = classify(*np.array([_stats(c) for _, c in groups]).T, th)
+        if n_boot:
+            boot = np.stack([classify(*_boot_stats(c, n_boot, rng), th) for _, c in groups], axis=1)  # (B, configs)
+            estimates = np.array([_threshold(params, np.isin(r, LEARNS)) for r in boot])
+        else:
+            estimates = np.array([])
+        yield key, params, point, estimates
+
+
+def _stats(c: pd.DataFrame):
+    acc = c.test_acc
+    return (np.mean(c.failed), np.std(acc, ddof=1) if len(acc) > 1 else np.nan, np.mean(c.below_level),
+            np.nanmean(c.gap), np.nanmean(c.upturn))
 
 
 def _boot_stats(c: pd.DataFrame, n_boot: int, rng):
@@ -126,11 +190,13 @@ def _boot_stats(c: pd.DataFrame, n_boot: int, rng):
     acc = pick("test_acc")
     std = acc.std(axis=1, ddof=1) if len(c) > 1 else np.full(n_boot, np.nan)
     with np.errstate(all="ignore"):
-        return pick("failed").mean(1), std, np.nanmean(pick("gap"), 1), np.nanmean(pick("upturn"), 1)
+        return (pick("failed").mean(1), std, pick("below_level").mean(1), np.nanmean(pick("gap"), 1),
+                np.nanmean(pick("upturn"), 1))
 
 
 def _threshold(params: np.ndarray, stable: np.ndarray) -> float:
-    """Smallest params whose configuration and every larger one are stable (params sorted ascending)."""
+    """Smallest params whose configuration and every larger one learn (params sorted ascending); NaN if the
+    largest does not."""
     if not stable[-1]:
         return np.nan
     unstable_at = np.flatnonzero(~stable)
@@ -180,23 +246,30 @@ def shape_spread(configs: pd.DataFrame, bins_per_decade: int = 2) -> pd.DataFram
     return out.reset_index()
 
 
-def representatives(configs: pd.DataFrame, features: pd.DataFrame, per_group: int = 3) -> pd.DataFrame:
+def representatives(configs: pd.DataFrame, features: pd.DataFrame, per_group: int = 3, seeds: int = 3) -> pd.DataFrame:
     """The models that the pruning and quantization chapters study, chosen by rule, never by hand.
 
-    For each dataset, family and depth (DNNs: square networks only), among the stable configurations (learning or
-    overfitting) ordered by parameter count: the smallest, the largest, and between them those nearest to evenly
-    spaced ranks, ``per_group`` in all; for each, the run of its lowest seed.
+    For each dataset, family and depth (DNNs: square networks only), among the configurations that learn the task
+    (learning or overfitting) ordered by parameter count: the smallest, the largest, and between them those nearest
+    to evenly spaced ranks, ``per_group`` in all; for each, the runs of its ``seeds`` lowest seeds (one row each),
+    so that every pruning and quantization curve has a spread.
     """
-    stable = configs[configs.regime != "unstable"]
+    stable = configs[configs.regime.isin(LEARNS)]
     if "shape" in stable:  # families without shapes (NaN) count as square
         stable = stable[stable["shape"].fillna("equal") == "equal"]
-    first_run = features.sort_values("seed").drop_duplicates("config_id").set_index("config_id").run_id
     picks = []
     for _, g in stable.sort_values("n_params").groupby(["dataset", "family", "depth"], sort=True):
         ranks = np.unique(np.round(np.linspace(0, len(g) - 1, min(per_group, len(g)))).astype(int))
         picks.append(g.iloc[ranks].assign(size_rank=range(len(ranks))))
     out = pd.concat(picks, ignore_index=True) if picks else stable.head(0).assign(size_rank=[])
-    return out.assign(run_id=out.config_id.map(first_run))
+    return seed_runs(out, features, seeds)
+
+
+def seed_runs(configs: pd.DataFrame, features: pd.DataFrame, seeds: int = 3) -> pd.DataFrame:
+    """``configs`` with one row per run of their ``seeds`` lowest seeds (``seed`` and ``run_id`` added)."""
+    runs = features.sort_values("seed").groupby("config_id").head(seeds)[["config_id", "seed", "run_id"]]
+    return configs.merge(runs, on="config_id").sort_values(
+        ["dataset", "family", "depth", "n_params", "seed"], ignore_index=True)
 
 
 def examples(configs: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from ..engine.errors import ConfigError
 from ..engine.params import Param
 from ..engine.profiles import Profile
 from ..engine.store import Store, Tables
-from . import plots
+from . import plots, tables
 
 PARAMETERS = {p.name: p for p in (
     Param("dataset", str, "mnist", "the chapter's dataset", choices=lambda: list(data.DATASETS)),
@@ -84,8 +84,9 @@ def given(name: str, namespace: dict) -> dict:
 
 @dataclass
 class Chapter:
-    """A chapter's context: its datasets, its study (profile plus overrides), the run store and the study's
-    analysis tables, where it computes (the resolved device and data root), and its figure folder."""
+    """A chapter's context: its record, its datasets, its study (profile plus overrides), the run store and the
+    study's analysis tables, where it computes (the resolved device and data root), and its figure folder."""
+    spec: ChapterSpec
     datasets: list[str]
     study: Profile
     store: Store
@@ -99,6 +100,11 @@ class Chapter:
     @property
     def dataset(self) -> str:
         return self.datasets[0]
+
+    @property
+    def title(self) -> str:
+        """How the book names the chapter's (first) dataset."""
+        return data.spec(self.dataset).title
 
     @property
     def where(self) -> dict:
@@ -127,12 +133,27 @@ class Chapter:
                               f"(or make book)")
         return regimes.run_features(table, self.store.histories(configs=configs))
 
-    def figure(self, chart, name: str, folder: str | None = None):
-        """Save SVG/PNG copies of ``chart`` (when a figure folder is set) under ``folder`` (default: the dataset),
-        and return it for display."""
+    @property
+    def folder(self) -> str:
+        """The chapter's subfolder of the figure folder: its dataset's name, or the chapter's own name."""
+        return self.dataset if self.spec.per_dataset else self.spec.name
+
+    def figure(self, chart, name: str):
+        """Save SVG/PNG copies of ``chart`` (when a figure folder is set) and return it for display."""
         if self.figures is not None:
-            plots.save(chart, self.figures / (self.dataset if folder is None else folder) / name)
+            plots.save(chart, self.figures / self.folder / name)
         return chart
+
+    def table(self, name: str, frame: pd.DataFrame, columns: dict, caption: str, **options):
+        """``frame`` shown for people (``tables.show``); the full frame is saved as CSV beside the figures (when a
+        figure folder is set) and linked from the page."""
+        link = None
+        if self.figures is not None:
+            path = self.figures / self.folder / f"{name}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(path, index=False)
+            link = f"{'../' * (2 if self.spec.per_dataset else 1)}figures/{self.folder}/{name}.csv"  # from its page
+        return tables.show(frame, columns, caption, link, **options)
 
     def save(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
         """Keep an analysis table of this study for later chapters (the findings read every dataset's)."""
@@ -146,9 +167,16 @@ class Chapter:
         return pd.concat([self.load(name, d).assign(dataset=d) for d in self.datasets], ignore_index=True)
 
 
-def open_chapter(**values) -> Chapter:
-    """Check every parameter against its record, resolve the device and data root, and return the chapter's
+def from_notebook(name: str, namespace: dict) -> Chapter:
+    """What a chapter notebook calls first: ``chapter.from_notebook("pruning", globals())`` opens the chapter with
+    the parameters its cell set (and papermill injected)."""
+    return open_chapter(name, **given(name, namespace))
+
+
+def open_chapter(name: str = "sweep", **values) -> Chapter:
+    """Check every parameter against its record, resolve the device and data root, and return chapter ``name``'s
     context. Parameters not given take their declared defaults."""
+    spec = chapter(name)
     unknown = set(values) - set(PARAMETERS)
     if unknown:
         raise ParameterError(f"unknown notebook parameter(s) {sorted(unknown)}: a chapter takes {list(PARAMETERS)}")
@@ -161,5 +189,5 @@ def open_chapter(**values) -> Chapter:
     device = str(settings.device(p["device"]))  # fails here, not mid-chapter, when CUDA is asked for and absent
     plots.use_renderer(p["renderer"])
     store = Store(p["results"])
-    return Chapter(datasets, study, store, store.tables(study), device, settings.data_root(p["data"]), p["workers"],
-                   Path(p["figures"]) if p["figures"] else None, p)
+    return Chapter(spec, datasets, study, store, store.tables(study), device, settings.data_root(p["data"]),
+                   p["workers"], Path(p["figures"]) if p["figures"] else None, p)

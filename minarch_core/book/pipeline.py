@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import jupytext
+import nbformat
 import papermill
 import yaml
 
@@ -55,8 +56,42 @@ def execute(chapter: str, output: Path, parameters: dict, cell_timeout: int | No
         raise ChapterError(f"chapter {chapter!r} ({parameters.get('dataset', 'all datasets')}) failed in cell "
                            f"{err.exec_count}: {err.ename}: {err.evalue}\n  the executed notebook is kept at {kept}; "
                            f"the previous book is untouched") from None
+    nb = nbformat.read(running, as_version=4)
+    present(nb, chapter_spec(chapter), parameters)
+    nbformat.write(nb, running)
     os.replace(running, output)
     return time.perf_counter() - start
+
+
+HIDE = {"parameters": "remove-cell", "injected-parameters": "remove-cell"}  # papermill's cells: build debris
+
+
+def present(nb, spec, parameters: dict) -> None:
+    """Make an executed notebook read as a page: its heading names its dataset; papermill's parameter cells are
+    removed from the page and every other code cell's source is folded away one click from its output; a note
+    says how to run the chapter again."""
+    dataset = parameters.get("dataset") if spec.per_dataset else None
+    title = f"{spec.title} — {data.spec(dataset).title}" if dataset else spec.title
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if cell.cell_type == "code":
+            extra = [HIDE[t] for t in tags if t in HIDE] or ["hide-input"]
+            tags += [t for t in extra if t not in tags and not any(x.startswith("remove") for x in tags)]
+    heading = next(c for c in nb.cells if c.cell_type == "markdown")
+    first, _, rest = heading.source.partition("\n")
+    if not first.startswith("# "):
+        raise ChapterError(f"chapter {spec.name!r}: its first Markdown cell must start with its '# ' heading")
+    heading.source = f"# {title}\n{rest}"
+    profile = parameters.get("profile", "quick")
+    command = f"minarch chapter {spec.name}" + (f" --dataset {dataset}" if dataset else "") + f" --profile {profile}"
+    nb.cells.insert(nb.cells.index(heading) + 1, nbformat.v4.new_markdown_cell(
+        f":::{{admonition}} Run this chapter yourself\n:class: tip, dropdown\n"
+        f"Its source is the notebook `notebooks/{spec.name}.ipynb` (open it in JupyterLab and run it top to bottom). "
+        f"To execute it as this book did: `{command}`, or "
+        f"`papermill notebooks/{spec.name}.ipynb out.ipynb "
+        + " ".join(f"-p {k} {v}" for k, v in (("dataset", dataset), ("profile", profile)) if v) + "`; every "
+        f"parameter is listed in {{doc}}`the method chapter <{'../' if dataset else ''}method>`.\n:::",
+        metadata={"tags": []}))
 
 
 def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 1, device: str | None = None,
@@ -76,7 +111,7 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
     if root.resolve() != ROOT:
         _copy_sources(root)
     book = root / "book"
-    common["figures"] = str(book / "figures")
+    common["figures"] = "book/figures"  # relative to the root, where papermill runs: no machine path in a page
     started, timings = datetime.datetime.now(datetime.timezone.utc), []
 
     def run(spec, out, dataset=None, **extra):
@@ -96,7 +131,7 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
                     "notebooks": list(timings),
                     "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores" + _gpu()}
             (book / "build-info.json").write_text(json.dumps(info, indent=1))
-            run(spec, book / f"{spec.name}.ipynb", build_info=str(book / "build-info.json"))
+            run(spec, book / f"{spec.name}.ipynb", build_info="book/build-info.json")
         else:
             run(spec, book / f"{spec.name}.ipynb", datasets=",".join(datasets))
     return compile_html(datasets, root) if html else book
@@ -108,10 +143,11 @@ def compile_html(datasets, root: Path = ROOT) -> Path:
     staging = root / "_build" / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    toc = staging / "_toc.yml"
+    toc, config = staging / "_toc.yml", staging / "_config.yml"
     toc.write_text(toc_text(datasets))
+    config.write_text(yaml.safe_dump(book_config(root), sort_keys=False))
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--path-output", str(staging),
-               "--toc", str(toc), "-W", "--keep-going"]
+               "--toc", str(toc), "--config", str(config), "-W", "--keep-going"]
     done = subprocess.run(command, cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         raise ChapterError(f"jupyter-book build failed (the previous book is untouched):\n"
@@ -127,6 +163,15 @@ def compile_html(datasets, root: Path = ROOT) -> Path:
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def book_config(root: Path = ROOT) -> dict:
+    """``_config.yml`` with the buttons that need the repository's public URL shown only when ``repository.url``
+    is set (the one setting a fork changes)."""
+    config = yaml.safe_load((Path(root) / "_config.yml").read_text())
+    has_url = bool((config.get("repository") or {}).get("url"))
+    config.setdefault("html", {}).update(use_repository_button=has_url, use_issues_button=has_url)
+    return config
 
 
 def table_of_contents(datasets=None) -> dict:

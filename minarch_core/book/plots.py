@@ -17,11 +17,79 @@ import pandas as pd
 
 from ..engine import models
 
-REGIME_COLORS = alt.Scale(domain=["unstable", "learning", "overfitting"], range=["#d62728", "#2ca02c", "#ff7f0e"])
-LOG_PARAMS = alt.X("n_params:Q", scale=alt.Scale(type="log"), title="learnable parameters")
+from ..engine import data
+
+# Colour-blind-safe palettes (Okabe & Ito), each used for one thing in every figure: regimes and families are
+# categories; datasets and depths are ordered, so they get ordered shades (light = easy or shallow).
+OKABE_ITO = {"orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow": "#F0E442", "blue": "#0072B2",
+             "vermillion": "#D55E00", "purple": "#CC79A7", "black": "#000000"}
+REGIME_COLORS = alt.Scale(domain=["unstable", "learning", "overfitting"],
+                          range=[OKABE_ITO["vermillion"], OKABE_ITO["green"], OKABE_ITO["orange"]])
+FAMILY_RANGE = [OKABE_ITO["blue"], OKABE_ITO["purple"], OKABE_ITO["black"], OKABE_ITO["sky"], OKABE_ITO["yellow"]]
+SHADES = ["#6baed6", "#2171b5", "#08519c", "#08306b", "#041b3d"]  # light to dark: easy to hard, shallow to deep
 ACCURACY = alt.Scale(domain=[0, 1])
-WIDTH, HEIGHT = 150, 160  # per panel: four panels and a legend fit the book's text column
-FAMILIES = {name: f.title for name, f in models.FAMILIES.items()}  # how the figures name each family
+TEXT_WIDTH = 640  # pixels a whole figure may take: the book's text column at a 1,400-pixel window, with margin
+HEIGHT = 170
+SIZES = ["smallest", "middle", "largest"]  # a representative's size within its family and depth
+
+
+def family_titles() -> dict:
+    return {name: f.title for name, f in models.FAMILIES.items()}  # how the figures name each family
+
+
+def family_color(title: str = "family") -> alt.Color:
+    names = list(family_titles().values())
+    return alt.Color("family_title:N", title=title, scale=alt.Scale(domain=names, range=FAMILY_RANGE[:len(names)]))
+
+
+def dataset_color() -> alt.Color:
+    titles = [data.spec(d).title for d in data.by_difficulty()]
+    return alt.Color("dataset_title:N", title="dataset", sort=titles,
+                     scale=alt.Scale(domain=titles, range=SHADES[:len(titles)]))
+
+
+def depth_color(depths) -> alt.Color:
+    depths = sorted({int(d) for d in depths})
+    return alt.Color("depth:O", title="depth", scale=alt.Scale(domain=depths, range=SHADES[:len(depths)]))
+
+
+def panel_width(panels: int, legend: int = 0) -> int:
+    """The width of one of ``panels`` side by side so that the whole figure fits the text column."""
+    return max(110, (TEXT_WIDTH - legend) // max(panels, 1) - 20)
+
+
+def log_x(values, field: str = "n_params:Q", title: str = "learnable parameters") -> alt.X:
+    """A log axis fitted to ``values``: its range a little wider than the data, ticks at powers of ten only
+    (labelled 100, 1k, 10k ...), so labels never collide and the axis never runs a decade past the data."""
+    values = np.asarray([v for v in values if v and np.isfinite(v)], dtype=float)
+    lo, hi = (values.min(), values.max()) if len(values) else (1.0, 10.0)
+    decades = [10.0 ** k for k in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)]
+    ticks = [t for t in decades if lo / 1.5 <= t <= hi * 1.5] or decades
+    return alt.X(field, title=title, scale=alt.Scale(type="log", domain=[lo / 1.5, hi * 1.5], nice=False),
+                 axis=alt.Axis(values=ticks, format="~s", grid=True))
+
+
+def labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the readable names the figures show: family and dataset titles."""
+    out = frame.copy()
+    if "family" in out:
+        out["family_title"] = out.family.map(family_titles())
+    if "dataset" in out:
+        out["dataset_title"] = out.dataset.map(lambda d: data.spec(d).title)
+    return out
+
+
+def size_labels(frame: pd.DataFrame) -> pd.Series:
+    """'smallest', 'middle' or 'largest' for each row's model among its family and depth (by parameters)."""
+    sizes = frame.drop_duplicates("config_id" if "config_id" in frame else "run_id")[
+        ["family", "depth", "n_params", "config_id" if "config_id" in frame else "run_id"]]
+    rank = sizes.groupby(["family", "depth"]).n_params.rank(method="dense").astype(int)
+    top = sizes.assign(rank=rank).groupby(["family", "depth"])["rank"].transform("max")
+    label = np.where(rank == 1, "smallest", np.where(rank == top, "largest", "middle"))
+    key = sizes.columns[-1]
+    return frame[key].map(dict(zip(sizes[key], label)))
+
+
 
 
 def use_renderer(name: str = "default") -> None:
@@ -74,14 +142,14 @@ def workflow() -> alt.LayerChart:
     x = alt.X("x:Q", axis=None, scale=alt.Scale(domain=[-0.5, 5.5]))
     y = alt.Y("y:Q", axis=None, scale=alt.Scale(domain=[2.6, -0.6]))
     lines = alt.Chart(edges).mark_rule(color="#999", strokeWidth=1.5).encode(x=x, y=y, x2="x2:Q", y2="y2:Q")
-    boxes = alt.Chart(nodes).mark_rect(width=124, height=62, cornerRadius=6, color="#e8eef7", stroke="#4c78a8").encode(
-        x=x, y=y, tooltip=["text:N"])
+    boxes = alt.Chart(nodes).mark_rect(width=98, height=66, cornerRadius=6, color="#e8eef7",
+                                       stroke=OKABE_ITO["blue"]).encode(x=x, y=y, tooltip=["text:N"])
     labels = alt.Chart(nodes.assign(lines=nodes.text.map(_wrap))).mark_text(fontSize=10, lineBreak="\n").encode(
         x=x, y=y, text="lines:N")
-    return (lines + boxes + labels).properties(width=820, height=240, title="Workflow")
+    return (lines + boxes + labels).properties(width=TEXT_WIDTH, height=250, title="Workflow")
 
 
-def _wrap(text: str, width: int = 20) -> str:
+def _wrap(text: str, width: int = 16) -> str:
     return "\n".join(textwrap.wrap(text, width))
 
 
@@ -101,50 +169,77 @@ def phase1(configs: pd.DataFrame) -> alt.FacetChart:
     shape; test accuracy with its min..max band over seeds."""
     d = configs[configs.family == "dnn"].copy()
     d["shape"] = d["shape"].fillna("equal")
-    data = _splits(d, ["n_params", "depth", "shape", "widths"])
+    frame = _splits(d, ["n_params", "depth", "shape", "model"])
+    shapes = ["equal", "increasing", "decreasing", "mixed"]
     pick = alt.selection_point(fields=["shape"], bind="legend")
-    base = alt.Chart().encode(x=LOG_PARAMS, color=alt.Color("shape:N", title="shape"),
-                              opacity=alt.condition(pick, alt.value(0.9), alt.value(0.12)))
+    base = alt.Chart().encode(
+        x=log_x(d.n_params), opacity=alt.condition(pick, alt.value(0.9), alt.value(0.12)),
+        color=alt.Color("shape:N", title="shape", scale=alt.Scale(
+            domain=shapes, range=[OKABE_ITO["black"], OKABE_ITO["blue"], OKABE_ITO["orange"], OKABE_ITO["purple"]])))
+    points = base.mark_point(filled=True, size=28).encode(
+        y=alt.Y("acc:Q", scale=ACCURACY, title="accuracy"), shape=alt.Shape("split:N", title="split"),
+        tooltip=[alt.Tooltip("model:N", title="model"), "shape:N", "split:N",
+                 alt.Tooltip("n_params:Q", format=",", title="parameters"), alt.Tooltip("acc:Q", format=".1%"),
+                 alt.Tooltip("test_std:Q", format=".2%", title="test std over seeds"), "seeds:Q", "regime:N"])
+    band = base.transform_filter("datum.split == 'test'").mark_rule(strokeWidth=1).encode(y="lo:Q", y2="hi:Q")
+    depths = d.depth.nunique()
+    return alt.layer(band, points, data=frame).properties(width=panel_width(depths), height=HEIGHT).facet(
+        column=alt.Column("depth:O", title="hidden layers")).add_params(pick).properties(
+        title="Phase 1: accuracy vs learnable parameters, by depth and shape").configure_legend(
+        orient="bottom", direction="horizontal")
+
+
+def families(configs: pd.DataFrame) -> alt.FacetChart:
+    """Phase 2 accuracy: square DNNs, CNNs and ViTs, test and train accuracy against learnable parameters, one panel
+    per family, one colour per depth (hidden layers, convolutions or encoder blocks), test min..max over seeds."""
+    d = labelled(configs[configs["shape"].fillna("equal") == "equal"] if "shape" in configs else configs)
+    frame = _splits(d, ["n_params", "depth", "model", "family_title"])
+    base = alt.Chart().encode(x=log_x(d.n_params), color=depth_color(d.depth))
     points = base.mark_point(filled=True, size=30).encode(
         y=alt.Y("acc:Q", scale=ACCURACY, title="accuracy"), shape=alt.Shape("split:N", title="split"),
-        tooltip=["widths:N", "shape:N", "split:N", alt.Tooltip("n_params:Q", format=","),
-                 alt.Tooltip("acc:Q", format=".4f"), alt.Tooltip("test_std:Q", format=".4f", title="test std"),
+        tooltip=[alt.Tooltip("model:N"), "split:N", alt.Tooltip("n_params:Q", format=",", title="parameters"),
+                 alt.Tooltip("acc:Q", format=".1%"), alt.Tooltip("test_std:Q", format=".2%", title="test std"),
                  "seeds:Q", "regime:N"])
+    lines = base.transform_filter("datum.split == 'test'").mark_line(strokeWidth=1).encode(
+        y="acc:Q", detail="depth:O")
     band = base.transform_filter("datum.split == 'test'").mark_rule(strokeWidth=1).encode(y="lo:Q", y2="hi:Q")
-    return alt.layer(band, points, data=data).properties(width=WIDTH, height=HEIGHT).facet(
-        column=alt.Column("depth:O", title="hidden layers")).add_params(pick).properties(
-        title="Phase 1: accuracy vs learnable parameters, by depth and shape")
+    n = d.family.nunique()
+    return alt.layer(band, lines, points, data=frame).properties(width=panel_width(n), height=HEIGHT).facet(
+        column=alt.Column("family_title:N", title=None)).resolve_scale(x="independent").properties(
+        title="Phase 2: accuracy vs learnable parameters, per family").configure_legend(
+        orient="bottom", direction="horizontal")
 
 
 def phase2(configs: pd.DataFrame, minimal: pd.DataFrame) -> alt.FacetChart:
     """Figure 3: square DNNs, CNNs and ViTs: test accuracy against learnable parameters, points coloured by regime,
     with the minimal parameter count (rule) and its bootstrap interval (band) of each family."""
-    d = configs[(configs.family != "dnn") | (configs["shape"].fillna("equal") == "equal")].copy()
-    d["series"] = np.where(d.family == "dnn", "DNN depth " + d.depth.astype("Int64").astype(str),
-                           d.family.map(FAMILIES))
-    m = minimal.dropna(subset=["min_params"])
-    data = pd.concat([d.assign(kind="config"), m.assign(kind="minimal")], ignore_index=True)  # one frame per facet
-    data["panel"] = data.family.map({**FAMILIES, "dnn": "square DNN"})
+    d = labelled(configs[configs["shape"].fillna("equal") == "equal"] if "shape" in configs else configs)
+    d["series"] = d.family_title + " depth " + d.depth.astype("Int64").astype(str)
+    m = labelled(minimal.dropna(subset=["min_params"]))
+    frame = pd.concat([d.assign(kind="config"), m.assign(kind="minimal")], ignore_index=True)
     pick = alt.selection_point(fields=["series"], bind="legend")
+    x = log_x(pd.concat([d.n_params, m.get("ci_low", pd.Series(dtype=float))]))
     configs_only = alt.Chart().transform_filter("datum.kind == 'config'")
     lines = configs_only.mark_line(strokeWidth=1, color="#bbb").encode(
-        x=LOG_PARAMS, y="test_mean:Q", detail="series:N", opacity=alt.condition(pick, alt.value(1), alt.value(0.1)))
+        x=x, y="test_mean:Q", detail="series:N", opacity=alt.condition(pick, alt.value(1), alt.value(0.1)))
     points = configs_only.mark_point(filled=True, size=45).encode(
-        x=LOG_PARAMS, y=alt.Y("test_mean:Q", scale=ACCURACY, title="test accuracy (mean over seeds)"),
+        x=x, y=alt.Y("test_mean:Q", scale=ACCURACY, title="test accuracy (mean over seeds)"),
         color=alt.Color("regime:N", scale=REGIME_COLORS), shape=alt.Shape("series:N", title="series"),
         opacity=alt.condition(pick, alt.value(0.95), alt.value(0.1)),
-        tooltip=["series:N", alt.Tooltip("n_params:Q", format=","), "width:Q", "regime:N",
-                 alt.Tooltip("test_mean:Q", format=".4f"), alt.Tooltip("test_std:Q", format=".4f"),
-                 alt.Tooltip("failed_frac:Q", format=".2f", title="failed seeds"),
-                 alt.Tooltip("gap:Q", format=".3f", title="train-test gap"), "seeds:Q"])
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("n_params:Q", format=",", title="parameters"), "regime:N",
+                 alt.Tooltip("test_mean:Q", format=".1%"), alt.Tooltip("test_std:Q", format=".2%"),
+                 alt.Tooltip("failed_frac:Q", format=".0%", title="failed seeds"),
+                 alt.Tooltip("gap:Q", format=".1%", title="train-test gap"), "seeds:Q"])
     minimal_only = alt.Chart().transform_filter("datum.kind == 'minimal'")
-    band = minimal_only.mark_rect(opacity=0.12, color="#2ca02c").encode(x="ci_low:Q", x2="ci_high:Q")
-    rule = minimal_only.mark_rule(strokeDash=[4, 3], color="#2ca02c").encode(
+    band = minimal_only.mark_rect(opacity=0.15, color=OKABE_ITO["green"]).encode(x="ci_low:Q", x2="ci_high:Q")
+    rule = minimal_only.mark_rule(strokeDash=[4, 3], color=OKABE_ITO["green"]).encode(
         x="min_params:Q", tooltip=[alt.Tooltip("min_params:Q", format=",", title="minimal parameters"),
                                    alt.Tooltip("ci_low:Q", format=","), alt.Tooltip("ci_high:Q", format=",")])
-    return alt.layer(band, rule, lines, points).properties(width=WIDTH, height=HEIGHT).facet(
-        column=alt.Column("panel:N", title=None), data=data).add_params(pick).resolve_scale(x="independent") \
-        .properties(title="Phase 2: regimes and the minimal number of learnable parameters")
+    n = d.family.nunique()
+    return alt.layer(band, rule, lines, points).properties(width=panel_width(n), height=HEIGHT).facet(
+        column=alt.Column("family_title:N", title=None), data=frame).add_params(pick).resolve_scale(
+        x="independent").properties(title="Phase 2: regimes and the minimal number of learnable parameters") \
+        .configure_legend(orient="bottom", direction="horizontal", columns=4)
 
 
 # -- figure 4 ------------------------------------------------------------------------------------------------------
@@ -156,94 +251,101 @@ def learning_curves(histories: pd.DataFrame, examples: pd.DataFrame) -> alt.Face
     long = long[["run_id", "regime", "label", "epoch", "split", "loss", "test_acc"]]
     chart = alt.Chart(long).mark_line(point=alt.OverlayMarkDef(size=12)).encode(
         x=alt.X("epoch:Q"), y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title="loss (log)"),
-        color=alt.Color("split:N"), detail="run_id:N",
+        color=alt.Color("split:N", scale=alt.Scale(range=[OKABE_ITO["blue"], OKABE_ITO["orange"]])),
+        detail="run_id:N",
         tooltip=["label:N", "split:N", "epoch:Q", alt.Tooltip("loss:Q", format=".4f"),
-                 alt.Tooltip("test_acc:Q", format=".4f")])
-    return chart.properties(width=WIDTH, height=HEIGHT).facet(
+                 alt.Tooltip("test_acc:Q", format=".1%")])
+    n = examples.label.nunique()
+    return chart.properties(width=panel_width(n), height=HEIGHT).facet(
         column=alt.Column("label:N", title=None, sort=alt.SortField("regime"))).resolve_scale(y="independent") \
-        .properties(title="Learning curves of one configuration per regime (every seed)")
+        .properties(title="Learning curves of one configuration per regime (every seed)").configure_legend(
+        orient="bottom", direction="horizontal")
 
 
-# -- figure 5 ------------------------------------------------------------------------------------------------------
+# -- figures 5 and 6 -----------------------------------------------------------------------------------------------
 
-MODEL_TITLE = "model"
+def _compression_curves(curves: pd.DataFrame, x: alt.X, tip: alt.Tooltip, row: str, title: str) -> alt.FacetChart:
+    """Accuracy of every representative model against a compression axis: one panel per family (columns) and per
+    ``row``; colour says the depth, the line's dash its size within family and depth, the tooltip its name."""
+    d = labelled(curves).assign(depth=curves.depth.astype(int), size=size_labels(curves))
+    pick = alt.selection_point(fields=["model"], on="mouseover", nearest=False, empty=True)
+    chart = alt.Chart(d).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=x, y=alt.Y("test_acc:Q", scale=ACCURACY, title="test accuracy"),
+        color=depth_color(d.depth), strokeDash=alt.StrokeDash("size:N", title="size", sort=SIZES,
+                                                              scale=alt.Scale(domain=SIZES,
+                                                                              range=[[2, 2], [6, 3], [1, 0]])),
+        detail="run_id:N", opacity=alt.condition(pick, alt.value(0.95), alt.value(0.35)),
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("n_params:Q", format=",", title="parameters"), "size:N",
+                 tip, alt.Tooltip("test_acc:Q", format=".1%"), f"{row}:N"])
+    n = d.family.nunique()
+    return chart.add_params(pick).properties(width=panel_width(n), height=140).facet(
+        column=alt.Column("family_title:N", title=None), row=alt.Row(f"{row}:N", title=None)).properties(
+        title=title).configure_legend(orient="bottom", direction="horizontal")
 
 
 def pruning_curves(curves: pd.DataFrame) -> alt.FacetChart:
-    """Figure 5: test accuracy against sparsity, one line per model, coloured by depth, one panel per scope."""
-    d = curves.assign(depth=curves.depth.astype(int))
-    pick = alt.selection_point(fields=["depth"], bind="legend")
-    chart = alt.Chart(d).mark_line(point=True).encode(
-        x=alt.X("sparsity:Q", axis=alt.Axis(format="%"), title="sparsity"),
-        y=alt.Y("test_acc:Q", scale=ACCURACY, title="test accuracy"),
-        color=alt.Color("depth:O", title="depth"), detail="run_id:N",
-        opacity=alt.condition(pick, alt.value(0.9), alt.value(0.1)),
-        tooltip=["model:N", "depth:O", alt.Tooltip("n_params:Q", format=","), alt.Tooltip("sparsity:Q", format=".0%"),
-                 alt.Tooltip("achieved:Q", format=".3%"), alt.Tooltip("test_acc:Q", format=".4f"), "scope:N"])
-    return chart.properties(width=WIDTH + 60, height=HEIGHT).facet(column=alt.Column("scope:N", title="scope")) \
-        .add_params(pick).properties(title="L1 pruning: accuracy vs sparsity")
+    """Figure 5: test accuracy against sparsity, one line per model, per family and scope."""
+    return _compression_curves(
+        curves, alt.X("sparsity:Q", axis=alt.Axis(format="%"), title="sparsity"),
+        alt.Tooltip("achieved:Q", format=".1%", title="sparsity reached"), "scope",
+        "L1 pruning: accuracy vs sparsity (global: one threshold; layer: the same fraction of every layer)")
 
 
-def redundancy_bars(redundancy: pd.DataFrame) -> alt.Chart:
+def redundancy_bars(redundancy: pd.DataFrame) -> alt.FacetChart:
     """Figure 5b: the redundancy of each model (largest sparsity within tolerance of dense)."""
-    return alt.Chart(redundancy).mark_bar().encode(
-        y=alt.Y("model:N", sort=alt.SortField("n_params"), title=MODEL_TITLE),
+    d = labelled(redundancy)
+    return alt.Chart(d).mark_bar().encode(
+        y=alt.Y("model:N", sort=alt.SortField("n_params"), title=None),
         x=alt.X("redundancy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]),
-                title="prunable without losing more than the tolerance"),
-        color=alt.Color("depth:O"), row=alt.Row("scope:N", title=None),
-        tooltip=["model:N", alt.Tooltip("n_params:Q", format=","), alt.Tooltip("dense_acc:Q", format=".4f"),
-                 alt.Tooltip("redundancy:Q", format=".0%"), alt.Tooltip("collapse_at:Q", format=".0%")]
-    ).properties(width=320, title="Redundancy per model")
+                title="prunable within the tolerance"),
+        color=family_color(),
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("n_params:Q", format=",", title="parameters"),
+                 alt.Tooltip("dense_acc:Q", format=".1%"), alt.Tooltip("redundancy:Q", format=".0%"),
+                 alt.Tooltip("collapse_at:Q", format=".0%")]
+    ).properties(width=panel_width(2, legend=120), height=alt.Step(12)).facet(
+        column=alt.Column("scope:N", title=None)).properties(title="Redundancy per model").configure_legend(
+        orient="bottom", direction="horizontal")
 
-
-# -- figure 6 ------------------------------------------------------------------------------------------------------
 
 def quantization_curves(curves: pd.DataFrame) -> alt.FacetChart:
-    """Figure 6: test accuracy against weight precision, one line per model, coloured by its parameter count."""
+    """Figure 6: test accuracy against weight precision, one line per model, per family and setting."""
     order = list(dict.fromkeys(curves.precision))
     d = curves.assign(setting=curves.scheme + ", per " + curves.granularity)
-    pick = alt.selection_point(fields=["model"], bind="legend")
-    chart = alt.Chart(d).mark_line(point=True).encode(
-        x=alt.X("precision:N", sort=order, title="weight precision (bits)"),
-        y=alt.Y("test_acc:Q", scale=ACCURACY, title="test accuracy"),
-        color=alt.Color("model:N", sort=alt.SortField("n_params"), title=MODEL_TITLE,
-                        scale=alt.Scale(scheme="viridis")),
-        opacity=alt.condition(pick, alt.value(0.9), alt.value(0.1)),
-        tooltip=["model:N", alt.Tooltip("n_params:Q", format=","), "precision:N",
-                 alt.Tooltip("test_acc:Q", format=".4f"), alt.Tooltip("drop:Q", format="+.4f"),
-                 alt.Tooltip("size_bytes:Q", format=",")])
-    return chart.properties(width=WIDTH + 60, height=HEIGHT).facet(column=alt.Column("setting:N", title=None)) \
-        .add_params(pick).properties(title="Post-training quantization: accuracy vs precision")
+    return _compression_curves(d, alt.X("precision:N", sort=order, title="weight precision (bits)"),
+                               alt.Tooltip("precision:N"), "setting",
+                               "Post-training quantization: accuracy vs weight precision")
 
 
 # -- figure 7 ------------------------------------------------------------------------------------------------------
 
-def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataFrame) -> alt.HConcatChart:
-    """Figure 7: per dataset, the minimal parameters of each family, the redundancy by depth, and the lowest
+def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataFrame) -> alt.VConcatChart:
+    """Figure 7: per dataset, the minimal parameters of each family, the redundancy of DNNs by depth, and the lowest
     precision within tolerance by model size."""
-    m = minimal.dropna(subset=["min_params"])
+    m = labelled(minimal.dropna(subset=["min_params"]))
+    y = alt.Y("dataset_title:N", title=None, sort=[data.spec(d).title for d in data.by_difficulty()])
     a = alt.Chart(m).mark_point(filled=True, size=80).encode(
-        x=alt.X("min_params:Q", scale=alt.Scale(type="log"), title="minimal learnable parameters"),
-        y=alt.Y("dataset:N"), color=alt.Color("family:N"),
-        tooltip=["dataset:N", "family:N", alt.Tooltip("min_params:Q", format=","),
+        x=log_x(pd.concat([m.min_params, m.ci_low, m.ci_high]), "min_params:Q", "minimal learnable parameters"),
+        y=y, color=family_color(),
+        tooltip=["dataset_title:N", "family_title:N", alt.Tooltip("min_params:Q", format=","),
                  alt.Tooltip("ci_low:Q", format=","), alt.Tooltip("ci_high:Q", format=",")])
-    a = (alt.Chart(m).mark_rule().encode(x="ci_low:Q", x2="ci_high:Q", y="dataset:N", color="family:N") + a) \
-        .properties(width=170, title="Minimal parameters (95% interval)")
-    r = redundancy.groupby(["dataset", "depth"], as_index=False).agg(redundancy=("redundancy", "mean"),
-                                                                     models=("run_id", "count"))
+    a = (alt.Chart(m).mark_rule().encode(x="ci_low:Q", x2="ci_high:Q", y=y, color=family_color()) + a) \
+        .properties(width=TEXT_WIDTH // 2 - 60, title="Minimal parameters (95% interval)")
+    r = labelled(redundancy.groupby(["dataset", "depth"], as_index=False).agg(
+        redundancy=("redundancy", "mean"), models=("run_id", "count")))
     b = alt.Chart(r).mark_bar().encode(
         x=alt.X("redundancy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]), title="mean redundancy"),
-        y=alt.Y("depth:O"), color=alt.Color("depth:O"), row=alt.Row("dataset:N", title=None),
-        tooltip=["dataset:N", "depth:O", alt.Tooltip("redundancy:Q", format=".0%"), "models:Q"]
-    ).properties(width=140, height=60, title="Redundancy of DNNs by depth")
-    c = alt.Chart(tolerance).mark_point(filled=True, size=60).encode(
-        x=alt.X("n_params:Q", scale=alt.Scale(type="log"), title="learnable parameters",
-                axis=alt.Axis(format="~s", values=[1e2, 1e3, 1e4, 1e5, 1e6, 1e7])),
-        y=alt.Y("min_bits:Q", title="lowest bits within tolerance", scale=alt.Scale(domain=[1, 16]),
-                axis=alt.Axis(values=[2, 3, 4, 5, 6, 8, 10, 12, 16])),
-        color=alt.Color("dataset:N"),
-        tooltip=["dataset:N", "depth:O", "width:Q", alt.Tooltip("n_params:Q", format=","), "min_bits:Q",
-                 alt.Tooltip("drop_4bit:Q", format="+.3f", title="drop at 4 bits")]
-    ).properties(width=170, height=180, title="Precision tolerance")
-    return alt.hconcat(a, b, c).resolve_scale(color="independent").properties(title="Across datasets") \
-        .configure_legend(orient="bottom", direction="horizontal")
+        y=alt.Y("depth:O", title="hidden layers"), color=depth_color(r.depth),
+        row=alt.Row("dataset_title:N", title=None, sort=[data.spec(d).title for d in data.by_difficulty()]),
+        tooltip=["dataset_title:N", "depth:O", alt.Tooltip("redundancy:Q", format=".0%"), "models:Q"]
+    ).properties(width=TEXT_WIDTH // 2 - 80, height=48, title="Redundancy of DNNs by depth")
+    t = labelled(tolerance)
+    c = alt.Chart(t).mark_point(filled=True, size=60).encode(
+        x=log_x(t.n_params), y=alt.Y("min_bits:Q", title="lowest bits within tolerance", scale=alt.Scale(
+            domain=[1, 16]), axis=alt.Axis(values=[2, 3, 4, 5, 6, 8, 10, 12, 16])),
+        color=dataset_color(), shape=alt.Shape("family_title:N", title="family"),
+        tooltip=["dataset_title:N", "model:N", alt.Tooltip("n_params:Q", format=","), "min_bits:Q",
+                 alt.Tooltip("drop_4bit:Q", format="+.1%", title="drop at 4 bits")]
+    ).properties(width=TEXT_WIDTH - 80, height=180, title="Precision tolerance by model size")
+    return alt.vconcat(alt.hconcat(a, b).resolve_scale(color="independent"), c).resolve_scale(
+        color="independent", shape="independent").properties(title="Across datasets").configure_legend(
+        orient="bottom", direction="horizontal")

@@ -1,0 +1,281 @@
+"""The paper's claims as rules over the saved tables: each claim part an estimate, a bootstrap interval and a verdict.
+
+A verdict means what it says: ``agrees`` when the whole interval lies on the paper's side of the null, ``differs``
+when it lies wholly on the other side, ``undecided`` when it spans the null (the data cannot tell). Intervals
+resample seeds within configurations and, where models are compared, the models (configurations or size bands)
+themselves. A minimal-parameter estimate that is only a bound (the family's smallest configuration already
+learns, or its largest does not) is compared as a bound, never as a point.
+
+Each rule takes tidy tables that the chapters saved (stacked over datasets with a ``dataset`` column) and returns
+one row per claim part: ``claim``, ``part``, ``paper`` (what the paper says), ``estimate``, ``low``, ``high``,
+``text`` (the estimate in words), ``verdict`` and ``figure`` (the chapter that shows it).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from ..engine import data
+from .common import chance
+from .regimes import LEARNS
+
+VERDICTS = ("agrees", "differs", "undecided")
+LEVEL = 0.95  # of every interval
+SMALL = 1e4  # parameters: the border between small and large networks in the shape claim
+
+
+def verdict(low: float, high: float, null: float = 0.0, paper_side: str = "above") -> str:
+    """``agrees`` if the interval lies wholly on the paper's side of ``null``, ``differs`` if wholly on the other,
+    else ``undecided``."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "undecided"
+    above, below = low > null, high < null
+    if paper_side == "below":
+        above, below = below, above
+    return "agrees" if above else "differs" if below else "undecided"
+
+
+def interval(draws) -> tuple[float, float]:
+    draws = np.asarray(draws, dtype=float)
+    draws = draws[np.isfinite(draws)]
+    if not len(draws):
+        return np.nan, np.nan
+    return tuple(np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2]))
+
+
+def _row(claim, part, paper, estimate, low, high, text, verdict_, figure):
+    return {"claim": claim, "part": part, "paper": paper, "estimate": estimate, "low": low, "high": high,
+            "text": text, "verdict": verdict_, "figure": figure}
+
+
+def _resample_seeds(runs: pd.DataFrame, value: str, keys, n_boot: int, rng) -> np.ndarray:
+    """(n_boot, groups): the mean of ``value`` per group of ``keys``, each group's runs resampled with
+    replacement in every draw."""
+    groups = [g[value].to_numpy(float) for _, g in runs.groupby(keys, sort=True)]
+    return np.stack([g[rng.integers(0, len(g), size=(n_boot, len(g)))].mean(1) for g in groups], axis=1)
+
+
+# -- regimes ---------------------------------------------------------------------------------------------------------
+
+def regimes_ordered(configs: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Unstable configurations are smaller than those that learn the task, and those that overfit larger than
+    those that learn without overfitting: differences of median log10 parameters, configurations resampled within
+    each dataset and family."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for part, (small, large) in {"unstable networks are smaller than those that learn":
+                                 ("unstable", LEARNS),
+                                 "overfitting networks are larger than those that learn without overfitting":
+                                 ("learning", ("overfitting",))}.items():
+        small = (small,) if isinstance(small, str) else small
+        x = np.log10(configs.n_params.to_numpy(float))
+        a, b = configs.regime.isin(small).to_numpy(), configs.regime.isin(large).to_numpy()
+        if not a.any() or not b.any():
+            rows.append(_row("Three regimes ordered by parameter count", part, PAPER["regimes"], np.nan, np.nan,
+                             np.nan, "one of the two regimes does not occur", "undecided", "regimes"))
+            continue
+        point = np.median(x[b]) - np.median(x[a])
+        draws = [np.median(rng.choice(x[b], b.sum())) - np.median(rng.choice(x[a], a.sum())) for _ in range(n_boot)]
+        low, high = interval(draws)
+        rows.append(_row("Three regimes ordered by parameter count", part, PAPER["regimes"], 10 ** point,
+                         10 ** low, 10 ** high, f"{10 ** point:.2g}x the parameters (median; 95% interval "
+                         f"{10 ** low:.2g}x to {10 ** high:.2g}x)", verdict(low, high), "regimes"))
+    return rows
+
+
+def shape_invariance(runs: pd.DataFrame, n_boot: int = 1000, seed: int = 0, bins_per_decade: int = 2) -> list[dict]:
+    """Shape barely matters for larger networks: the median accuracy spread across DNN shapes and depths of similar
+    size (half-decade bins) from ``SMALL`` parameters on, minus the same below; seeds resampled per configuration."""
+    rng = np.random.default_rng(seed)
+    d = runs[runs.family == "dnn"]
+    keys = ["dataset", "config_id"]
+    info = d.groupby(keys, sort=True).n_params.first().reset_index()
+    info["bin"] = info.dataset + ":" + (np.floor(np.log10(info.n_params) * bins_per_decade)).astype(str)
+    means = _resample_seeds(d, "test_acc", keys, n_boot, rng)  # (B, configs)
+    point = d.groupby(keys, sort=True).test_acc.mean().to_numpy()
+
+    def difference(acc):
+        frame = info.assign(acc=acc)
+        spread = frame.groupby("bin").agg(spread=("acc", lambda a: a.max() - a.min()), n=("acc", "size"),
+                                          params=("n_params", "min"))
+        spread = spread[spread.n > 1]
+        large, small = spread[spread.params >= SMALL].spread, spread[spread.params < SMALL].spread
+        return large.median() - small.median() if len(large) and len(small) else np.nan
+
+    estimate = difference(point)
+    low, high = interval([difference(m) for m in means])
+    return [_row("Shape barely matters for larger networks; the parameter count dominates",
+                 "shape matters less from 10,000 parameters on", PAPER["shape"], estimate, low, high,
+                 f"{estimate * 100:+.1f} points of median spread across shapes at matched size, large minus small "
+                 f"(95% interval {low * 100:+.1f} to {high * 100:+.1f})", verdict(low, high, paper_side="below"),
+                 "sweep")]
+
+
+# -- minimal parameters ----------------------------------------------------------------------------------------------
+
+def minimal_grows(minimal: pd.DataFrame, draws: pd.DataFrame, seed: int = 0) -> list[dict]:
+    """The minimal number of learnable parameters grows with task difficulty: per family and per pair of datasets
+    of consecutive difficulty, the ratio harder / easier, its interval from the two bootstrap distributions; a
+    bound is compared as a bound."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    names = data.by_difficulty(minimal.dataset.unique())
+    for family, m in minimal.groupby("family", sort=True):
+        m = m.set_index("dataset")
+        for easy, hard in zip(names, names[1:]):
+            if easy not in m.index or hard not in m.index:
+                continue
+            e, h = m.loc[easy], m.loc[hard]
+            part = f"{family}: {data.spec(easy).title} → {data.spec(hard).title}"
+            rows.append(_minimal_pair(family, part, e, h, draws, easy, hard, rng))
+    return rows
+
+
+def _minimal_pair(family, part, e, h, draws, easy, hard, rng) -> dict:
+    claim, paper = "A minimal number of learnable parameters, growing with task difficulty", PAPER["minimal"]
+    say = lambda r: ("not reached within the grid (more than {:,.0f})".format(r.largest) if r.bound == "not reached"  # noqa: E731
+                     else f"at most {r.min_params:,.0f}" if r.bound == "at most" else f"{r.min_params:,.0f}")
+    text = f"{say(e)} → {say(h)}"
+    if e.bound == "exact" and h.bound == "exact":
+        de = draws[(draws.dataset == easy) & (draws.family == family)].min_params.to_numpy(float)
+        dh = draws[(draws.dataset == hard) & (draws.family == family)].min_params.to_numpy(float)
+        n = min(len(de), len(dh))
+        ratios = rng.permutation(dh)[:n] / rng.permutation(de)[:n] if n else np.array([])
+        low, high = interval(np.log(ratios))
+        ratio = h.min_params / e.min_params
+        return _row(claim, part, paper, ratio, np.exp(low), np.exp(high),
+                    f"{text}: {ratio:.2g}x (95% interval {np.exp(low):.2g}x to {np.exp(high):.2g}x)",
+                    verdict(low, high), "regimes")
+    # one or both are bounds: only an ordering the bounds imply is a verdict
+    if e.bound == "not reached" and h.bound == "not reached":
+        v = "undecided"
+    elif h.bound == "not reached":
+        v = "agrees"  # the harder task needs more than the grid holds; the easier one less
+    elif e.bound == "not reached":
+        v = "differs"
+    elif e.bound == "at most" and h.bound == "exact":
+        v = "agrees" if h.min_params > e.min_params else "undecided"
+    elif h.bound == "at most" and e.bound == "exact":
+        v = "differs" if e.min_params > h.min_params else "undecided"
+    else:
+        v = "undecided"  # both at most: the grid starts too large to tell
+    return _row(claim, part, paper, np.nan, np.nan, np.nan, text + " (a bound: compared as a bound)", v, "regimes")
+
+
+# -- pruning ---------------------------------------------------------------------------------------------------------
+
+def redundancy_high(redundancy: pd.DataFrame, threshold: float = 0.6, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Parameter redundancy as high as 60 %: the largest mean redundancy (global pruning) of any representative
+    configuration, seeds resampled."""
+    rng = np.random.default_rng(seed)
+    g = redundancy[redundancy.scope == "global"].dropna(subset=["redundancy"])
+    keys = ["dataset", "config_id"]
+    point = g.groupby(keys, sort=True).redundancy.mean()
+    low, high = interval(_resample_seeds(g, "redundancy", keys, n_boot, rng).max(axis=1))
+    best = g[g.config_id == point.idxmax()[1]].model.iloc[0]
+    return [_row("More than 60 % of parameters prunable with little loss", "the most redundant model reaches 60 %",
+                 PAPER["redundancy"], point.max(), low, high,
+                 f"{point.max():.0%} ({best}, {data.spec(point.idxmax()[0]).title}; 95% interval {low:.0%} to "
+                 f"{high:.0%})", verdict(low, high, null=threshold), "pruning")]
+
+
+def depth_resilience(matched: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Deeper networks are more resilient to pruning, at matched parameter count: per size band, the mean
+    redundancy of the deepest minus the shallowest network; the mean over bands, bands and seeds resampled."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for dataset, m in matched.groupby("dataset", sort=False):
+        m = m.dropna(subset=["redundancy"])
+        lo_depth, hi_depth = m.depth.min(), m.depth.max()
+        bands = [b for b, g in m.groupby("band") if {lo_depth, hi_depth} <= set(g.depth)]
+        if not bands or lo_depth == hi_depth:
+            continue
+        cells = {(b, d): g.redundancy.to_numpy(float) for (b, d), g in m.groupby(["band", "depth"]) if b in bands}
+        point = np.mean([cells[b, hi_depth].mean() - cells[b, lo_depth].mean() for b in bands])
+        draws = []
+        for _ in range(n_boot):
+            chosen = rng.choice(bands, len(bands))
+            draws.append(np.mean([rng.choice(cells[b, hi_depth], len(cells[b, hi_depth])).mean()
+                                  - rng.choice(cells[b, lo_depth], len(cells[b, lo_depth])).mean() for b in chosen]))
+        low, high = interval(draws)
+        rows.append(_row("Deeper networks are more resilient to pruning",
+                         f"{data.spec(dataset).title}: depth {hi_depth} vs {lo_depth} at matched size",
+                         PAPER["depth"], point, low, high,
+                         f"{point * 100:+.0f} points of redundancy over {len(bands)} size bands (95% interval "
+                         f"{low * 100:+.0f} to {high * 100:+.0f})", verdict(low, high), "pruning"))
+    return rows
+
+
+# -- quantization ----------------------------------------------------------------------------------------------------
+
+def relative_drop(tolerance: pd.DataFrame, bits: int = 4) -> pd.Series:
+    """The accuracy lost at ``bits`` as a fraction of what the model had learned above chance."""
+    return tolerance[f"drop_{bits}bit"] / (tolerance.float32_acc - chance(tolerance))
+
+
+def quantization_hurts(tolerance: pd.DataFrame, bits: int = 4, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Quantization hurts smaller models, and harder datasets, more: (a) the rank correlation of size and the
+    relative drop at ``bits`` bits; (b) the relative drop of the hardest minus the easiest dataset at matched size
+    (a line of relative drop against log10 parameters per dataset, read at their common median size). Models
+    resampled."""
+    rng = np.random.default_rng(seed)
+    t = tolerance[tolerance.granularity == "tensor"].assign(rel=lambda f: relative_drop(f, bits))
+    t = t.dropna(subset=["rel"])
+    per_model = t.groupby(["dataset", "config_id"], sort=True).agg(rel=("rel", "mean"), n_params=("n_params", "first"))
+    per_model = per_model.reset_index()
+    x, y = np.log10(per_model.n_params.to_numpy(float)), per_model.rel.to_numpy(float)
+    rho = spearmanr(x, y).statistic
+    draws = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(x), len(x))
+        draws.append(spearmanr(x[i], y[i]).statistic if len(np.unique(x[i])) > 1 else np.nan)
+    low, high = interval(draws)
+    claim = "Quantization hurts smaller models, and harder datasets, more"
+    rows = [_row(claim, f"smaller models lose more at {bits} bits", PAPER["quantization"], rho, low, high,
+                 f"rank correlation of size and relative {bits}-bit loss {rho:+.2f} (95% interval {low:+.2f} to "
+                 f"{high:+.2f})", verdict(low, high, paper_side="below"), "quantization")]
+    names = data.by_difficulty(per_model.dataset.unique())
+    if len(names) > 1:
+        easy, hard = names[0], names[-1]
+        at = np.median(x)
+
+        def gap(frame):
+            value = {}
+            for name in (easy, hard):
+                f = frame[frame.dataset == name]
+                if f.n_params.nunique() < 2:
+                    return np.nan
+                slope, intercept = np.polyfit(np.log10(f.n_params), f.rel, 1)
+                value[name] = slope * at + intercept
+            return value[hard] - value[easy]
+
+        point = gap(per_model)
+        members = [np.flatnonzero(per_model.dataset == name) for name in (easy, hard)]
+        draws = [gap(per_model.iloc[np.concatenate([rng.choice(m, len(m)) for m in members])])
+                 for _ in range(n_boot)]
+        low, high = interval(draws)
+        rows.append(_row(claim, f"{data.spec(hard).title} loses more than {data.spec(easy).title} at matched size",
+                         PAPER["quantization"], point, low, high,
+                         f"{point * 100:+.1f} points more of its learned accuracy lost at {bits} bits, at "
+                         f"{10 ** at:,.0f} parameters (95% interval {low * 100:+.1f} to {high * 100:+.1f})",
+                         verdict(low, high), "quantization"))
+    return rows
+
+
+PAPER = {
+    "regimes": "three regimes, unstable, learning and overfitting, organised along the number of learnable parameters",
+    "shape": "for larger networks, accuracy is nearly invariant to the layer shape",
+    "minimal": "a minimal number of learnable parameters for stable learning, which grows with task difficulty",
+    "redundancy": "parameter redundancy as high as 60 %",
+    "depth": "deeper architectures are more resilient to pruning than shallower ones",
+    "quantization": "reduced precision hurts models with fewer parameters, and harder datasets, more",
+}
+
+
+def all_claims(configs, runs, minimal, draws, redundancy, matched, tolerance, n_boot: int = 1000) -> pd.DataFrame:
+    """Every claim part, in the paper's order."""
+    rows = (regimes_ordered(configs, n_boot) + shape_invariance(runs, n_boot) + minimal_grows(minimal, draws)
+            + redundancy_high(redundancy, n_boot=n_boot) + depth_resilience(matched, n_boot)
+            + quantization_hurts(tolerance, n_boot=n_boot))
+    return pd.DataFrame(rows)

@@ -1,0 +1,27 @@
+"""Tables for people: a few named columns, formatted numbers and a caption; long tables folded away, and the full
+table offered as a download beside the figures."""
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+from IPython.display import HTML
+
+PERCENT, COUNT, ACCURACY = "{:.0%}", "{:,.0f}", "{:.1%}"  # the formats the chapters use
+
+
+def show(frame: pd.DataFrame, columns: dict, caption: str, download: str | None = None,
+         fold_after: int = 12) -> HTML:
+    """``frame``'s ``columns`` ({column: (label, format or None)}) as an HTML table with ``caption``; folded into a
+    closed section when longer than ``fold_after`` rows; with a link to the full table when ``download`` is given."""
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        raise KeyError(f"columns {missing} are not in the table: it has {list(frame.columns)}")
+    shown = frame[list(columns)].rename(columns={c: label for c, (label, _) in columns.items()})
+    formats = {label: fmt for label, fmt in columns.values() if fmt}
+    styler = shown.style.format(formats, na_rep="–").hide(axis="index").set_caption(html.escape(caption))
+    body = styler.set_table_attributes('class="minarch-table"').to_html()
+    link = f' <a href="{html.escape(download)}" download>Download the full table (CSV)</a>.' if download else ""
+    if len(frame) > fold_after:
+        body = (f"<details><summary>{html.escape(caption)} ({len(frame)} rows): show</summary>{body}</details>")
+    return HTML(body + (f"<p class='minarch-download'>{link.strip()}</p>" if link else ""))

@@ -1,0 +1,135 @@
+"""Known answers for every verdict rule: synthetic tables built to agree, to differ and to be undecided."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from minarch_core.analyses import findings
+
+
+@pytest.mark.parametrize("low, high, side, expected", [
+    (0.1, 0.5, "above", "agrees"), (-0.5, -0.1, "above", "differs"), (-0.1, 0.2, "above", "undecided"),
+    (-0.5, -0.1, "below", "agrees"), (0.1, 0.5, "below", "differs"), (np.nan, 0.3, "above", "undecided")])
+def test_a_verdict_follows_the_whole_interval(low, high, side, expected):
+    assert findings.verdict(low, high, paper_side=side) == expected
+
+
+def configs_with(regime_params):
+    return pd.DataFrame([{"dataset": "mnist", "config_id": f"c{i}", "regime": r, "n_params": p}
+                         for i, (r, p) in enumerate(regime_params)])
+
+
+def test_regimes_ordered_by_size():
+    ordered = configs_with([("unstable", p) for p in (100, 200, 300)] + [("learning", p) for p in (1e4, 2e4, 3e4)]
+                           + [("overfitting", p) for p in (1e6, 2e6, 3e6)])
+    rows = findings.regimes_ordered(ordered, n_boot=300)
+    assert [r["verdict"] for r in rows] == ["agrees", "agrees"]
+    assert rows[0]["estimate"] == pytest.approx(np.sqrt(3e4 * 1e6) / 200)  # median of all that learn, vs 200
+    reversed_ = configs_with([("unstable", p) for p in (1e6, 2e6, 3e6)] + [("learning", p) for p in (100, 200, 300)]
+                             + [("overfitting", p) for p in (1e4, 2e4)])
+    assert findings.regimes_ordered(reversed_, n_boot=300)[0]["verdict"] == "differs"
+    mixed = configs_with([("unstable", p) for p in (100, 1e6)] + [("learning", p) for p in (200, 2e6)]
+                         + [("overfitting", p) for p in (300, 3e6)])
+    assert {r["verdict"] for r in findings.regimes_ordered(mixed, n_boot=300)} == {"undecided"}
+
+
+def shape_runs(small_spread, large_spread, noise=0.0, seeds=5, seed=0):
+    """DNN runs in two size bins (2,000 and 200,000 parameters), three shapes each, with the given spreads."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for params, spread in ((2000, small_spread), (200_000, large_spread)):
+        for k, offset in enumerate((0, spread / 2, spread)):
+            for s in range(seeds):
+                rows.append({"dataset": "mnist", "family": "dnn", "config_id": f"{params}-{k}", "n_params": params + k,
+                             "seed": s, "test_acc": 0.9 - offset + rng.normal(0, noise)})
+    return pd.DataFrame(rows)
+
+
+def test_shape_invariance_known_answers():
+    agrees = findings.shape_invariance(shape_runs(0.2, 0.01, noise=0.002), n_boot=200)[0]
+    assert agrees["verdict"] == "agrees" and agrees["estimate"] == pytest.approx(-0.19, abs=0.01)
+    assert findings.shape_invariance(shape_runs(0.01, 0.2, noise=0.002), n_boot=200)[0]["verdict"] == "differs"
+    assert findings.shape_invariance(shape_runs(0.05, 0.05, noise=0.05, seeds=3), n_boot=200)[0]["verdict"] == \
+        "undecided"
+
+
+def minimal_tables(points, bounds=None, spread=0.05, n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    bounds = bounds or {}
+    minimal = pd.DataFrame([{"dataset": d, "family": "dnn", "min_params": p, "bound": bounds.get(d, "exact"),
+                             "largest": 1e6} for d, p in points.items()])
+    draws = pd.concat([pd.DataFrame({"dataset": d, "family": "dnn", "draw": range(n),
+                                     "min_params": p * np.exp(rng.normal(0, spread, n))}) for d, p in points.items()])
+    return minimal, draws
+
+
+def test_minimal_parameters_grow_with_difficulty_known_answers():
+    rows = findings.minimal_grows(*minimal_tables({"mnist": 1000, "fashion_mnist": 3000, "cifar10": 9000}))
+    assert [r["verdict"] for r in rows] == ["agrees", "agrees"] and rows[0]["estimate"] == pytest.approx(3)
+    rows = findings.minimal_grows(*minimal_tables({"mnist": 5000, "fashion_mnist": 1000}))
+    assert rows[0]["verdict"] == "differs"
+    rows = findings.minimal_grows(*minimal_tables({"mnist": 1000, "fashion_mnist": 1050}, spread=0.3))
+    assert rows[0]["verdict"] == "undecided"
+
+
+@pytest.mark.parametrize("points, bounds, expected", [
+    ({"mnist": 6780, "cifar10": 20000}, {"mnist": "at most"}, "agrees"),  # the bound lies below the harder estimate
+    ({"mnist": 6780, "cifar10": 6780}, {"mnist": "at most", "cifar10": "at most"}, "undecided"),
+    ({"mnist": 6780, "cifar10": np.nan}, {"cifar10": "not reached"}, "agrees"),
+    ({"mnist": np.nan, "cifar10": 5000}, {"mnist": "not reached"}, "differs"),
+    ({"mnist": 9000, "cifar10": 6780}, {"cifar10": "at most"}, "differs"),
+])
+def test_a_bound_is_compared_as_a_bound(points, bounds, expected):
+    row = findings.minimal_grows(*minimal_tables(points, bounds))[0]
+    assert row["verdict"] == expected and np.isnan(row["estimate"]) and "bound" in row["text"]
+
+
+def redundancy_table(values):
+    return pd.DataFrame([{"dataset": "mnist", "scope": "global", "config_id": f"c{c}", "model": f"DNN {c}",
+                          "seed": s, "redundancy": v} for c, seeds in enumerate(values) for s, v in enumerate(seeds)])
+
+
+def test_redundancy_as_high_as_60_percent_known_answers():
+    assert findings.redundancy_high(redundancy_table([[0.8, 0.8, 0.9], [0.3] * 3]))[0]["verdict"] == "agrees"
+    assert findings.redundancy_high(redundancy_table([[0.4, 0.5, 0.4], [0.3] * 3]))[0]["verdict"] == "differs"
+    assert findings.redundancy_high(redundancy_table([[0.4, 0.8, 0.6], [0.3] * 3]))[0]["verdict"] == "undecided"
+
+
+def matched_table(effect, noise=0.0, bands=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame([{"dataset": "mnist", "band": f"b{b}", "depth": d, "seed": s,
+                          "redundancy": 0.5 + effect * (d - 1) / 3 + rng.normal(0, noise)}
+                         for b in range(bands) for d in (1, 2, 4) for s in range(3)])
+
+
+def test_depth_at_matched_size_known_answers():
+    agree = findings.depth_resilience(matched_table(0.2, noise=0.01))[0]
+    assert agree["verdict"] == "agrees" and agree["estimate"] == pytest.approx(0.2, abs=0.02)
+    assert findings.depth_resilience(matched_table(-0.2, noise=0.01))[0]["verdict"] == "differs"
+    assert findings.depth_resilience(matched_table(0.0, noise=0.1))[0]["verdict"] == "undecided"
+
+
+def tolerance_table(slope_by_dataset, noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for dataset, (level, slope) in slope_by_dataset.items():
+        for k, params in enumerate((1e3, 3e3, 1e4, 3e4, 1e5, 3e5)):
+            rel = level + slope * np.log10(params) + rng.normal(0, noise)
+            rows.append({"dataset": dataset, "config_id": f"{dataset}{k}", "granularity": "tensor",
+                         "n_params": params, "float32_acc": 0.9, "drop_4bit": rel * 0.8})
+    return pd.DataFrame(rows)
+
+
+def test_quantization_known_answers():
+    rows = findings.quantization_hurts(tolerance_table({"mnist": (0.6, -0.1), "cifar10": (0.8, -0.1)}), n_boot=300)
+    assert [r["verdict"] for r in rows] == ["agrees", "agrees"]
+    assert rows[1]["estimate"] == pytest.approx(0.2)  # relative to accuracy above chance, at matched size
+    rows = findings.quantization_hurts(tolerance_table({"mnist": (0.8, -0.1), "cifar10": (0.1, 0.0)}), n_boot=300)
+    assert rows[1]["verdict"] == "differs"
+    rows = findings.quantization_hurts(tolerance_table({"mnist": (0.5, 0.0), "cifar10": (0.5, 0.0)}, noise=0.1),
+                                       n_boot=300)
+    assert rows[0]["verdict"] == "undecided" and rows[1]["verdict"] == "undecided"
+
+
+def test_relative_drop_is_against_accuracy_above_chance():
+    t = pd.DataFrame({"dataset": ["cifar10", "mnist"], "float32_acc": [0.4, 0.9], "drop_4bit": [0.03, 0.04]})
+    assert findings.relative_drop(t).tolist() == pytest.approx([0.1, 0.05])
