@@ -116,14 +116,12 @@ def _book(args) -> int:
 def _chapter(args) -> int:
     from .book import pipeline
     spec = CHAPTERS[args.name]
-    params = {"profile": args.profile, "dataset": args.dataset}
+    params = {k: v for k, v in (("profile", args.profile), ("dataset", args.dataset)) if k in spec.parameters}
     params.update({name: _value(value) for name, value in args.parameter})
     for name, value in params.items():
         if name not in spec.parameters:
             raise ConfigError(f"chapter {spec.name!r} takes no parameter {name!r}: it takes {list(spec.parameters)}")
         check(name, value, "parameter")
-    if not spec.per_dataset:
-        params.pop("dataset")
     folder = pipeline.ROOT / "book" / (args.dataset if spec.per_dataset else "")
     output = args.output or folder / f"{args.name}.ipynb"
     seconds = pipeline.execute(args.name, output, params, log=True)

@@ -32,69 +32,59 @@ renderer = "default"
 figures = None
 
 # %%
-import numpy as np
-import pandas as pd
-from IPython.display import Markdown
+import html
 
-from minarch_core.analyses import regimes
+from IPython.display import HTML, Markdown
+
+from minarch_core.analyses import findings
 from minarch_core.book import chapter, plots
-from minarch_core.engine import data
+from minarch_core.engine import data, profiles
 
 ch = chapter.from_notebook("findings", globals())
-names = ch.datasets
-configs, minimal, redundancy, tolerance = map(ch.load_all, ("configurations", "minimal", "redundancy", "tolerance"))
-dnn_global = redundancy[(redundancy.scope == "global") & (redundancy.family == "dnn")]  # depth means DNN layers
-ch.figure(plots.summary(minimal, dnn_global, tolerance[tolerance.granularity == "tensor"]), "summary")
+tables = {name: ch.load_all(name) for name in ("configurations", "runs", "minimal", "minimal_draws", "redundancy",
+                                                "matched_redundancy", "tolerance")}
+claims = findings.all_claims(*tables.values())
+ch.tables.save(None, "findings", claims)  # a table of the whole study
+dnn_global = tables["redundancy"].query("scope == 'global' and family == 'dnn'")  # depth means DNN layers
+ch.figure(plots.summary(tables["minimal"], dnn_global, tables["tolerance"].query("granularity == 'tensor'")),
+          "summary")
+
+# %% [markdown]
+# ## The claims, part by part
+#
+# One row per part of each claim: the paper's statement, this book's estimate with its 95 % interval (seeds
+# resampled, and models or size bands where models are compared), and the verdict. *Agrees* and *differs* need the
+# whole interval on one side; an interval that spans no effect reads *undecided*. A minimal-parameter estimate
+# that is only a bound (the grid's smallest network already learns, or its largest does not) is compared as a
+# bound. Each part links to the chapter whose figure shows it.
 
 # %%
-rows = []
+def link(row):
+    page = row.figure if row.figure in ("method", "findings") else f"{row.dataset or ch.dataset}/{row.figure}"
+    return f"<a href='{page}.html'>{html.escape(row.figure)}</a>"
 
-regime_counts = configs.groupby(["dataset", "regime"]).size().unstack(fill_value=0)
-medians = configs.groupby("regime").n_params.median()
-ordered = all(r in medians for r in regimes.REGIMES) and medians["unstable"] < medians["learning"] < medians["overfitting"]
-rows.append(("Three regimes (unstable, learning, overfitting), ordered by parameter count",
-             "; ".join(f"{d}: " + ", ".join(f"{n} {r}" for r, n in c.items() if n) for d, c in regime_counts.iterrows())
-             + f". Median size: " + ", ".join(f"{r} {medians.get(r, np.nan):,.0f}" for r in regimes.REGIMES),
-             "agrees" if ordered else "partly"))
 
-spread = pd.concat([regimes.shape_spread(configs[configs.dataset == d]) for d in names], ignore_index=True)
-lo, hi = spread[spread.params_max < 1e4].spread.median(), spread[spread.params_min >= 1e4].spread.median()
-rows.append(("Shape barely matters for larger models; parameter count dominates",
-             f"median accuracy spread across shapes and depths at matched size: {lo:.1%} below 10k parameters, "
-             f"{hi:.1%} from 10k on", "agrees" if hi < lo / 2 else "differs"))
-
-by_difficulty = data.by_difficulty(names)  # the datasets' own ranks: the paper's order of difficulty
-need = minimal.pivot_table(index="family", columns="dataset", values="min_params", dropna=False).reindex(
-    columns=by_difficulty).fillna(np.inf)  # not reached: more parameters than the grid holds
-grows = {f: bool(len(v) > 1 and np.isfinite(v.iloc[0]) and v.is_monotonic_increasing) for f, v in need.iterrows()}
-rows.append(("A minimal number of learnable parameters for stable learning, growing with task difficulty",
-             "; ".join(f"{f}: " + " → ".join(f"{x:,.0f}" if np.isfinite(x) else "not reached" for x in v)
-                       for f, v in need.iterrows()) + f" ({' → '.join(by_difficulty)})",
-             "agrees" if all(grows.values()) else "partly" if np.isfinite(need.values).any() else "differs"))
-
-by_depth, most = dnn_global.groupby("depth").redundancy.mean(), dnn_global.redundancy.max()
-deeper = by_depth.is_monotonic_increasing and by_depth.iloc[-1] > by_depth.iloc[0]
-rows.append((">60 % of parameters prunable with little loss; deeper networks more resilient",
-             "mean global redundancy by depth: " + ", ".join(f"{d}: {v:.0%}" for d, v in by_depth.items())
-             + f"; maximum {most:.0%}",
-             "agrees" if deeper and most >= 0.6 else "partly" if most >= 0.6 else "differs"))
-
-t = tolerance[tolerance.granularity == "tensor"]
-corr = t[["n_params", "drop_4bit"]].assign(n_params=np.log10(t.n_params)).corr(method="spearman").iloc[0, 1]
-per_dataset = t.groupby("dataset").drop_4bit.mean().reindex(by_difficulty)
-harder_worse = len(per_dataset) > 1 and per_dataset.is_monotonic_increasing
-rows.append(("Quantization hurts smaller models, and harder datasets, more",
-             f"rank correlation of size and 4-bit accuracy drop: {corr:+.2f}; mean 4-bit drop: "
-             + ", ".join(f"{d} {v:.1%}" for d, v in per_dataset.items()),
-             "agrees" if corr < 0 and harder_worse else "partly" if corr < 0 or harder_worse else "differs"))
-
-Markdown("| the paper | this book | verdict |\n|---|---|---|\n"
-         + "\n".join(f"| {a} | {b} | **{c}** |" for a, b, c in rows))
+first = ~claims.claim.duplicated()  # each claim named once, above its parts
+rows = "".join(
+    f"<tr><td>{html.escape(r.claim) if new else ''}</td><td>{html.escape(r.part)}</td><td>{html.escape(r.text)}</td>"
+    f"<td><b>{r.verdict}</b></td><td>{link(r)}</td></tr>" for r, new in zip(claims.itertuples(), first))
+HTML(f"<table class='minarch-table'><caption>The paper's claims against the <code>{ch.study.name}</code> profile "
+     f"({', '.join(data.spec(d).title for d in ch.datasets)})</caption><thead><tr><th>claim</th><th>part</th>"
+     f"<th>this book (95% interval)</th><th>verdict</th><th>figure</th></tr></thead><tbody>{rows}</tbody></table>")
 
 # %%
-verdicts = pd.Series([v for *_, v in rows]).value_counts()
-open_claims = [f"*{v}* ({n})" for v, n in verdicts.items() if v != "agrees"]
-Markdown(f"Of {len(rows)} claims, {verdicts.get('agrees', 0)} agree with the paper on the `{ch.study.name}` profile. "
-         + (f"The others read {', '.join(open_claims)}: the dataset chapters show why. " if open_claims else "")
-         + ("Small profiles (few seeds, short training, data subsets) blur the borders between regimes; the `paper` "
-            "profile is the one to settle them." if ch.study.name != "paper" else ""))
+counts = claims.verdict.value_counts().reindex(list(findings.VERDICTS), fill_value=0)
+undecided = claims[claims.verdict == "undecided"]
+paper = profiles.get("paper")
+Markdown(f"Of {len(claims)} claim parts, {counts['agrees']} agree with the paper, {counts['differs']} differ and "
+         f"{counts['undecided']} are undecided on the `{ch.study.name}` profile ({ch.study.seeds} seeds, "
+         f"{ch.study.epochs} epochs, "
+         + ("the whole training split" if ch.study.train_per_class is None else
+            f"{ch.study.train_per_class:,} training images per class") + "). "
+         + (f"The undecided parts ({'; '.join(undecided.part)}) are what this profile cannot settle: its intervals "
+            f"are too wide or its grid too coarse. The `paper` profile trains {paper.seeds} seeds per configuration "
+            f"on the whole training split for {paper.epochs} epochs, over "
+            f"{sum(len(g.values) for g in paper.grids.values()):,} configurations per dataset, which narrows the "
+            f"intervals and extends the grids below and above today's bounds; it needs a GPU or a cluster "
+            f"(see the README)." if len(undecided) and ch.study.name != "paper" else "")
+         + (" Where a part *differs*, the linked chapter shows the data behind it." if counts["differs"] else ""))

@@ -39,7 +39,7 @@ figures = None
 import pandas as pd
 from IPython.display import Markdown
 
-from minarch_core.analyses import pruning
+from minarch_core.analyses import pruning, regimes
 from minarch_core.book import chapter, plots, tables
 
 ch = chapter.from_notebook("pruning", globals())
@@ -57,14 +57,44 @@ redundancy = ch.save("redundancy", pruning.redundancy(curves))
 ch.figure(plots.redundancy_bars(redundancy), "redundancy")
 
 # %%
-g = redundancy[redundancy.scope == "global"]
+g = redundancy[redundancy.scope == "global"].groupby(["config_id", "model", "family", "depth"]).redundancy.mean()
+g = g.reset_index()
 by_depth = g[g.family == "dnn"].groupby("depth").redundancy.mean()
-Markdown(f"Global pruning: the representative DNNs keep their accuracy up to a mean sparsity of "
+best = g.loc[g.redundancy.idxmax()]
+Markdown("Global pruning, averaged over seeds: the representative DNNs keep their accuracy up to a mean sparsity of "
          + ", ".join(f"**{v:.0%}** at depth {d}" for d, v in by_depth.items())
-         + f". The most redundant model, {g.loc[g.redundancy.idxmax(), 'model']}, tolerates "
-         f"**{g.redundancy.max():.0%}** sparsity; {(g.redundancy >= 0.6).sum()} of {len(g)} models tolerate 60 % or "
-         f"more. Depth here is confounded with size: the [findings](../findings.ipynb) compare depths at matched "
-         f"size.")
+         + f". The most redundant model, {best.model}, tolerates **{best.redundancy:.0%}** sparsity; "
+         f"{(g.redundancy >= 0.6).sum()} of {len(g)} models tolerate 60 % or more. These representatives differ in "
+         f"size as well as depth; the next section compares depths at matched size.")
+
+# %% [markdown]
+# ## Depth at matched size
+#
+# Is a deeper network more resilient to pruning than a shallower one *of the same size*? Square DNNs that learn
+# the task are grouped into bands of about equal parameter count (within a factor 1.3), one network per depth,
+# and pruned globally, each with several seeds.
+
+# %%
+configs, features = ch.load("configurations"), ch.load("runs")
+bands = pruning.matched_bands(configs)
+matched = pd.DataFrame(columns=["config_id", "band", "depth", "redundancy"])
+if len(bands):
+    seeds = ch.store.runs_of(regimes.seed_runs(bands, features))
+    matched = pruning.redundancy(pruning.curves(seeds, scope="global", **ch.where)).merge(
+        bands[["config_id", "band"]], on="config_id")
+ch.save("matched_redundancy", matched)
+ch.figure(plots.matched_depth(matched), "matched_depth") if len(matched) else Markdown(
+    "No size band holds a network of every depth that learns the task: the grid cannot compare depths at matched "
+    "size here.")
+
+# %%
+if len(matched):
+    cell = matched.groupby(["band", "depth"]).redundancy.mean().unstack()
+    shallow, deep = cell.columns.min(), cell.columns.max()
+    diff = (cell[deep] - cell[shallow])
+    display(Markdown(f"In {len(cell)} size bands, depth {deep} keeps **{diff.mean() * 100:+.0f} points** of "
+                     f"redundancy against depth {shallow} on average (from {diff.min() * 100:+.0f} to "
+                     f"{diff.max() * 100:+.0f} by band); the [findings](../findings.ipynb) give its interval."))
 
 # %% [markdown]
 # Pruning goes through phases: a **plateau** where accuracy stays within the tolerance of dense, a **decline**, and a

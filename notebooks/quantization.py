@@ -39,7 +39,7 @@ figures = None
 import pandas as pd
 from IPython.display import Markdown
 
-from minarch_core.analyses import quantization
+from minarch_core.analyses import findings, quantization
 from minarch_core.book import chapter, plots, tables
 
 ch = chapter.from_notebook("quantization", globals())
@@ -51,14 +51,17 @@ ch.figure(plots.quantization_curves(curves), "quantization")
 
 # %%
 tolerance = ch.save("tolerance", quantization.tolerance(curves))
-t = tolerance[tolerance.granularity == "tensor"].sort_values("n_params")
+t = tolerance[tolerance.granularity == "tensor"].assign(relative=lambda f: findings.relative_drop(f))
+t = t.groupby(["config_id", "model"]).agg(n_params=("n_params", "first"), min_bits=("min_bits", "median"),
+                                          drop_4bit=("drop_4bit", "mean"), relative=("relative", "mean"),
+                                          drop_2bit=("drop_2bit", "mean")).reset_index().sort_values("n_params")
 half = len(t) // 2
-small, large = t.drop_4bit.iloc[:max(half, 1)].mean(), t.drop_4bit.iloc[half:].mean()
+small, large = t.relative.iloc[:max(half, 1)].mean(), t.relative.iloc[half:].mean()
 Markdown(f"Symmetric per-tensor, the lowest bit width within one point of float32 is **{t.min_bits.median():.0f} bits** "
-         f"(median over {len(t)} models). At 4 bits the smaller half of the models lose **{small:.1%}** on "
-         f"average, the larger half **{large:.1%}**: the "
+         f"(median over {len(t)} models, each the median of its seeds). At 4 bits the smaller half of the models "
+         f"lose **{small:.1%}** of what they had learned above chance, the larger half **{large:.1%}**: the "
          + ("smaller models lose more" if small > large else "larger models lose as much or more")
-         + f". At 2 bits every model loses {t.drop_2bit.min():.0%} or more.")
+         + f". At 2 bits every model loses {t.drop_2bit.min():.0%} or more of its accuracy.")
 
 # %%
 ch.table("tolerance", tolerance.assign(setting=tolerance.scheme + ", per " + tolerance.granularity), {

@@ -16,12 +16,14 @@
 # %% [markdown]
 # # Convergence regimes
 #
-# Does a configuration learn reliably, learn only for some seeds, or learn and then overfit? The paper reports
-# three regimes organised along the number of learnable parameters. Its operational definitions are unpublished;
-# ours decide from the seeds of each configuration (the thresholds are in the table below and in the
-# [method chapter](../method.ipynb)): **unstable** when seeds fail (stay near chance or diverge) or scatter,
-# **overfitting** when the validation loss climbs back after its minimum or train accuracy runs ahead of test
-# accuracy, **learning** otherwise. This page sorts one dataset's configurations into regimes, finds from how many
+# Does a configuration learn the task reliably, learn only for some seeds, reliably learn too little, or learn and
+# then overfit? The paper reports three regimes organised along the number of learnable parameters. Its
+# operational definitions are unpublished; ours decide from the seeds of each configuration (the thresholds are in
+# the table below and in the [method chapter](../method.ipynb)): **unstable** when seeds fail (stay near chance
+# or diverge) or scatter; **underfitting** when the seeds agree but stay short of the task (below a stated
+# fraction of the way from chance to the best accuracy of the family); **overfitting** when the validation loss
+# climbs back after its minimum or train accuracy runs ahead of test accuracy; **learning** otherwise. Only
+# learning and overfitting configurations learn the task. This page sorts one dataset's configurations into regimes, finds from how many
 # parameters each family learns reliably, shows how each regime learns, and picks the models that the pruning and
 # quantization chapters study.
 
@@ -60,25 +62,55 @@ ch.table("regime_counts", counts, {"family": ("family", None), **{r: (r, None) f
 # %% [markdown]
 # ## The minimal number of learnable parameters
 #
-# The minimal count of a family is the smallest parameter count from which every larger configuration is stable
-# (learning or overfitting). The interval resamples the seeds of every configuration (1,000 bootstrap draws)
+# The minimal count of a family is the smallest parameter count from which every larger configuration learns the
+# task (learning or overfitting). The interval resamples the seeds of every configuration (1,000 bootstrap draws)
 # and reclassifies. The dashed line and band in the figure mark it; square DNNs of every depth share one panel.
+# When a family's smallest configuration already learns, the grid cannot say how much smaller a network could
+# be: the estimate is then an upper bound, marked "≤".
 
 # %%
 minimal = ch.save("minimal", regimes.minimal_params(features))
+ch.save("minimal_draws", regimes.minimal_draws(features))
 ch.figure(plots.phase2(configs, minimal), "phase2")
 
 # %%
 def sentence(row):
     name = plots.family_titles()[row.family]
-    if row.min_params != row.min_params:  # NaN: never reached
-        return f"- **{name}**: not reached within the grid (even its largest configuration is unstable)"
+    if row.bound == "not reached":
+        return (f"- **{name}**: not reached within the grid: even its largest configuration "
+                f"({row.largest:,.0f} parameters) does not learn the task reliably")
+    if row.bound == "at most":
+        return (f"- **{name}**: at most {row.min_params:,.0f} parameters: every {name} in the grid learns the task, "
+                f"its smallest included, so the true threshold lies at or below it")
     return (f"- **{name}**: {row.min_params:,.0f} parameters (95% interval {row.ci_low:,.0f} to "
             f"{row.ci_high:,.0f})")
 
 
-Markdown(f"Minimal learnable parameters for stable learning on {ch.title}:\n\n"
+Markdown(f"Minimal learnable parameters for learning the task on {ch.title}:\n\n"
          + "\n".join(sentence(r) for r in minimal.itertuples()))
+
+# %% [markdown]
+# ### How much these numbers depend on our thresholds
+#
+# Each panel moves one threshold that decides whether a configuration learns over a stated range, the others at
+# their defaults (dashed): a flat line is a conclusion that does not depend on that choice.
+
+# %%
+sensitivity = ch.save("sensitivity", regimes.sensitivity(features))
+ch.figure(plots.sensitivity(sensitivity), "sensitivity")
+
+# %%
+def spread(family, m):
+    name, found = plots.family_titles()[family], m.dropna(subset=["min_params"])
+    ratio = found.groupby("threshold").min_params.agg(lambda v: v.max() / v.min())
+    text = (f"- **{name}**: from {found.min_params.min():,.0f} to {found.min_params.max():,.0f} parameters over every "
+            f"range" + (f", moved most by `{ratio.idxmax()}` ({ratio.max():.1f}x)" if ratio.max() > 1 else
+                        ", whatever the thresholds") if len(found) else f"- **{name}**: never reached")
+    lost = sorted(set(m.threshold[m.min_params.isna()]))
+    return text + (f"; some values of {', '.join(f'`{t}`' for t in lost)} leave it outside the grid" if lost else "")
+
+
+Markdown("\n".join(spread(f, m) for f, m in sensitivity.groupby("family")))
 
 # %% [markdown]
 # A smooth view of the same data: a logistic curve of mean test accuracy against log10(parameters) per family,
@@ -111,10 +143,12 @@ ch.figure(plots.learning_curves(ch.store.histories(configs=ch.configs()), exampl
 
 # %%
 reps = ch.save("representatives", regimes.representatives(configs, features))
-Markdown(f"The pruning and quantization chapters study **{len(reps)} representative models**, chosen by rule: "
-         "per family and depth, the smallest and the largest stable configuration and one between (seed 0).")
+Markdown(f"The pruning and quantization chapters study **{reps.config_id.nunique()} representative models**, "
+         f"chosen by rule: per family and depth, the smallest and the largest configuration that learns the task "
+         f"and one between, each with its {reps.groupby('config_id').size().min()} lowest seeds "
+         f"({len(reps)} trained networks), so that every curve shows its spread over seeds.")
 
 # %%
-ch.table("representatives", reps, {"model": ("model", None), "n_params": ("parameters", tables.COUNT),
-                                   "regime": ("regime", None), "test_mean": ("test accuracy", tables.ACCURACY)},
-         "Representative models")
+ch.table("representatives", reps.drop_duplicates("config_id"), {
+    "model": ("model", None), "n_params": ("parameters", tables.COUNT), "regime": ("regime", None),
+    "test_mean": ("test accuracy (mean over seeds)", tables.ACCURACY)}, "Representative models")

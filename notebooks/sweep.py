@@ -57,7 +57,8 @@ Markdown(f"The `{p.name}` profile trains **{len(runs):,} runs** on **{title}**: 
 # with the range of test accuracy over seeds as a vertical bar. Click a shape in the legend to single it out.
 
 # %%
-configs = ch.save("configurations", regimes.configurations(ch.features()))
+features = ch.save("runs", ch.features())  # one row per run: what the findings resample
+configs = ch.save("configurations", regimes.configurations(features))
 ch.figure(plots.phase1(configs), "phase1")
 
 # %%

@@ -71,3 +71,14 @@ def test_a_bad_chapter_parameter_is_refused_before_papermill_starts(tmp_path, ca
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_book_level_chapters_take_their_own_parameters(monkeypatch, tmp_path):
+    from minarch_core.book import pipeline
+    seen = {}
+    monkeypatch.setattr(pipeline, "execute", lambda name, output, params, log: seen.update({name: params}) or 0.0)
+    assert cli.main(["chapter", "findings", "-p", "datasets", "mnist", "--output", str(tmp_path / "f.ipynb")]) == 0
+    assert cli.main(["chapter", "reproducing", "--output", str(tmp_path / "r.ipynb")]) == 0
+    assert cli.main(["chapter", "pruning", "--dataset", "cifar10", "--output", str(tmp_path / "p.ipynb")]) == 0
+    assert seen == {"findings": {"profile": "quick", "datasets": "mnist"}, "reproducing": {},
+                    "pruning": {"profile": "quick", "dataset": "cifar10"}}

@@ -1,6 +1,4 @@
 """The chapter notebooks: paired and in sync, parameterised, and stopped at once by a bad parameter."""
-from pathlib import Path
-
 import jupytext
 import pytest
 
@@ -63,3 +61,15 @@ def test_a_wrong_parameter_stops_the_notebook_at_its_first_cell(tmp_path, name, 
     code = [c for c in executed.cells if c.cell_type == "code" and c.get("execution_count")]
     assert "from_notebook" in code[-1].source  # the first cell after the parameters stopped it
     assert not store.exists()  # nothing trained, nothing written
+
+
+def test_a_chapter_runs_without_kernel_warnings_on_the_terminal(tmp_path):
+    """What papermill's kernels print (TCP warnings, shutdown notices) is not the reader's business."""
+    import subprocess
+    import sys
+    out = tmp_path / "method.ipynb"
+    done = subprocess.run([sys.executable, "-m", "minarch_core.cli", "chapter", "method", "--profile", "smoke",
+                           "--output", str(out)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "WARNING" not in done.stderr and "IPKernelApp" not in done.stderr, done.stderr
+    assert out.exists() and "executed in" in done.stdout

@@ -59,7 +59,8 @@ def curves():
 
 def test_pruning_quantization_and_summary_figures(curves):
     chart = plots.pruning_curves(curves).to_dict()
-    assert chart["spec"]["encoding"]["strokeDash"]["field"] == "size"  # size readable apart from depth
+    line = chart["spec"]["layer"][1]["encoding"]
+    assert line["strokeDash"]["field"] == "size" and line["color"]["field"] == "depth"  # size apart from depth
     sizes = plots.size_labels(curves).groupby(curves.run_id).first().to_dict()
     assert sizes == {"a": "smallest", "b": "largest", "c": "smallest", "d": "smallest"}  # within family and depth
     red = curves[curves.sparsity == 0].assign(dense_acc=0.97, redundancy=0.5, collapse_at=0.9)
@@ -71,6 +72,15 @@ def test_pruning_quantization_and_summary_figures(curves):
     minimal = pd.DataFrame({"dataset": ["mnist"], "family": ["dnn"], "min_params": [4000], "ci_low": [2000],
                             "ci_high": [4000]})
     assert "Across datasets" in spec(plots.summary(minimal, red, tol))
+
+
+def test_sensitivity_and_matched_depth_figures(curves):
+    sens = pd.DataFrame({"dataset": "mnist", "family": ["dnn", "dnn", "cnn"], "threshold": "min_level",
+                         "value": [0.5, 0.9, 0.5], "default": 0.8, "min_params": [8000, 16000, np.nan],
+                         "bound": ["exact", "exact", "not reached"]})
+    assert '"Sensitivity of the minimal parameters to each threshold"' in spec(plots.sensitivity(sens))
+    matched = curves[curves.sparsity == 0].assign(band="8,000", redundancy=[0.5, 0.6, 0.7, 0.4])
+    assert '"hidden layers"' in spec(plots.matched_depth(matched))
 
 
 def test_log_axes_tick_whole_decades_within_the_data_only():
@@ -85,10 +95,10 @@ def test_figures_fit_the_text_column_and_share_their_colours(configs, curves):
     for figure, panels in ((plots.phase1(configs), dnn_depths), (plots.families(configs), families)):
         assert (figure.to_dict()["spec"]["width"] + 20) * panels <= plots.TEXT_WIDTH
     a = plots.families(configs).to_dict()["spec"]["layer"][-1]["encoding"]["color"]["scale"]
-    b = plots.pruning_curves(curves).to_dict()["spec"]["encoding"]["color"]["scale"]
+    b = plots.pruning_curves(curves).to_dict()["spec"]["layer"][1]["encoding"]["color"]["scale"]
     assert a["range"][:1] == b["range"][:1] and a["domain"][:1] == b["domain"][:1]  # depth 1: one shade everywhere
     regimes = plots.REGIME_COLORS.to_dict()["range"]
-    assert len(set(regimes)) == 3 and set(regimes) <= set(plots.OKABE_ITO.values())  # colour-blind safe
+    assert len(set(regimes)) == 4 and set(regimes) <= set(plots.OKABE_ITO.values())  # colour-blind safe
 
 
 def test_book_renderer_and_saved_files(tmp_path, configs):

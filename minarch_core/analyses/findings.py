@@ -44,9 +44,14 @@ def interval(draws) -> tuple[float, float]:
     return tuple(np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2]))
 
 
-def _row(claim, part, paper, estimate, low, high, text, verdict_, figure):
+def times(x: float) -> str:
+    """A ratio in words: '3.2x', '190x', '1,200x'."""
+    return f"{x:.2g}x" if x < 10 else f"{x:,.0f}x"
+
+
+def _row(claim, part, paper, estimate, low, high, text, verdict_, figure, dataset=None):
     return {"claim": claim, "part": part, "paper": paper, "estimate": estimate, "low": low, "high": high,
-            "text": text, "verdict": verdict_, "figure": figure}
+            "text": text, "verdict": verdict_, "figure": figure, "dataset": dataset}
 
 
 def _resample_seeds(runs: pd.DataFrame, value: str, keys, n_boot: int, rng) -> np.ndarray:
@@ -79,8 +84,8 @@ def regimes_ordered(configs: pd.DataFrame, n_boot: int = 1000, seed: int = 0) ->
         draws = [np.median(rng.choice(x[b], b.sum())) - np.median(rng.choice(x[a], a.sum())) for _ in range(n_boot)]
         low, high = interval(draws)
         rows.append(_row("Three regimes ordered by parameter count", part, PAPER["regimes"], 10 ** point,
-                         10 ** low, 10 ** high, f"{10 ** point:.2g}x the parameters (median; 95% interval "
-                         f"{10 ** low:.2g}x to {10 ** high:.2g}x)", verdict(low, high), "regimes"))
+                         10 ** low, 10 ** high, f"{times(10 ** point)} the parameters (median; 95% interval "
+                         f"{times(10 ** low)} to {times(10 ** high)})", verdict(low, high), "regimes"))
     return rows
 
 
@@ -128,7 +133,7 @@ def minimal_grows(minimal: pd.DataFrame, draws: pd.DataFrame, seed: int = 0) -> 
                 continue
             e, h = m.loc[easy], m.loc[hard]
             part = f"{family}: {data.spec(easy).title} → {data.spec(hard).title}"
-            rows.append(_minimal_pair(family, part, e, h, draws, easy, hard, rng))
+            rows.append({**_minimal_pair(family, part, e, h, draws, easy, hard, rng), "dataset": hard})
     return rows
 
 
@@ -145,7 +150,7 @@ def _minimal_pair(family, part, e, h, draws, easy, hard, rng) -> dict:
         low, high = interval(np.log(ratios))
         ratio = h.min_params / e.min_params
         return _row(claim, part, paper, ratio, np.exp(low), np.exp(high),
-                    f"{text}: {ratio:.2g}x (95% interval {np.exp(low):.2g}x to {np.exp(high):.2g}x)",
+                    f"{text}: {times(ratio)} (95% interval {times(np.exp(low))} to {times(np.exp(high))})",
                     verdict(low, high), "regimes")
     # one or both are bounds: only an ordering the bounds imply is a verdict
     if e.bound == "not reached" and h.bound == "not reached":
@@ -177,7 +182,7 @@ def redundancy_high(redundancy: pd.DataFrame, threshold: float = 0.6, n_boot: in
     return [_row("More than 60 % of parameters prunable with little loss", "the most redundant model reaches 60 %",
                  PAPER["redundancy"], point.max(), low, high,
                  f"{point.max():.0%} ({best}, {data.spec(point.idxmax()[0]).title}; 95% interval {low:.0%} to "
-                 f"{high:.0%})", verdict(low, high, null=threshold), "pruning")]
+                 f"{high:.0%})", verdict(low, high, null=threshold), "pruning", point.idxmax()[0])]
 
 
 def depth_resilience(matched: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[dict]:
@@ -203,7 +208,7 @@ def depth_resilience(matched: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -
                          f"{data.spec(dataset).title}: depth {hi_depth} vs {lo_depth} at matched size",
                          PAPER["depth"], point, low, high,
                          f"{point * 100:+.0f} points of redundancy over {len(bands)} size bands (95% interval "
-                         f"{low * 100:+.0f} to {high * 100:+.0f})", verdict(low, high), "pruning"))
+                         f"{low * 100:+.0f} to {high * 100:+.0f})", verdict(low, high), "pruning", dataset))
     return rows
 
 
@@ -259,7 +264,7 @@ def quantization_hurts(tolerance: pd.DataFrame, bits: int = 4, n_boot: int = 100
                          PAPER["quantization"], point, low, high,
                          f"{point * 100:+.1f} points more of its learned accuracy lost at {bits} bits, at "
                          f"{10 ** at:,.0f} parameters (95% interval {low * 100:+.1f} to {high * 100:+.1f})",
-                         verdict(low, high), "quantization"))
+                         verdict(low, high), "quantization", hard))
     return rows
 
 

@@ -1,7 +1,10 @@
-"""Build the book: execute every chapter notebook with papermill, in dependency order, then compile the HTML.
+"""Build the book: train what the store lacks, execute every chapter notebook with papermill in dependency order,
+then compile the HTML.
 
-For each dataset: sweep -> regimes -> pruning -> quantization; then the cross-dataset findings and the reproducing
-chapter. Notebooks are read from their jupytext ``.py`` sources and written, executed, to ``book/<dataset>/``. A
+The sweeps of every dataset run first, in this process, with a live progress bar (runs done of total, rate, time
+left); the sweep chapters then find every run stored. Then the method chapter; per dataset sweep -> regimes ->
+pruning -> quantization; then the cross-dataset findings and the reproducing chapter, each announced as it starts
+("[5/16] Pruning — MNIST") with its time when done. Notebooks are read from their jupytext ``.py`` sources and written, executed, to ``book/<dataset>/``. A
 notebook that fails stops the build with its name, cell and error; it is kept in ``_build/failed/`` for inspection,
 and neither the previous executed notebook nor the previous HTML book is touched. The HTML is built into a staging
 folder and swapped into ``_build/html`` only when Jupyter Book succeeds (warnings count as errors).
@@ -15,6 +18,8 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -22,9 +27,11 @@ import jupytext
 import nbformat
 import papermill
 import yaml
+from jupyter_client.manager import AsyncKernelManager
 
-from ..engine import data
+from ..engine import data, profiles, sweep
 from ..engine.errors import MinarchError
+from ..engine.store import Store
 from .chapter import CHAPTERS, chapter as chapter_spec, check
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: notebooks/, book/ sources, _config.yml, _toc.yml
@@ -46,9 +53,11 @@ def execute(chapter: str, output: Path, parameters: dict, cell_timeout: int | No
     start = time.perf_counter()
     os.environ.setdefault("MINARCH_PROGRESS", "0")
     try:
-        papermill.execute_notebook(jupytext.read(source), str(running), parameters=parameters, kernel_name="python3",
-                                   language="python", log_output=log, progress_bar=False, cwd=str(root),
-                                   execution_timeout=cell_timeout)
+        with tempfile.TemporaryDirectory(prefix="minarch-kernel-") as sockets:
+            papermill.execute_notebook(jupytext.read(source), str(running), parameters=parameters,
+                                       kernel_name="python3", language="python", log_output=log, progress_bar=False,
+                                       cwd=str(root), execution_timeout=cell_timeout,
+                                       kernel_manager_class=_local_kernel(sockets))
     except papermill.PapermillExecutionError as err:
         kept = Path(root) / "_build" / "failed" / f"{output.parent.name}-{output.name}"
         kept.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +70,14 @@ def execute(chapter: str, output: Path, parameters: dict, cell_timeout: int | No
     nbformat.write(nb, running)
     os.replace(running, output)
     return time.perf_counter() - start
+
+
+def _local_kernel(folder: str) -> type:
+    """A kernel manager whose kernel talks over local sockets in ``folder`` (no TCP ports, so no warning about
+    unencrypted TCP on the terminal)."""
+    return type("LocalKernelManager", (AsyncKernelManager,), {
+        "__init__": lambda self, **kw: AsyncKernelManager.__init__(self, **{"transport": "ipc",
+                                                                            "ip": f"{folder}/kernel", **kw})})
 
 
 HIDE = {"parameters": "remove-cell", "injected-parameters": "remove-cell"}  # papermill's cells: build debris
@@ -113,19 +130,27 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
     book = root / "book"
     common["figures"] = "book/figures"  # relative to the root, where papermill runs: no machine path in a page
     started, timings = datetime.datetime.now(datetime.timezone.utc), []
+    start = time.perf_counter()
+    train(profile, datasets, workers, device, results, data_root)
+    timings.append({"dataset": "all", "chapter": "training", "seconds": round(time.perf_counter() - start, 1)})
+    total = sum(len(datasets) if c.per_dataset else 1 for c in CHAPTERS.values())
 
     def run(spec, out, dataset=None, **extra):
         values = {**given, **common, **extra, **({"dataset": dataset} if dataset else {})}
-        seconds = execute(spec.name, out, {k: values[k] for k in spec.parameters if k in values}, cell_timeout, log,
-                          root)
+        name = f"{spec.title} — {data.spec(dataset).title}" if dataset else spec.title
+        with Ticker(f"[{len(timings)}/{total}] {name}"):
+            seconds = execute(spec.name, out, {k: values[k] for k in spec.parameters if k in values}, cell_timeout,
+                              log, root)
         timings.append({"dataset": dataset or "all", "chapter": spec.name, "seconds": round(seconds, 1)})
-        print(f"  {dataset or 'all':>13} {spec.name:<13} {seconds:7.1f} s", flush=True)
 
-    for spec in CHAPTERS.values():
-        if spec.per_dataset:
-            for dataset in datasets:
+    book_level = [c for c in CHAPTERS.values() if not c.per_dataset]
+    run(book_level[0], book / f"{book_level[0].name}.ipynb")  # the method chapter
+    for dataset in datasets:
+        for spec in CHAPTERS.values():
+            if spec.per_dataset:
                 run(spec, book / dataset / f"{spec.name}.ipynb", dataset)
-        elif spec.name == "reproducing":  # last: it reports the build
+    for spec in book_level[1:]:
+        if spec.name == "reproducing":  # last: it reports the build
             info = {"commit": _commit(), "profile": profile, "datasets": datasets,
                     "started": started.strftime("%Y-%m-%d %H:%M UTC"), "seconds": sum(t["seconds"] for t in timings),
                     "notebooks": list(timings),
@@ -134,7 +159,53 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
             run(spec, book / f"{spec.name}.ipynb", build_info="book/build-info.json")
         else:
             run(spec, book / f"{spec.name}.ipynb", datasets=",".join(datasets))
-    return compile_html(datasets, root) if html else book
+    if not html:
+        return book
+    with Ticker("building the HTML book"):
+        return compile_html(datasets, root)
+
+
+def train(profile: str, datasets, workers: int = 1, device=None, results=None, data_root=None) -> None:
+    """Train every run of the book's sweeps that the store lacks, with a live progress bar; the sweep chapters
+    then find them all stored."""
+    configs = [c for d in datasets for c in profiles.get(profile).configs(d)]
+    store = Store(results)
+    if all(store.get(c) is not None for c in configs):
+        return
+    quiet = os.environ.get("MINARCH_PROGRESS", "1") == "0"
+    print(f"training what the run store lacks of {len(configs):,} runs ({', '.join(datasets)}), {workers} "
+          f"worker(s)", flush=True)
+    kw = dict(device=device, data_root=data_root, progress=not quiet)
+    if workers > 1:
+        with sweep.process_pool(workers) as pool:
+            sweep.run(configs, store, executor=pool, **kw)
+    else:
+        sweep.run(configs, store, **kw)
+
+
+class Ticker:
+    """Announces a step, shows its elapsed time on the same line while it runs (on a terminal, unless
+    MINARCH_PROGRESS=0), and its duration when done."""
+
+    def __init__(self, label: str):
+        self.label, self.done = label, threading.Event()
+        self.live = sys.stdout.isatty() and os.environ.get("MINARCH_PROGRESS", "1") != "0"
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        print(f"{self.label} ...", end="" if self.live else "\n", flush=True)
+        if self.live:
+            threading.Thread(target=self._tick, daemon=True).start()
+        return self
+
+    def _tick(self):
+        while not self.done.wait(1.0):
+            print(f"\r{self.label} ... {time.perf_counter() - self.start:5.0f} s", end="", flush=True)
+
+    def __exit__(self, kind, *_):
+        self.done.set()
+        state = "failed after" if kind else "done in"
+        print(f"\r{self.label}: {state} {time.perf_counter() - self.start:.1f} s", flush=True)
 
 
 def compile_html(datasets, root: Path = ROOT) -> Path:

@@ -23,9 +23,9 @@ from ..engine import data
 # categories; datasets and depths are ordered, so they get ordered shades (light = easy or shallow).
 OKABE_ITO = {"orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow": "#F0E442", "blue": "#0072B2",
              "vermillion": "#D55E00", "purple": "#CC79A7", "black": "#000000"}
-REGIME_COLORS = alt.Scale(domain=["unstable", "learning", "overfitting"],
-                          range=[OKABE_ITO["vermillion"], OKABE_ITO["green"], OKABE_ITO["orange"]])
-FAMILY_RANGE = [OKABE_ITO["blue"], OKABE_ITO["purple"], OKABE_ITO["black"], OKABE_ITO["sky"], OKABE_ITO["yellow"]]
+REGIME_COLORS = alt.Scale(domain=["unstable", "underfitting", "learning", "overfitting"],
+                          range=[OKABE_ITO["vermillion"], OKABE_ITO["sky"], OKABE_ITO["green"], OKABE_ITO["orange"]])
+FAMILY_RANGE = [OKABE_ITO["blue"], OKABE_ITO["purple"], OKABE_ITO["black"], OKABE_ITO["yellow"]]
 SHADES = ["#6baed6", "#2171b5", "#08519c", "#08306b", "#041b3d"]  # light to dark: easy to hard, shallow to deep
 ACCURACY = alt.Scale(domain=[0, 1])
 TEXT_WIDTH = 640  # pixels a whole figure may take: the book's text column at a 1,400-pixel window, with margin
@@ -216,6 +216,7 @@ def phase2(configs: pd.DataFrame, minimal: pd.DataFrame) -> alt.FacetChart:
     d = labelled(configs[configs["shape"].fillna("equal") == "equal"] if "shape" in configs else configs)
     d["series"] = d.family_title + " depth " + d.depth.astype("Int64").astype(str)
     m = labelled(minimal.dropna(subset=["min_params"]))
+    m["label"] = np.where(m.get("bound", "exact") == "at most", "≤ ", "") + m.min_params.map("{:,.0f}".format)
     frame = pd.concat([d.assign(kind="config"), m.assign(kind="minimal")], ignore_index=True)
     pick = alt.selection_point(fields=["series"], bind="legend")
     x = log_x(pd.concat([d.n_params, m.get("ci_low", pd.Series(dtype=float))]))
@@ -233,10 +234,12 @@ def phase2(configs: pd.DataFrame, minimal: pd.DataFrame) -> alt.FacetChart:
     minimal_only = alt.Chart().transform_filter("datum.kind == 'minimal'")
     band = minimal_only.mark_rect(opacity=0.15, color=OKABE_ITO["green"]).encode(x="ci_low:Q", x2="ci_high:Q")
     rule = minimal_only.mark_rule(strokeDash=[4, 3], color=OKABE_ITO["green"]).encode(
-        x="min_params:Q", tooltip=[alt.Tooltip("min_params:Q", format=",", title="minimal parameters"),
+        x="min_params:Q", tooltip=[alt.Tooltip("min_params:Q", format=",", title="minimal parameters"), "bound:N",
                                    alt.Tooltip("ci_low:Q", format=","), alt.Tooltip("ci_high:Q", format=",")])
+    label = minimal_only.mark_text(align="left", dx=3, dy=-4, fontSize=10, color=OKABE_ITO["green"]).encode(
+        x="min_params:Q", y=alt.value(8), text="label:N")
     n = d.family.nunique()
-    return alt.layer(band, rule, lines, points).properties(width=panel_width(n), height=HEIGHT).facet(
+    return alt.layer(band, rule, label, lines, points).properties(width=panel_width(n), height=HEIGHT).facet(
         column=alt.Column("family_title:N", title=None), data=frame).add_params(pick).resolve_scale(
         x="independent").properties(title="Phase 2: regimes and the minimal number of learnable parameters") \
         .configure_legend(orient="bottom", direction="horizontal", columns=4)
@@ -266,19 +269,24 @@ def learning_curves(histories: pd.DataFrame, examples: pd.DataFrame) -> alt.Face
 
 def _compression_curves(curves: pd.DataFrame, x: alt.X, tip: alt.Tooltip, row: str, title: str) -> alt.FacetChart:
     """Accuracy of every representative model against a compression axis: one panel per family (columns) and per
-    ``row``; colour says the depth, the line's dash its size within family and depth, the tooltip its name."""
-    d = labelled(curves).assign(depth=curves.depth.astype(int), size=size_labels(curves))
-    pick = alt.selection_point(fields=["model"], on="mouseover", nearest=False, empty=True)
-    chart = alt.Chart(d).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
-        x=x, y=alt.Y("test_acc:Q", scale=ACCURACY, title="test accuracy"),
-        color=depth_color(d.depth), strokeDash=alt.StrokeDash("size:N", title="size", sort=SIZES,
-                                                              scale=alt.Scale(domain=SIZES,
-                                                                              range=[[2, 2], [6, 3], [1, 0]])),
-        detail="run_id:N", opacity=alt.condition(pick, alt.value(0.95), alt.value(0.35)),
+    ``row``; colour says the depth, the line's dash its size within family and depth, the band its seeds' range
+    (the line is their mean), the tooltip its name."""
+    field = x.to_dict()["field"]
+    keys = ["config_id", "model", "family", "depth", "n_params", "dataset", row, field]
+    d = curves.groupby(keys, sort=False).agg(test_acc=("test_acc", "mean"), lo=("test_acc", "min"),
+                                             hi=("test_acc", "max"), seeds=("run_id", "nunique")).reset_index()
+    d = labelled(d).assign(depth=lambda f: f.depth.astype(int), size=lambda f: size_labels(f))
+    base = alt.Chart().encode(x=x, color=depth_color(d.depth), detail="config_id:N")
+    band = base.mark_area(opacity=0.15).encode(y="lo:Q", y2="hi:Q")
+    line = base.mark_line(point=alt.OverlayMarkDef(size=16)).encode(
+        y=alt.Y("test_acc:Q", scale=ACCURACY, title="test accuracy (mean over seeds)"),
+        strokeDash=alt.StrokeDash("size:N", title="size", sort=SIZES,
+                                  scale=alt.Scale(domain=SIZES, range=[[2, 2], [6, 3], [1, 0]])),
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("n_params:Q", format=",", title="parameters"), "size:N",
-                 tip, alt.Tooltip("test_acc:Q", format=".1%"), f"{row}:N"])
+                 tip, alt.Tooltip("test_acc:Q", format=".1%", title="mean"), alt.Tooltip("lo:Q", format=".1%"),
+                 alt.Tooltip("hi:Q", format=".1%"), "seeds:Q", f"{row}:N"])
     n = d.family.nunique()
-    return chart.add_params(pick).properties(width=panel_width(n), height=140).facet(
+    return alt.layer(band, line, data=d).properties(width=panel_width(n), height=140).facet(
         column=alt.Column("family_title:N", title=None), row=alt.Row(f"{row}:N", title=None)).properties(
         title=title).configure_legend(orient="bottom", direction="horizontal")
 
@@ -287,23 +295,30 @@ def pruning_curves(curves: pd.DataFrame) -> alt.FacetChart:
     """Figure 5: test accuracy against sparsity, one line per model, per family and scope."""
     return _compression_curves(
         curves, alt.X("sparsity:Q", axis=alt.Axis(format="%"), title="sparsity"),
-        alt.Tooltip("achieved:Q", format=".1%", title="sparsity reached"), "scope",
+        alt.Tooltip("sparsity:Q", format=".0%"), "scope",
         "L1 pruning: accuracy vs sparsity (global: one threshold; layer: the same fraction of every layer)")
 
 
 def redundancy_bars(redundancy: pd.DataFrame) -> alt.FacetChart:
-    """Figure 5b: the redundancy of each model (largest sparsity within tolerance of dense)."""
-    d = labelled(redundancy)
-    return alt.Chart(d).mark_bar().encode(
+    """Figure 5b: the redundancy of each model (largest sparsity within tolerance of dense), mean over its seeds,
+    with their range."""
+    d = labelled(redundancy.groupby(["config_id", "model", "family", "n_params", "scope", "dataset"], sort=False).agg(
+        redundancy=("redundancy", "mean"), lo=("redundancy", "min"), hi=("redundancy", "max"),
+        dense_acc=("dense_acc", "mean"), collapse_at=("collapse_at", "mean")).reset_index())
+    bars = alt.Chart().mark_bar().encode(
         y=alt.Y("model:N", sort=alt.SortField("n_params"), title=None),
         x=alt.X("redundancy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]),
                 title="prunable within the tolerance"),
         color=family_color(),
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("n_params:Q", format=",", title="parameters"),
-                 alt.Tooltip("dense_acc:Q", format=".1%"), alt.Tooltip("redundancy:Q", format=".0%"),
-                 alt.Tooltip("collapse_at:Q", format=".0%")]
-    ).properties(width=panel_width(2, legend=120), height=alt.Step(12)).facet(
-        column=alt.Column("scope:N", title=None)).properties(title="Redundancy per model").configure_legend(
+                 alt.Tooltip("dense_acc:Q", format=".1%"), alt.Tooltip("redundancy:Q", format=".0%", title="mean"),
+                 alt.Tooltip("lo:Q", format=".0%"), alt.Tooltip("hi:Q", format=".0%"),
+                 alt.Tooltip("collapse_at:Q", format=".0%")])
+    spread = alt.Chart().mark_rule(color="#555").encode(y=alt.Y("model:N", sort=alt.SortField("n_params")),
+                                                         x="lo:Q", x2="hi:Q")
+    return alt.layer(bars, spread, data=d).properties(width=panel_width(2, legend=120), height=alt.Step(12)).facet(
+        column=alt.Column("scope:N", title=None)).properties(
+        title="Redundancy per model (bar: mean over seeds; line: their range)").configure_legend(
         orient="bottom", direction="horizontal")
 
 
@@ -316,6 +331,49 @@ def quantization_curves(curves: pd.DataFrame) -> alt.FacetChart:
                                "Post-training quantization: accuracy vs weight precision")
 
 
+def matched_depth(matched: pd.DataFrame) -> alt.FacetChart:
+    """Depth at matched size: the redundancy (global pruning) of square DNNs of about equal parameter count at each
+    depth, one line per size band, mean over seeds with their range."""
+    d = matched.groupby(["band", "depth", "model", "n_params"], sort=False).agg(
+        redundancy=("redundancy", "mean"), lo=("redundancy", "min"), hi=("redundancy", "max"),
+        seeds=("run_id", "nunique")).reset_index()
+    d["band_params"] = d.band.str.replace(",", "").astype(float)
+    bands = d.sort_values("band_params").band.unique().tolist()
+    colour = alt.Color("band:N", title="size band (parameters)", sort=bands,
+                       scale=alt.Scale(domain=bands, range=SHADES[:len(bands)] if len(bands) <= len(SHADES)
+                                       else None))
+    base = alt.Chart(d).encode(x=alt.X("depth:O", title="hidden layers"), color=colour)
+    lines = base.mark_line(point=True).encode(
+        y=alt.Y("redundancy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]),
+                title="redundancy (mean over seeds)"),
+        tooltip=["model:N", alt.Tooltip("n_params:Q", format=",", title="parameters"),
+                 alt.Tooltip("redundancy:Q", format=".0%"), alt.Tooltip("lo:Q", format=".0%"),
+                 alt.Tooltip("hi:Q", format=".0%"), "seeds:Q"])
+    rules = base.mark_rule().encode(y="lo:Q", y2="hi:Q")
+    return (rules + lines).properties(width=TEXT_WIDTH - 200, height=200,
+                                      title="Pruning resilience by depth, at matched size").configure_legend(
+        orient="bottom", direction="horizontal")
+
+
+def sensitivity(sens: pd.DataFrame) -> alt.FacetChart:
+    """How the minimal-parameter estimate of each family moves as each regime threshold is varied (the others at
+    their defaults, marked by the dashed rule); hollow marks are bounds (the family's smallest configuration
+    already learns), missing ones not reached within the grid."""
+    d = labelled(sens.dropna(subset=["min_params"]))
+    panels = sens.threshold.nunique()
+    x = alt.X("value:Q", title=None)
+    marks = alt.Chart().mark_line(point=alt.OverlayMarkDef(size=40, filled=True)).encode(
+        x=x, y=alt.Y("min_params:Q", scale=alt.Scale(type="log"), axis=alt.Axis(format="~s"),
+                     title="minimal learnable parameters"),
+        color=family_color(), tooltip=["family_title:N", "threshold:N", "value:Q", "bound:N",
+                                       alt.Tooltip("min_params:Q", format=",", title="minimal parameters")])
+    default = alt.Chart().mark_rule(strokeDash=[4, 3], color="#777").encode(x="default:Q")
+    return alt.layer(default, marks, data=d).properties(width=panel_width(panels), height=150).facet(
+        column=alt.Column("threshold:N", title=None)).resolve_scale(x="independent").properties(
+        title="Sensitivity of the minimal parameters to each threshold").configure_legend(
+        orient="bottom", direction="horizontal")
+
+
 # -- figure 7 ------------------------------------------------------------------------------------------------------
 
 def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataFrame) -> alt.VConcatChart:
@@ -325,8 +383,9 @@ def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataF
     y = alt.Y("dataset_title:N", title=None, sort=[data.spec(d).title for d in data.by_difficulty()])
     a = alt.Chart(m).mark_point(filled=True, size=80).encode(
         x=log_x(pd.concat([m.min_params, m.ci_low, m.ci_high]), "min_params:Q", "minimal learnable parameters"),
-        y=y, color=family_color(),
-        tooltip=["dataset_title:N", "family_title:N", alt.Tooltip("min_params:Q", format=","),
+        y=y, color=family_color(), shape=alt.Shape("bound:N", title="estimate", scale=alt.Scale(
+            domain=["exact", "at most"], range=["circle", "triangle-left"])),
+        tooltip=["dataset_title:N", "family_title:N", alt.Tooltip("min_params:Q", format=","), "bound:N",
                  alt.Tooltip("ci_low:Q", format=","), alt.Tooltip("ci_high:Q", format=",")])
     a = (alt.Chart(m).mark_rule().encode(x="ci_low:Q", x2="ci_high:Q", y=y, color=family_color()) + a) \
         .properties(width=TEXT_WIDTH // 2 - 60, title="Minimal parameters (95% interval)")
@@ -334,7 +393,7 @@ def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataF
         redundancy=("redundancy", "mean"), models=("run_id", "count")))
     b = alt.Chart(r).mark_bar().encode(
         x=alt.X("redundancy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]), title="mean redundancy"),
-        y=alt.Y("depth:O", title="hidden layers"), color=depth_color(r.depth),
+        y=alt.Y("depth:O", title=None, axis=alt.Axis(labelExpr="'depth ' + datum.label")), color=depth_color(r.depth),
         row=alt.Row("dataset_title:N", title=None, sort=[data.spec(d).title for d in data.by_difficulty()]),
         tooltip=["dataset_title:N", "depth:O", alt.Tooltip("redundancy:Q", format=".0%"), "models:Q"]
     ).properties(width=TEXT_WIDTH // 2 - 80, height=48, title="Redundancy of DNNs by depth")

@@ -200,8 +200,9 @@ class Tables:
     def __init__(self, folder: Path, study: dict):
         self.folder, self.study = Path(folder), study
 
-    def path(self, dataset: str, name: str) -> Path:
-        return self.folder / data.spec(dataset).name / f"{name}.parquet"
+    def path(self, dataset: str | None, name: str) -> Path:
+        """Where a table of ``dataset`` lives (None: a table of the whole study, such as the findings)."""
+        return (self.folder / data.spec(dataset).name if dataset else self.folder) / f"{name}.parquet"
 
     def save(self, dataset: str, name: str, frame: pd.DataFrame) -> pd.DataFrame:
         path = self.path(dataset, name)
@@ -227,7 +228,7 @@ class Tables:
 
     def saved(self) -> list[Path]:
         """Every table of the study, for publishing."""
-        return sorted(self.folder.glob("*/*.parquet"))
+        return sorted(self.folder.rglob("*.parquet"))
 
 
 def _write_atomic(path: Path, text: str) -> None:
