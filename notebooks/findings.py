@@ -66,7 +66,8 @@ def link(row):
 
 first = ~claims.claim.duplicated()  # each claim named once, above its parts
 rows = "".join(
-    f"<tr><td>{html.escape(r.claim) if new else ''}</td><td>{html.escape(r.part)}</td><td>{html.escape(r.text)}</td>"
+    f"<tr><td>{f'<b>{html.escape(r.claim)}</b><br><i>the paper: {html.escape(r.paper)}</i>' if new else ''}</td>"
+    f"<td>{html.escape(r.part)}</td><td>{html.escape(r.text)}</td>"
     f"<td><b>{r.verdict}</b></td><td>{link(r)}</td></tr>" for r, new in zip(claims.itertuples(), first))
 HTML(f"<table class='minarch-table'><caption>The paper's claims against the <code>{ch.study.name}</code> profile "
      f"({', '.join(data.spec(d).title for d in ch.datasets)})</caption><thead><tr><th>claim</th><th>part</th>"

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import has_dataset
 
 from minarch_core.book import pipeline
@@ -121,3 +122,13 @@ def test_pages_read_as_a_reader_reads_them(book, browser):
         total += browser.execute_script("return document.querySelectorAll('.minarch-chart').length")
     saved = len(list((html / "figures").rglob("*.svg")))
     assert total == saved >= len(FIGURES) * len(DATASETS) + 2  # every figure shown once and saved once
+
+
+def test_repository_buttons_follow_the_one_url_setting(tmp_path):
+    config = yaml.safe_load((pipeline.ROOT / "_config.yml").read_text())
+    assert not config["repository"]["url"]  # a fork sets it; until then the buttons that need it are hidden
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
+    assert pipeline.book_config(tmp_path)["html"] == {"use_repository_button": False, "use_issues_button": False}
+    config["repository"]["url"] = "https://github.com/someone/minarch"
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
+    assert pipeline.book_config(tmp_path)["html"] == {"use_repository_button": True, "use_issues_button": True}

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 import torch
 
-from minarch_core.analyses import quantization as q
+from minarch_core.analyses import encoding, grids, quantization as q
 from minarch_core.engine import models
 from minarch_core.engine.errors import ConfigError
 
@@ -15,35 +15,35 @@ def weights(seed=0, shape=(16, 50)):
 
 
 @pytest.mark.parametrize("bits", BITS)
-@pytest.mark.parametrize("scheme", q.SCHEMES)
+@pytest.mark.parametrize("scheme", grids.SCHEMES)
 def test_per_tensor_matches_torch_reference_exactly(bits, scheme):
     w = weights()
-    scale, zero, qmin, qmax = q.grid(w, bits, scheme, "tensor")
+    scale, zero, qmin, qmax = grids.grid(w, bits, scheme, "tensor")
     ref = torch.fake_quantize_per_tensor_affine(w, scale.item(), int(zero.item()), qmin, qmax)
-    assert torch.equal(q.fake_quantize(w, bits, scheme, "tensor"), ref)
+    assert torch.equal(grids.fake_quantize(w, bits, scheme, "tensor"), ref)
 
 
 @pytest.mark.parametrize("bits", BITS)
-@pytest.mark.parametrize("scheme", q.SCHEMES)
+@pytest.mark.parametrize("scheme", grids.SCHEMES)
 def test_per_channel_matches_torch_reference_exactly(bits, scheme):
     w = weights(shape=(8, 3, 3, 3))  # a conv kernel: channels along dim 0
-    scale, zero, qmin, qmax = q.grid(w, bits, scheme, "channel")
+    scale, zero, qmin, qmax = grids.grid(w, bits, scheme, "channel")
     ref = torch.fake_quantize_per_channel_affine(w, scale.flatten(), zero.flatten().to(torch.int32), 0, qmin, qmax)
-    assert torch.equal(q.fake_quantize(w, bits, scheme, "channel"), ref)
+    assert torch.equal(grids.fake_quantize(w, bits, scheme, "channel"), ref)
 
 
 @pytest.mark.parametrize("bits", BITS)
-@pytest.mark.parametrize("scheme", q.SCHEMES)
-@pytest.mark.parametrize("granularity", q.GRANULARITIES)
+@pytest.mark.parametrize("scheme", grids.SCHEMES)
+@pytest.mark.parametrize("granularity", grids.GRANULARITIES)
 def test_error_is_at_most_half_a_step_and_quantizing_twice_changes_nothing(bits, scheme, granularity):
     w = weights(seed=bits)
-    g = q.grid(w, bits, scheme, granularity)
-    once = q.fake_quantize(w, bits, scheme, granularity)
+    g = grids.grid(w, bits, scheme, granularity)
+    once = grids.fake_quantize(w, bits, scheme, granularity)
     float_slack = 4 * torch.finfo(torch.float32).eps * w.abs().max()
     assert ((w - once).abs() <= g[0] / 2 + float_slack).all()
-    assert torch.equal(q.apply_grid(once, *g), once)  # on its grid, a quantized tensor stays put
+    assert torch.equal(grids.apply_grid(once, *g), once)  # on its grid, a quantized tensor stays put
     if scheme == "symmetric":  # and the symmetric grid of a quantized tensor is the same grid
-        assert torch.equal(q.fake_quantize(once, bits, scheme, granularity), once)
+        assert torch.equal(grids.fake_quantize(once, bits, scheme, granularity), once)
     groups = once if granularity == "channel" else [once]
     assert max(len(torch.unique(g_)) for g_ in groups) <= 2 ** bits  # levels per tensor / per channel
 
@@ -51,17 +51,17 @@ def test_error_is_at_most_half_a_step_and_quantizing_twice_changes_nothing(bits,
 def test_small_integers_round_trip_exactly_at_16_bits():
     w = torch.randint(-32767, 32768, (1000,)).float()
     w[0] = 32767  # scale 1: every integer is a grid level
-    assert torch.equal(q.fake_quantize(w, 16, "symmetric"), w)
+    assert torch.equal(grids.fake_quantize(w, 16, "symmetric"), w)
     u = torch.randint(0, 65536, (1000,)).float()
     u[0], u[1] = 0, 65535
-    assert torch.equal(q.fake_quantize(u, 16, "asymmetric"), u)
+    assert torch.equal(grids.fake_quantize(u, 16, "asymmetric"), u)
 
 
 def test_degenerate_grids_give_numbers_not_nans():
-    assert torch.equal(q.fake_quantize(torch.zeros(5, 5), 4), torch.zeros(5, 5))
+    assert torch.equal(grids.fake_quantize(torch.zeros(5, 5), 4), torch.zeros(5, 5))
     w = weights()
-    assert torch.equal(q.fake_quantize(w, 1, "symmetric"), torch.zeros_like(w))  # the symmetric 1-bit grid is {0}
-    assert len(torch.unique(q.fake_quantize(w, 1, "asymmetric"))) == 2
+    assert torch.equal(grids.fake_quantize(w, 1, "symmetric"), torch.zeros_like(w))  # the symmetric 1-bit grid is {0}
+    assert len(torch.unique(grids.fake_quantize(w, 1, "asymmetric"))) == 2
 
 
 @pytest.mark.parametrize("args, message", [((0,), "bits must be an integer in 1..16"), ((17,), "1..16"),
@@ -69,7 +69,7 @@ def test_degenerate_grids_give_numbers_not_nans():
                                            ((8, "symmetric", "row"), "unknown granularity")])
 def test_bad_quantization_requests(args, message):
     with pytest.raises(ConfigError, match=message):
-        q.fake_quantize(weights(), *args)
+        grids.fake_quantize(weights(), *args)
 
 
 def test_quantize_model_touches_weights_only_unless_asked():
@@ -85,12 +85,14 @@ def test_quantize_model_touches_weights_only_unless_asked():
 
 
 def test_packed_size_in_bytes():
+    """Values, scales and zero points as the paper-free formula counts them, plus each tensor's encoding header."""
     model = models.build("dnn", {"widths": [10]}, (1, 28, 28), 10)  # weights 7840 + 100, biases 10 + 10
-    assert q.packed_bytes(model, "float32") == 4 * 7960
-    assert q.packed_bytes(model, "bfloat16") == 2 * 7940 + 4 * 20
-    assert q.packed_bytes(model, 8) == 7840 + 4 + 100 + 4 + 4 * 20
-    assert q.packed_bytes(model, 4, granularity="channel") == 3920 + 40 + 50 + 40 + 80
-    assert q.packed_bytes(model, 3, scheme="asymmetric") == 2940 + 8 + 38 + 8 + 80
+    head, grid = encoding.HEADER.size, encoding.GRID.size
+    assert encoding.size(model, "float32") == 4 * 7960 + 4 * head
+    assert encoding.size(model, "bfloat16") == 2 * 7940 + 4 * 20 + 4 * head
+    assert encoding.size(model, 8) == 7840 + 4 + 100 + 4 + 4 * 20 + 4 * head + 2 * grid
+    assert encoding.size(model, 4, granularity="channel") == 3920 + 40 + 50 + 40 + 80 + 4 * head + 2 * grid
+    assert encoding.size(model, 3, scheme="asymmetric") == 2940 + 8 + 38 + 8 + 80 + 4 * head + 2 * grid
 
 
 def test_curve_and_the_int8_kernel_cross_check(tiny_store, tiny_data):

@@ -19,6 +19,7 @@ from torch.nn.utils import prune
 from ..engine import models, train
 from ..engine.errors import ConfigError
 from ..engine.store import Run
+from . import encoding
 from .common import chance, info_of, run_columns
 from .regimes import LEARNS
 
@@ -61,6 +62,19 @@ def make_permanent(model: nn.Module) -> nn.Module:
     return model
 
 
+def masked_state(model: nn.Module) -> dict:
+    """``model``'s state dict with every pruned weight as its masked value under its own name (what
+    ``make_permanent`` would leave), the model itself untouched."""
+    state = model.state_dict()
+    return {k.removesuffix("_orig"): v * state[k.removesuffix("_orig") + "_mask"] if k.endswith("_orig") else v
+            for k, v in state.items() if not k.endswith("_mask")}
+
+
+def _with(fresh: nn.Module, pruned: nn.Module) -> nn.Module:
+    fresh.load_state_dict(masked_state(pruned))
+    return fresh
+
+
 def sparsity_of(model: nn.Module, keep_classifier_dense: bool = False) -> float:
     """Fraction of exactly-zero entries among the prunable weights."""
     tensors = [getattr(m, n) for m, n in prunable(model, keep_classifier_dense)]
@@ -87,7 +101,8 @@ def curve(run: Run, sparsities=SPARSITIES, scope: str = "global", keep_classifie
                 train.train_epoch(model, opt, loss_fn, dataset.train, cfg.batch_size, order)
         row = {"run_id": run.run_id, "scope": scope, "method": "iterative" if iterative else "one-shot",
                "finetune_epochs": finetune_epochs, "classifier_dense": keep_classifier_dense,
-               "sparsity": target, "achieved": sparsity_of(model, keep_classifier_dense)}
+               "sparsity": target, "achieved": sparsity_of(model, keep_classifier_dense),
+               "size_bytes": encoding.size(_with(run.model(dataset), model))}  # float32, sparse layouts
         for split in splits:
             row[f"{split}_loss"], row[f"{split}_acc"] = train.evaluate(model, getattr(dataset, split), loss_fn)
         rows.append(row)

@@ -11,80 +11,30 @@ real quantization agree.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from ..engine import models, train
-from ..engine.errors import ConfigError
+from ..engine import train
 from ..engine.store import Run
+from . import encoding
 from .common import info_of, run_columns
+from .grids import FLOATS, fake_quantize, grid, targets
 
 INT_BITS = (16, 12, 10, 8, 6, 5, 4, 3, 2)
-FLOATS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 PRECISIONS = ("float32", "bfloat16", "float16", *INT_BITS)  # from the most precise down
-SCHEMES = ("symmetric", "asymmetric")
-GRANULARITIES = ("tensor", "channel")
-
-
-def grid(w: torch.Tensor, bits: int, scheme: str = "symmetric", granularity: str = "tensor"):
-    """(scale, zero_point, qmin, qmax) of the integer grid for ``w``; per channel along dim 0."""
-    _check(bits, scheme, granularity)
-    dims = tuple(range(1, w.dim())) if granularity == "channel" else tuple(range(w.dim()))
-    if scheme == "symmetric":
-        qmin, qmax = -(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1
-        scale = w.abs().amax(dim=dims, keepdim=True) / max(qmax, 1)
-        zero = torch.zeros_like(scale)
-    else:
-        qmin, qmax = 0, 2 ** bits - 1
-        lo = w.amin(dim=dims, keepdim=True).clamp(max=0)
-        hi = w.amax(dim=dims, keepdim=True).clamp(min=0)
-        scale = (hi - lo) / qmax
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        zero = torch.clamp(torch.round(qmin - lo * (1 / scale)), qmin, qmax)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # an all-zero tensor stays exactly zero
-    return scale, zero, qmin, qmax
-
-
-def fake_quantize(w: torch.Tensor, bits: int, scheme: str = "symmetric", granularity: str = "tensor") -> torch.Tensor:
-    """``w`` rounded to a ``bits``-bit uniform grid and mapped back to float (a symmetric 1-bit grid is {0})."""
-    return apply_grid(w, *grid(w, bits, scheme, granularity))
-
-
-def apply_grid(w: torch.Tensor, scale, zero, qmin: int, qmax: int) -> torch.Tensor:
-    """Round ``w`` to the grid's nearest level (ties to even, as torch does) and map it back to float."""
-    q = torch.clamp(torch.round(w * (1 / scale)) + zero, qmin, qmax)
-    return (q - zero) * scale
 
 
 def quantize_model(model: nn.Module, precision, scheme: str = "symmetric", granularity: str = "tensor",
                    include_biases: bool = False) -> nn.Module:
     """Replace ``model``'s weights in place by their value at ``precision`` (bits, or a float dtype name)."""
     with torch.no_grad():
-        for module, name in _targets(model, include_biases):
+        for module, name in targets(model, include_biases):
             w = getattr(module, name)
             w.copy_(_at(w, precision, scheme, "tensor" if name == "bias" else granularity))
     return model
-
-
-def packed_bytes(model: nn.Module, precision, scheme: str = "symmetric", granularity: str = "tensor",
-                 include_biases: bool = False) -> int:
-    """Bytes to store the model at ``precision``: quantized tensors bit-packed plus their float32 scales (and int32
-    zero points when asymmetric); every other parameter at float32."""
-    targets = {id(getattr(m, n)) for m, n in _targets(model, include_biases)}
-    total = 0
-    for p in model.parameters():
-        if id(p) not in targets or precision == "float32":
-            total += 4 * p.numel()
-        elif precision in FLOATS:
-            total += 2 * p.numel()
-        else:
-            channels = p.shape[0] if granularity == "channel" and p.dim() > 1 else 1
-            total += math.ceil(p.numel() * precision / 8) + channels * (4 if scheme == "symmetric" else 8)
-    return total
 
 
 def curve(run: Run, precisions=PRECISIONS, scheme: str = "symmetric", granularity: str = "tensor",
@@ -98,7 +48,8 @@ def curve(run: Run, precisions=PRECISIONS, scheme: str = "symmetric", granularit
         model = quantize_model(run.model(dataset), precision, scheme, granularity, include_biases)
         r = {"run_id": run.run_id, "precision": str(precision), "bits": _bits(precision),
              "kind": "float" if precision in FLOATS else "int", "scheme": scheme, "granularity": granularity,
-             "size_bytes": packed_bytes(model, precision, scheme, granularity, include_biases)}
+             "size_bytes": encoding.size(run.model(dataset), precision, scheme=scheme, granularity=granularity,
+                                         include_biases=include_biases)}
         for split in splits:
             r[f"{split}_loss"], r[f"{split}_acc"] = train.evaluate(model, getattr(dataset, split), loss_fn)
         rows.append(r)
@@ -170,11 +121,6 @@ def int8_crosscheck(run: Run, data_root=None) -> dict:
             "int8_test_acc": float((b.argmax(1) == dataset.test.y).float().mean()), "int8_linear_bytes": int8_bytes}
 
 
-def _targets(model: nn.Module, include_biases: bool):
-    layers = models.weight_layers(model)
-    return layers + [(m, "bias") for m, _ in layers if m.bias is not None] if include_biases else layers
-
-
 def _at(w: torch.Tensor, precision, scheme: str, granularity: str) -> torch.Tensor:
     if precision in FLOATS:
         return w.to(FLOATS[precision]).to(w.dtype)
@@ -183,12 +129,3 @@ def _at(w: torch.Tensor, precision, scheme: str, granularity: str) -> torch.Tens
 
 def _bits(precision) -> int:
     return {"float32": 32, "bfloat16": 16, "float16": 16}.get(precision, precision)
-
-
-def _check(bits, scheme, granularity) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
-        raise ConfigError(f"bits must be an integer in 1..16 (or a precision in {list(FLOATS)}), got {bits!r}")
-    if scheme not in SCHEMES:
-        raise ConfigError(f"unknown quantization scheme {scheme!r}: choose one of {list(SCHEMES)}")
-    if granularity not in GRANULARITIES:
-        raise ConfigError(f"unknown granularity {granularity!r}: choose one of {list(GRANULARITIES)}")

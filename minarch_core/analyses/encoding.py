@@ -1,0 +1,161 @@
+"""What "size in bytes" means in this book: a real encoding of a compressed model's parameters, and its decoder.
+
+Every parameter tensor, in ``model.parameters()`` order (the architecture itself comes from the run's config), is
+stored as a header (layout, value kind, float type or bit width, count; for integer grids the float32 scales and,
+when asymmetric, the int32 zero points: one, or one per output channel) followed by its values:
+
+- float values as raw float32, bfloat16 or float16;
+- integer codes of ``b`` bits, bit-packed (offset by the grid's lowest code, so that they are non-negative).
+
+The values are laid out **dense** (every element) or **sparse** (only the elements that are not exactly 0.0, their
+places given by a **bitmap**, one bit per element, or by **relative indices**, the gap from the previous entry in 4
+bits, with a filler entry holding the value 0.0 when a gap exceeds 15, as in Han et al.'s Deep Compression),
+whichever takes fewer bytes for that tensor. ``decode`` gives back exactly the weights whose accuracy the book
+measures (``tests/test_encoding.py`` round-trips pruned and quantized models and checks the byte counts).
+"""
+from __future__ import annotations
+
+import copy
+import struct
+
+import numpy as np
+import torch
+from torch import nn
+
+from .grids import FLOATS, codes, grid, targets
+
+DENSE, BITMAP, RELATIVE = 0, 1, 2
+LAYOUTS = ("dense", "bitmap", "relative")
+FLOAT, INT = 0, 1
+FLOAT_TYPES = list(FLOATS)  # float32, bfloat16, float16: stored by index
+GAP_BITS = 4
+HEADER = struct.Struct("<BBBI")  # layout, kind, float type index or bit width, count (elements, kept or entries)
+GRID = struct.Struct("<BI")  # asymmetric?, number of scales
+
+
+def pack_bits(values: np.ndarray, bits: int) -> bytes:
+    """Non-negative integers below 2**bits, ``bits`` each, most significant bit first, in whole bytes."""
+    values = np.asarray(values, dtype=np.int64).reshape(-1)
+    planes = (values[:, None] >> np.arange(bits - 1, -1, -1)) & 1
+    return np.packbits(planes.astype(np.uint8).reshape(-1)).tobytes()
+
+
+def unpack_bits(data, bits: int, count: int) -> np.ndarray:
+    planes = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: count * bits].reshape(count, bits)
+    return (planes.astype(np.int64) << np.arange(bits - 1, -1, -1)).sum(1)
+
+
+def encode(model: nn.Module, precision="float32", scheme: str = "symmetric", granularity: str = "tensor",
+           include_biases: bool = False) -> bytes:
+    """``model`` (dense or pruned float weights) stored at ``precision`` as ``quantization.quantize_model`` sets it:
+    its weight layers (and biases, if ``include_biases``) at ``precision``, every other parameter float32."""
+    roles = {id(getattr(m, n)): n for m, n in targets(model, include_biases)}
+    out = []
+    for p in model.parameters():
+        w, role = p.detach().cpu().float(), roles.get(id(p))
+        if role is None or precision in FLOATS:
+            out.append(_float_tensor(w, "float32" if role is None else precision))
+        else:
+            out.append(_int_tensor(w, precision, scheme, "tensor" if role == "bias" else granularity))
+    return b"".join(out)
+
+
+def decode(data: bytes, model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (the same architecture) holding the parameters that ``data`` encodes."""
+    out, offset = copy.deepcopy(model), 0
+    with torch.no_grad():
+        for p in out.parameters():
+            values, offset = _read_tensor(data, offset, p.numel())
+            p.copy_(values.reshape(p.shape))
+    if offset != len(data):
+        raise ValueError(f"{len(data) - offset} bytes left over: the data does not encode this architecture")
+    return out
+
+
+def size(model: nn.Module, precision="float32", **options) -> int:
+    """Bytes of ``encode(model, precision, ...)``."""
+    return len(encode(model, precision, **options))
+
+
+def layouts(data: bytes, model: nn.Module) -> list[str]:
+    """The layout chosen for each parameter tensor (dense, bitmap or relative)."""
+    found, offset = [], 0
+    for p in model.parameters():
+        found.append(LAYOUTS[data[offset]])
+        _, offset = _read_tensor(data, offset, p.numel())
+    return found
+
+
+# -- one tensor --------------------------------------------------------------------------------------------------------
+
+def _float_tensor(w: torch.Tensor, dtype: str) -> bytes:
+    values = w.reshape(-1).to(FLOATS[dtype])
+    raw = values.view(torch.int16 if values.element_size() == 2 else torch.int32).numpy()
+    return _layout(values.float().numpy() != 0, FLOAT, FLOAT_TYPES.index(dtype), b"", lambda i: raw[i].tobytes())
+
+
+def _int_tensor(w: torch.Tensor, bits: int, scheme: str, granularity: str) -> bytes:
+    scale, zero, qmin, qmax = grid(w, bits, scheme, granularity)
+    q = codes(w, scale, zero, qmin, qmax).reshape(-1).numpy().astype(np.int64)
+    zero_code = torch.broadcast_to(zero, w.shape).reshape(-1).numpy().astype(np.int64)
+    asymmetric = scheme == "asymmetric"
+    grid_bytes = GRID.pack(asymmetric, scale.numel()) + scale.reshape(-1).numpy().astype("<f4").tobytes() + \
+        (zero.reshape(-1).numpy().astype("<i4").tobytes() if asymmetric else b"")
+    return _layout(q != zero_code, INT, bits, grid_bytes, lambda i: pack_bits(q[i] - qmin, bits))
+
+
+def _layout(kept: np.ndarray, kind: int, parameter: int, grid_bytes: bytes, store) -> bytes:
+    """The cheapest of the dense, bitmap and relative layouts of one tensor; ``store(indices)`` packs the values
+    at those flat indices (an index in a relative gap holds 0.0, which is what a filler must decode to)."""
+    n, where = len(kept), np.flatnonzero(kept)
+    head = lambda layout, count: HEADER.pack(layout, kind, parameter, count) + grid_bytes  # noqa: E731
+    gaps = _gaps(where)
+    return min((head(DENSE, n) + store(np.arange(n)),
+                head(BITMAP, len(where)) + np.packbits(kept).tobytes() + store(where),
+                head(RELATIVE, len(gaps)) + pack_bits(gaps, GAP_BITS) + store(np.cumsum(gaps) - 1)), key=len)
+
+
+def _gaps(where: np.ndarray) -> np.ndarray:
+    """Relative indices of sorted positions: each the step from the previous entry (the first from -1), steps of
+    more than 15 split by filler entries."""
+    steps = np.diff(where, prepend=-1)
+    limit = 2 ** GAP_BITS - 1
+    parts = [np.append(np.full((s - 1) // limit, limit), s - (s - 1) // limit * limit) for s in steps]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _read_tensor(data: bytes, offset: int, n: int) -> tuple[torch.Tensor, int]:
+    layout, kind, parameter, count = HEADER.unpack_from(data, offset)
+    offset += HEADER.size
+    if kind == INT:
+        asymmetric, scales = GRID.unpack_from(data, offset)
+        offset += GRID.size
+        scale = torch.from_numpy(np.frombuffer(data, "<f4", scales, offset).copy())
+        offset += 4 * scales
+        zero = torch.zeros(scales)
+        if asymmetric:
+            zero = torch.from_numpy(np.frombuffer(data, "<i4", scales, offset).astype(np.float32))
+            offset += 4 * scales
+        qmin = 0 if asymmetric else -(2 ** (parameter - 1) - 1)
+        per = n // scales  # elements per scale (output channels are the leading dimension)
+    if layout == DENSE:
+        places = np.arange(n)
+    elif layout == BITMAP:
+        places = np.flatnonzero(np.unpackbits(np.frombuffer(data, np.uint8, (n + 7) // 8, offset))[:n])
+        offset += (n + 7) // 8
+    else:
+        size_ = (count * GAP_BITS + 7) // 8
+        places = np.cumsum(unpack_bits(data[offset:offset + size_], GAP_BITS, count)) - 1
+        offset += size_
+    out = torch.zeros(n)
+    if kind == FLOAT:
+        dtype = FLOATS[FLOAT_TYPES[parameter]]
+        width = torch.finfo(dtype).bits // 8
+        raw = np.frombuffer(data, "<i2" if width == 2 else "<i4", len(places), offset).copy()
+        out[places] = torch.from_numpy(raw).view(dtype).float()
+        return out, offset + width * len(places)
+    size_ = (len(places) * parameter + 7) // 8
+    q = torch.from_numpy(unpack_bits(data[offset:offset + size_], parameter, len(places)) + qmin).float()
+    channel = torch.from_numpy(places // per)
+    out[places] = (q - zero[channel]) * scale[channel]  # grids.apply_grid's arithmetic, element by element
+    return out, offset + size_
