@@ -91,7 +91,8 @@ def layouts(data: bytes, model: nn.Module) -> list[str]:
 def _float_tensor(w: torch.Tensor, dtype: str) -> bytes:
     values = w.reshape(-1).to(FLOATS[dtype])
     raw = values.view(torch.int16 if values.element_size() == 2 else torch.int32).numpy()
-    return _layout(values.float().numpy() != 0, FLOAT, FLOAT_TYPES.index(dtype), b"", lambda i: raw[i].tobytes())
+    return _layout(values.float().numpy() != 0, FLOAT, FLOAT_TYPES.index(dtype), b"", lambda i: raw[i].tobytes(),
+                   8 * values.element_size())
 
 
 def _int_tensor(w: torch.Tensor, bits: int, scheme: str, granularity: str) -> bytes:
@@ -101,27 +102,35 @@ def _int_tensor(w: torch.Tensor, bits: int, scheme: str, granularity: str) -> by
     asymmetric = scheme == "asymmetric"
     grid_bytes = GRID.pack(asymmetric, scale.numel()) + scale.reshape(-1).numpy().astype("<f4").tobytes() + \
         (zero.reshape(-1).numpy().astype("<i4").tobytes() if asymmetric else b"")
-    return _layout(q != zero_code, INT, bits, grid_bytes, lambda i: pack_bits(q[i] - qmin, bits))
+    return _layout(q != zero_code, INT, bits, grid_bytes, lambda i: pack_bits(q[i] - qmin, bits), bits)
 
 
-def _layout(kept: np.ndarray, kind: int, parameter: int, grid_bytes: bytes, store) -> bytes:
-    """The cheapest of the dense, bitmap and relative layouts of one tensor; ``store(indices)`` packs the values
-    at those flat indices (an index in a relative gap holds 0.0, which is what a filler must decode to)."""
+def _layout(kept: np.ndarray, kind: int, parameter: int, grid_bytes: bytes, store, bits: int) -> bytes:
+    """The cheapest of the dense, bitmap and relative layouts of one tensor (``bits`` per value); ``store(indices)``
+    packs the values at those flat indices (an index in a relative gap holds 0.0, which is what a filler must
+    decode to). The sizes are counted first and only the smallest layout is built."""
     n, where = len(kept), np.flatnonzero(kept)
-    head = lambda layout, count: HEADER.pack(layout, kind, parameter, count) + grid_bytes  # noqa: E731
     gaps = _gaps(where)
-    return min((head(DENSE, n) + store(np.arange(n)),
-                head(BITMAP, len(where)) + np.packbits(kept).tobytes() + store(where),
-                head(RELATIVE, len(gaps)) + pack_bits(gaps, GAP_BITS) + store(np.cumsum(gaps) - 1)), key=len)
+    size = lambda count, extra: (count * bits + 7) // 8 + extra  # noqa: E731
+    costs = [size(n, 0), size(len(where), (n + 7) // 8), size(len(gaps), (len(gaps) * GAP_BITS + 7) // 8)]
+    layout = int(np.argmin(costs))
+    head = HEADER.pack(layout, kind, parameter, (n, len(where), len(gaps))[layout]) + grid_bytes
+    if layout == DENSE:
+        return head + store(np.arange(n))
+    if layout == BITMAP:
+        return head + np.packbits(kept).tobytes() + store(where)
+    return head + pack_bits(gaps, GAP_BITS) + store(np.cumsum(gaps) - 1)
 
 
 def _gaps(where: np.ndarray) -> np.ndarray:
     """Relative indices of sorted positions: each the step from the previous entry (the first from -1), steps of
     more than 15 split by filler entries."""
-    steps = np.diff(where, prepend=-1)
+    steps = np.diff(where, prepend=-1).astype(np.int64)
     limit = 2 ** GAP_BITS - 1
-    parts = [np.append(np.full((s - 1) // limit, limit), s - (s - 1) // limit * limit) for s in steps]
-    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+    fillers = (steps - 1) // limit  # entries of a full gap before each step's last
+    out = np.full(int((fillers + 1).sum()), limit, dtype=np.int64)
+    out[np.cumsum(fillers + 1) - 1] = steps - fillers * limit
+    return out
 
 
 def _read_tensor(data: bytes, offset: int, n: int) -> tuple[torch.Tensor, int]:
