@@ -122,7 +122,7 @@ def _chapter(args) -> int:
         if name not in spec.parameters:
             raise ConfigError(f"chapter {spec.name!r} takes no parameter {name!r}: it takes {list(spec.parameters)}")
         check(name, value, "parameter")
-    folder = pipeline.ROOT / "book" / (args.dataset if spec.per_dataset else "")
+    folder = pipeline.ROOT / "book" / (params["dataset"] if spec.per_dataset else "")
     output = args.output or folder / f"{args.name}.ipynb"
     seconds = pipeline.execute(args.name, output, params, log=True)
     print(f"{output} executed in {seconds:.1f} s")

@@ -18,7 +18,7 @@
 #
 # The paper's claims, one by one, beside what this book measured. This page sets each claim next to the numbers
 # the dataset chapters saved, and gives a verdict by a simple stated rule, so a reader can disagree with a rule
-# and still check the numbers; the figure puts the three datasets side by side. Terms are defined in the
+# and still check the numbers; the figure puts the datasets side by side. Terms are defined in the
 # [method chapter](method.ipynb).
 
 # %% tags=["parameters"]

@@ -66,18 +66,25 @@ ch.table("training_cost", plots.labelled(cost), {
 # ## Commands
 #
 # ```bash
-# make book                                   # set up .venv, run every chapter with papermill, build the HTML
-# make book PROFILE=smoke DATASETS=mnist      # a quick look: one dataset, the CI profile
-# make test                                   # the test suite (what CI runs)
-# .venv/bin/minarch chapter pruning --dataset cifar10 --profile quick   # re-run one chapter
-# .venv/bin/papermill notebooks/pruning.ipynb out.ipynb -p dataset cifar10 -p profile quick   # the same, by hand
+# # set up .venv, train what the store lacks, run every chapter with papermill, build the HTML
+# make book
+# # a quick look: one dataset, the CI profile
+# make book PROFILE=smoke DATASETS=mnist
+# # the test suite (what CI runs)
+# make test
+# # re-run one chapter, then the same by hand
+# .venv/bin/minarch chapter pruning --dataset cifar10 --profile quick
+# .venv/bin/papermill notebooks/pruning.ipynb out.ipynb \
+#     -p dataset cifar10 -p profile quick
 # ```
 #
 # Executed notebooks land in `book/<dataset>/`, figures as SVG and PNG in `book/figures/`, the HTML in
 # `_build/html`. Runs live in the store (`results/` or `MINARCH_RESULTS`); a rebuild trains only what is missing.
 
 # %%
-ch.table("notebook_times", pd.DataFrame(info["notebooks"]).assign(minutes=lambda d: d.seconds / 60), {
+times = pd.DataFrame(info["notebooks"]).assign(
+    minutes=lambda d: d.seconds / 60, dataset=lambda d: d.dataset.map(lambda n: n if n == "all" else data.spec(n).title))
+ch.table("notebook_times", times, {
     "dataset": ("dataset", None), "chapter": ("chapter", None), "minutes": ("minutes", "{:.2f}")},
     "Time to execute each chapter in this build")
 

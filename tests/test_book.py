@@ -88,13 +88,16 @@ const wide = [...document.querySelectorAll('.minarch-chart svg, .minarch-chart c
   .map(e => [e.closest('.minarch-chart') ? 'chart' : 'table', Math.round(e.getBoundingClientRect().width),
              Math.round(e.scrollWidth || 0)])
   .filter(([kind, width, scroll]) => width > limit || scroll > limit);
-return [Math.round(limit), wide];
+const scrolled = [...document.querySelectorAll('article pre')].filter(p => p.offsetParent !== null)
+  .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => ['code', p.clientWidth, p.scrollWidth]);
+return [Math.round(limit), wide.concat(scrolled)];
 """
 
 
 def test_pages_read_as_a_reader_reads_them(book, browser):
     """Offline, every chart renders with no console error; each dataset page names its dataset in its title and
-    heading; no papermill parameter cell and no machine path reach a page; nothing is wider than the text column."""
+    heading; no papermill parameter cell and no machine path reach a page; no chart, table or visible code block
+    is wider than the text column."""
     from selenium.webdriver.support.ui import WebDriverWait
     root, html = book
     shots = root / "_build" / "screenshots"

@@ -14,7 +14,7 @@ def test_a_verdict_follows_the_whole_interval(low, high, side, expected):
 
 
 def configs_with(regime_params):
-    return pd.DataFrame([{"dataset": "mnist", "config_id": f"c{i}", "regime": r, "n_params": p}
+    return pd.DataFrame([{"dataset": "mnist", "family": "dnn", "config_id": f"c{i}", "regime": r, "n_params": p}
                          for i, (r, p) in enumerate(regime_params)])
 
 
@@ -84,14 +84,34 @@ def test_a_bound_is_compared_as_a_bound(points, bounds, expected):
 
 
 def redundancy_table(values):
-    return pd.DataFrame([{"dataset": "mnist", "scope": "global", "config_id": f"c{c}", "model": f"DNN {c}",
-                          "seed": s, "redundancy": v} for c, seeds in enumerate(values) for s, v in enumerate(seeds)])
+    """The first configuration is the family's largest: the one the claim looks at."""
+    return pd.DataFrame([{"dataset": "mnist", "family": "dnn", "scope": "global", "config_id": f"c{c}",
+                          "model": f"DNN {c}", "n_params": 1000 * (len(values) - c), "seed": s, "redundancy": v}
+                         for c, seeds in enumerate(values) for s, v in enumerate(seeds)])
 
 
 def test_redundancy_as_high_as_60_percent_known_answers():
     assert findings.redundancy_high(redundancy_table([[0.8, 0.8, 0.9], [0.3] * 3]))[0]["verdict"] == "agrees"
     assert findings.redundancy_high(redundancy_table([[0.4, 0.5, 0.4], [0.3] * 3]))[0]["verdict"] == "differs"
     assert findings.redundancy_high(redundancy_table([[0.4, 0.8, 0.6], [0.3] * 3]))[0]["verdict"] == "undecided"
+    assert findings.redundancy_high(redundancy_table([[0.6, 0.6, 0.7], [0.3] * 3]))[0]["verdict"] == "agrees"
+    assert findings.redundancy_high(redundancy_table([[0.3] * 3, [0.9] * 3]))[0]["verdict"] == "differs"  # not chosen
+
+
+def test_thin_tables_give_undecided_parts_with_their_reason():
+    one = findings.minimal_grows(*minimal_tables({"mnist": 1000}))
+    assert [(r["verdict"], r["text"]) for r in one] == [("undecided", "needs at least two datasets")]
+    assert findings.depth_resilience(pd.DataFrame(columns=["dataset", "band", "depth", "redundancy"]))[0][
+        "verdict"] == "undecided"
+    rows = findings.quantization_hurts(tolerance_table({"mnist": (0.6, -0.1)}), n_boot=50)
+    assert rows[1]["verdict"] == "undecided" and "two datasets" in rows[1]["text"]
+
+
+def test_a_threshold_never_reached_in_a_draw_counts_as_beyond_the_grid():
+    minimal, draws = minimal_tables({"mnist": 1000, "fashion_mnist": 3000})
+    draws.loc[(draws.dataset == "fashion_mnist") & (draws.draw < 100), "min_params"] = np.nan  # a quarter
+    row = findings.minimal_grows(minimal, draws)[0]
+    assert row["high"] == np.inf and row["verdict"] == "agrees" and "unbounded" in row["text"]
 
 
 def matched_table(effect, noise=0.0, bands=4, seed=0):

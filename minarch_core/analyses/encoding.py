@@ -11,7 +11,7 @@ The values are laid out **dense** (every element) or **sparse** (only the elemen
 places given by a **bitmap**, one bit per element, or by **relative indices**, the gap from the previous entry in 4
 bits, with a filler entry holding the value 0.0 when a gap exceeds 15, as in Han et al.'s Deep Compression),
 whichever takes fewer bytes for that tensor. ``decode`` gives back exactly the weights whose accuracy the book
-measures (``tests/test_encoding.py`` round-trips pruned and quantized models and checks the byte counts).
+measures (equal values; a pruned -0.0 comes back as 0.0) (``tests/test_encoding.py`` round-trips pruned and quantized models and checks the byte counts).
 """
 from __future__ import annotations
 
@@ -33,11 +33,14 @@ HEADER = struct.Struct("<BBBI")  # layout, kind, float type index or bit width, 
 GRID = struct.Struct("<BI")  # asymmetric?, number of scales
 
 
-def pack_bits(values: np.ndarray, bits: int) -> bytes:
-    """Non-negative integers below 2**bits, ``bits`` each, most significant bit first, in whole bytes."""
+def pack_bits(values: np.ndarray, bits: int, chunk: int = 1 << 16) -> bytes:
+    """Non-negative integers below 2**bits, ``bits`` each, most significant bit first, in whole bytes (packed a
+    multiple of 8 values at a time, so that memory stays small for large tensors)."""
     values = np.asarray(values, dtype=np.int64).reshape(-1)
-    planes = (values[:, None] >> np.arange(bits - 1, -1, -1)) & 1
-    return np.packbits(planes.astype(np.uint8).reshape(-1)).tobytes()
+    shifts = np.arange(bits - 1, -1, -1)
+    planes = [((values[i:i + chunk, None] >> shifts) & 1).astype(np.uint8).reshape(-1)
+              for i in range(0, len(values), chunk)]
+    return np.packbits(np.concatenate(planes) if planes else np.zeros(0, np.uint8)).tobytes()
 
 
 def unpack_bits(data, bits: int, count: int) -> np.ndarray:
@@ -49,6 +52,9 @@ def encode(model: nn.Module, precision="float32", scheme: str = "symmetric", gra
            include_biases: bool = False) -> bytes:
     """``model`` (dense or pruned float weights) stored at ``precision`` as ``quantization.quantize_model`` sets it:
     its weight layers (and biases, if ``include_biases``) at ``precision``, every other parameter float32."""
+    if any(name.endswith("_orig") for name, _ in model.named_parameters()):
+        raise ValueError("the model still carries pruning masks: encode pruning.make_permanent(model), or a copy "
+                         "loaded with pruning.masked_state(model)")
     roles = {id(getattr(m, n)): n for m, n in targets(model, include_biases)}
     out = []
     for p in model.parameters():

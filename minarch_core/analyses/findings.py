@@ -27,8 +27,8 @@ SMALL = 1e4  # parameters: the border between small and large networks in the sh
 
 def verdict(low: float, high: float, null: float = 0.0, paper_side: str = "above") -> str:
     """``agrees`` if the interval lies wholly on the paper's side of ``null``, ``differs`` if wholly on the other,
-    else ``undecided``."""
-    if not (np.isfinite(low) and np.isfinite(high)):
+    else ``undecided`` (an interval may be open-ended: a draw beyond the grid counts as infinite)."""
+    if np.isnan(low) or np.isnan(high):
         return "undecided"
     above, below = low > null, high < null
     if paper_side == "below":
@@ -37,16 +37,22 @@ def verdict(low: float, high: float, null: float = 0.0, paper_side: str = "above
 
 
 def interval(draws) -> tuple[float, float]:
+    """The central ``LEVEL`` interval of bootstrap draws (infinite draws kept: they are beyond the grid)."""
     draws = np.asarray(draws, dtype=float)
-    draws = draws[np.isfinite(draws)]
+    draws = draws[~np.isnan(draws)]
     if not len(draws):
         return np.nan, np.nan
-    return tuple(np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2]))
+    return tuple(np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], method="inverted_cdf"))  # no inf - inf
 
 
 def times(x: float) -> str:
-    """A ratio in words: '3.2x', '190x', '1,200x'."""
-    return f"{x:.2g}x" if x < 10 else f"{x:,.0f}x"
+    """A ratio in words: '3.2x', '190x', '1,200x', 'unbounded'."""
+    return "unbounded" if np.isinf(x) else f"{x:.2g}x" if x < 10 else f"{x:,.0f}x"
+
+
+def undecided(claim: str, part: str, paper: str, why: str, figure: str) -> dict:
+    """A claim part the tables cannot decide at all, with the reason."""
+    return _row(claim, part, paper, np.nan, np.nan, np.nan, why, "undecided", figure)
 
 
 def _row(claim, part, paper, estimate, low, high, text, verdict_, figure, dataset=None):
@@ -65,27 +71,31 @@ def _resample_seeds(runs: pd.DataFrame, value: str, keys, n_boot: int, rng) -> n
 
 def regimes_ordered(configs: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[dict]:
     """Unstable configurations are smaller than those that learn the task, and those that overfit larger than
-    those that learn without overfitting: differences of median log10 parameters, configurations resampled within
-    each dataset and family."""
+    those that learn without overfitting: per dataset and family where both regimes occur, the difference of median
+    log10 parameters; their mean over those strata, configurations resampled within each."""
     rng = np.random.default_rng(seed)
-    rows = []
-    for part, (small, large) in {"unstable networks are smaller than those that learn":
-                                 ("unstable", LEARNS),
+    claim, rows = "Three regimes ordered by parameter count", []
+    for part, (small, large) in {"unstable networks are smaller than those that learn": (("unstable",), LEARNS),
                                  "overfitting networks are larger than those that learn without overfitting":
-                                 ("learning", ("overfitting",))}.items():
-        small = (small,) if isinstance(small, str) else small
-        x = np.log10(configs.n_params.to_numpy(float))
-        a, b = configs.regime.isin(small).to_numpy(), configs.regime.isin(large).to_numpy()
-        if not a.any() or not b.any():
-            rows.append(_row("Three regimes ordered by parameter count", part, PAPER["regimes"], np.nan, np.nan,
-                             np.nan, "one of the two regimes does not occur", "undecided", "regimes"))
+                                 (("learning",), ("overfitting",))}.items():
+        strata = []
+        for _, g in configs.groupby(["dataset", "family"], sort=True):
+            x = np.log10(g.n_params.to_numpy(float))
+            a, b = x[g.regime.isin(small).to_numpy()], x[g.regime.isin(large).to_numpy()]
+            if len(a) and len(b):
+                strata.append((a, b))
+        if not strata:
+            rows.append(undecided(claim, part, PAPER["regimes"], "the two regimes never occur in one family",
+                                  "regimes"))
             continue
-        point = np.median(x[b]) - np.median(x[a])
-        draws = [np.median(rng.choice(x[b], b.sum())) - np.median(rng.choice(x[a], a.sum())) for _ in range(n_boot)]
+        point = np.mean([np.median(b) - np.median(a) for a, b in strata])
+        draws = [np.mean([np.median(rng.choice(b, len(b))) - np.median(rng.choice(a, len(a))) for a, b in strata])
+                 for _ in range(n_boot)]
         low, high = interval(draws)
-        rows.append(_row("Three regimes ordered by parameter count", part, PAPER["regimes"], 10 ** point,
-                         10 ** low, 10 ** high, f"{times(10 ** point)} the parameters (median; 95% interval "
-                         f"{times(10 ** low)} to {times(10 ** high)})", verdict(low, high), "regimes"))
+        rows.append(_row(claim, part, PAPER["regimes"], 10 ** point, 10 ** low, 10 ** high,
+                         f"{times(10 ** point)} the parameters (median, over {len(strata)} family and dataset "
+                         f"pairs; 95% interval {times(10 ** low)} to {times(10 ** high)})", verdict(low, high),
+                         "regimes"))
     return rows
 
 
@@ -94,6 +104,10 @@ def shape_invariance(runs: pd.DataFrame, n_boot: int = 1000, seed: int = 0, bins
     size (half-decade bins) from ``SMALL`` parameters on, minus the same below; seeds resampled per configuration."""
     rng = np.random.default_rng(seed)
     d = runs[runs.family == "dnn"]
+    claim, part = ("Shape barely matters for larger networks; the parameter count dominates",
+                   "shape matters less from 10,000 parameters on")
+    if d.empty:
+        return [undecided(claim, part, PAPER["shape"], "no DNN runs", "sweep")]
     keys = ["dataset", "config_id"]
     info = d.groupby(keys, sort=True).n_params.first().reset_index()
     info["bin"] = info.dataset + ":" + (np.floor(np.log10(info.n_params) * bins_per_decade)).astype(str)
@@ -104,14 +118,16 @@ def shape_invariance(runs: pd.DataFrame, n_boot: int = 1000, seed: int = 0, bins
         frame = info.assign(acc=acc)
         spread = frame.groupby("bin").agg(spread=("acc", lambda a: a.max() - a.min()), n=("acc", "size"),
                                           params=("n_params", "min"))
-        spread = spread[spread.n > 1]
+        spread = spread[spread.n > 1]  # as regimes.shape_spread: a lone configuration compares with nothing
         large, small = spread[spread.params >= SMALL].spread, spread[spread.params < SMALL].spread
         return large.median() - small.median() if len(large) and len(small) else np.nan
 
     estimate = difference(point)
+    if np.isnan(estimate):
+        return [undecided(claim, part, PAPER["shape"], "the grid has no two shapes of similar size on both sides "
+                          "of 10,000 parameters", "sweep")]
     low, high = interval([difference(m) for m in means])
-    return [_row("Shape barely matters for larger networks; the parameter count dominates",
-                 "shape matters less from 10,000 parameters on", PAPER["shape"], estimate, low, high,
+    return [_row(claim, part, PAPER["shape"], estimate, low, high,
                  f"{estimate * 100:+.1f} points of median spread across shapes at matched size, large minus small "
                  f"(95% interval {low * 100:+.1f} to {high * 100:+.1f})", verdict(low, high, paper_side="below"),
                  "sweep")]
@@ -126,6 +142,9 @@ def minimal_grows(minimal: pd.DataFrame, draws: pd.DataFrame, seed: int = 0) -> 
     rng = np.random.default_rng(seed)
     rows = []
     names = data.by_difficulty(minimal.dataset.unique())
+    if len(names) < 2:
+        return [undecided("A minimal number of learnable parameters, growing with task difficulty",
+                          "growth with difficulty", PAPER["minimal"], "needs at least two datasets", "regimes")]
     for family, m in minimal.groupby("family", sort=True):
         m = m.set_index("dataset")
         for easy, hard in zip(names, names[1:]):
@@ -143,10 +162,12 @@ def _minimal_pair(family, part, e, h, draws, easy, hard, rng) -> dict:
                      else f"at most {r.min_params:,.0f}" if r.bound == "at most" else f"{r.min_params:,.0f}")
     text = f"{say(e)} → {say(h)}"
     if e.bound == "exact" and h.bound == "exact":
-        de = draws[(draws.dataset == easy) & (draws.family == family)].min_params.to_numpy(float)
-        dh = draws[(draws.dataset == hard) & (draws.family == family)].min_params.to_numpy(float)
+        pick = lambda d: np.nan_to_num(draws[(draws.dataset == d) & (draws.family == family)].min_params  # noqa: E731
+                                       .to_numpy(float), nan=np.inf)  # a draw that never learns: beyond the grid
+        de, dh = pick(easy), pick(hard)
         n = min(len(de), len(dh))
-        ratios = rng.permutation(dh)[:n] / rng.permutation(de)[:n] if n else np.array([])
+        with np.errstate(invalid="ignore"):
+            ratios = rng.permutation(dh)[:n] / rng.permutation(de)[:n] if n else np.array([])
         low, high = interval(np.log(ratios))
         ratio = h.min_params / e.min_params
         return _row(claim, part, paper, ratio, np.exp(low), np.exp(high),
@@ -171,18 +192,23 @@ def _minimal_pair(family, part, e, h, draws, easy, hard, rng) -> dict:
 # -- pruning ---------------------------------------------------------------------------------------------------------
 
 def redundancy_high(redundancy: pd.DataFrame, threshold: float = 0.6, n_boot: int = 1000, seed: int = 0) -> list[dict]:
-    """Parameter redundancy as high as 60 %: the largest mean redundancy (global pruning) of any representative
-    configuration, seeds resampled."""
+    """Parameter redundancy as high as 60 %: the largest mean redundancy (global pruning, seeds resampled) among
+    the models chosen before looking (the largest representative of each family on each dataset, so that the
+    maximum is not taken over every noisy curve); reaching the threshold exactly counts."""
     rng = np.random.default_rng(seed)
+    claim, part = "More than 60 % of parameters prunable with little loss", "the most redundant model reaches 60 %"
     g = redundancy[redundancy.scope == "global"].dropna(subset=["redundancy"])
+    if g.empty:
+        return [undecided(claim, part, PAPER["redundancy"], "no pruning curves", "pruning")]
+    largest = g.sort_values("n_params").groupby(["dataset", "family"]).config_id.last()
+    g = g[g.config_id.isin(largest)]
     keys = ["dataset", "config_id"]
     point = g.groupby(keys, sort=True).redundancy.mean()
     low, high = interval(_resample_seeds(g, "redundancy", keys, n_boot, rng).max(axis=1))
-    best = g[g.config_id == point.idxmax()[1]].model.iloc[0]
-    return [_row("More than 60 % of parameters prunable with little loss", "the most redundant model reaches 60 %",
-                 PAPER["redundancy"], point.max(), low, high,
-                 f"{point.max():.0%} ({best}, {data.spec(point.idxmax()[0]).title}; 95% interval {low:.0%} to "
-                 f"{high:.0%})", verdict(low, high, null=threshold), "pruning", point.idxmax()[0])]
+    dataset, best = point.idxmax()[0], g[g.config_id == point.idxmax()[1]].model.iloc[0]
+    return [_row(claim, part, PAPER["redundancy"], point.max(), low, high,
+                 f"{point.max():.0%} ({best}, {data.spec(dataset).title}; 95% interval {low:.0%} to {high:.0%})",
+                 verdict(low, high, null=threshold - 1e-9), "pruning", dataset)]
 
 
 def depth_resilience(matched: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[dict]:
@@ -190,6 +216,9 @@ def depth_resilience(matched: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -
     redundancy of the deepest minus the shallowest network; the mean over bands, bands and seeds resampled."""
     rng = np.random.default_rng(seed)
     rows = []
+    if matched.empty:
+        return [undecided("Deeper networks are more resilient to pruning", "depth at matched size", PAPER["depth"],
+                          "no size band holds a network of every depth that learns the task", "pruning")]
     for dataset, m in matched.groupby("dataset", sort=False):
         m = m.dropna(subset=["redundancy"])
         lo_depth, hi_depth = m.depth.min(), m.depth.max()
@@ -225,7 +254,8 @@ def quantization_hurts(tolerance: pd.DataFrame, bits: int = 4, n_boot: int = 100
     (a line of relative drop against log10 parameters per dataset, read at their common median size). Models
     resampled."""
     rng = np.random.default_rng(seed)
-    t = tolerance[tolerance.granularity == "tensor"].assign(rel=lambda f: relative_drop(f, bits))
+    t = tolerance[(tolerance.granularity == "tensor") & (tolerance.get("scheme", "symmetric") == "symmetric")]
+    t = t.assign(rel=lambda f: relative_drop(f, bits))
     t = t.dropna(subset=["rel"])
     per_model = t.groupby(["dataset", "config_id"], sort=True).agg(rel=("rel", "mean"), n_params=("n_params", "first"))
     per_model = per_model.reset_index()
@@ -241,9 +271,14 @@ def quantization_hurts(tolerance: pd.DataFrame, bits: int = 4, n_boot: int = 100
                  f"rank correlation of size and relative {bits}-bit loss {rho:+.2f} (95% interval {low:+.2f} to "
                  f"{high:+.2f})", verdict(low, high, paper_side="below"), "quantization")]
     names = data.by_difficulty(per_model.dataset.unique())
-    if len(names) > 1:
+    both = f"harder datasets lose more at {bits} bits at matched size"
+    if len(names) < 2:
+        rows.append(undecided(claim, both, PAPER["quantization"], "needs at least two datasets", "quantization"))
+    else:
         easy, hard = names[0], names[-1]
-        at = np.median(x)
+        sizes = [np.log10(per_model[per_model.dataset == n].n_params.to_numpy(float)) for n in (easy, hard)]
+        lo_x, hi_x = max(s.min() for s in sizes), min(s.max() for s in sizes)
+        at = (lo_x + hi_x) / 2  # the middle of the sizes both datasets' models cover: no extrapolation
 
         def gap(frame):
             value = {}
@@ -255,13 +290,16 @@ def quantization_hurts(tolerance: pd.DataFrame, bits: int = 4, n_boot: int = 100
                 value[name] = slope * at + intercept
             return value[hard] - value[easy]
 
-        point = gap(per_model)
+        part = f"{data.spec(hard).title} loses more than {data.spec(easy).title} at matched size"
+        point = gap(per_model) if lo_x <= hi_x else np.nan
+        if np.isnan(point):
+            rows.append(undecided(claim, part, PAPER["quantization"], "their models share no range of sizes (or too "
+                                  "few sizes to draw a line)", "quantization"))
+            return rows
         members = [np.flatnonzero(per_model.dataset == name) for name in (easy, hard)]
-        draws = [gap(per_model.iloc[np.concatenate([rng.choice(m, len(m)) for m in members])])
-                 for _ in range(n_boot)]
-        low, high = interval(draws)
-        rows.append(_row(claim, f"{data.spec(hard).title} loses more than {data.spec(easy).title} at matched size",
-                         PAPER["quantization"], point, low, high,
+        low, high = interval([gap(per_model.iloc[np.concatenate([rng.choice(m, len(m)) for m in members])])
+                              for _ in range(n_boot)])
+        rows.append(_row(claim, part, PAPER["quantization"], point, low, high,
                          f"{point * 100:+.1f} points more of its learned accuracy lost at {bits} bits, at "
                          f"{10 ** at:,.0f} parameters (95% interval {low * 100:+.1f} to {high * 100:+.1f})",
                          verdict(low, high), "quantization", hard))

@@ -1,7 +1,7 @@
 """L1-magnitude pruning of trained models with ``torch.nn.utils.prune``: accuracy against sparsity.
 
-Choices (the paper states only "L1 pruning"): unstructured pruning of every weight matrix and convolution kernel,
-biases, LayerNorm and embeddings kept; ``scope="global"`` ranks all those weights together (one threshold), and
+Choices (the paper states only "L1 pruning"): unstructured pruning of the family's weight layers (every Linear and
+Conv2d weight, the ViT's patch embedding included), biases, LayerNorms, positions and the class token kept; ``scope="global"`` ranks all those weights together (one threshold), and
 ``scope="layer"`` prunes the same fraction of every tensor; ``keep_classifier_dense`` leaves the last linear layer
 out, as ShrinkBench does. Pruning is one-shot from the dense weights by default; ``finetune_epochs`` fine-tunes after
 pruning with the run's own optimiser settings, the masks held (pruned weights stay zero, no regrowth); ``iterative``
@@ -122,8 +122,9 @@ def matched_bands(configs: pd.DataFrame, ratio: float = 1.3) -> pd.DataFrame:
     d = configs[(configs.family == "dnn") & configs.regime.isin(LEARNS)]
     if "shape" in d:
         d = d[d["shape"].fillna("equal") == "equal"]
-    depths, rows, used = sorted(d.depth.unique()), [], set()
+    rows, used = [], set()
     for dataset, g in d.groupby("dataset", sort=True):
+        depths = sorted(g.depth.unique())  # the depths at which this dataset has networks that learn
         for _, ref in g[g.depth == depths[0]].sort_values("n_params").iterrows() if len(depths) > 1 else ():
             band = [ref]
             for depth in depths[1:]:

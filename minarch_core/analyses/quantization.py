@@ -1,7 +1,7 @@
 """Post-training, weight-only quantization of trained models: accuracy against numeric precision.
 
-Choices (the paper says only "reduced numeric precision on trainable parameters"): the weights of every Linear and
-Conv2d layer are rounded to a uniform integer grid and mapped back to float ("fake quantization", the standard way
+Choices (the paper says only "reduced numeric precision on trainable parameters"): the family's weight layers (every
+Linear and Conv2d weight, the ViT's patch embedding included) are rounded to a uniform integer grid and mapped back to float ("fake quantization", the standard way
 to measure what a precision costs), per tensor or per output channel, symmetric (zero point 0, levels
 -(2^(b-1)-1)..2^(b-1)-1) or asymmetric (levels 0..2^b-1 spanning [min, max] and 0); or cast to float16 / bfloat16.
 Biases (and LayerNorm, positions) stay float32 unless ``include_biases``. Activations stay float32. The rounding is

@@ -74,7 +74,8 @@ def run_features(table: pd.DataFrame, histories: pd.DataFrame, th: Thresholds = 
     """One row per run: its table row plus best test accuracy, validation-loss minimum and upturn, failed flag."""
     h = histories[histories.epoch > 0]
     per_run = h.groupby("run_id").agg(best_test_acc=("test_acc", "max"), min_val_loss=("val_loss", "min"))
-    per_run["min_val_epoch"] = h.loc[h.groupby("run_id").val_loss.idxmin().dropna(), ["run_id", "epoch"]] \
+    finite = h.dropna(subset=["val_loss"])  # a run that diverged at once has no finite validation loss
+    per_run["min_val_epoch"] = finite.loc[finite.groupby("run_id").val_loss.idxmin(), ["run_id", "epoch"]] \
         .set_index("run_id").epoch
     out = table.join(per_run, on="run_id")
     out["gap"] = out.train_acc - out.test_acc
@@ -130,8 +131,9 @@ def minimal_params(features: pd.DataFrame, th: Thresholds = Thresholds(), n_boot
     ``not reached`` (NaN) when even its largest does not."""
     rows = []
     for (dataset, family), params, point, estimates in _minimal(features, th, n_boot, seed):
-        finite = estimates[np.isfinite(estimates)]
-        lo, hi = np.quantile(finite, [(1 - level) / 2, (1 + level) / 2]) if len(finite) else (np.nan, np.nan)
+        beyond = np.nan_to_num(estimates, nan=np.inf)  # a draw that never learns: beyond the grid, not dropped
+        lo, hi = np.quantile(beyond, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf") if n_boot \
+            else (np.nan, np.nan)
         estimate = _threshold(params, np.isin(point, LEARNS))
         bound = "not reached" if np.isnan(estimate) else "at most" if estimate == params[0] else "exact"
         rows.append({"dataset": dataset, "family": family, "min_params": estimate, "bound": bound,
@@ -242,7 +244,7 @@ def shape_spread(configs: pd.DataFrame, bins_per_decade: int = 2) -> pd.DataFram
     out = g.agg(configs=("config_id", "size"), shapes=("shape", "nunique"), depths=("depth", "nunique"),
                 params_min=("n_params", "min"), params_max=("n_params", "max"),
                 acc_min=("test_mean", "min"), acc_max=("test_mean", "max"), acc_std=("test_mean", "std"))
-    out["spread"] = out.acc_max - out.acc_min
+    out["spread"] = (out.acc_max - out.acc_min).where(out.configs > 1)  # one configuration has nothing to compare
     return out.reset_index()
 
 

@@ -181,8 +181,8 @@ def open_chapter(name: str = "sweep", **values) -> Chapter:
     if unknown:
         raise ParameterError(f"unknown notebook parameter(s) {sorted(unknown)}: a chapter takes {list(PARAMETERS)}")
     p = {name: check(name, values.get(name, param.default)) for name, param in PARAMETERS.items()}
-    datasets = [p["dataset"]] if "dataset" in values or "datasets" not in values else \
-        [check("dataset", d.strip()) for d in p["datasets"].split(",") if d.strip()]
+    names = p["datasets"].split(",") if "datasets" in spec.parameters else [p["dataset"]]
+    datasets = list(dict.fromkeys(check("dataset", d.strip()) for d in names if d.strip()))
     if not datasets:
         raise ParameterError("notebook parameter 'datasets' names no dataset: pass e.g. -p datasets mnist,cifar10")
     study = profiles.study(p["profile"], **{k: p[k] for k in STUDY[1:]})

@@ -99,14 +99,15 @@ def present(nb, spec, parameters: dict) -> None:
     if not first.startswith("# "):
         raise ChapterError(f"chapter {spec.name!r}: its first Markdown cell must start with its '# ' heading")
     heading.source = f"# {title}\n{rest}"
-    profile = parameters.get("profile", "quick")
-    command = f"minarch chapter {spec.name}" + (f" --dataset {dataset}" if dataset else "") + f" --profile {profile}"
+    shown = {k: parameters[k] for k in ("dataset", "datasets", "profile") if k in parameters}
+    command = f"minarch chapter {spec.name}" + "".join(
+        f" --{k} {v}" if k in ("dataset", "profile") else f" -p {k} {v}" for k, v in shown.items())
     nb.cells.insert(nb.cells.index(heading) + 1, nbformat.v4.new_markdown_cell(
         f":::{{admonition}} Run this chapter yourself\n:class: tip, dropdown\n"
         f"Its source is the notebook `notebooks/{spec.name}.ipynb` (open it in JupyterLab and run it top to bottom). "
         f"To execute it as this book did: `{command}`, or "
-        f"`papermill notebooks/{spec.name}.ipynb out.ipynb "
-        + " ".join(f"-p {k} {v}" for k, v in (("dataset", dataset), ("profile", profile)) if v) + "`; every "
+        f"`papermill notebooks/{spec.name}.ipynb out.ipynb"
+        + "".join(f" -p {k} {v}" for k, v in shown.items()) + "`; every "
         f"parameter is listed in {{doc}}`the method chapter <{'../' if dataset else ''}method>`.\n:::",
         metadata={"tags": []}))
 
@@ -195,7 +196,8 @@ class Ticker:
         self.start = time.perf_counter()
         print(f"{self.label} ...", end="" if self.live else "\n", flush=True)
         if self.live:
-            threading.Thread(target=self._tick, daemon=True).start()
+            self.thread = threading.Thread(target=self._tick, daemon=True)
+            self.thread.start()
         return self
 
     def _tick(self):
@@ -204,8 +206,11 @@ class Ticker:
 
     def __exit__(self, kind, *_):
         self.done.set()
+        if self.live:
+            self.thread.join()
         state = "failed after" if kind else "done in"
-        print(f"\r{self.label}: {state} {time.perf_counter() - self.start:.1f} s", flush=True)
+        print(f"{chr(13) if self.live else ''}{self.label}: {state} {time.perf_counter() - self.start:.1f} s",
+              flush=True)
 
 
 def compile_html(datasets, root: Path = ROOT) -> Path:

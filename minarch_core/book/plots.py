@@ -48,14 +48,16 @@ def dataset_color() -> alt.Color:
                      scale=alt.Scale(domain=titles, range=SHADES[:len(titles)]))
 
 
-def depth_color(depths) -> alt.Color:
+def depth_color(depths, legend: bool = True) -> alt.Color:
     depths = sorted({int(d) for d in depths})
-    return alt.Color("depth:O", title="depth", scale=alt.Scale(domain=depths, range=SHADES[:len(depths)]))
+    return alt.Color("depth:O", title="depth", scale=alt.Scale(domain=depths, range=SHADES[:len(depths)]),
+                     **({} if legend else {"legend": None}))
 
 
-def panel_width(panels: int, legend: int = 0) -> int:
-    """The width of one of ``panels`` side by side so that the whole figure fits the text column."""
-    return max(110, (TEXT_WIDTH - legend) // max(panels, 1) - 20)
+def panel_width(panels: int, legend: int = 0, own_axis: bool = False) -> int:
+    """The width of one of ``panels`` side by side so that the whole figure fits the text column (each panel with
+    ``own_axis`` also draws its own y axis)."""
+    return max(90, (TEXT_WIDTH - legend) // max(panels, 1) - (70 if own_axis else 20))
 
 
 def log_x(values, field: str = "n_params:Q", title: str = "learnable parameters") -> alt.X:
@@ -259,7 +261,7 @@ def learning_curves(histories: pd.DataFrame, examples: pd.DataFrame) -> alt.Face
         tooltip=["label:N", "split:N", "epoch:Q", alt.Tooltip("loss:Q", format=".4f"),
                  alt.Tooltip("test_acc:Q", format=".1%")])
     n = examples.label.nunique()
-    return chart.properties(width=panel_width(n), height=HEIGHT).facet(
+    return chart.properties(width=panel_width(n, own_axis=True), height=HEIGHT).facet(
         column=alt.Column("label:N", title=None, sort=alt.SortField("regime"))).resolve_scale(y="independent") \
         .properties(title="Learning curves of one configuration per regime (every seed)").configure_legend(
         orient="bottom", direction="horizontal")
@@ -276,11 +278,11 @@ def _compression_curves(curves: pd.DataFrame, x: alt.X, tip: alt.Tooltip, row: s
     d = curves.groupby(keys, sort=False).agg(test_acc=("test_acc", "mean"), lo=("test_acc", "min"),
                                              hi=("test_acc", "max"), seeds=("run_id", "nunique")).reset_index()
     d = labelled(d).assign(depth=lambda f: f.depth.astype(int), size=lambda f: size_labels(f))
-    base = alt.Chart().encode(x=x, color=depth_color(d.depth), detail="config_id:N")
-    band = base.mark_area(opacity=0.15).encode(y="lo:Q", y2="hi:Q")
+    base = alt.Chart().encode(x=x, detail="config_id:N")
+    band = base.mark_area(opacity=0.15).encode(y="lo:Q", y2="hi:Q", color=depth_color(d.depth, legend=False))
     line = base.mark_line(point=alt.OverlayMarkDef(size=16)).encode(
-        y=alt.Y("test_acc:Q", scale=ACCURACY, title="test accuracy (mean over seeds)"),
-        strokeDash=alt.StrokeDash("size:N", title="size", sort=SIZES,
+        y=alt.Y("test_acc:Q", scale=ACCURACY, title="test accuracy"), color=depth_color(d.depth),
+        strokeDash=alt.StrokeDash("size:N", title="size", sort=SIZES, legend=alt.Legend(symbolType="stroke"),
                                   scale=alt.Scale(domain=SIZES, range=[[2, 2], [6, 3], [1, 0]])),
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("n_params:Q", format=",", title="parameters"), "size:N",
                  tip, alt.Tooltip("test_acc:Q", format=".1%", title="mean"), alt.Tooltip("lo:Q", format=".1%"),
@@ -357,8 +359,8 @@ def matched_depth(matched: pd.DataFrame) -> alt.FacetChart:
 
 def sensitivity(sens: pd.DataFrame) -> alt.FacetChart:
     """How the minimal-parameter estimate of each family moves as each regime threshold is varied (the others at
-    their defaults, marked by the dashed rule); hollow marks are bounds (the family's smallest configuration
-    already learns), missing ones not reached within the grid."""
+    their defaults, marked by the dashed rule); a mark at the family's smallest network is a bound (the tooltip
+    says so), a missing one not reached within the grid."""
     d = labelled(sens.dropna(subset=["min_params"]))
     panels = sens.threshold.nunique()
     x = alt.X("value:Q", title=None)

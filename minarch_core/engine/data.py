@@ -100,7 +100,7 @@ for _spec in (
 
 def by_difficulty(names=None) -> list[str]:
     """Dataset names (all, or those given) from the easiest to the hardest."""
-    names = list(DATASETS) if names is None else [spec(n).name for n in names]
+    names = list(DATASETS) if names is None else list(dict.fromkeys(spec(n).name for n in names))
     return sorted(names, key=lambda n: (DATASETS[n].difficulty, n))
 
 
