@@ -56,12 +56,13 @@ t = t.groupby(["config_id", "model"]).agg(n_params=("n_params", "first"), min_bi
                                           drop_4bit=("drop_4bit", "mean"), relative=("relative", "mean"),
                                           drop_2bit=("drop_2bit", "mean")).reset_index().sort_values("n_params")
 half = len(t) // 2
-small, large = t.relative.iloc[:max(half, 1)].mean(), t.relative.iloc[half:].mean()
+small, large = t.relative.iloc[:half].mean(), t.relative.iloc[half:].mean()
+by_size = (f" At 4 bits the smaller half of the models lose **{small:.1%}** of what they had learned above chance, "
+           f"the larger half **{large:.1%}**: the "
+           + ("smaller models lose more." if small > large else "larger models lose as much or more.")) if half else ""
 Markdown(f"Symmetric per-tensor, the lowest bit width within one point of float32 is **{t.min_bits.median():.0f} bits** "
-         f"(median over {len(t)} models, each the median of its seeds). At 4 bits the smaller half of the models "
-         f"lose **{small:.1%}** of what they had learned above chance, the larger half **{large:.1%}**: the "
-         + ("smaller models lose more" if small > large else "larger models lose as much or more")
-         + f". At 2 bits every model loses {t.drop_2bit.min():.0%} or more of its accuracy.")
+         f"(median over {len(t)} models, each the median of its seeds).{by_size} At 2 bits every model loses at least "
+         f"{t.drop_2bit.min() * 100:.0f} points of accuracy.")
 
 # %%
 ch.table("tolerance", tolerance.assign(setting=tolerance.scheme + ", per " + tolerance.granularity), {

@@ -64,7 +64,8 @@ ch.table("regime_counts", counts, {"family": ("family", None), **{r: (r, None) f
 #
 # The minimal count of a family is the smallest parameter count from which every larger configuration learns the
 # task (learning or overfitting). The interval resamples the seeds of every configuration (1,000 bootstrap draws)
-# and reclassifies. The dashed line and band in the figure mark it; square DNNs of every depth share one panel.
+# and reclassifies. The dashed line and band in the figure mark it; square DNNs of every depth share one panel
+# (the DNN's count is taken over every DNN of the sweep, the Phase-1 shapes included).
 # When a family's smallest configuration already learns, the grid cannot say how much smaller a network could
 # be: the estimate is then an upper bound, marked "≤".
 
@@ -82,8 +83,8 @@ def sentence(row):
     if row.bound == "at most":
         return (f"- **{name}**: at most {row.min_params:,.0f} parameters: every {name} in the grid learns the task, "
                 f"its smallest included, so the true threshold lies at or below it")
-    return (f"- **{name}**: {row.min_params:,.0f} parameters (95% interval {row.ci_low:,.0f} to "
-            f"{row.ci_high:,.0f})")
+    high = "beyond the grid" if row.ci_high == float("inf") else f"{row.ci_high:,.0f}"
+    return f"- **{name}**: {row.min_params:,.0f} parameters (95% interval {row.ci_low:,.0f} to {high})"
 
 
 Markdown(f"Minimal learnable parameters for learning the task on {ch.title}:\n\n"

@@ -39,7 +39,7 @@ figures = None
 # %%
 from IPython.display import Markdown
 
-from minarch_core.analyses import regimes
+from minarch_core.analyses import findings, regimes
 from minarch_core.book import chapter, plots, tables
 
 ch = chapter.from_notebook("sweep", globals())
@@ -63,7 +63,8 @@ ch.figure(plots.phase1(configs), "phase1")
 
 # %%
 spread = regimes.shape_spread(configs)
-small, large = spread[spread.params_max < 1e4], spread[spread.params_min >= 1e4]
+compared = spread.dropna(subset=["spread"])  # bins with at least two configurations
+small, large = compared[compared.params_max < findings.SMALL], compared[compared.params_min >= findings.SMALL]
 if large.empty or small.empty:
     verdict = "The grid does not reach both sides of 10,000 parameters, so the two sizes cannot be compared here."
 elif large.spread.max() <= 0.02:
@@ -77,9 +78,10 @@ else:
     verdict = (f"Shape and depth matter about as much above 10,000 parameters (median spread "
                f"{large.spread.median():.1%}) as below ({small.spread.median():.1%}): on this dataset the parameter "
                f"count alone does not settle accuracy.")
-Markdown(f"Below 10,000 parameters, configurations of similar size differ by up to **{small.spread.max():.1%}** "
-         f"in test accuracy (median {small.spread.median():.1%} per half-decade bin); from 10,000 parameters on "
-         f"by up to **{large.spread.max():.1%}** (median {large.spread.median():.1%}). {verdict}")
+Markdown((f"Below 10,000 parameters, configurations of similar size differ by up to **{small.spread.max():.1%}** "
+          f"in test accuracy (median {small.spread.median():.1%} per half-decade bin); from 10,000 parameters on "
+          f"by up to **{large.spread.max():.1%}** (median {large.spread.median():.1%}). "
+          if len(small) and len(large) else "") + verdict)
 
 # %%
 ch.table("shape_spread", spread, {
