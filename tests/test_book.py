@@ -82,13 +82,14 @@ def browser():
 
 
 WIDTHS = """
-const column = document.querySelector('article.bd-article');
+const column = document.querySelector('article.bd-article p');  // the text column: a paragraph's width
 const limit = column.getBoundingClientRect().width + 1;
 const wide = [...document.querySelectorAll('.minarch-chart svg, .minarch-chart canvas, table')]
   .map(e => [e.closest('.minarch-chart') ? 'chart' : 'table', Math.round(e.getBoundingClientRect().width),
              Math.round(e.scrollWidth || 0)])
   .filter(([kind, width, scroll]) => width > limit || scroll > limit);
-const scrolled = [...document.querySelectorAll('article pre')].filter(p => p.offsetParent !== null)
+const scrolled = [...document.querySelectorAll('article pre')]  // prose and outputs; folded code may scroll
+  .filter(p => p.offsetParent !== null && !p.closest('.cell_input'))
   .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => ['code', p.clientWidth, p.scrollWidth]);
 return [Math.round(limit), wide.concat(scrolled)];
 """
