@@ -55,7 +55,8 @@ def dataset_row(d):
     dnn = config.RunConfig(d.name, "dnn", {"widths": [10]})
     c, h, w = d.input_shape
     return {"dataset": d.title, "difficulty rank": d.difficulty, "classes": d.n_classes,
-            "image (C×H×W)": f"{c}×{h}×{w}", "inputs": c * h * w, "channel mean": d.mean, "channel std": d.std,
+            "image (C×H×W)": f"{c}×{h}×{w}", "inputs": c * h * w, "channel mean": ", ".join(map(str, d.mean)),
+            "channel std": ", ".join(map(str, d.std)),
             "ViT patch": patch, "ViT patches": (h // patch) * (w // patch),
             "DNN seeds per CPU step": sweep.seed_batch_for(dnn, "cpu")}
 

@@ -144,7 +144,7 @@ def workflow() -> alt.LayerChart:
     x = alt.X("x:Q", axis=None, scale=alt.Scale(domain=[-0.5, 5.5]))
     y = alt.Y("y:Q", axis=None, scale=alt.Scale(domain=[2.6, -0.6]))
     lines = alt.Chart(edges).mark_rule(color="#999", strokeWidth=1.5).encode(x=x, y=y, x2="x2:Q", y2="y2:Q")
-    boxes = alt.Chart(nodes).mark_rect(width=98, height=66, cornerRadius=6, color="#e8eef7",
+    boxes = alt.Chart(nodes).mark_rect(width=98, height=78, cornerRadius=6, color="#e8eef7",
                                        stroke=OKABE_ITO["blue"]).encode(x=x, y=y, tooltip=["text:N"])
     labels = alt.Chart(nodes.assign(lines=nodes.text.map(_wrap))).mark_text(fontSize=10, lineBreak="\n").encode(
         x=x, y=y, text="lines:N")
