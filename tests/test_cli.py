@@ -41,11 +41,11 @@ def test_bad_input_is_an_error_message_not_a_traceback(tmp_path, monkeypatch, ca
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["sweep", "--seeds", "-2"], "argument --seeds: the value of 'seeds' must be an integer in 1..1000 or None"),
-    (["sweep", "--seeds", "0"], "'seeds' must be an integer in 1..1000"),
-    (["sweep", "--epochs", "0"], "'epochs' must be an integer in 1..10000"),
+    (["sweep", "--seeds", "-2"], "argument --seeds: the value of 'seeds' must be an integer in 1..1,000 or None"),
+    (["sweep", "--seeds", "0"], "'seeds' must be an integer in 1..1,000"),
+    (["sweep", "--epochs", "0"], "'epochs' must be an integer in 1..10,000"),
     (["sweep", "--epochs", "2.5"], "got '2.5'"),
-    (["sweep", "--train-per-class", "-5"], "'train_per_class' must be an integer in 1..1e+06"),
+    (["sweep", "--train-per-class", "-5"], "'train_per_class' must be an integer in 1..1,000,000"),
     (["sweep", "--executor", "process", "--workers", "0"], "'workers' must be an integer in 1..256"),
     (["book", "--workers", "-1"], "'workers' must be an integer in 1..256"),
 ])
@@ -61,7 +61,7 @@ def test_a_bad_number_on_the_command_line_is_named_and_nothing_is_written(tmp_pa
 
 
 @pytest.mark.parametrize("parameter, message", [
-    (["-p", "seeds", "0"], "parameter 'seeds' must be an integer in 1..1000 or None"),
+    (["-p", "seeds", "0"], "parameter 'seeds' must be an integer in 1..1,000 or None"),
     (["-p", "workers", "-4"], "parameter 'workers' must be an integer in 1..256"),
     (["-p", "colour", "blue"], "chapter 'sweep' takes no parameter 'colour'"),
 ])

@@ -39,12 +39,12 @@ def test_parameters_cell_is_the_chapters_record_in_both_files(py):
 
 
 @pytest.mark.parametrize("name, value, message", [
-    ("seeds", "five", "notebook parameter 'seeds' must be an integer in 1..1000 or None"),
-    ("seeds", 2.5, "notebook parameter 'seeds' must be an integer in 1..1000 or None"),
-    ("seeds", 0, "notebook parameter 'seeds' must be an integer in 1..1000 or None"),
+    ("seeds", "five", "notebook parameter 'seeds' must be an integer in 1..1,000 or None"),
+    ("seeds", 2.5, "notebook parameter 'seeds' must be an integer in 1..1,000 or None"),
+    ("seeds", 0, "notebook parameter 'seeds' must be an integer in 1..1,000 or None"),
     ("seeds", -3, "got -3"),
-    ("epochs", 0, "notebook parameter 'epochs' must be an integer in 1..10000 or None"),
-    ("train_per_class", -1, "notebook parameter 'train_per_class' must be an integer in 1..1e+06 or None"),
+    ("epochs", 0, "notebook parameter 'epochs' must be an integer in 1..10,000 or None"),
+    ("train_per_class", -1, "notebook parameter 'train_per_class' must be an integer in 1..1,000,000 or None"),
     ("workers", 0, "notebook parameter 'workers' must be an integer in 1..256"),
     ("dataset", "imagenet", "notebook parameter 'dataset' must be one of ['mnist'"),
 ])

@@ -131,8 +131,8 @@ def test_the_chapter_context_carries_device_and_data_root(tmp_path):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: profiles.get("smoke").replace(seeds=0), "profile 'smoke': 'seeds' must be an integer in 1..1000"),
-    (lambda: profiles.study("quick", epochs=-1), "'epochs' must be an integer in 1..10000"),
+    (lambda: profiles.get("smoke").replace(seeds=0), "profile 'smoke': 'seeds' must be an integer in 1..1,000"),
+    (lambda: profiles.study("quick", epochs=-1), "'epochs' must be an integer in 1..10,000"),
     (lambda: regimes.Thresholds(max_std=-0.1), "regime threshold 'max_std' must be a number in 0..1"),
     (lambda: regimes.Thresholds(fail_margin=float("nan")), "regime threshold 'fail_margin' must be a number"),
     (lambda: RunConfig("mnist", "cnn", {"channels": 0}), "cnn channels must be integer\\(s\\) in 1..4096"),

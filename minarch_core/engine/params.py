@@ -52,9 +52,9 @@ class Param:
         else:
             text = KINDS[self.kind]
             if self.low is not None and self.high is not None:
-                text += f" in {self.low:g}..{self.high:g}"
+                text += f" in {_number(self.low)}..{_number(self.high)}"
             elif self.low is not None:
-                text += f" >= {self.low:g}"
+                text += f" >= {_number(self.low)}"
         return text + (" or None" if self.optional else "")
 
     def parse(self, text: str):
@@ -69,6 +69,10 @@ class Param:
             return self.check(value, "the value of")
         except ConfigError as err:  # argparse shows the message of this error type alone
             raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _number(x) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
 
 
 def check_fields(obj, params: dict[str, Param], source: str) -> None:
