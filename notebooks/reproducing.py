@@ -66,7 +66,7 @@ ch.table("training_cost", plots.labelled(cost), {
 # ## Commands
 #
 # ```bash
-# # set up .venv, train what the store lacks, run every chapter with papermill, build the HTML
+# # set up .venv, train what is missing, run every chapter, build the HTML
 # make book
 # # a quick look: one dataset, the CI profile
 # make book PROFILE=smoke DATASETS=mnist
