@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from ..engine import data
+from ..engine import data, models
 from .common import chance
 from .regimes import LEARNS
 
@@ -151,7 +151,7 @@ def minimal_grows(minimal: pd.DataFrame, draws: pd.DataFrame, seed: int = 0) -> 
             if easy not in m.index or hard not in m.index:
                 continue
             e, h = m.loc[easy], m.loc[hard]
-            part = f"{family}: {data.spec(easy).title} → {data.spec(hard).title}"
+            part = f"{models.family(family).title}: {data.spec(easy).title} → {data.spec(hard).title}"
             rows.append({**_minimal_pair(family, part, e, h, draws, easy, hard, rng), "dataset": hard})
     return rows
 
