@@ -40,6 +40,7 @@ def shape_runs(small_spread, large_spread, noise=0.0, seeds=5, seed=0):
         for k, offset in enumerate((0, spread / 2, spread)):
             for s in range(seeds):
                 rows.append({"dataset": "mnist", "family": "dnn", "config_id": f"{params}-{k}", "n_params": params + k,
+                             "shape": ("equal", "increasing", "decreasing")[k], "depth": 1 + k,
                              "seed": s, "test_acc": 0.9 - offset + rng.normal(0, noise)})
     return pd.DataFrame(rows)
 

@@ -18,7 +18,7 @@ from scipy.stats import spearmanr
 
 from ..engine import data, models
 from .common import chance
-from .regimes import LEARNS
+from .regimes import LEARNS, shape_spread
 
 VERDICTS = ("agrees", "differs", "undecided")
 LEVEL = 0.95  # of every interval
@@ -99,9 +99,10 @@ def regimes_ordered(configs: pd.DataFrame, n_boot: int = 1000, seed: int = 0) ->
     return rows
 
 
-def shape_invariance(runs: pd.DataFrame, n_boot: int = 1000, seed: int = 0, bins_per_decade: int = 2) -> list[dict]:
+def shape_invariance(runs: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[dict]:
     """Shape barely matters for larger networks: the median accuracy spread across DNN shapes and depths of similar
-    size (half-decade bins) from ``SMALL`` parameters on, minus the same below; seeds resampled per configuration."""
+    size (``regimes.shape_spread``'s bins, as the sweep chapter shows them) from ``SMALL`` parameters on, minus the
+    same below; seeds resampled per configuration."""
     rng = np.random.default_rng(seed)
     d = runs[runs.family == "dnn"]
     claim, part = ("Shape barely matters for larger networks; the parameter count dominates",
@@ -109,17 +110,13 @@ def shape_invariance(runs: pd.DataFrame, n_boot: int = 1000, seed: int = 0, bins
     if d.empty:
         return [undecided(claim, part, PAPER["shape"], "no DNN runs", "sweep")]
     keys = ["dataset", "config_id"]
-    info = d.groupby(keys, sort=True).n_params.first().reset_index()
-    info["bin"] = info.dataset + ":" + (np.floor(np.log10(info.n_params) * bins_per_decade)).astype(str)
+    info = d.groupby(keys, sort=True)[["family", "n_params", "shape", "depth"]].first().reset_index()
     means = _resample_seeds(d, "test_acc", keys, n_boot, rng)  # (B, configs)
     point = d.groupby(keys, sort=True).test_acc.mean().to_numpy()
 
     def difference(acc):
-        frame = info.assign(acc=acc)
-        spread = frame.groupby("bin").agg(spread=("acc", lambda a: a.max() - a.min()), n=("acc", "size"),
-                                          params=("n_params", "min"))
-        spread = spread[spread.n > 1]  # as regimes.shape_spread: a lone configuration compares with nothing
-        large, small = spread[spread.params >= SMALL].spread, spread[spread.params < SMALL].spread
+        spread = shape_spread(info.assign(test_mean=acc)).dropna(subset=["spread"])
+        large, small = spread[spread.params_min >= SMALL].spread, spread[spread.params_max < SMALL].spread
         return large.median() - small.median() if len(large) and len(small) else np.nan
 
     estimate = difference(point)

@@ -72,7 +72,8 @@ class DatasetSpec:
                 f"once with internet access and a writable data root so that torchvision downloads them")
 
 
-RESERVED = {"studies"}  # folder names of the results root that are not datasets
+STUDIES = "studies"  # the results root's folder of analysis tables (engine.store), so never a dataset's name
+RESERVED = {STUDIES}  # folder names of the results root that are not datasets
 DATASETS: dict[str, DatasetSpec] = {}
 
 

@@ -38,7 +38,7 @@ FORMAT = 1  # layout version of the store; a store of another version is refused
 MARKER = "minarch-store.json"
 FILES = ("config.json", "summary.json", "history.parquet", "model.pt")
 RUN_ID = "[0-9a-f]" * 20  # the glob of a run folder's name: a run id and nothing else
-STUDIES = "studies"  # the folder of the analysis tables (data.RESERVED keeps it from naming a dataset)
+STUDIES = data.STUDIES  # the folder of the analysis tables (a name no dataset may take)
 
 
 @dataclass
@@ -225,10 +225,6 @@ class Tables:
             raise ConfigError(f"no {name} table for {dataset} in study {self.folder.name} ({path}): execute that "
                               f"dataset's chapters of this study first (or make book)")
         return pd.read_parquet(path)
-
-    def saved(self) -> list[Path]:
-        """Every table of the study, for publishing."""
-        return sorted(self.folder.rglob("*.parquet"))
 
 
 def _write_atomic(path: Path, text: str) -> None:
