@@ -9,6 +9,7 @@ from minarch_core.engine.config import RunConfig
 from minarch_core.engine.errors import ConfigError
 
 TINY = dict(val_per_class=20, train_per_class=30)
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # CUDA's own checks where a GPU is present
 
 
 def run(tiny_root, family="dnn", arch=None, **kw):
@@ -79,7 +80,8 @@ def test_cuda_run_starts_from_the_cpu_weights_and_learns(tiny_root):
     cpu = train.train(cfg, train.load_data(cfg, root=tiny_root), "cpu")
     gpu = train.train(cfg, train.load_data(cfg, root=tiny_root), "cuda")
     assert all(torch.equal(cpu.state_dict[k], gpu.state_dict[k]) for k in cpu.state_dict)
-    assert run(tiny_root, epochs=4, train_per_class=100).history.test_acc.iloc[-1] > 0.9
+    cfg = cfg.replace(epochs=4, train_per_class=100)
+    assert train.train(cfg, train.load_data(cfg, root=tiny_root), "cuda").final["test_acc"] > 0.9
 
 
 @real_mnist
@@ -91,16 +93,20 @@ def test_real_mnist_width_100_learns_and_width_1_does_not(width, low, high):
 
 
 def plain_loop(cfg, dataset):
-    """The textbook single-model loop, built from the reference pieces: the oracle for seed batching."""
-    model = train.build_model(cfg, dataset)
+    """The textbook single-model loop, built from the reference pieces: the oracle for seed batching. It returns
+    the history measured on the monitor subsets, the final metrics on the whole splits, and the weights."""
+    model = train.build_model(cfg, dataset).to(dataset.train.x.device)
     opt, loss_fn = train.optimizer(cfg, model.parameters()), train.LOSSES[cfg.loss]
     order = torch.Generator().manual_seed(cfg.seed)
+    monitor = dataset.monitor(train.MONITOR_PER_CLASS)
+    measure = lambda ds: [v for s in ("train", "val", "test") for v in train.evaluate(model, getattr(ds, s), loss_fn)]  # noqa: E731
     rows = []
     for epoch in range(cfg.epochs + 1):
         if epoch:
             train.train_epoch(model, opt, loss_fn, dataset.train, cfg.batch_size, order)
-        rows.append([v for s in ("train", "val", "test") for v in train.evaluate(model, getattr(dataset, s), loss_fn)])
-    return torch.tensor(rows, dtype=torch.float64), model.state_dict()
+        rows.append(measure(monitor))
+    return torch.tensor(rows, dtype=torch.float64), torch.tensor(measure(dataset), dtype=torch.float64), \
+        model.state_dict()
 
 
 @pytest.mark.parametrize("family, arch, kw", [
@@ -109,19 +115,25 @@ def plain_loop(cfg, dataset):
     ("cnn", {"channels": 3}, {"optimizer": "adamw", "weight_decay": 0.01}),
     ("vit", {"dim": 8, "heads": 2, "depth": 1}, {}),
 ])
-def test_seed_batch_gives_the_histories_and_weights_of_separate_runs(tiny_root, family, arch, kw):
+@pytest.mark.parametrize("device", DEVICES)
+def test_seed_batch_gives_the_histories_and_weights_of_separate_runs(tiny_root, family, arch, kw, device,
+                                                                     monkeypatch):
+    monkeypatch.setattr(train, "MONITOR_PER_CLASS", 12)  # history rows on a monitor subset smaller than the splits
     cfgs = [RunConfig("mnist", family, arch, seed=s, epochs=2, batch_size=32, **TINY, **kw) for s in (0, 5, 2)]
-    dataset = train.load_data(cfgs[0], root=tiny_root)
-    batched = train.train_seeds(cfgs, dataset, "cpu")
+    dataset = train.load_data(cfgs[0], root=tiny_root, device=device)
+    assert len(dataset.monitor(12).train) == 120 < len(dataset.train)
+    batched = train.train_seeds(cfgs, dataset, device)
     cols = [c for c in batched[0].history if c not in ("epoch", "time_s")]
     for cfg, result in zip(cfgs, batched):
-        history, state = plain_loop(cfg, dataset)
+        history, final, state = plain_loop(cfg, dataset)
         torch.testing.assert_close(torch.tensor(result.history[cols].to_numpy()), history, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(torch.tensor([result.final[c] for c in train.METRICS], dtype=torch.float64),
+                                   final, rtol=1e-4, atol=1e-5)
         for k, v in state.items():
             # ViT's key bias has a zero gradient in exact arithmetic (softmax ignores a shift), so Adam turns
             # float-rounding noise into lr-sized steps there; elsewhere the weights agree to rounding
             atol = 2 * cfg.lr * cfg.epochs * len(dataset.train) / cfg.batch_size if k.endswith("qkv.bias") else 1e-5
-            torch.testing.assert_close(result.state_dict[k], v, rtol=1e-3, atol=atol)
+            torch.testing.assert_close(result.state_dict[k], v.cpu(), rtol=1e-3, atol=atol)
     last = list(batched[0].state_dict)[-1]
     assert not torch.equal(batched[0].state_dict[last], batched[1].state_dict[last])  # the seeds stayed apart
 
@@ -151,3 +163,20 @@ def test_a_seed_batch_refuses_configs_that_differ_in_more_than_the_seed(tiny_roo
     a = RunConfig("mnist", "dnn", {"widths": [8]}, seed=0, **TINY)
     with pytest.raises(ConfigError, match="differ only in their seed"):
         train.train_seeds([a, a.replace(seed=1, lr=0.1)], device="cpu")
+
+
+@pytest.mark.parametrize("family, arch", [("dnn", {"widths": [16, 8]}), ("cnn", {"channels": 3}),
+                                          ("vit", {"dim": 8, "heads": 2, "depth": 1})])
+def test_variants_evaluated_together_score_as_they_do_one_by_one(tiny_root, family, arch):
+    cfg = RunConfig("mnist", family, arch, epochs=1, **TINY)
+    dataset = train.load_data(cfg, root=tiny_root)
+    model = train.train(cfg, dataset, "cpu")
+    base = train.build_model(cfg, dataset)
+    states = []
+    for scale in (1.0, 0.5, 0.0, -2.0):  # any weight sets of the architecture, e.g. its compressed variants
+        states.append({k: v * scale for k, v in model.state_dict.items()})
+    together = train.evaluate_states(base, states, dataset.test, group=3)  # two groups: 3 + 1
+    for state, (loss, acc) in zip(states, together):
+        base.load_state_dict(state)
+        alone = train.evaluate(base, dataset.test)
+        assert acc == pytest.approx(alone[1], abs=1e-9) and loss == pytest.approx(alone[0], rel=1e-4, abs=1e-6)

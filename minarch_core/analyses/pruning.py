@@ -90,7 +90,7 @@ def curve(run: Run, sparsities=SPARSITIES, scope: str = "global", keep_classifie
     loss_fn = train.LOSSES[cfg.loss]
     order = torch.Generator().manual_seed(cfg.seed)
     model = None
-    rows = []
+    rows, states = [], []
     for target in sorted(sparsities):
         if model is None or not iterative:
             model = run.model(dataset)
@@ -99,13 +99,15 @@ def curve(run: Run, sparsities=SPARSITIES, scope: str = "global", keep_classifie
             opt = train.optimizer(cfg, model.parameters())
             for _ in range(finetune_epochs):
                 train.train_epoch(model, opt, loss_fn, dataset.train, cfg.batch_size, order)
-        row = {"run_id": run.run_id, "scope": scope, "method": "iterative" if iterative else "one-shot",
-               "finetune_epochs": finetune_epochs, "classifier_dense": keep_classifier_dense,
-               "sparsity": target, "achieved": sparsity_of(model, keep_classifier_dense),
-               "size_bytes": encoding.size(_with(run.model(dataset), model))}  # float32, sparse layouts
-        for split in splits:
-            row[f"{split}_loss"], row[f"{split}_acc"] = train.evaluate(model, getattr(dataset, split), loss_fn)
-        rows.append(row)
+        states.append(masked_state(model))
+        rows.append({"run_id": run.run_id, "scope": scope, "method": "iterative" if iterative else "one-shot",
+                     "finetune_epochs": finetune_epochs, "classifier_dense": keep_classifier_dense,
+                     "sparsity": target, "achieved": sparsity_of(model, keep_classifier_dense),
+                     "size_bytes": encoding.size(_with(run.model(dataset), model))})  # float32, sparse layouts
+    dense = run.model(dataset)
+    for split in splits:  # every sparsity of this model in one batched pass
+        for row, (loss, acc) in zip(rows, train.evaluate_states(dense, states, getattr(dataset, split), loss_fn)):
+            row[f"{split}_loss"], row[f"{split}_acc"] = loss, acc
     return pd.DataFrame(rows)
 
 

@@ -15,7 +15,8 @@ is a field of ``Thresholds``:
   something, but not the task (the paper's "stable learning" means learning the task, not failing the same way
   every time).
 - Otherwise it **overfits** when, averaged over seeds, the validation loss ends more than ``max_upturn`` (relative)
-  above its minimum, or the train-test accuracy gap exceeds ``max_gap``.
+  above its minimum (both read off the history, whose rows share one monitor subset of the validation split), or
+  the final train-test accuracy gap (whole splits) exceeds ``max_gap``.
 - Otherwise it is **learning**.
 
 The minimal number of learnable parameters of a family on a dataset is the smallest parameter count from which
@@ -77,9 +78,11 @@ def run_features(table: pd.DataFrame, histories: pd.DataFrame, th: Thresholds = 
     finite = h.dropna(subset=["val_loss"])  # a run that diverged at once has no finite validation loss
     per_run["min_val_epoch"] = finite.loc[finite.groupby("run_id").val_loss.idxmin(), ["run_id", "epoch"]] \
         .set_index("run_id").epoch
+    # the upturn compares the history's own rows (all on the same monitor subset), not the whole-split final loss
+    per_run["last_val_loss"] = h.sort_values("epoch").groupby("run_id").tail(1).set_index("run_id").val_loss
     out = table.join(per_run, on="run_id")
     out["gap"] = out.train_acc - out.test_acc
-    out["upturn"] = (out.val_loss - out.min_val_loss) / out.min_val_loss
+    out["upturn"] = (out.last_val_loss - out.min_val_loss) / out.min_val_loss
     return mark(out, th)
 
 

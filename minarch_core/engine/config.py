@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from . import data, models
 from .errors import ConfigError
 
-SEMANTICS = 1  # version of the training semantics; part of every run id
+SEMANTICS = 2  # version of the training semantics; part of every run id (2: per-epoch rows on monitor subsets)
 OPTIMIZERS = ("adam", "adamw", "sgd")  # plain SGD has no momentum
 LOSSES = ("cross_entropy", "mse")
 

@@ -180,6 +180,7 @@ def normalise_arch(family_name: str, arch: dict | None, input_shape=None) -> dic
 def build(family_name: str, arch: dict, input_shape, n_classes: int) -> nn.Module:
     model = family(family_name).builder(tuple(input_shape), n_classes, **normalise_arch(family_name, arch, input_shape))
     model.minarch_family = family_name  # so that weight_layers finds the family's declaration
+    model.minarch_input_shape = tuple(input_shape)  # so that the trainer can size its evaluation chunks
     return model
 
 

@@ -7,7 +7,8 @@ without passing paths around:
   the user asked for.
 - ``MINARCH_CACHE``: a writable cache for unpacked archives and fast array files (default ``~/.cache/minarch``).
 - ``MINARCH_RESULTS``: the run store (default ``./results``).
-- ``MINARCH_DEVICE``: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+- ``MINARCH_DEVICE``: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``. On CUDA, matrix
+  products and convolutions run in full float32 (TF32 off), the arithmetic a CPU run does.
 """
 from __future__ import annotations
 
@@ -45,4 +46,6 @@ def device(name: str | torch.device | None = None) -> torch.device:
         raise ConfigError(f"unknown device {name!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} was asked for but CUDA is not available here: use 'cpu' or 'auto'")
+    if dev.type == "cuda":  # full float32, as on a CPU: TF32 would change what a run computes
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     return dev

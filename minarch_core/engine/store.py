@@ -1,7 +1,8 @@
 """The run store: one folder per run, named by the run id, written atomically; asking again returns it.
 
 Layout: ``<root>/<dataset>/<run id>/`` holding ``config.json`` (the normalised config), ``summary.json`` (status,
-parameter count, final and best metrics, versions), ``history.parquet`` (one row per epoch) and ``model.pt`` (the
+parameter count, final metrics on the whole splits, the best epoch by the monitored validation accuracy, versions),
+``history.parquet`` (one row per epoch, measured on the monitor subsets) and ``model.pt`` (the
 final state dict). A run is written into a temporary folder and renamed into place in one step, so a reader never
 sees half a run and two workers that trained the same run keep exactly one copy. A record that fails its checks
 (a missing or truncated file, a config not hashing to its id) is moved aside to ``<root>/<dataset>/.corrupt/`` and trained again.
@@ -180,7 +181,7 @@ def summarise(cfg: RunConfig, result: Result, device: str = "") -> dict:
     best = trained.loc[trained.val_acc.idxmax()] if len(trained) and trained.val_acc.notna().any() else last
     return {
         "status": result.status, "n_params": result.n_params, "epochs_run": int(last.epoch),
-        **{k: float(last[k]) for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")},
+        **{k: float(v) for k, v in result.final.items()},  # the whole splits, measured once at the end
         "best_epoch": int(best.epoch), "best_val_acc": float(best.val_acc), "test_acc_at_best": float(best.test_acc),
         "time_s": float(last.time_s), "device": device, "torch": torch.__version__, "python": platform.python_version(),
     }

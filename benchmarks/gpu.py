@@ -1,0 +1,222 @@
+"""How fast the paper profile trains on one CUDA GPU: measured tasks, utilisation, and the projected full sweep.
+
+    python benchmarks/gpu.py --dataset mnist --budget 360 [--epochs 4] > benchmarks/gpu-latest.txt
+
+Trains a spread sample of the paper profile's configurations of one dataset exactly as its sweep does (all 30
+seeds of a configuration stacked in one task, ``train.train_seeds`` on CUDA, full training split), the smallest and
+largest of each grid first and then ever finer in between, until the time budget is spent. Each task is timed
+(the device synchronised). From those tasks it prints:
+
+1. the GPU's dense matmul peaks (float32 without TF32, which is what the trainer computes, and bfloat16);
+2. per task: seconds, model-epochs per second and achieved FLOP/s against the float32 peak;
+3. the projected time of the whole paper profile: per grid, seconds per epoch = a + b x FLOPs fitted to the
+   measured tasks, applied to every configuration of the grid at the profile's epochs (plus the final evaluation);
+   Fashion-MNIST has MNIST's shapes and sizes, CIFAR-10 is priced by the same fit at its own FLOPs (an
+   extrapolation in FLOPs, stated as such).
+
+``--epochs`` trains the sampled tasks for fewer epochs than the profile (the cost per epoch is what is measured;
+setup and the final whole-split evaluation are timed apart). Never part of the tests: timings are not assertions.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from minarch_core.engine import data, models, profiles, settings, sweep, train
+from minarch_core.engine.config import RunConfig
+
+TARGETS = {"paper profile, three datasets (h)": 1.0, "largest models vs float32 peak": 0.30}
+
+
+def matmul_peak(dtype, dev, n=8192, repeats=10) -> float:
+    n, repeats = (n, repeats) if dev.type == "cuda" else (1024, 2)
+    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    sync(dev)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync(dev)
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start)
+
+
+@functools.cache
+def _per_image(dataset: str, family: str, arch: str) -> tuple[float, float]:
+    """(training FLOPs, forward FLOPs) per image of one model, counted exactly by torch.utils.flop_counter."""
+    shape = data.spec(dataset).input_shape
+    model = models.build(family, json.loads(arch), shape, data.spec(dataset).n_classes)
+    x, y = torch.zeros(64, *shape), torch.zeros(64, dtype=torch.long)
+    with FlopCounterMode(display=False) as t:
+        F.cross_entropy(model(x), y).backward()
+    with FlopCounterMode(display=False) as e, torch.no_grad():
+        model(x)
+    return t.get_total_flops() / 64, e.get_total_flops() / 64
+
+
+def flops(cfg: RunConfig, n_train: int, n_monitor: int, n_full: int) -> tuple[float, float]:
+    """(FLOPs of one epoch: training pass + monitor evaluation, FLOPs of the final whole-split evaluation) of one
+    seed."""
+    step, fwd = _per_image(cfg.dataset, cfg.family, json.dumps(cfg.arch, sort_keys=True))
+    return step * n_train + fwd * n_monitor, fwd * n_full
+
+
+def spread(items: list, k: int) -> list:
+    """The items in an order that covers their range first: ends, middle, then quarters, eighths..."""
+    order, seen, n = [], set(), len(items)
+    for level in range(0, max(1, int(np.ceil(np.log2(max(n, 2))))) + 2):
+        parts = 2 ** level
+        for j in range(parts + 1):
+            i = round(j * (n - 1) / parts)
+            if i not in seen:
+                seen.add(i)
+                order.append(items[i])
+    return order[:k] if k else order
+
+
+OFFICIAL = {"mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
+
+
+def sizes(name: str, profile: profiles.Profile) -> tuple[int, int, int]:
+    """(training images, monitor images per epoch, whole-split evaluation images) of one run of ``profile``, from
+    the official split sizes (so that a dataset absent from this machine can still be priced; all are balanced
+    enough for ``MONITOR_PER_CLASS`` images per class)."""
+    n_official, n_test = OFFICIAL[name]
+    k = data.spec(name).n_classes
+    n_train = (profile.train_per_class or n_official // k - profile.val_per_class) * k  # approximately balanced
+    per = lambda n: min(n, train.MONITOR_PER_CLASS * k)  # noqa: E731
+    return n_train, per(n_train) + per(profile.val_per_class * k) + per(n_test), \
+        n_train + profile.val_per_class * k + n_test
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--budget", type=float, default=360, help="seconds of measured tasks")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per sampled task (default: the profile's)")
+    parser.add_argument("--csv", default=None, help="write the measured tasks here")
+    parser.add_argument("--device", default="cuda", help="cpu only to try the script out")
+    args = parser.parse_args(argv)
+    dev = settings.device(args.device)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    print(f"minarch benchmarks/gpu.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {commit or 'unknown'}")
+    print(f"device: {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}, torch {torch.__version__}, "
+          f"CUDA {torch.version.cuda}")
+    peak32, peak16 = matmul_peak(torch.float32, dev), matmul_peak(torch.bfloat16, dev)
+    print(f"dense matmul peak (8192^3): float32 (no TF32) {peak32 / 1e12:.1f} TFLOP/s, bfloat16 "
+          f"{peak16 / 1e12:.1f} TFLOP/s\n")
+
+    paper = profiles.get("paper")
+    epochs = args.epochs or paper.epochs
+    n_train, n_monitor, n_full = sizes(args.dataset, paper)
+    dataset = data.load(args.dataset, val_per_class=paper.val_per_class, train_per_class=paper.train_per_class,
+                        device=dev)
+    grids = {}
+    for name in paper.grids:
+        by_config = {}
+        for cfg in paper.configs(args.dataset, [name]):
+            by_config.setdefault(cfg.replace(seed=0).run_id, []).append(cfg)
+        groups = sorted(by_config.values(), key=lambda g: flops(g[0], n_train, n_monitor, n_full)[0])
+        grids[name] = groups
+    queue = [(name, g) for order in zip(*(spread(g, 0) + [None] * 500 for g in grids.values()))
+             for name, g in zip(grids, order) if g is not None]
+    warm = [c.replace(epochs=1) for c in queue[0][1][:2]]
+    train.train_seeds(warm, dataset, dev)  # CUDA context, kernels and allocator warmed outside the timings
+    print(f"== paper profile on {args.dataset}: {n_train} training images, {paper.seeds} seeds per task, "
+          f"{epochs} epochs per sampled task ==")
+    print(f"{'grid':7s} {'model':26s} {'params':>10s} {'seeds':>5s} {'s/epoch':>8s} {'final s':>8s} "
+          f"{'model-ep/s':>10s} {'TFLOP/s':>8s} {'of fp32':>7s}")
+    rows, spent = [], 0.0
+    for name, group in queue:
+        if spent >= args.budget:
+            break
+        cfgs = [c.replace(epochs=epochs) for c in group]
+        sync(dev)
+        start = time.perf_counter()
+        results = train.train_seeds(cfgs, dataset, dev)
+        sync(dev)
+        total = time.perf_counter() - start
+        epoch_s = float(results[0].history.time_s.iloc[-1]) * len(cfgs) / epochs  # the trainer's own clock
+        final_s = max(total - epoch_s * epochs, 0.0)
+        f_epoch, f_final = flops(cfgs[0], n_train, n_monitor, n_full)
+        achieved = f_epoch * len(cfgs) / epoch_s
+        rows.append(dict(grid=name, model=models.describe(cfgs[0].family, cfgs[0].arch)["model"],
+                         family=cfgs[0].family, params=results[0].n_params, seeds=len(cfgs), epoch_s=epoch_s,
+                         final_s=final_s, flops_epoch=f_epoch, flops_final=f_final, tflops=achieved / 1e12))
+        spent += total
+        print(f"{name:7s} {rows[-1]['model']:26s} {rows[-1]['params']:10,d} {len(cfgs):5d} {epoch_s:8.2f} "
+              f"{final_s:8.2f} {len(cfgs) / epoch_s:10.1f} {achieved / 1e12:8.2f} {achieved / peak32:7.0%}",
+              flush=True)
+    measured = {r["grid"] for r in rows}
+
+    def project(name: str) -> tuple[float, dict]:
+        per_grid = {}
+        for grid, groups in grids.items():
+            rs = [r for r in rows if r["grid"] == grid]
+            if not rs:
+                per_grid[grid] = float("nan")
+                continue
+            f = np.array([r["flops_epoch"] * r["seeds"] for r in rs])
+            t = np.array([r["epoch_s"] for r in rs])
+            a, b = fit(f, t) if len(rs) > 1 else (0.0, t[0] / f[0])
+            final_per_flop = sum(r["final_s"] for r in rs) / sum(r["flops_final"] * r["seeds"] for r in rs)
+            secs = 0.0
+            for g in groups:
+                cfg = g[0].replace(dataset=name)
+                fe, ff = flops(cfg, *sizes(name, paper))
+                batches = -(-len(g) // sweep.SEED_BATCH)
+                secs += batches * (a + b * fe * len(g) / batches) * paper.epochs + final_per_flop * ff * len(g)
+            per_grid[grid] = secs
+        return sum(per_grid.values()), per_grid
+
+    print()
+    totals = {}
+    for name in ("mnist", "fashion_mnist", "cifar10"):
+        total, per_grid = project(name)
+        totals[name] = total
+        note = "" if name == args.dataset else " (fit on " + args.dataset + ", priced at this dataset's FLOPs)"
+        print(f"paper profile of {name}: {len(paper.configs(name))} runs, projected {total / 3600:.2f} h on this GPU"
+              f"{note}; " + ", ".join(f"{g} {s / 60:.1f} min" for g, s in per_grid.items()))
+    unmeasured = [g for g in grids if g not in measured]
+    if unmeasured:
+        print(f"not measured (budget spent first): {unmeasured}; their time is missing from the totals")
+    largest = [max((r for r in rows if r["family"] == fam), key=lambda r: r["flops_epoch"], default=None)
+               for fam in ("dnn", "cnn", "vit")]
+    print("\nlargest measured model of each family: " + ", ".join(
+        f"{r['model']} {r['tflops']:.1f} TFLOP/s = {r['tflops'] * 1e12 / peak32:.0%} of the float32 peak"
+        for r in largest if r))
+    print("\n== targets ==")
+    best = max((r["tflops"] * 1e12 / peak32 for r in largest if r), default=0.0)
+    for label, value, target, ok in (
+            ("paper profile, three datasets (h)", sum(totals.values()) / 3600, TARGETS[
+                "paper profile, three datasets (h)"], sum(totals.values()) / 3600 <= 1.0),
+            ("largest models vs float32 peak", best, TARGETS["largest models vs float32 peak"], best >= 0.30)):
+        print(f"{label:36s} {value:8.2f} (target {target:g}): {'met' if ok else 'missed'}")
+    if args.csv:
+        import pandas as pd
+        pd.DataFrame(rows).to_csv(args.csv, index=False)
+    return 0
+
+
+def sync(dev) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def fit(flops: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
+    """(a, b) of seconds = a + b * flops, least squares in relative error, both kept >= 0."""
+    a, b = np.linalg.lstsq(np.stack([1 / seconds, flops / seconds], 1), np.ones_like(seconds), rcond=None)[0]
+    return max(a, 0.0), max(b, 0.0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
