@@ -121,3 +121,10 @@ def test_redundancy_and_phases_on_known_curves():
     assert r.loc["a", "redundancy"] == 0.4 and r.loc["a", "collapse_at"] == 0.99
     assert r.loc["b", "redundancy"] == 0 and np.isnan(r.loc["b", "collapse_at"])
     assert pruning.phases(c).tolist()[:6] == ["plateau", "plateau", "plateau", "decline", "decline", "collapse"]
+
+
+def test_a_permanently_pruned_model_keeps_its_parameter_order():
+    model = models.build("dnn", {"widths": [8]}, (1, 28, 28), 10)
+    before = [name for name, _ in model.named_parameters()]
+    pruning.make_permanent(pruning.prune_to(model, 0.5))
+    assert [name for name, _ in model.named_parameters()] == before

@@ -43,6 +43,8 @@ def prune_to(model: nn.Module, sparsity: float, scope: str = "global", keep_clas
     if scope not in SCOPES:
         raise ConfigError(f"unknown pruning scope {scope!r}: choose one of {list(SCOPES)}")
     params = prunable(model, keep_classifier_dense)
+    for module, _ in params:  # the order make_permanent restores
+        module.__dict__.setdefault("minarch_parameter_order", list(module._parameters))
     current = sparsity_of(model, keep_classifier_dense)
     amount = 0.0 if sparsity <= current else (sparsity - current) / (1 - current)  # of the surviving weights
     if scope == "global":
@@ -54,11 +56,16 @@ def prune_to(model: nn.Module, sparsity: float, scope: str = "global", keep_clas
 
 
 def make_permanent(model: nn.Module) -> nn.Module:
-    """Fold the masks into the weights (``prune.remove``), so the state dict holds plain, zeroed ``weight``s."""
+    """Fold the masks into the weights (``prune.remove``), so the state dict holds plain, zeroed ``weight``s, the
+    parameters in their original order (``prune.remove`` appends the weight after the bias; the encoding and every
+    state dict follow ``parameters()`` order)."""
     for module in model.modules():
         for buffer, _ in list(module.named_buffers(recurse=False)):
             if buffer.endswith("_mask"):
                 prune.remove(module, buffer[: -len("_mask")])
+        order = module.__dict__.pop("minarch_parameter_order", None)  # recorded by prune_to
+        if order is not None:
+            module._parameters = {name: module._parameters[name] for name in order}
     return model
 
 

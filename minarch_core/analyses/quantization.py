@@ -46,7 +46,7 @@ def curve(run: Run, precisions=PRECISIONS, scheme: str = "symmetric", granularit
     rows, states, dense = [], [], run.model(dataset)
     for precision in precisions:
         states.append(quantize_model(run.model(dataset), precision, scheme, granularity, include_biases).state_dict())
-        rows.append({"run_id": run.run_id, "precision": str(precision), "bits": _bits(precision),
+        rows.append({"run_id": run.run_id, "precision": str(precision), "bits": bits_of(precision),
                      "kind": "float" if precision in FLOATS else "int", "scheme": scheme, "granularity": granularity,
                      "size_bytes": encoding.size(dense, precision, scheme=scheme, granularity=granularity,
                                                  include_biases=include_biases)})
@@ -127,5 +127,5 @@ def _at(w: torch.Tensor, precision, scheme: str, granularity: str) -> torch.Tens
     return fake_quantize(w, precision, scheme, granularity)
 
 
-def _bits(precision) -> int:
+def bits_of(precision) -> int:
     return {"float32": 32, "bfloat16": 16, "float16": 16}.get(precision, precision)

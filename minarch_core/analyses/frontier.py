@@ -1,0 +1,185 @@
+"""The compression frontier: the smallest model, in bytes, that reaches an accuracy, and how sure that is.
+
+A **variant** is a trained model pruned (one-shot, global L1 magnitude over its family's weight layers) to a sparsity
+of ``SPARSITIES``, its surviving weights then rounded to a precision of ``PRECISIONS`` (a symmetric grid per output
+channel, or a float cast; pruned weights stay exactly zero, since every grid keeps 0 at 0). Its size is the byte
+count of ``encoding.encode`` (headers, scales and the cheaper of dense and sparse layouts, per tensor); its accuracy
+is measured on the validation and test splits, every variant of one model stacked in one batched pass
+(``train.evaluate_states``).
+
+Choices: the frontier is drawn from the stable configurations (regime learning or overfitting) of the family grids
+(``GRIDS``: square DNNs, CNNs, ViTs), ``SEEDS`` seeds each. ``recommend`` chooses on the **validation** split, by a
+one-sided Student-t lower bound on the seeds' mean accuracy at the asked confidence, and reports the **test** split:
+choosing on test accuracy would flatter every answer.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from tqdm.auto import tqdm
+
+from ..engine import train
+from ..engine.errors import ConfigError
+from ..engine.params import Param
+from ..engine.store import Run
+from . import encoding, pruning, quantization
+from .common import run_columns
+from .grids import FLOATS
+from .regimes import LEARNS
+
+SPARSITIES = (0.0, 0.5, 0.75, 0.9, 0.95)
+PRECISIONS = ("float32", "float16", 8, 6, 4, 3, 2)
+SCHEME, GRANULARITY = "symmetric", "channel"
+GRIDS = ("dnn", "cnn", "vit")
+SEEDS = 3  # seeds per configuration: enough for an interval, a third of the cost of the quick profile's five
+ASK = {
+    "min_accuracy": Param("min_accuracy", float, None, "the accuracy to reach (a fraction)", 0.0, 1.0),
+    "confidence": Param("confidence", float, 0.9, "one-sided confidence over seeds", 0.5, 0.999),
+    "max_bytes": Param("max_bytes", int, None, "largest stored size in bytes", 1, 10**12, optional=True),
+}
+KEYS = ["dataset", "config_id", "sparsity", "precision"]
+
+
+def variants(run: Run, sparsities=SPARSITIES, precisions=PRECISIONS, device=None, data_root=None) -> pd.DataFrame:
+    """One row per (sparsity, precision) of ``run``'s model: achieved sparsity, stored bytes, and the loss and
+    accuracy on the validation and test splits."""
+    dataset = train.load_data(run.config, device, data_root)
+    dense, loss_fn = run.model(dataset), train.LOSSES[run.config.loss]
+    dense_bytes = encoding.size(dense)
+    rows, states = [], []
+    for sparsity in sparsities:
+        pruned = pruning.make_permanent(pruning.prune_to(run.model(dataset), sparsity))
+        achieved = pruning.sparsity_of(pruned)
+        for precision in precisions:
+            quantized = quantization.quantize_model(copy.deepcopy(pruned), precision, SCHEME, GRANULARITY)
+            states.append(quantized.state_dict())
+            rows.append({"run_id": run.run_id, "sparsity": sparsity, "achieved": achieved,
+                         "precision": str(precision), "bits": quantization.bits_of(precision),
+                         "size_bytes": encoding.size(pruned, precision, scheme=SCHEME, granularity=GRANULARITY),
+                         "dense_bytes": dense_bytes})
+    for split in ("val", "test"):
+        for row, (loss, acc) in zip(rows, train.evaluate_states(dense, states, getattr(dataset, split), loss_fn)):
+            row[f"{split}_loss"], row[f"{split}_acc"] = loss, acc
+    return pd.DataFrame(rows)
+
+
+def chosen_runs(store, configurations: pd.DataFrame, runs: pd.DataFrame, seeds: int = SEEDS) -> list[Run]:
+    """The runs the frontier is drawn from: of every stable configuration of the family grids, the first ``seeds``
+    seeds that did not diverge."""
+    stable = configurations[configurations.regime.isin(LEARNS) & configurations.family.isin(GRIDS)]
+    if "shape" in stable:  # the Phase-1 shapes grid is not a family grid; its square networks are in "dnn"
+        stable = stable[stable["shape"].fillna("equal") == "equal"]
+    picked = runs[runs.config_id.isin(stable.config_id) & (runs.status == "ok")]
+    picked = picked.sort_values("seed").groupby("config_id", sort=False).head(seeds)
+    return store.runs_of(picked.sort_values(["family", "n_params", "seed"]))
+
+
+def measure(runs: list[Run], progress: bool = True, **options) -> pd.DataFrame:
+    """``variants`` of every run, with each run's dataset, seed and architecture columns."""
+    frames = [variants(run, **options).assign(**run_columns(run))
+              for run in tqdm(runs, desc="frontier", unit="model", disable=not progress)]
+    if not frames:
+        raise ConfigError("no stable trained model to compress: sweep the dataset first (minarch sweep)")
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarise(table: pd.DataFrame, confidence: float = ASK["confidence"].default) -> pd.DataFrame:
+    """One row per variant of a configuration, its seeds pooled: bytes (the largest seed's), the mean and the
+    one-sided lower bound of validation accuracy, and the test accuracy's mean and two-sided interval at
+    ``confidence`` (Student t over seeds; NaN bounds with a single seed)."""
+    ASK["confidence"].check(confidence)
+    arch = [c for c in ("family", "model", "depth", "width", "n_params") if c in table]
+    g = table.groupby(KEYS, sort=False)
+    out = g.agg(**{c: (c, "first") for c in arch}, bits=("bits", "first"), achieved=("achieved", "mean"),
+                size_bytes=("size_bytes", "max"), dense_bytes=("dense_bytes", "first"), seeds=("run_id", "count"),
+                val_mean=("val_acc", "mean"), val_sd=("val_acc", "std"), test_mean=("test_acc", "mean"),
+                test_sd=("test_acc", "std")).reset_index()
+    one = stats.t.ppf(confidence, out.seeds - 1) / np.sqrt(out.seeds)  # NaN for one seed
+    two = stats.t.ppf((1 + confidence) / 2, out.seeds - 1) / np.sqrt(out.seeds)
+    out["val_low"] = out.val_mean - one * out.val_sd
+    out["test_low"] = out.test_mean - two * out.test_sd
+    out["test_high"] = out.test_mean + two * out.test_sd
+    out["ratio"] = out.dense_bytes / out.size_bytes
+    return out.sort_values(["dataset", "size_bytes"], ignore_index=True)
+
+
+def pareto(summary: pd.DataFrame, by=("dataset", "family"), accuracy: str = "test_mean") -> pd.DataFrame:
+    """The variants no other variant beats (smaller or equal bytes with higher ``accuracy``), within each group of
+    ``by``: the frontier, smallest first."""
+    keep = []
+    for _, g in summary.groupby(list(by), sort=True):
+        best = -np.inf
+        for i, row in g.sort_values(["size_bytes", accuracy], ascending=[True, False]).iterrows():
+            if row[accuracy] > best:
+                keep.append(i)
+                best = row[accuracy]
+    return summary.loc[keep].sort_values([*by, "size_bytes"], ignore_index=True)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What ``recommend`` found: the chosen variant (or, when nothing met the target, the closest miss)."""
+    met: bool
+    row: pd.Series
+    target: float
+    confidence: float
+    candidates: int  # variants within the family and byte limits
+
+    def lines(self, dataset: str, profile: str = "quick") -> list[str]:
+        r = self.row
+        precision = r.precision if r.precision in FLOATS else f"{r.precision}-bit {SCHEME} per-channel"
+        what = (f"{r.model} ({int(r.n_params):,} parameters), pruned to {r.sparsity:.0%} (global L1), "
+                f"weights at {precision}")
+        accuracy = (f"test accuracy {r.test_mean:.2%} (mean of {int(r.seeds)} seeds; {self.confidence:.0%} "
+                    f"interval {r.test_low:.2%}..{r.test_high:.2%})")
+        if self.met:
+            head = [f"smallest model reaching {self.target:.1%} on {dataset} with {self.confidence:.0%} confidence:",
+                    f"  {what}",
+                    f"  {int(r.size_bytes):,} bytes stored ({r.ratio:.1f}x smaller than its dense float32 "
+                    f"{int(r.dense_bytes):,} bytes)",
+                    f"  {accuracy}",
+                    f"  chosen on the validation split (lower bound {r.val_low:.2%} >= {self.target:.1%}); the "
+                    f"test split is reported, never used to choose"]
+        else:
+            head = [f"nothing stored reaches {self.target:.1%} on {dataset} with {self.confidence:.0%} confidence "
+                    f"({self.candidates} variants searched). Closest miss:",
+                    f"  {what}: {int(r.size_bytes):,} bytes, validation lower bound {r.val_low:.2%}",
+                    f"  {accuracy}",
+                    f"  to search further, train larger models or more seeds: minarch sweep --dataset {dataset} "
+                    f"--profile paper --family {r.family}"]
+        return head + [f"  reproduce: minarch recommend --dataset {dataset} --profile {profile} --min-accuracy "
+                       f"{self.target:g} --confidence {self.confidence:g}"]
+
+
+def recommend(table: pd.DataFrame, min_accuracy: float, family: str | None = None, max_bytes: int | None = None,
+              confidence: float = ASK["confidence"].default) -> Answer:
+    """The smallest variant whose validation accuracy reaches ``min_accuracy`` with ``confidence`` (its one-sided
+    lower bound over seeds), within ``family`` and ``max_bytes``; else the closest miss (the highest lower bound).
+    ``table`` holds one dataset's ``variants`` (one row per seed)."""
+    ASK["min_accuracy"].check(min_accuracy)
+    ASK["max_bytes"].check(max_bytes)
+    if table.empty:
+        raise ConfigError("the compression frontier is empty: sweep the dataset and compute its frontier first "
+                          "(make book, or minarch chapter smallest)")
+    summary = summarise(table, confidence)
+    pool = summary
+    if family is not None:
+        if family not in set(summary.family):
+            raise ConfigError(f"family {family!r} has no stable model in the frontier: choose one of "
+                              f"{sorted(set(summary.family))}")
+        pool = pool[pool.family == family]
+    if max_bytes is not None:
+        pool = pool[pool.size_bytes <= max_bytes]
+        if pool.empty:
+            raise ConfigError(f"no variant is as small as max_bytes={max_bytes:,}: the smallest stored has "
+                              f"{int(summary.size_bytes.min()):,} bytes")
+    met = pool[pool.val_low >= min_accuracy]
+    if len(met):
+        best = met.sort_values(["size_bytes", "val_low"], ascending=[True, False]).iloc[0]
+        return Answer(True, best, min_accuracy, confidence, len(pool))
+    closest = pool.sort_values(["val_low", "size_bytes"], ascending=[False, True]).iloc[0]
+    return Answer(False, closest, min_accuracy, confidence, len(pool))

@@ -1,0 +1,92 @@
+"""The compression frontier: variants sized by the real encoding, Pareto sets and recommendations with known answers."""
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from minarch_core.analyses import encoding, frontier, pruning, quantization
+from minarch_core.engine import train
+from minarch_core.engine.errors import ConfigError
+
+T90_2 = 1.8856180831641267  # Student t, 2 degrees of freedom, one-sided 90 %
+
+
+def test_every_variant_is_what_its_encoding_decodes_to(tiny_store, tiny_root):
+    store, configs = tiny_store
+    run = store.get(configs[1])
+    table = frontier.variants(run, sparsities=(0.0, 0.9), precisions=("float32", 4, 2), device="cpu",
+                              data_root=tiny_root)
+    assert len(table) == 6 and table.size_bytes.is_unique
+    dataset = train.load_data(run.config, "cpu", tiny_root)
+    for row in table.itertuples():
+        pruned = pruning.make_permanent(pruning.prune_to(run.model(dataset), row.sparsity))
+        precision = int(row.precision) if row.precision.isdigit() else row.precision
+        packed = encoding.encode(pruned, precision, scheme=frontier.SCHEME, granularity=frontier.GRANULARITY)
+        assert len(packed) == row.size_bytes  # the table's bytes are the encoding's
+        decoded = encoding.decode(packed, run.model(dataset))
+        expected = quantization.quantize_model(copy.deepcopy(pruned), precision, frontier.SCHEME,
+                                               frontier.GRANULARITY)
+        for a, b in zip(decoded.parameters(), expected.parameters()):
+            assert torch.equal(a, b)  # the weights whose accuracy the table reports
+        assert train.evaluate(decoded, dataset.test)[1] == pytest.approx(row.test_acc, abs=1e-6)
+        assert (pruning.sparsity_of(decoded) >= row.sparsity - 1e-6)  # pruned weights stayed exactly zero
+    pruned = table[table.sparsity == 0.9]
+    assert (pruned.size_bytes.to_numpy() < table[table.sparsity == 0].size_bytes.to_numpy()).all()
+
+
+def hand_table():
+    """Four variants of known seeds: what the frontier and the recommendations must be is worked out by hand."""
+    variants = {  # name: (bytes, validation accuracies of three seeds, test accuracies)
+        "Y": (300, [0.99, 0.90, 0.99], [0.95, 0.95, 0.95]),  # mean 0.96 but spread: lower bound 0.9034
+        "X": (500, [0.96, 0.97, 0.98], [0.97, 0.97, 0.97]),  # lower bound 0.97 - t * 0.01 / sqrt 3 = 0.95911
+        "W": (1000, [0.95, 0.95, 0.95], [0.96, 0.96, 0.96]),  # beaten by X: smaller and better
+        "Z": (2000, [0.99, 0.99, 0.99], [0.99, 0.99, 0.99]),
+    }
+    rows = []
+    for name, (size, val, test) in variants.items():
+        for seed, (v, t) in enumerate(zip(val, test)):
+            rows.append(dict(dataset="mnist", config_id=name, sparsity=0.5, precision="4", family="dnn",
+                             model=f"DNN {name}", n_params=size, bits=4, achieved=0.5, size_bytes=size,
+                             dense_bytes=4 * size, run_id=f"{name}{seed}", val_acc=v, test_acc=t))
+    return pd.DataFrame(rows)
+
+
+def test_lower_bounds_and_pareto_set_by_hand():
+    summary = frontier.summarise(hand_table(), confidence=0.9).set_index("config_id")
+    assert summary.loc["X", "val_low"] == pytest.approx(0.97 - T90_2 * 0.01 / np.sqrt(3))
+    assert summary.loc["Y", "val_low"] == pytest.approx(0.96 - T90_2 * np.std([0.99, 0.9, 0.99], ddof=1) / np.sqrt(3))
+    assert summary.loc["Z", "val_low"] == pytest.approx(0.99) and summary.loc["X", "ratio"] == 4
+    assert frontier.pareto(summary.reset_index()).config_id.tolist() == ["Y", "X", "Z"]
+
+
+@pytest.mark.parametrize("target, options, met, chosen", [
+    (0.95, {}, True, "X"),  # Y is smaller and its mean passes, but not with 90 % confidence
+    (0.90, {}, True, "Y"),
+    (0.985, {}, True, "Z"),
+    (0.995, {}, False, "Z"),  # nothing reaches it: the closest miss
+    (0.95, {"max_bytes": 400}, False, "Y"),
+    (0.95, {"confidence": 0.5}, True, "Y"),  # at 50 % the bound is the mean: 0.96
+])
+def test_recommendation_by_hand(target, options, met, chosen):
+    answer = frontier.recommend(hand_table(), target, **options)
+    assert answer.met is met and answer.row.config_id == chosen
+    text = "\n".join(answer.lines("mnist"))
+    assert ("smallest model reaching" in text) is met and "validation" in text and "minarch" in text
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"min_accuracy": 1.5}, "'min_accuracy' must be a number in 0..1"),
+    ({"min_accuracy": 0.9, "confidence": 0.2}, "'confidence' must be a number in 0.5..0.999"),
+    ({"min_accuracy": 0.9, "family": "vit"}, "family 'vit' has no stable model"),
+    ({"min_accuracy": 0.9, "max_bytes": 10}, "no variant is as small as max_bytes=10"),
+])
+def test_bad_questions_get_clear_errors(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        frontier.recommend(hand_table(), **kwargs)
+
+
+def test_an_empty_frontier_says_what_to_run():
+    with pytest.raises(ConfigError, match="sweep the dataset"):
+        frontier.recommend(hand_table().iloc[:0], 0.9)
