@@ -6,6 +6,7 @@ import sys
 
 import pandas as pd
 
+from .analyses import frontier
 from .book.chapter import CHAPTERS, PARAMETERS, check
 from .engine import data, profiles, sweep
 from .engine.errors import ConfigError, MinarchError
@@ -15,7 +16,7 @@ from .engine.store import Store
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"sweep": _sweep, "book": _book, "chapter": _chapter}[args.command](args)
+        return {"sweep": _sweep, "book": _book, "chapter": _chapter, "recommend": _recommend}[args.command](args)
     except MinarchError as err:
         print(f"minarch: error: {err}", file=sys.stderr)
         return 2
@@ -62,6 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     _option(b, "workers", "in the sweep chapters", default=1)
     b.add_argument("--no-html", action="store_true", help="execute the notebooks only, do not build the HTML")
     b.add_argument("--log", action="store_true", help="stream each notebook's output while it runs")
+
+    r = commands.add_parser(
+        "recommend", parents=[shared], help="the smallest stored model, in bytes, that reaches an accuracy",
+        description="Search a study's compression frontier (every stable model pruned and quantized, sized by its "
+                    "real encoding) for the smallest variant whose validation accuracy reaches the target with the "
+                    "given confidence over seeds; print it with its test accuracy. The frontier is computed by the "
+                    "'smallest' chapter (make book, or minarch chapter smallest --dataset D).")
+    r.add_argument("--dataset", required=True, choices=list(data.DATASETS), help="the dataset")
+    for name in ("min_accuracy", "confidence", "max_bytes"):
+        p = frontier.ASK[name]
+        r.add_argument(f"--{name.replace('_', '-')}", type=p.parse, default=p.default, required=p.default is None
+                       and not p.optional, help=f"{p.help}: {p.allowed()}")
+    r.add_argument("--family", default=None, choices=list(frontier.GRIDS), help="only this family")
+    for name in ("seeds", "epochs", "train_per_class"):
+        _option(r, name, "(the study's override, as when it was built)")
 
     c = commands.add_parser(
         "chapter", help="re-run one chapter notebook with papermill",
@@ -127,6 +143,15 @@ def _chapter(args) -> int:
     seconds = pipeline.execute(args.name, output, params, log=True)
     print(f"{output} executed in {seconds:.1f} s")
     return 0
+
+
+def _recommend(args) -> int:
+    study = profiles.study(args.profile, seeds=args.seeds, epochs=args.epochs, train_per_class=args.train_per_class)
+    table = Store(args.results).tables(study).load(args.dataset, "frontier")
+    answer = frontier.recommend(table, args.min_accuracy, family=args.family, max_bytes=args.max_bytes,
+                                confidence=args.confidence)
+    print("\n".join(answer.lines(args.dataset, args.profile)))
+    return 0 if answer.met else 1
 
 
 def _value(text: str):

@@ -90,3 +90,16 @@ def test_bad_questions_get_clear_errors(kwargs, message):
 def test_an_empty_frontier_says_what_to_run():
     with pytest.raises(ConfigError, match="sweep the dataset"):
         frontier.recommend(hand_table().iloc[:0], 0.9)
+
+
+def test_targets_ownership_and_answers_in_words():
+    table = hand_table()
+    summary = frontier.summarise(table)
+    goals = frontier.targets(summary, "mnist")  # chance 10 %, best 99 %: whole percents between
+    assert goals[0] == pytest.approx(0.54) and goals[-1] == pytest.approx(0.99) and goals == sorted(goals)
+    answers = frontier.answers(table, [0.95, 0.995])
+    assert answers.config_id.tolist() == ["X", "Z"] and answers.met.tolist() == ["yes", "no (closest)"]
+    mixed = frontier.pareto(summary.assign(family=["dnn", "cnn", "cnn", "dnn"]), by=("dataset",))
+    text = frontier.ownership(mixed)
+    assert "the **DNN** at 300 B" in text and "the **CNN** at 500 B" in text and "finally the **DNN** at 2.0 kB" in text
+    assert frontier.size_text(697) == "697 B" and frontier.size_text(1_234_567) == "1.2 MB"

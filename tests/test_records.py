@@ -44,7 +44,7 @@ def test_a_new_dataset_appears_in_sweeps_chapters_and_the_table_of_contents(shap
 
     toc = pipeline.table_of_contents()
     assert toc["parts"][1] == {"caption": "Block shapes", "chapters": [
-        {"file": f"book/shapes/{c}"} for c in ("sweep", "regimes", "pruning", "quantization")]}  # easiest first
+        {"file": f"book/shapes/{c}"} for c in ("sweep", "regimes", "pruning", "quantization", "smallest")]}  # easiest first
     assert "shapes" in data.by_difficulty() and data.by_difficulty()[0] == "shapes"
     cli.main(["sweep", "--dataset", "shapes", "--profile", "smoke", "--family", "cnn", "--results",
               str(tmp_path / "results"), "--dry-run"])

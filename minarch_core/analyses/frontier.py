@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from ..engine import train
+from ..engine import data, models, train
 from ..engine.errors import ConfigError
 from ..engine.params import Param
 from ..engine.store import Run
@@ -128,12 +128,14 @@ class Answer:
     target: float
     confidence: float
     candidates: int  # variants within the family and byte limits
+    family: str | None = None
+    max_bytes: int | None = None
 
     def lines(self, dataset: str, profile: str = "quick") -> list[str]:
         r = self.row
-        precision = r.precision if r.precision in FLOATS else f"{r.precision}-bit {SCHEME} per-channel"
-        what = (f"{r.model} ({int(r.n_params):,} parameters), pruned to {r.sparsity:.0%} (global L1), "
-                f"weights at {precision}")
+        precision = r.precision if r.precision in FLOATS else f"{r.precision}-bit ({SCHEME}, per channel)"
+        pruned = "dense" if r.sparsity == 0 else f"pruned to {r.sparsity:.0%} (global L1)"
+        what = f"{r.model} ({int(r.n_params):,} parameters), {pruned}, weights at {precision}"
         accuracy = (f"test accuracy {r.test_mean:.2%} (mean of {int(r.seeds)} seeds; {self.confidence:.0%} "
                     f"interval {r.test_low:.2%}..{r.test_high:.2%})")
         if self.met:
@@ -151,8 +153,10 @@ class Answer:
                     f"  {accuracy}",
                     f"  to search further, train larger models or more seeds: minarch sweep --dataset {dataset} "
                     f"--profile paper --family {r.family}"]
+        limits = (f" --family {self.family}" if self.family else "") + \
+            (f" --max-bytes {self.max_bytes}" if self.max_bytes else "")
         return head + [f"  reproduce: minarch recommend --dataset {dataset} --profile {profile} --min-accuracy "
-                       f"{self.target:g} --confidence {self.confidence:g}"]
+                       f"{self.target:g} --confidence {self.confidence:g}{limits}"]
 
 
 def recommend(table: pd.DataFrame, min_accuracy: float, family: str | None = None, max_bytes: int | None = None,
@@ -180,6 +184,61 @@ def recommend(table: pd.DataFrame, min_accuracy: float, family: str | None = Non
     met = pool[pool.val_low >= min_accuracy]
     if len(met):
         best = met.sort_values(["size_bytes", "val_low"], ascending=[True, False]).iloc[0]
-        return Answer(True, best, min_accuracy, confidence, len(pool))
+        return Answer(True, best, min_accuracy, confidence, len(pool), family, max_bytes)
     closest = pool.sort_values(["val_low", "size_bytes"], ascending=[False, True]).iloc[0]
-    return Answer(False, closest, min_accuracy, confidence, len(pool))
+    return Answer(False, closest, min_accuracy, confidence, len(pool), family, max_bytes)
+
+
+def targets(summary: pd.DataFrame, dataset: str, levels=(0.5, 0.75, 0.9, 0.97, 1.0)) -> list[float]:
+    """Round accuracy targets spread between chance and the best variant's mean test accuracy (whole percents,
+    rounded down): ``levels`` of the way from one to the other."""
+    chance, best = data.spec(dataset).chance, float(summary.test_mean.max())
+    return sorted({float(np.floor((chance + k * (best - chance)) * 100 + 1e-6)) / 100 for k in levels})
+
+
+def answers(table: pd.DataFrame, goals, confidence: float = ASK["confidence"].default) -> pd.DataFrame:
+    """``recommend`` for each target in ``goals``: one row per target, the chosen variant or the closest miss."""
+    rows = []
+    for goal in goals:
+        answer = recommend(table, goal, confidence=confidence)
+        rows.append({"target": goal, "met": "yes" if answer.met else "no (closest)", **answer.row.to_dict()})
+    return pd.DataFrame(rows)
+
+
+def ownership(front: pd.DataFrame) -> str:
+    """Which family owns which stretch of a dataset's frontier (``pareto(summary, by=("dataset",))``), in words."""
+    if front.empty:
+        return "No variant learned the task: the frontier is empty."
+    f = front.sort_values("size_bytes")
+    runs = (f.family != f.family.shift()).cumsum()
+    parts = []
+    for _, seg in f.groupby(runs, sort=True):
+        title = models.family(seg.family.iloc[0]).title
+        span = (f"at {size_text(seg.size_bytes.iloc[0])}" if len(seg) == 1 else
+                f"from {size_text(seg.size_bytes.iloc[0])} to {size_text(seg.size_bytes.iloc[-1])}")
+        accuracy = (f"{seg.test_mean.iloc[0]:.1%}" if len(seg) == 1 else
+                    f"{seg.test_mean.iloc[0]:.1%} to {seg.test_mean.iloc[-1]:.1%}")
+        parts.append(f"the **{title}** {span} ({accuracy})")
+    owners = sorted({models.family(x).title for x in f.family})
+    head = (f"The whole frontier belongs to the {owners[0]}" if len(owners) == 1
+            else "Across families, the frontier belongs to " + ", then ".join(parts[:-1]) + ", and finally "
+            + parts[-1])
+    if len(owners) == 1:
+        head += f": {len(f)} variants " + parts[0].split(" ", 2)[2]
+    best = f.iloc[-1]
+    return (head + f". The most accurate variant is {best.model} at {best.sparsity:.0%} sparsity with "
+            f"{precision_text(best.precision)} weights: {size_text(best.size_bytes)}, {best.test_mean:.2%}.")
+
+
+def precision_text(precision: str) -> str:
+    """'float16', or '4-bit' for an integer grid."""
+    return precision if precision in FLOATS else f"{precision}-bit"
+
+
+def size_text(n: float) -> str:
+    """Bytes for people: 697 B, 1.2 kB, 35 kB, 1.3 MB."""
+    for unit, step in (("MB", 1e6), ("kB", 1e3)):
+        if n >= step:
+            value = n / step
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:,.0f} {unit}"
+    return f"{n:.0f} B"

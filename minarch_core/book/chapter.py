@@ -53,6 +53,7 @@ CHAPTERS = {c.name: c for c in (  # in the order the book executes and shows the
     ChapterSpec("regimes", "Convergence regimes", True, PER_DATASET),
     ChapterSpec("pruning", "Pruning", True, PER_DATASET),
     ChapterSpec("quantization", "Quantization", True, PER_DATASET),
+    ChapterSpec("smallest", "The smallest model", True, PER_DATASET),
     ChapterSpec("findings", "Findings across datasets", False, ("datasets", *STUDY, "results", "renderer", "figures")),
     ChapterSpec("reproducing", "Reproducing this book", False, ("build_info", "benchmark", "results")),
 )}

@@ -410,3 +410,33 @@ def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataF
     return alt.vconcat(alt.hconcat(a, b).resolve_scale(color="independent"), c).resolve_scale(
         color="independent", shape="independent").properties(title="Across datasets").configure_legend(
         orient="bottom", direction="horizontal")
+
+
+# -- the smallest model -------------------------------------------------------------------------------------------
+
+def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFrame) -> alt.LayerChart:
+    """Test accuracy against stored bytes: every variant (faint), each family's Pareto frontier (line, points with
+    the seeds' interval), and published tiny models of other architectures (labelled black diamonds)."""
+    d, f = labelled(summary), labelled(front)
+    sizes = [*d.size_bytes, *references.size_bytes]
+    x = log_x(sizes, "size_bytes:Q", "stored size (bytes)")
+    low = float(np.nanmin([*f.test_low.fillna(f.test_mean), *references.accuracy, 1.0]))
+    floor = max(0.0, np.floor((low - 0.05) * 20) / 20)  # the frontier's range; collapsed variants fall off the axis
+    y = alt.Y("test_mean:Q", title="test accuracy", scale=alt.Scale(domain=[floor, 1]), axis=alt.Axis(format="%"))
+    tip = [alt.Tooltip("model:N"), alt.Tooltip("sparsity:Q", format=".0%"), alt.Tooltip("precision:N"),
+           alt.Tooltip("size_bytes:Q", format=",", title="bytes"), alt.Tooltip("test_mean:Q", format=".2%"),
+           alt.Tooltip("test_low:Q", format=".2%", title="interval low"),
+           alt.Tooltip("test_high:Q", format=".2%", title="interval high"), alt.Tooltip("seeds:Q")]
+    cloud = alt.Chart(d).mark_circle(size=14, opacity=0.25, clip=True).encode(x=x, y=y, color=family_color(),
+                                                                             tooltip=tip)
+    line = alt.Chart(f).mark_line(point=alt.OverlayMarkDef(size=30)).encode(
+        x=x, y=y, color=family_color(), detail="family:N", tooltip=tip)
+    bars = alt.Chart(f).mark_rule(opacity=0.6).encode(x=x, y="test_low:Q", y2="test_high:Q", color=family_color())
+    refs = references.assign(test_mean=references.accuracy)
+    ref_tip = [alt.Tooltip("name:N"), alt.Tooltip("params:Q", format=","), alt.Tooltip("accuracy:Q", format=".2%"),
+               alt.Tooltip("note:N"), alt.Tooltip("source:N")]
+    marks = alt.Chart(refs).mark_point(shape="diamond", size=60, filled=True, color=OKABE_ITO["black"]).encode(
+        x=x, y=y, tooltip=ref_tip, href="source:N")
+    labels = alt.Chart(refs).mark_text(align="right", dx=-7, fontSize=10).encode(x=x, y=y, text="name:N")
+    return alt.layer(cloud, bars, line, marks, labels).properties(
+        width=TEXT_WIDTH - 120, height=300, title="The compression frontier: accuracy per stored byte")

@@ -1,0 +1,103 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The smallest model
+#
+# What is the smallest model, in bytes, that reaches a given accuracy on this dataset, and how sure is that? This
+# page takes every configuration that learns the task (the [regimes chapter](regimes.ipynb)'s learning and
+# overfitting regimes) from the family grids, three seeds each, and compresses each trained model both ways at
+# once: L1 pruning (one-shot, global) to 0-95 % sparsity, then the surviving weights rounded to 8 down to 2 bits
+# (symmetric, one grid per output channel) or cast to float16. Every variant is sized by a real encoding (integer
+# codes bit-packed with their scales; a sparse tensor stored as a bitmap or as relative indices when that is
+# smaller) and evaluated on the validation and test splits. The [method chapter](../method.ipynb) gives every
+# setting.
+
+# %% tags=["parameters"]
+dataset = "mnist"
+profile = "quick"
+seeds = None
+epochs = None
+train_per_class = None
+device = "auto"
+results = None
+data = None
+workers = 1
+renderer = "default"
+figures = None
+
+# %%
+from IPython.display import Markdown
+
+from minarch_core.analyses import frontier, references
+from minarch_core.book import chapter, plots, tables
+
+ch = chapter.from_notebook("smallest", globals())
+runs = frontier.chosen_runs(ch.store, ch.load("configurations"), ch.load("runs"))
+table = ch.save("frontier", frontier.measure(runs, progress=False, **ch.where))
+summary = frontier.summarise(table)
+front = frontier.pareto(summary)
+refs = references.table(ch.dataset)
+ch.figure(plots.frontier(summary, front, refs), "frontier")
+
+# %% [markdown]
+# Each point is one variant of one configuration, its accuracy the mean over seeds; the lines join each family's
+# Pareto frontier (no variant of that family is both smaller and more accurate), with the seeds' 90 % interval as a
+# bar. The diamonds are published tiny models of other architectures, sized as float32: they use convolutions with
+# pooling, normalisation, augmentation and long schedules, which the paper's families do not.
+
+# %%
+Markdown(frontier.ownership(frontier.pareto(summary, by=("dataset",))))
+
+# %% [markdown]
+# ## Recommendations
+#
+# `minarch recommend` answers the practitioner's question: the smallest variant whose **validation** accuracy
+# reaches the target with 90 % confidence over seeds (a one-sided Student-t bound), reported with its **test**
+# accuracy, which played no part in the choice. The targets below are spread between chance and the best variant.
+
+# %%
+answers = frontier.answers(table, frontier.targets(summary, ch.dataset))
+ch.table("recommendations", answers.assign(precision=answers.precision.map(frontier.precision_text)), {
+    "target": ("target", "{:.0%}"), "met": ("met", None), "model": ("model", None),
+    "sparsity": ("sparsity", "{:.0%}"), "precision": ("precision", None), "size_bytes": ("bytes", tables.COUNT),
+    "ratio": ("smaller than float32", "{:.1f}x"), "test_mean": ("test accuracy", tables.ACCURACY),
+    "test_low": ("interval low", tables.ACCURACY), "test_high": ("interval high", tables.ACCURACY)},
+    "The smallest variant reaching each target (a miss shows the closest variant)")
+
+# %% [markdown]
+# Ask your own question from a shell, for example:
+
+# %%
+goal = answers[answers.met == "yes"].target.max() if (answers.met == "yes").any() else answers.target.iloc[-1]
+Markdown("```text\n$ " + f"minarch recommend --dataset {ch.dataset} --min-accuracy {goal:g}\n"
+         + "\n".join(frontier.recommend(table, goal).lines(ch.dataset, ch.study.name)) + "\n```")
+
+# %% [markdown]
+# ## The frontier, point by point
+
+# %%
+ch.table("frontier", front.assign(precision=front.precision.map(frontier.precision_text)), {
+    "family": ("family", None), "model": ("model", None), "n_params": ("parameters", tables.COUNT),
+    "sparsity": ("sparsity", "{:.0%}"), "precision": ("precision", None), "size_bytes": ("bytes", tables.COUNT),
+    "test_mean": ("test accuracy", tables.ACCURACY), "test_low": ("interval low", tables.ACCURACY),
+    "test_high": ("interval high", tables.ACCURACY), "seeds": ("seeds", "{:.0f}")},
+    "Every family's Pareto frontier, smallest first")
+
+# %%
+ch.table("references", refs, {
+    "name": ("model", None), "params": ("parameters", tables.COUNT), "size_bytes": ("float32 bytes", tables.COUNT),
+    "accuracy": ("published test accuracy", tables.ACCURACY), "note": ("note", None), "source": ("source", None)},
+    "Published tiny models drawn as reference points")
