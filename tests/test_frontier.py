@@ -47,7 +47,8 @@ def hand_table():
     rows = []
     for name, (size, val, test) in variants.items():
         for seed, (v, t) in enumerate(zip(val, test)):
-            rows.append(dict(dataset="mnist", config_id=name, sparsity=0.5, precision="4", family="dnn",
+            rows.append(dict(dataset="mnist", config_id=name, method="post-training", sparsity=0.5, precision="4",
+                             family="dnn",
                              model=f"DNN {name}", n_params=size, bits=4, achieved=0.5, size_bytes=size,
                              dense_bytes=4 * size, run_id=f"{name}{seed}", val_acc=v, test_acc=t))
     return pd.DataFrame(rows)

@@ -41,7 +41,7 @@ ASK = {
     "confidence": Param("confidence", float, 0.9, "one-sided confidence over seeds", 0.5, 0.999),
     "max_bytes": Param("max_bytes", int, None, "largest stored size in bytes", 1, 10**12, optional=True),
 }
-KEYS = ["dataset", "config_id", "sparsity", "precision"]
+KEYS = ["dataset", "config_id", "method", "sparsity", "precision"]
 
 
 def variants(run: Run, sparsities=SPARSITIES, precisions=PRECISIONS, device=None, data_root=None) -> pd.DataFrame:
@@ -57,7 +57,7 @@ def variants(run: Run, sparsities=SPARSITIES, precisions=PRECISIONS, device=None
         for precision in precisions:
             quantized = quantization.quantize_model(copy.deepcopy(pruned), precision, SCHEME, GRANULARITY)
             states.append(quantized.state_dict())
-            rows.append({"run_id": run.run_id, "sparsity": sparsity, "achieved": achieved,
+            rows.append({"run_id": run.run_id, "method": "post-training", "sparsity": sparsity, "achieved": achieved,
                          "precision": str(precision), "bits": quantization.bits_of(precision),
                          "size_bytes": encoding.size(pruned, precision, scheme=SCHEME, granularity=GRANULARITY),
                          "dense_bytes": dense_bytes})

@@ -1,0 +1,80 @@
+"""Quantization-aware recovery: a few epochs of fine-tuning with the pruning masks held and the weights' quantization
+in the loop, against post-training quantization of the same model.
+
+In every forward pass of the fine-tuning, each weight layer's weight is the pruned weight (``torch.nn.utils.prune``'s
+mask, so pruned weights stay zero and get no gradient) rounded to the frontier's grid (symmetric, per output channel,
+the scale taken from the current weights) by ``torch.fake_quantize_per_channel_affine``, whose gradient is the
+straight-through estimator (identity inside the grid's range). The run's own optimiser settings and loss are used;
+the data order is drawn from its seed. The fine-tuned model is then quantized exactly as post-training variants
+are, so both arms are sized by the same encoding and measured on the same splits.
+"""
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from ..engine import train
+from ..engine.store import Run
+from . import encoding, pruning, quantization
+from .grids import grid
+
+EPOCHS = 2  # fine-tuning epochs per variant: "a few", at the cost of two epochs of the run's own training
+BITS = (4, 3, 2)  # where post-training quantization starts to cost accuracy
+SPARSITIES = (0.0, 0.75, 0.9)
+
+
+def fake_quantize_weights(model: nn.Module, bits: int) -> list:
+    """Quantize every weight layer's weight in the forward pass (after pruning's mask, which is applied by an
+    earlier hook); returns the hook handles."""
+    def hook(module, _):
+        w = module.weight
+        scale, zero, qmin, qmax = grid(w.detach(), bits, "symmetric", "channel")
+        module.weight = torch.fake_quantize_per_channel_affine(
+            w, scale.flatten(), zero.flatten().to(torch.int32), 0, qmin, qmax)
+
+    handles = []
+    for module, name in pruning.prunable(model):
+        if not hasattr(module, "weight_orig"):  # unpruned layers: make the weight a computed attribute, as prune does
+            prune.identity(module, name)
+        handles.append(module.register_forward_pre_hook(hook))
+    return handles
+
+
+def finetune(run: Run, dataset, sparsity: float, bits: int, epochs: int = EPOCHS) -> nn.Module:
+    """``run``'s model pruned to ``sparsity`` and fine-tuned ``epochs`` with ``bits``-bit weights in the loop; the
+    masks made permanent and the quantization hooks removed (its weights still float, to be quantized)."""
+    cfg = run.config
+    model = pruning.prune_to(run.model(dataset), sparsity)
+    handles = fake_quantize_weights(model, bits)
+    opt = train.optimizer(cfg, model.parameters())
+    order = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(epochs):
+        train.train_epoch(model, opt, train.LOSSES[cfg.loss], dataset.train, cfg.batch_size, order)
+    for handle in handles:
+        handle.remove()
+    return pruning.make_permanent(model)
+
+
+def variants(run: Run, sparsities=SPARSITIES, bits=BITS, epochs: int = EPOCHS, device=None,
+             data_root=None) -> pd.DataFrame:
+    """Rows like ``frontier.variants`` (method "quantization-aware") for every sparsity x bit width."""
+    from .frontier import GRANULARITY, SCHEME  # the frontier's grid: the same variants, recovered
+    dataset = train.load_data(run.config, device, data_root)
+    dense, loss_fn = run.model(dataset), train.LOSSES[run.config.loss]
+    rows, states = [], []
+    for sparsity in sparsities:
+        for b in bits:
+            tuned = finetune(run, dataset, sparsity, b, epochs)
+            states.append(quantization.quantize_model(copy.deepcopy(tuned), b, SCHEME, GRANULARITY).state_dict())
+            rows.append({"run_id": run.run_id, "method": "quantization-aware", "sparsity": sparsity,
+                         "achieved": pruning.sparsity_of(tuned), "precision": str(b), "bits": b,
+                         "size_bytes": encoding.size(tuned, b, scheme=SCHEME, granularity=GRANULARITY),
+                         "dense_bytes": encoding.size(dense), "finetune_epochs": epochs})
+    for split in ("val", "test"):
+        for row, (loss, acc) in zip(rows, train.evaluate_states(dense, states, getattr(dataset, split), loss_fn)):
+            row[f"{split}_loss"], row[f"{split}_acc"] = loss, acc
+    return pd.DataFrame(rows)
