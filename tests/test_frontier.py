@@ -6,9 +6,11 @@ import pandas as pd
 import pytest
 import torch
 
-from minarch_core.analyses import encoding, frontier, pruning, quantization
-from minarch_core.engine import train
+from minarch_core.analyses import encoding, frontier, pruning, quantization, recovery
+from minarch_core.engine import sweep, train
+from minarch_core.engine.config import RunConfig
 from minarch_core.engine.errors import ConfigError
+from minarch_core.engine.store import Store
 
 T90_2 = 1.8856180831641267  # Student t, 2 degrees of freedom, one-sided 90 %
 
@@ -104,3 +106,21 @@ def test_targets_ownership_and_answers_in_words():
     text = frontier.ownership(mixed)
     assert "the **DNN** at 300 B" in text and "the **CNN** at 500 B" in text and "finally the **DNN** at 2.0 kB" in text
     assert frontier.size_text(697) == "697 B" and frontier.size_text(1_234_567) == "1.2 MB"
+
+
+def test_quantization_aware_finetuning_recovers_what_post_training_rounding_loses(tiny_root):
+    # a 16-16 DNN on the synthetic task: rounded to 2 bits after training it drops far; two epochs of fine-tuning
+    # with the 2-bit rounding in the loop (the straight-through estimator) win most of it back
+    store = Store(tiny_root.parent / "qat-store")
+    cfg = RunConfig("mnist", "dnn", {"widths": [16, 16]}, epochs=4, val_per_class=20, train_per_class=60)
+    sweep.run([cfg], store, data_root=tiny_root, device="cpu", progress=False)
+    run = store.get(cfg)
+    ptq = frontier.variants(run, sparsities=(0.0,), precisions=(2,), device="cpu", data_root=tiny_root)
+    qat = recovery.variants(run, sparsities=(0.0,), bits=(2,), device="cpu", data_root=tiny_root)
+    assert qat.test_acc.iloc[0] >= ptq.test_acc.iloc[0] + 0.2
+    assert qat.size_bytes.iloc[0] == pytest.approx(ptq.size_bytes.iloc[0], rel=0.05)  # the same encoding
+    tuned = recovery.finetune(run, train.load_data(cfg, "cpu", tiny_root), 0.9, 3, epochs=1)
+    assert pruning.sparsity_of(tuned) >= 0.9  # the masks held: pruned weights stayed zero through fine-tuning
+    both = frontier.summarise(pd.concat([ptq, qat]).assign(dataset="mnist", config_id="c", family="dnn",
+                                                           model="DNN 16-16", n_params=1))
+    assert recovery.gain(both).recovered.iloc[0] == pytest.approx(qat.test_acc.iloc[0] - ptq.test_acc.iloc[0])

@@ -78,9 +78,11 @@ def chosen_runs(store, configurations: pd.DataFrame, runs: pd.DataFrame, seeds: 
     return store.runs_of(picked.sort_values(["family", "n_params", "seed"]))
 
 
-def measure(runs: list[Run], progress: bool = True, **options) -> pd.DataFrame:
-    """``variants`` of every run, with each run's dataset, seed and architecture columns."""
-    frames = [variants(run, **options).assign(**run_columns(run))
+def measure(runs: list[Run], make=None, progress: bool = True, **options) -> pd.DataFrame:
+    """``make(run, **options)`` (default ``variants``; ``recovery.variants`` for the fine-tuned arm) of every run,
+    with each run's dataset, seed and architecture columns."""
+    make = make or variants
+    frames = [make(run, **options).assign(**run_columns(run))
               for run in tqdm(runs, desc="frontier", unit="model", disable=not progress)]
     if not frames:
         raise ConfigError("no stable trained model to compress: sweep the dataset first (minarch sweep)")
@@ -135,7 +137,8 @@ class Answer:
         r = self.row
         precision = r.precision if r.precision in FLOATS else f"{r.precision}-bit ({SCHEME}, per channel)"
         pruned = "dense" if r.sparsity == 0 else f"pruned to {r.sparsity:.0%} (global L1)"
-        what = f"{r.model} ({int(r.n_params):,} parameters), {pruned}, weights at {precision}"
+        tuned = ", fine-tuned with the rounding in the loop" if r.method == "quantization-aware" else ""
+        what = f"{r.model} ({int(r.n_params):,} parameters), {pruned}, weights at {precision}{tuned}"
         accuracy = (f"test accuracy {r.test_mean:.2%} (mean of {int(r.seeds)} seeds; {self.confidence:.0%} "
                     f"interval {r.test_low:.2%}..{r.test_high:.2%})")
         if self.met:
@@ -226,8 +229,9 @@ def ownership(front: pd.DataFrame) -> str:
     if len(owners) == 1:
         head += f": {len(f)} variants " + parts[0].split(" ", 2)[2]
     best = f.iloc[-1]
-    return (head + f". The most accurate variant is {best.model} at {best.sparsity:.0%} sparsity with "
-            f"{precision_text(best.precision)} weights: {size_text(best.size_bytes)}, {best.test_mean:.2%}.")
+    pruned = "dense" if best.sparsity == 0 else f"pruned to {best.sparsity:.0%}"
+    return (head + f". The most accurate variant is {best.model}, {pruned}, with {precision_text(best.precision)} "
+            f"weights ({best.method}): {size_text(best.size_bytes)}, {best.test_mean:.2%}.")
 
 
 def precision_text(precision: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -78,3 +79,42 @@ def variants(run: Run, sparsities=SPARSITIES, bits=BITS, epochs: int = EPOCHS, d
         for row, (loss, acc) in zip(rows, train.evaluate_states(dense, states, getattr(dataset, split), loss_fn)):
             row[f"{split}_loss"], row[f"{split}_acc"] = loss, acc
     return pd.DataFrame(rows)
+
+
+def chosen(table: pd.DataFrame, configs: int = 4) -> pd.DataFrame:
+    """The post-training rows of the ``configs`` configurations that own the most points of the dataset's frontier
+    (``frontier.pareto`` over all families): the models whose recovery could move it. Their run ids select the
+    runs to fine-tune."""
+    from .frontier import pareto, summarise
+    front = pareto(summarise(table), by=("dataset",))
+    owners = front.config_id.value_counts().index[:configs]
+    return table[table.config_id.isin(owners)]
+
+
+def gain(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per bit width: the mean test accuracy of post-training and of quantization-aware variants of the same
+    configurations and sparsities, and the difference (the recovery)."""
+    cols = ["dataset", "config_id", "sparsity"]
+    wide = summary[summary.bits.isin(BITS)].pivot_table(index=[*cols, "bits"], columns="method",
+                                                        values="test_mean").dropna()
+    wide = wide.rename(columns={"post-training": "post_training", "quantization-aware": "quantization_aware"})
+    f32 = summary[(summary.precision == "float32") & (summary.method == "post-training")].set_index(cols).test_mean
+    wide["float32"] = f32.reindex(wide.reset_index(level="bits").index).to_numpy()
+    out = wide.groupby("bits")[["float32", "post_training", "quantization_aware"]].mean()
+    out["recovered"] = out.quantization_aware - out.post_training
+    out["pairs"] = wide.groupby("bits").size()
+    out["verdict"] = [verdict(*r) for r in out[["float32", "post_training", "quantization_aware"]].to_numpy()]
+    return out.reset_index().sort_values("bits", ascending=False, ignore_index=True)
+
+
+COLLAPSE, HELD = 0.05, 0.01  # points below float32: post-training "collapses" beyond the first, recovery "holds" within
+
+
+def verdict(float32: float, post_training: float, quantization_aware: float) -> str:
+    """The published claim at one bit width (quantization-aware training holds accuracy where post-training
+    quantization collapses), judged on these means."""
+    if np.isnan(float32):
+        return "no float32 reference"
+    if post_training >= float32 - COLLAPSE:
+        return "post-training did not collapse"
+    return "holds" if quantization_aware >= float32 - HELD else "recovery falls short"

@@ -427,8 +427,10 @@ def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFram
            alt.Tooltip("size_bytes:Q", format=",", title="bytes"), alt.Tooltip("test_mean:Q", format=".2%"),
            alt.Tooltip("test_low:Q", format=".2%", title="interval low"),
            alt.Tooltip("test_high:Q", format=".2%", title="interval high"), alt.Tooltip("seeds:Q")]
-    cloud = alt.Chart(d).mark_circle(size=14, opacity=0.25, clip=True).encode(x=x, y=y, color=family_color(),
-                                                                             tooltip=tip)
+    method = alt.Shape("method:N", title="weights", scale=alt.Scale(
+        domain=["post-training", "quantization-aware"], range=["circle", "triangle-up"]))
+    cloud = alt.Chart(d).mark_point(size=14, opacity=0.3, filled=True, clip=True).encode(
+        x=x, y=y, color=family_color(), shape=method, tooltip=[*tip, alt.Tooltip("method:N")])
     line = alt.Chart(f).mark_line(point=alt.OverlayMarkDef(size=30)).encode(
         x=x, y=y, color=family_color(), detail="family:N", tooltip=tip)
     bars = alt.Chart(f).mark_rule(opacity=0.6).encode(x=x, y="test_low:Q", y2="test_high:Q", color=family_color())
