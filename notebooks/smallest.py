@@ -43,7 +43,7 @@ from IPython.display import Markdown
 
 import pandas as pd
 
-from minarch_core.analyses import frontier, recovery, references
+from minarch_core.analyses import components, frontier, recovery, references
 from minarch_core.book import chapter, plots, tables
 
 ch = chapter.from_notebook("smallest", globals())
@@ -82,6 +82,22 @@ ch.table("recovery", gains, {
     "post_training": ("post-training", tables.ACCURACY), "quantization_aware": ("quantization-aware", tables.ACCURACY),
     "recovered": ("recovered", "{:+.1%}"), "pairs": ("variants compared", "{:.0f}"), "verdict": ("claim", None)},
     "Mean test accuracy of the same configurations and sparsities, rounded after training or fine-tuned rounded")
+
+# %% [markdown]
+# ## Which parts tolerate low precision
+#
+# The paper leaves open how a transformer's components respond to quantization. Here one component group of each
+# representative model (from the [regimes chapter](regimes.ipynb)) is rounded to 8, 4, 3 or 2 bits while everything
+# else stays float32: for the ViT its patch embedding, attention qkv and output projections, MLPs, head, and the
+# positions, class token and LayerNorms together; for DNNs and CNNs the first, middle and last weight layers.
+
+# %%
+sens = ch.save("components", components.table(ch.store.runs_of(ch.load("representatives")), **ch.where))
+rank = ch.save("component_ranking", components.ranking(sens))
+ch.figure(plots.components(rank), "components")
+
+# %%
+Markdown(components.in_words(rank))
 
 # %% [markdown]
 # ## Recommendations

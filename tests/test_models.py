@@ -87,3 +87,13 @@ def test_vit_rejects_a_patch_that_does_not_tile_the_image():
         models.build("vit", {"patch": 5}, (1, 28, 28), 10)
     with pytest.raises(ConfigError, match="not divisible by heads"):
         models.build("vit", {"dim": 10, "heads": 4}, (1, 28, 28), 10)
+
+
+def test_vit_components_cover_its_weights_once():
+    model = models.build("vit", {"dim": 8, "depth": 2, "heads": 2}, (1, 28, 28), 10)
+    groups = models.components(model)
+    assert list(groups) == ["patch embedding", "attention qkv", "attention projection", "MLP", "head",
+                            "positions and norms"]
+    named = [n for names in groups.values() for n in names]
+    assert len(named) == len(set(named)) and {"embed.weight", "head.weight", "pos", "cls"} <= set(named)
+    assert len(groups["MLP"]) == 4 and not any(n.endswith(".bias") for g in ("MLP", "head") for n in groups[g])

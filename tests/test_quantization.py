@@ -118,3 +118,16 @@ def test_tolerance_finds_the_lowest_contiguous_precision():
     t = t.set_index("run_id")
     assert t.loc["a", "min_bits"] == 6 and t.loc["b", "min_bits"] == 16  # b fails at 8 bits: lower does not count
     assert t.loc["a", "drop_4bit"] == 0.03 and t.loc["a", "float32_acc"] == 0.9
+
+
+def test_component_sensitivity_rounds_one_group_at_a_time(tiny_store, tiny_root):
+    from minarch_core.analyses import components
+    store, configs = tiny_store
+    run = store.get(configs[1])  # DNN 32-32: three weight layers
+    sens = components.sensitivity(run, bits=(8, 1), device="cpu", data_root=tiny_root)
+    assert set(sens.component) == {"first layer", "middle layers", "last layer"}
+    one = sens[sens.bits == 1]  # a symmetric 1-bit grid is {0}: that group's weights all become zero
+    assert (one.test_acc <= 0.2).all() and (sens[sens.bits == 8]["drop"].abs() <= 0.02).all()
+    assert (sens.n_values == [32 * 784] * 2 + [32 * 32] * 2 + [10 * 32] * 2).all()
+    rank = components.ranking(sens.assign(family="dnn"), low=(1,))
+    assert set(rank.component) == set(sens.component) and rank["rank"].min() == 1 and (rank.models == 1).all()

@@ -442,3 +442,22 @@ def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFram
     labels = alt.Chart(refs).mark_text(align="right", dx=-7, fontSize=10).encode(x=x, y=y, text="name:N")
     return alt.layer(cloud, bars, line, marks, labels).properties(
         width=TEXT_WIDTH - 120, height=300, title="The compression frontier: accuracy per stored byte")
+
+
+def components(ranking: pd.DataFrame) -> alt.FacetChart:
+    """Accuracy lost when one component group is rounded to few bits and the rest stays float32: one line per
+    component, one panel per family."""
+    cols = [c for c in ranking if c.startswith("drop_") and c.endswith("bit")]
+    d = ranking.melt(id_vars=["family", "component", "rank", "models"], value_vars=cols, var_name="bits",
+                     value_name="drop")
+    d = labelled(d.assign(bits=d.bits.str.removeprefix("drop_").str.removesuffix("bit").astype(int)))
+    line = alt.Chart().mark_line(point=True).encode(
+        x=alt.X("bits:O", sort="descending", title="bits of the rounded component"),
+        y=alt.Y("drop:Q", title="test accuracy lost", axis=alt.Axis(format="%")),
+        color=alt.Color("component:N", title="component", scale=alt.Scale(range=list(OKABE_ITO.values()))),
+        tooltip=["component:N", "bits:O", alt.Tooltip("drop:Q", format=".1%", title="mean drop"),
+                 alt.Tooltip("rank:Q", title="rank at 4-2 bits"), alt.Tooltip("models:Q", title="models")])
+    n = d.family.nunique()
+    return alt.layer(line, data=d).properties(width=panel_width(n, legend=150), height=160).facet(
+        column=alt.Column("family_title:N", title=None)).resolve_scale(y="independent", color="independent").properties(
+        title="Which components tolerate low precision (one group rounded, the rest float32)")

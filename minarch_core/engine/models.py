@@ -93,6 +93,30 @@ def linear_and_conv(model: nn.Module) -> list[tuple[nn.Module, str]]:
     return [(m, "weight") for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
+def layer_components(model: nn.Module) -> dict[str, list[str]]:
+    """The weight layers by place: first, middle (all between, when there are any) and last (the classifier), as
+    parameter names (weights only; biases stay as they are)."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    layers = [names[id(getattr(m, attr))] for m, attr in weight_layers(model)]
+    groups = {"first layer": layers[:1], "middle layers": layers[1:-1], "last layer": layers[-1:]}
+    return {k: v for k, v in groups.items() if v} if len(layers) > 1 else {"only layer": layers}
+
+
+def vit_components(model: nn.Module) -> dict[str, list[str]]:
+    """The ViT's component groups, as parameter names: the weight matrices of the patch embedding, the attention's
+    qkv and output projections, the MLPs and the head; the positions, class token and LayerNorms as one group."""
+    groups: dict[str, list[str]] = {"patch embedding": [], "attention qkv": [], "attention projection": [],
+                                    "MLP": [], "head": [], "positions and norms": []}
+    for name, p in model.named_parameters():
+        matrix = name.endswith("weight") and p.dim() > 1
+        group = ("patch embedding" if name.startswith("embed.") else "attention qkv" if ".qkv." in name else
+                 "attention projection" if ".proj." in name else "MLP" if ".mlp." in name else
+                 "head" if name.startswith("head.") else "positions and norms")
+        if matrix or group == "positions and norms":
+            groups[group].append(name)
+    return groups
+
+
 def weight_layers(model: nn.Module) -> list[tuple[nn.Module, str]]:
     """What pruning and quantization act on, as the model's family declares it (``build`` tags the model with
     its family; an untagged module gets every Linear and Conv2d weight)."""
@@ -114,6 +138,7 @@ class Family:
     label: Callable[[dict], str]  # arch -> a short readable model name for tables and tooltips
     cpu_stacks_seeds: bool  # stacking seeds on a CPU measured faster (convolutions and attention: slower)
     weight_layers: Callable[[nn.Module], list] = linear_and_conv  # what pruning and quantization act on
+    components: Callable[[nn.Module], dict] = layer_components  # parameter groups whose precision is probed apart
     resolve: Callable[[dict, tuple], dict] = field(default=lambda arch, input_shape: arch)  # input-shaped defaults
     validate: Callable[[dict], None] = field(default=lambda arch: None)  # checks across knobs
 
@@ -140,9 +165,15 @@ FAMILIES = {f.name: f for f in (
                                "mlp_ratio": (1, 16)}, "dim",
            describe=lambda a: {"depth": a["depth"], "width": a["dim"], "dim": a["dim"], "heads": a["heads"],
                                "patch": a["patch"], "mlp_ratio": a["mlp_ratio"]},
-           label=lambda a: f"ViT dim {a['dim']} × {a['depth']}", cpu_stacks_seeds=False,
+           label=lambda a: f"ViT dim {a['dim']} × {a['depth']}", cpu_stacks_seeds=False, components=vit_components,
            resolve=lambda a, shape: {**a, "patch": a["patch"] or default_patch(shape)}, validate=_check_vit),
 )}
+
+
+def components(model: nn.Module) -> dict[str, list[str]]:
+    """``model``'s parameter groups as its family declares them (``build`` tags the family)."""
+    name = getattr(model, "minarch_family", None)
+    return (family(name).components if name else layer_components)(model)
 
 
 def family(name: str) -> Family:
