@@ -105,9 +105,12 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None, help="epochs per sampled task (default: the profile's)")
     parser.add_argument("--csv", default=None, help="write the measured tasks here")
     parser.add_argument("--device", default="cuda", help="cpu only to try the script out")
+    parser.add_argument("--commit", default=None, help="the commit measured, where the copy has no current git "
+                                                       "history (a lent machine's copy of the working tree)")
     args = parser.parse_args(argv)
     dev = settings.device(args.device)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = args.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                           text=True).stdout.strip()
     print(f"minarch benchmarks/gpu.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {commit or 'unknown'}")
     print(f"device: {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}, torch {torch.__version__}, "
           f"CUDA {torch.version.cuda}")

@@ -22,7 +22,9 @@
 # %% tags=["parameters"]
 build_info = "book/build-info.json"
 benchmark = "benchmarks/latest.txt"  # what `make benchmark` last printed
+gpu_benchmark = "benchmarks/gpu-latest.txt"  # what benchmarks/gpu.py last printed on a GPU
 results = None  # the run store (default: MINARCH_RESULTS or ./results)
+figures = None
 
 # %%
 import html
@@ -61,6 +63,22 @@ display(Markdown(f"{cost.runs.sum():,d} runs, **{cost.train_minutes.sum():.0f} m
 ch.table("training_cost", plots.labelled(cost), {
     "dataset_title": ("dataset", None), "family_title": ("family", None), "runs": ("runs", "{:,}"),
     "train_minutes": ("training minutes", "{:.1f}")}, "Training cost of the book's runs")
+
+# %% [markdown]
+# ## Download the results
+#
+# Every number in this book can be recomputed from one archive: the table of runs (one row per run: its config,
+# architecture and final metrics), every run's history (one row per epoch), and every analysis table the chapters
+# saved, as Parquet, named by the study's identity (the profile and its overrides, hashed).
+
+# %%
+if ch.figures is None:
+    display(Markdown("No figure folder was given to this chapter, so no archive was written."))
+else:
+    archive = ch.store.export(prof, info["datasets"], ch.figures / "reproducing")
+    display(Markdown(f"[Download `{archive.name}`](../figures/reproducing/{archive.name}) "
+                     f"({archive.stat().st_size / 2**20:.1f} MiB): `runs.parquet`, `histories.parquet`, `study.json` "
+                     f"and `<dataset>/<table>.parquet` for {', '.join(data.spec(d).title for d in info['datasets'])}."))
 
 # %% [markdown]
 # ## Commands
@@ -119,5 +137,21 @@ else:
                      f"was built from commit `{info['commit']}`"
                      + (", the same code." if same else ": the benchmark predates this build's code, so run "
                         "`make benchmark` to measure this commit.")))
-HTML(f"<pre style='white-space: pre-wrap; font-size: 0.8em'>{html.escape(text)}</pre>")
+display(HTML(f"<pre style='white-space: pre-wrap; font-size: 0.8em'>{html.escape(text)}</pre>"))
+
+# %% [markdown]
+# ### On a GPU
+#
+# `benchmarks/gpu.py` trains a spread sample of the paper profile's configurations on one CUDA GPU exactly as its
+# sweep would (30 seeds stacked per task, the whole training split), measures each task and the GPU's matmul peaks,
+# and projects the full paper profile of all three datasets from a per-grid fit of time against FLOPs. Its last
+# output:
+
+# %%
+gpu = ch.values["gpu_benchmark"]
+gpu_text = open(gpu).read() if os.path.exists(gpu) else ""
+gpu_measured = re.search(r"gpu.py, (?P<date>[^,]+), commit (?P<commit>\S+)", gpu_text)
+display(Markdown(f"Measured on commit `{gpu_measured['commit']}` on {gpu_measured['date']}." if gpu_measured else
+                 f"`{gpu}` is missing: no GPU measurement has been made."))
+HTML(f"<pre style='white-space: pre-wrap; font-size: 0.8em'>{html.escape(gpu_text)}</pre>")
 

@@ -34,6 +34,7 @@ PARAMETERS = {p.name: p for p in (
     Param("figures", str, None, "folder for SVG/PNG copies of the figures (None: no copies)", optional=True),
     Param("build_info", str, "book/build-info.json", "the build-info.json that make book wrote"),
     Param("benchmark", str, "benchmarks/latest.txt", "the output of make benchmark to print"),
+    Param("gpu_benchmark", str, "benchmarks/gpu-latest.txt", "the output of benchmarks/gpu.py to print"),
 )}
 STUDY = ("profile", "seeds", "epochs", "train_per_class")
 PER_DATASET = ("dataset", *STUDY, "device", "results", "data", "workers", "renderer", "figures")
@@ -55,7 +56,8 @@ CHAPTERS = {c.name: c for c in (  # in the order the book executes and shows the
     ChapterSpec("quantization", "Quantization", True, PER_DATASET),
     ChapterSpec("smallest", "The smallest model", True, PER_DATASET),
     ChapterSpec("findings", "Findings across datasets", False, ("datasets", *STUDY, "results", "renderer", "figures")),
-    ChapterSpec("reproducing", "Reproducing this book", False, ("build_info", "benchmark", "results")),
+    ChapterSpec("reproducing", "Reproducing this book", False,
+                ("build_info", "benchmark", "gpu_benchmark", "results", "figures")),
 )}
 
 

@@ -138,6 +138,24 @@ class Store:
         frames = [run.history.assign(run_id=run.run_id) for run in runs]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
+    def export(self, study, datasets, folder: str | os.PathLike) -> Path:
+        """Everything a study computed, as ``<folder>/<study id>.zip``: ``runs.parquet`` (one row per run of the
+        study's configs on ``datasets``), ``histories.parquet`` (every epoch of those runs), ``study.json`` and every
+        analysis table (``<dataset>/<table>.parquet``). What the book offers for download."""
+        configs = [c for d in datasets for c in study.configs(d)]
+        path = Path(folder) / f"{study.study_id}.zip"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tables = self.tables(study).folder
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, frame in (("runs", self.table(configs=configs)), ("histories", self.histories(configs=configs))):
+                archive.writestr(f"{name}.parquet", frame.to_parquet(index=False))
+            for file in sorted(tables.rglob("*")):
+                if file.is_file() and not file.name.startswith("."):
+                    archive.write(file, file.relative_to(tables).as_posix())
+        os.replace(tmp, path)
+        return path
+
     def tables(self, study) -> Tables:
         """The analysis tables of a study (a ``profiles.Profile`` with its overrides); its folder, named by
         ``study.study_id``, also holds ``study.json``, the profile that the id hashes."""
