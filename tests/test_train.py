@@ -180,3 +180,21 @@ def test_variants_evaluated_together_score_as_they_do_one_by_one(tiny_root, fami
         base.load_state_dict(state)
         alone = train.evaluate(base, dataset.test)
         assert acc == pytest.approx(alone[1], abs=1e-6) and loss == pytest.approx(alone[0], rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graph_replay_trains_as_the_eager_steps_do(tiny_root, monkeypatch):
+    cfgs = [RunConfig("mnist", "dnn", {"widths": [16]}, seed=s, epochs=2, batch_size=16, **TINY) for s in range(3)]
+    dataset = train.load_data(cfgs[0], root=tiny_root, device="cuda")
+    graphed = train.train_seeds(cfgs, dataset, "cuda")
+    monkeypatch.setattr(train, "CUDA_GRAPHS", False)
+    eager = train.train_seeds(cfgs, dataset, "cuda")
+    cols = [c for c in eager[0].history if c != "time_s"]
+    for a, b in zip(graphed, eager):
+        torch.testing.assert_close(torch.tensor(a.history[cols].to_numpy()), torch.tensor(b.history[cols].to_numpy()),
+                                   rtol=1e-4, atol=1e-5)
+    monkeypatch.setattr(train, "CUDA_GRAPHS", True)
+    stack = train.Stack([train.build_model(c, dataset) for c in cfgs], "cuda")
+    opt = train.optimizer(cfgs[0], stack.params.values())
+    stack.train_epoch(opt, train.LOSSES["cross_entropy"], dataset.train, 16, [torch.Generator() for _ in cfgs])
+    assert stack._graph is not None  # 300 images in minibatches of 16: warm-up, capture, replays, a partial last
