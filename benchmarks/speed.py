@@ -1,23 +1,30 @@
-"""How fast minarch trains, measured against the textbook PyTorch loop on this machine, in one run.
+"""How fast minarch trains and compresses, measured against plain PyTorch loops on this machine, in one run.
 
     make benchmark          # or: python benchmarks/speed.py [--datasets mnist] [--seeds 30]
 
-Prints, side by side:
-1. the project's trainer vs the textbook loop (a torchvision-style dataset of PIL images + ToTensor + Normalize +
-   DataLoader, batch 128, one seed at a time), in model-epochs per second, on the same configs, data and epochs;
+Prints, side by side, in model-epochs per second on the same configs, data and epochs:
+1. the project's trainer against a **competent plain loop** (tensors in memory, index slices, one seed at a time,
+   ``torch.optim.Adam``, every split evaluated every epoch at batch 1,000: what a careful practitioner writes) and
+   against the **textbook loop** (a torchvision-style dataset of PIL images + ToTensor + Normalize + DataLoader), a
+   second, labelled baseline that mostly measures its data pipeline;
 2. seed batching: 30 seeds trained as the sweep batches them vs one at a time, in the project's trainer;
-3. achieved training FLOP/s of the largest models vs this machine's fp32 matmul peak (a large torch.mm);
-4. the peak memory of the largest quick-profile task, and the projected wall time of the quick and paper sweeps.
+3. whole-sweep utilisation: the model FLOPs of everything the quick sweep computes (training, per-epoch monitor
+   evaluation, the final evaluation), divided by its projected wall time and by the fp32 matmul peak measured in the
+   same run, overall and per family;
+4. the compression frontier: a model's 35 compressed variants evaluated stacked (``train.evaluate_states``) vs one
+   model at a time (``train.evaluate``), and what the frontier chapter cost per dataset in the last book build;
+5. the last quick book built from an empty store (``book/build-info.json``), against its 20-minute target.
 
-An epoch here is one pass over a stratified 5,000-image training subset plus the evaluation every minarch history
-row records (train subset, 1,000 validation and 10,000 test images), for both trainers. FLOPs are counted exactly
-by torch.utils.flop_counter. Projections price every run of a profile with a per-epoch cost a + b x FLOPs fitted per
-trainer, dataset and family (the seeds batched as that profile's sweep batches them), at the profile's data sizes
-and epochs. Never part of the tests: timings are not assertions.
+An epoch is one pass over a stratified 5,000-image training subset plus the evaluation that loop records. FLOPs are
+counted exactly by torch.utils.flop_counter. Projections price every run of a profile with a per-epoch cost
+a + b x FLOPs fitted per trainer, dataset and family (the seeds batched as that profile's sweep batches them), at the
+profile's data sizes and epochs. Never part of the tests: timings are not assertions.
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 import multiprocessing
 import os
 import platform
@@ -38,7 +45,10 @@ from minarch_core.engine import data, models, profiles, sweep, train
 from minarch_core.engine.config import RunConfig
 
 SUBSET = dict(train_per_class=500, val_per_class=100)
-TARGETS = {"textbook": 30.0, "seed batching": 5.0, "matmul peak": 0.60}
+TARGETS = {"competent loop, quick sweep": 3.0, "utilisation, quick sweep": 0.50, "utilisation, CNN": 0.25,
+           "utilisation, ViT": 0.25, "frontier, stacked vs one at a time": 10.0, "frontier chapter, min per dataset": 3.0,
+           "quick book from an empty store, min": 20.0}
+LOWER_IS_BETTER = {"frontier chapter, min per dataset", "quick book from an empty store, min"}
 DEVICE = "cpu"  # what this benchmark measures; the trainer runs on CUDA too (MINARCH_DEVICE)
 MODELS = [("dnn", {"widths": [w] * d}) for d in (1, 4) for w in (1, 10, 100, 1000)] + \
          [("cnn", {"channels": c}) for c in (1, 8, 32)] + [("vit", {"dim": 16, "depth": 2, "heads": 4})]
@@ -93,6 +103,57 @@ def textbook_epoch_s(cfg: RunConfig, splits, dataset: data.Dataset, epochs: int 
     return (time.perf_counter() - start) / epochs
 
 
+def competent_epoch_s(cfg: RunConfig, dataset: data.Dataset, epochs: int = 1) -> float:
+    """The plain loop a careful practitioner writes: tensors in memory, a random permutation sliced into minibatches,
+    one seed at a time, torch.optim.Adam, then every split evaluated at batch 1,000 under no_grad."""
+    model = train.build_model(cfg, dataset)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    x, y = dataset.train.x, dataset.train.y
+    start = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(y))
+        for i in range(0, len(y), 128):
+            idx = perm[i:i + 128]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            for split in (dataset.train, dataset.val, dataset.test):
+                for i in range(0, len(split), 1000):
+                    logits = model(split.x[i:i + 1000])
+                    F.cross_entropy(logits, split.y[i:i + 1000]), (logits.argmax(1) == split.y[i:i + 1000]).sum()
+    return (time.perf_counter() - start) / epochs
+
+
+def frontier_speed(name: str) -> dict:
+    """Seconds to evaluate the 35 frontier variants of one model on the test split, stacked and one at a time."""
+    from minarch_core.analyses import frontier, pruning, quantization
+    dataset = data.load(name, **SUBSET)
+    out = {}
+    for family, arch in (("dnn", {"widths": [100]}), ("cnn", {"channels": 8})):
+        cfg = RunConfig(name, family, arch, epochs=1, **SUBSET)
+        model = train.build_model(cfg, dataset)
+        states = []
+        for sparsity in frontier.SPARSITIES:
+            pruned = pruning.make_permanent(pruning.prune_to(train.build_model(cfg, dataset), sparsity))
+            for precision in frontier.PRECISIONS:
+                q = quantization.quantize_model(copy.deepcopy(pruned), precision, frontier.SCHEME,
+                                                frontier.GRANULARITY)
+                states.append(q.state_dict())
+        start = time.perf_counter()
+        train.evaluate_states(model, states, dataset.test)
+        stacked = time.perf_counter() - start
+        start = time.perf_counter()
+        for state in states:
+            model.load_state_dict(state)
+            train.evaluate(model, dataset.test)
+        out[family] = (stacked, time.perf_counter() - start, len(states))
+    return out
+
+
 def minarch_epoch_s(cfgs: list[RunConfig], dataset: data.Dataset) -> float:
     """Seconds per model-epoch of training ``cfgs`` as a sweep does (``train.train_seeds`` on the seed batches
     ``sweep.seed_batch_for`` chooses), the untrained row excluded."""
@@ -129,19 +190,6 @@ def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
     return 2 * n ** 3 * repeats / (time.perf_counter() - start)
 
 
-def train_only_flops(cfgs, dataset) -> float:
-    """Achieved FLOP/s of the training steps alone (no evaluation), for the seed batch ``cfgs``."""
-    stack = train.Stack([train.build_model(c, dataset) for c in cfgs], DEVICE)
-    opt = train.optimizer(cfgs[0], stack.params.values())
-    orders = [torch.Generator().manual_seed(c.seed) for c in cfgs]
-    stack.train_epoch(opt, F.cross_entropy, dataset.train, 128, orders)  # warm-up
-    start = time.perf_counter()
-    stack.train_epoch(opt, F.cross_entropy, dataset.train, 128, orders)
-    elapsed = time.perf_counter() - start
-    per_epoch = flops_per_epoch(cfgs[0].family, cfgs[0].arch, cfgs[0].dataset, len(dataset.train), 0)
-    return per_epoch * len(cfgs) / elapsed
-
-
 def fit(flops: list[float], seconds: list[float]) -> tuple[float, float]:
     """(a, b) of seconds = a + b * flops, least squares in relative error, both kept >= 0."""
     f, t = np.asarray(flops), np.asarray(seconds)
@@ -149,31 +197,54 @@ def fit(flops: list[float], seconds: list[float]) -> tuple[float, float]:
     return max(a, 0.0), max(b, 0.0)
 
 
-def cost_models(rows: list[dict], key: str) -> dict[str, tuple[float, float]]:
-    """Per family, (a, b) of seconds per epoch = a + b x FLOPs fitted to its measured models (b alone for one)."""
+def cost_models(rows: list[dict], key: str, flops: str) -> dict[str, tuple[float, float]]:
+    """Per family, (a, b) of seconds per epoch = a + b x FLOPs (column ``flops``) fitted to its measured models'
+    column ``key`` (b alone for one model). ``batched_or_quick``: the 30-seed time where measured, else the quick
+    sweep's (what the paper profile's seed batches cost)."""
     out = {}
     for family in dict.fromkeys(r["cfg"].family for r in rows):
         rs = [r for r in rows if r["cfg"].family == family]
-        out[family] = (fit([r["flops"] for r in rs], [r[key] for r in rs]) if len(rs) > 1
-                       else (0.0, rs[0][key] / rs[0]["flops"]))
+        t = [(r["batched"] if r["batched"] == r["batched"] else r["quick"]) if key == "batched_or_quick" else r[key]
+             for r in rs]
+        f = [r[flops] for r in rs]
+        out[family] = fit(f, t) if len(rs) > 1 else (0.0, t[0] / f[0])
     return out
 
 
-def projected_s(profile: profiles.Profile, name: str, costs: dict[str, tuple[float, float]]) -> float:
-    """Seconds of ``profile``'s sweep of ``name`` on one worker: every run's epochs priced by its family's cost
-    model, the overhead ``a`` scaled by the number of training steps, ``b`` applied to the run's exact FLOPs."""
+def monitor_images(n_train: int, n_val: int, n_test: int, classes: int = 10) -> int:
+    """Images the trainer evaluates per epoch: each split cut to ``train.MONITOR_PER_CLASS`` per class."""
+    return sum(min(n, train.MONITOR_PER_CLASS * classes) for n in (n_train, n_val, n_test))
+
+
+def projected(profile: profiles.Profile, name: str, costs: dict[str, tuple[float, float]], monitor: bool):
+    """(seconds, FLOPs) of ``profile``'s sweep of ``name`` on one worker, per family: every run's epochs priced by
+    its family's cost model (the overhead ``a`` scaled by the number of training steps, ``b`` applied to the
+    epoch's exact FLOPs). ``monitor``: the trainer's evaluation (monitor subsets each epoch, the whole splits once);
+    else every split every epoch (the baselines)."""
     _, n_official, n_test = sizes(name)
     n_train = (profile.train_per_class or (n_official // 10 - profile.val_per_class)) * 10
-    n_eval = n_train + profile.val_per_class * 10 + n_test
+    n_val = profile.val_per_class * 10
+    n_full = n_train + n_val + n_test
+    n_epoch = monitor_images(n_train, n_val, n_test) if monitor else n_full
     steps = n_train / (SUBSET["train_per_class"] * 10)  # relative to the benchmark's epochs
-    total, cache = 0.0, {}
+    seconds, flops, cache = {}, {}, {}
     for cfg in profile.configs(name):
         key = (cfg.family, str(cfg.arch))
         if key not in cache:
             a, b = costs[cfg.family]
-            cache[key] = a * steps + b * flops_per_epoch(cfg.family, cfg.arch, name, n_train, n_eval)
-        total += cache[key] * cfg.epochs
-    return total
+            epoch = flops_per_epoch(cfg.family, cfg.arch, name, n_train, n_epoch)
+            final = flops_per_epoch(cfg.family, cfg.arch, name, 0, n_full) if monitor else 0.0
+            cache[key] = (a * steps + b * epoch, b * final, epoch, final)
+        per_epoch_s, final_s, epoch, final = cache[key]
+        seconds[cfg.family] = seconds.get(cfg.family, 0.0) + per_epoch_s * cfg.epochs + final_s
+        flops[cfg.family] = flops.get(cfg.family, 0.0) + epoch * cfg.epochs + final
+    return seconds, flops
+
+
+def last_book() -> dict | None:
+    """What the last book build recorded (book/build-info.json), if any."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "book", "build-info.json")
+    return json.load(open(path)) if os.path.exists(path) else None
 
 
 def largest_task_peak_rss(name: str) -> float:
@@ -202,59 +273,80 @@ def main(argv=None):
           f"{torch.__version__}, python {platform.python_version()}")
     peak = matmul_peak()
     print(f"fp32 matmul peak (4096x4096 torch.mm): {peak / 1e9:.1f} GFLOP/s\n")
-    summary = {}
+    results, quick = {}, profiles.get("quick")
     for name in args.datasets:
         dataset, splits = data.load(name, **SUBSET), textbook_splits(name)
-        print(f"== {name}: an epoch = {len(dataset.train)} training images + evaluation of train/val/test ==")
-        print(f"{'model':38s} {'params':>9s} {'textbook':>9s} {'minarch':>9s} {'ratio':>6s} "
-              f"{f'{args.seeds} seeds':>9s} {'batching':>9s}   (model-epochs/s)")
-        rows, quick = [], profiles.get("quick")
+        print(f"== {name}: an epoch = {len(dataset.train)} training images + that loop's evaluation ==")
+        print(f"{'model':34s} {'params':>9s} {'textbook':>9s} {'plain':>7s} {'minarch':>8s} {'vs plain':>8s} "
+              f"{f'{args.seeds} seeds':>9s} {'batching':>8s}   (model-epochs/s)")
+        rows = []
         for family, arch in MODELS:
             cfg = RunConfig(name, family, arch, epochs=1, **SUBSET)
             n = models.n_params(train.build_model(cfg, dataset))
-            textbook = textbook_epoch_s(cfg, splits, dataset)
+            textbook, plain = textbook_epoch_s(cfg, splits, dataset), competent_epoch_s(cfg, dataset)
             single = minarch_epoch_s([cfg], dataset)
-            stacks = sweep.seed_batch_for(cfg, DEVICE) > 1  # the sweep stacks these seeds on this device
+            stacks = sweep.seed_batch_for(cfg, DEVICE) > 1
             batched = (minarch_epoch_s([cfg.replace(seed=s) for s in range(args.seeds)], dataset)
-                       if stacks and n <= 100_000 else float("nan"))  # the target's range of sizes
-            f = flops_per_epoch(family, cfg.arch, name, len(dataset.train),
-                                len(dataset.train) + len(dataset.val) + len(dataset.test))
+                       if stacks and n <= 100_000 else float("nan"))
+            full = len(dataset.train) + len(dataset.val) + len(dataset.test)
+            mon = monitor_images(len(dataset.train), len(dataset.val), len(dataset.test))
             quick_cost = (minarch_epoch_s([cfg.replace(seed=s) for s in range(quick.seeds)], dataset)
-                          if stacks else single)  # as the quick sweep trains it: its seeds, batched as it batches
-            rows.append(dict(cfg=cfg, params=n, textbook=textbook, single=single, batched=batched, flops=f,
-                             quick=quick_cost, paper=batched if batched == batched else quick_cost))
+                          if stacks else single)
+            rows.append(dict(cfg=cfg, params=n, textbook=textbook, plain=plain, single=single, batched=batched,
+                             quick=quick_cost, flops_full=flops_per_epoch(family, cfg.arch, name, len(dataset.train), full),
+                             flops_monitor=flops_per_epoch(family, cfg.arch, name, len(dataset.train), mon)))
             label = f"{family} " + ",".join(f"{k}={v}" for k, v in arch.items() if k != "patch")
-            stacked = f"{1 / batched:9.2f} {single / batched:8.1f}x" if batched == batched else f"{'-':>9s} {'-':>9s}"
-            print(f"{label:38s} {n:9,d} {1 / textbook:9.2f} {1 / single:9.2f} {textbook / single:5.1f}x {stacked}",
-                  flush=True)
-        gain = lambda rs: float(np.exp(np.mean([np.log(r["single"] / r["batched"]) for r in rs])))  # noqa: E731
+            stacked = f"{1 / batched:9.2f} {single / batched:7.1f}x" if batched == batched else f"{'-':>9s} {'-':>8s}"
+            print(f"{label:34s} {n:9,d} {1 / textbook:9.2f} {1 / plain:7.2f} {1 / single:8.2f} {plain / single:7.1f}x "
+                  f"{stacked}", flush=True)
+        fits = {key: cost_models(rows, key, flops) for key, flops in (
+            ("textbook", "flops_full"), ("plain", "flops_full"), ("quick", "flops_monitor"))}
+        secs = {key: projected(quick, name, fits[key], monitor=key == "quick") for key in fits}
+        mine_s, mine_flops = secs["quick"]
+        total = sum(mine_s.values())
+        util = {fam: mine_flops[fam] / mine_s[fam] / peak for fam in mine_s}
+        results[name] = {"competent loop, quick sweep": sum(secs["plain"][0].values()) / total,
+                         "utilisation, quick sweep": sum(mine_flops.values()) / total / peak,
+                         "utilisation, CNN": util.get("cnn", float("nan")), "utilisation, ViT": util.get("vit", float("nan"))}
         stacked = [r for r in rows if r["batched"] == r["batched"]]
-        tb_quick = projected_s(quick, name, cost_models(rows, "textbook"))
-        mine_quick = projected_s(quick, name, cost_models(rows, "quick"))
-        paper = projected_s(profiles.get("paper"), name, cost_models(rows, "paper"))
-        largest = max((r for r in rows if r["cfg"].family == "dnn"), key=lambda r: r["params"])
-        achieved = train_only_flops([largest["cfg"]], dataset)
-        summary[name] = dict(batching=gain(stacked), quick_ratio=tb_quick / mine_quick, peak_frac=achieved / peak)
-        families = ", ".join(sorted({r["cfg"].family for r in stacked}))
-        print(f"\nseed batching, {args.seeds} seeds in the sweep's seed batches vs one at a time, geometric mean over "
-              f"the models <= 100k parameters whose seeds the sweep stacks on {DEVICE} ({families}): "
-              f"{gain(stacked):.1f}x")
-        print(f"largest DNN ({largest['params']:,d} parameters): training at {achieved / 1e9:.1f} GFLOP/s = "
-              f"{achieved / peak:.0%} of the matmul peak")
-        print(f"quick-profile sweep of {name} ({len(quick.configs(name))} runs), projected on one worker with "
-              f"{torch.get_num_threads()} threads: textbook "
-              f"{tb_quick / 3600:.1f} h, minarch {mine_quick / 60:.1f} min, {tb_quick / mine_quick:.0f}x")
-        print(f"paper-profile sweep of {name} ({len(profiles.get('paper').configs(name))} runs), projected: "
-              f"{paper / 3600:.0f} h on this machine\n", flush=True)
+        gain = float(np.exp(np.mean([np.log(r["single"] / r["batched"]) for r in stacked])))
+        print(f"\nseed batching, {args.seeds} seeds vs one at a time (geometric mean over the models <= 100k "
+              f"parameters whose seeds the sweep stacks on {DEVICE}): {gain:.1f}x")
+        print(f"quick sweep of {name} ({len(quick.configs(name))} runs), projected on one worker with "
+              f"{torch.get_num_threads()} threads: minarch {total / 60:.1f} min, the competent plain loop "
+              f"{sum(secs['plain'][0].values()) / 60:.1f} min, the textbook loop {sum(secs['textbook'][0].values()) / 3600:.1f} h")
+        print("  minutes and utilisation (model FLOPs / wall time / matmul peak) by family: " + ", ".join(
+            f"{fam} {mine_s[fam] / 60:.1f} min at {util[fam]:.0%}" for fam in mine_s))
+        paper_s, _ = projected(profiles.get("paper"), name, cost_models(rows, "batched_or_quick", "flops_monitor"),
+                               monitor=True)
+        print(f"paper profile of {name}, projected: {sum(paper_s.values()) / 3600:.0f} h on this machine")
+        speed = frontier_speed(name)
+        results[name]["frontier, stacked vs one at a time"] = min(one / st for st, one, _ in speed.values())
+        print("frontier variants on the test split: " + ", ".join(
+            f"{fam} {n} variants stacked {st:.1f} s vs one at a time {one:.1f} s ({one / st:.1f}x)"
+            for fam, (st, one, n) in speed.items()) + "\n", flush=True)
     rss = largest_task_peak_rss(args.datasets[-1])
     print(f"peak memory of the quick profile's largest task ({args.datasets[-1]}): {rss / 2**30:.2f} GiB per worker")
+    book = last_book()
+    overall = {k: min(r[k] for r in results.values()) for k in next(iter(results.values()))}
+    if book and book.get("profile") == "quick":
+        frontier_min = [t["seconds"] / 60 for t in book["notebooks"] if t["chapter"] == "smallest"]
+        if frontier_min:
+            overall["frontier chapter, min per dataset"] = max(frontier_min)
+        empty = book.get("runs_trained") == book.get("runs") and book.get("runs")
+        print(f"last book build: commit {book['commit']}, {book['started']}, {book['seconds'] / 60:.1f} min on "
+              f"{book['machine']}, " + (f"{book['runs_trained']:,} of {book['runs']:,} runs trained" if "runs" in book
+                                        else "runs trained not recorded") + ("" if empty else " (not from an empty store)"))
+        if empty:
+            overall["quick book from an empty store, min"] = book["seconds"] / 60
     print("\n== targets (worst dataset) ==")
-    worst = lambda key: min(s[key] for s in summary.values())  # noqa: E731
-    for label, value, target in (("vs textbook loop, quick sweep", worst("quick_ratio"), TARGETS["textbook"]),
-                                 ("seed batching, <= 100k params", worst("batching"), TARGETS["seed batching"]),
-                                 ("largest DNN vs matmul peak", worst("peak_frac"), TARGETS["matmul peak"])):
-        verdict = "met" if value >= target else f"missed: {target / value:.1f}x short"
-        print(f"{label:36s} {value:8.2f} (target {target:g}): {verdict}")
+    for label, target in TARGETS.items():
+        value = overall.get(label)
+        if value is None:
+            print(f"{label:40s} {'-':>8s} (target {target:g}): not measured (build the quick book from an empty store)")
+            continue
+        met = value <= target if label in LOWER_IS_BETTER else value >= target
+        print(f"{label:40s} {value:8.2f} (target {target:g}): {'met' if met else 'missed'}")
     return 0
 
 

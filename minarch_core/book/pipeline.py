@@ -132,7 +132,7 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
     common["figures"] = "book/figures"  # relative to the root, where papermill runs: no machine path in a page
     started, timings = datetime.datetime.now(datetime.timezone.utc), []
     start = time.perf_counter()
-    train(profile, datasets, workers, device, results, data_root)
+    trained, total_runs = train(profile, datasets, workers, device, results, data_root)
     timings.append({"dataset": "all", "chapter": "training", "seconds": round(time.perf_counter() - start, 1)})
     total = sum(len(datasets) if c.per_dataset else 1 for c in CHAPTERS.values())
 
@@ -154,7 +154,7 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
         if spec.name == "reproducing":  # last: it reports the build
             info = {"commit": _commit(), "profile": profile, "datasets": datasets,
                     "started": started.strftime("%Y-%m-%d %H:%M UTC"), "seconds": sum(t["seconds"] for t in timings),
-                    "notebooks": list(timings),
+                    "notebooks": list(timings), "runs_trained": trained, "runs": total_runs,
                     "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores" + _gpu()}
             (book / "build-info.json").write_text(json.dumps(info, indent=1))
             run(spec, book / f"{spec.name}.ipynb", build_info="book/build-info.json")
@@ -166,13 +166,15 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
         return compile_html(datasets, root)
 
 
-def train(profile: str, datasets, workers: int = 1, device=None, results=None, data_root=None) -> None:
+def train(profile: str, datasets, workers: int = 1, device=None, results=None, data_root=None) -> tuple[int, int]:
     """Train every run of the book's sweeps that the store lacks, with a live progress bar; the sweep chapters
-    then find them all stored."""
+    then find them all stored. Returns (runs trained now, runs of the book): a build from an empty store trained
+    them all."""
     configs = [c for d in datasets for c in profiles.get(profile).configs(d)]
     store = Store(results)
-    if all(store.get(c) is not None for c in configs):
-        return
+    missing = sum(store.get(c) is None for c in configs)
+    if not missing:
+        return 0, len(configs)
     quiet = os.environ.get("MINARCH_PROGRESS", "1") == "0"
     print(f"training what the run store lacks of {len(configs):,} runs ({', '.join(datasets)}), {workers} "
           f"worker(s)", flush=True)
@@ -182,6 +184,7 @@ def train(profile: str, datasets, workers: int = 1, device=None, results=None, d
             sweep.run(configs, store, executor=pool, **kw)
     else:
         sweep.run(configs, store, **kw)
+    return missing, len(configs)
 
 
 class Ticker:
