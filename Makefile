@@ -33,6 +33,7 @@ sweep: setup
 # Speed against the textbook PyTorch loop, seed batching, FLOP/s and projected sweep times (prints; about 10 min).
 benchmark: setup
 	$(BIN)/python benchmarks/speed.py | tee benchmarks/latest.txt
+	$(BIN)/python benchmarks/report.py
 
 test: setup browser
 	$(BIN)/python -m pytest -q
