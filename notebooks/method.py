@@ -33,9 +33,9 @@ import dataclasses
 import pandas as pd
 from IPython.display import Markdown
 
-from minarch_core.analyses import pruning, quantization, regimes
+from minarch_core.analyses import frontier, pruning, quantization, recovery, regimes
 from minarch_core.book import chapter, plots
-from minarch_core.engine import config, data, models, profiles, sweep
+from minarch_core.engine import config, data, models, profiles, sweep, train
 
 ch = chapter.from_notebook("method", globals())
 ch.figure(plots.workflow(), "workflow")
@@ -68,8 +68,14 @@ ch.table("datasets", datasets, {c: (c, None) for c in datasets.columns}, "The da
 # ## Training
 #
 # Plain minibatch training with PyTorch's default initialisation and ReLU, for a fixed number of epochs without
-# early stopping (so that overfitting can show), with a clean evaluation of train, validation and test loss and
-# accuracy after every epoch (epoch 0 is the untrained model). A run is identified by the hash of its full config;
+# early stopping (so that overfitting can show). After every epoch (epoch 0 is the untrained model) a clean
+# evaluation measures train, validation and test loss and accuracy on **monitor subsets**: each split cut to a fixed
+# stratified sample of at most `train.MONITOR_PER_CLASS` images per class, the same images for every epoch and every
+# run. Learning curves, the best epoch and the validation-loss upturn that marks overfitting are read from these rows.
+# Once training ends the model is evaluated on the **whole** splits, and those are a run's accuracies: every table,
+# regime and comparison uses them. (Evaluating the whole splits every epoch cost nearly half the quick profile's
+# arithmetic.) On CUDA, matrix products run in full float32 (TF32 off), and each full training minibatch replays a
+# CUDA graph of the whole step. A run is identified by the hash of its full config;
 # `seed` fixes both the initial weights and the order of the examples. The seeds of one configuration are trained
 # together as one stacked computation (`torch.func.stack_module_state` + `vmap`, each seed with its own weights and
 # its own data order), which gives the histories separate runs would give, up to float rounding (a test checks
@@ -168,6 +174,15 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 #   learned*: the accuracy lost divided by the float32 accuracy above chance, so that a dataset whose models start
 #   lower is not flattered by a smaller absolute drop.
 # - Both measure test accuracy only (the tolerance rules read nothing else).
+# - **The smallest model** (`minarch_core.analyses.frontier`): every configuration of the family grids that learns
+#   the task, three seeds each, pruned (one-shot, global L1) to each sparsity below and its surviving weights rounded
+#   to each precision below (symmetric, per output channel) or cast to float16; pruned weights stay exactly zero.
+#   Size is the byte count of a real encoding (`analyses.encoding`: bit-packed integer codes with their float32
+#   scales, per tensor the cheaper of dense, bitmap and 4-bit relative-index layouts), tested to round-trip.
+#   `recommend` chooses on the validation split by a one-sided Student-t lower bound over seeds and reports the
+#   test split. Recovery fine-tunes the configurations that own the frontier for two epochs at 4, 3 and 2 bits with
+#   the masks held and the rounding in the loop (straight-through). Component sensitivity rounds one component group
+#   at a time to 8, 4, 3 or 2 bits, the rest float32.
 #
 # ## Findings
 #
@@ -178,7 +193,12 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 
 # %%
 Markdown(f"Sparsities: {', '.join(f'{s:.0%}' for s in pruning.SPARSITIES)}. Precisions, from the most precise down: "
-         f"{', '.join(str(p) + ('' if isinstance(p, str) else ' bits') for p in quantization.PRECISIONS)}.")
+         f"{', '.join(str(p) + ('' if isinstance(p, str) else ' bits') for p in quantization.PRECISIONS)}. "
+         f"The frontier's sparsities: {', '.join(f'{s:.0%}' for s in frontier.SPARSITIES)}; its precisions: "
+         f"{', '.join(frontier.precision_text(str(p)) for p in frontier.PRECISIONS)}; {frontier.SEEDS} seeds per "
+         f"configuration; recovery: {recovery.EPOCHS} epochs at {', '.join(map(str, recovery.BITS))} bits and "
+         f"{', '.join(f'{s:.0%}' for s in recovery.SPARSITIES)} sparsity. History rows are measured on at most "
+         f"{train.MONITOR_PER_CLASS} images per class of each split (training semantics version {config.SEMANTICS}).")
 
 # %% [markdown]
 # ## Chapter parameters
