@@ -36,7 +36,7 @@ import html
 
 from IPython.display import HTML, Markdown
 
-from minarch_core.analyses import findings
+from minarch_core.analyses import findings, frontier
 from minarch_core.book import chapter, plots
 from minarch_core.engine import data, profiles
 
@@ -89,3 +89,28 @@ Markdown(f"Of {len(claims)} claim parts, {counts['agrees']} agree with the paper
             f"intervals and extends the grids below and above today's bounds; it needs a GPU or a cluster "
             f"(see the README)." if len(undecided) and ch.study.name != "paper" else "")
          + (" Where a part *differs*, the linked chapter shows the data behind it." if counts["differs"] else ""))
+
+# %% [markdown]
+# ## The smallest model across datasets
+#
+# Each dataset's compression frontier from its [smallest-model chapter](mnist/smallest.ipynb), every family
+# together: how many bytes each accuracy costs on each dataset.
+
+# %%
+front = frontier.pareto(frontier.summarise(ch.load_all("frontier")), by=("dataset",))
+ch.figure(plots.frontiers(front), "frontiers")
+
+# %%
+Markdown(frontier.across(front))
+
+# %% [markdown]
+# Quantization-aware recovery against the published claim (training with the rounding in the loop holds accuracy at
+# 2-4 bits where post-training quantization collapses), per dataset and bit width:
+
+# %%
+recovered = ch.load_all("recovery")
+ch.table("recovery", plots.labelled(recovered), {
+    "dataset_title": ("dataset", None), "bits": ("bits", "{:.0f}"), "float32": ("float32", "{:.1%}"),
+    "post_training": ("post-training", "{:.1%}"), "quantization_aware": ("quantization-aware", "{:.1%}"),
+    "recovered": ("recovered", "{:+.1%}"), "verdict": ("claim", None)},
+    "Quantization-aware recovery on every dataset")

@@ -246,3 +246,26 @@ def size_text(n: float) -> str:
             value = n / step
             return f"{value:.1f} {unit}" if value < 10 else f"{value:,.0f} {unit}"
     return f"{n:.0f} B"
+
+
+def near_best(front: pd.DataFrame, within: float = 0.01) -> pd.DataFrame:
+    """Per dataset, the smallest variant of its frontier (``pareto(..., by=("dataset",))``) whose mean test
+    accuracy is within ``within`` of the frontier's best: what near-best accuracy costs in bytes."""
+    rows = []
+    for _, f in front.groupby("dataset", sort=False):
+        best = f.test_mean.max()
+        pick = f[f.test_mean >= best - within].sort_values("size_bytes").iloc[0]
+        rows.append({**pick.to_dict(), "best": best})
+    return pd.DataFrame(rows)
+
+
+def across(front: pd.DataFrame, within: float = 0.01) -> str:
+    """The cross-dataset frontier in words: per dataset, the bytes of near-best accuracy and who owns them."""
+    near = near_best(front, within)
+    parts = [f"on {data.spec(r.dataset).title}, **{size_text(r.size_bytes)}** ({r.model}, "
+             f"{'dense' if r.sparsity == 0 else f'{r.sparsity:.0%} pruned'}, {precision_text(r.precision)}, "
+             f"{r.method}) reach {r.test_mean:.1%} against the best {r.best:.1%}, {r.ratio:.0f}x smaller than that "
+             f"model in dense float32" for r in near.itertuples()]
+    order = near.sort_values("size_bytes").dataset.map(lambda d: data.spec(d).title).tolist()
+    return (f"Within {within:.0%} of each dataset's best stored accuracy, " + "; ".join(parts) + ". Ordered by the "
+            f"bytes that near-best accuracy costs: {', '.join(order)}.")

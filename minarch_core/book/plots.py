@@ -461,3 +461,17 @@ def components(ranking: pd.DataFrame) -> alt.FacetChart:
     return alt.layer(line, data=d).properties(width=panel_width(n, legend=150), height=160).facet(
         column=alt.Column("family_title:N", title=None)).resolve_scale(y="independent", color="independent").properties(
         title="Which components tolerate low precision (one group rounded, the rest float32)")
+
+
+def frontiers(front: pd.DataFrame) -> alt.LayerChart:
+    """Every dataset's compression frontier (all families together): test accuracy against stored bytes."""
+    d = labelled(front)
+    x = log_x(d.size_bytes, "size_bytes:Q", "stored size (bytes)")
+    tip = [alt.Tooltip("dataset_title:N", title="dataset"), alt.Tooltip("model:N"),
+           alt.Tooltip("sparsity:Q", format=".0%"), alt.Tooltip("precision:N"), alt.Tooltip("method:N"),
+           alt.Tooltip("size_bytes:Q", format=",", title="bytes"), alt.Tooltip("test_mean:Q", format=".2%")]
+    line = alt.Chart(d).mark_line(point=True, interpolate="step-after").encode(
+        x=x, y=alt.Y("test_mean:Q", title="test accuracy", axis=alt.Axis(format="%")), color=dataset_color(),
+        tooltip=tip)
+    return line.properties(width=TEXT_WIDTH - 140, height=260,
+                           title="The compression frontier of each dataset (every family)")
