@@ -1,20 +1,24 @@
 """End to end: the smoke-profile book for every dataset, executed by papermill and built by Jupyter Book, then
 opened in headless Chromium with the network blocked."""
+import io
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import has_dataset
 
 from minarch_core.book import pipeline
 from minarch_core.book.chapter import CHAPTERS
-from minarch_core.engine import data
+from minarch_core.engine import data, profiles
 
 DATASETS = list(data.DATASETS)
 pytestmark = pytest.mark.skipif(not all(has_dataset(d) for d in DATASETS), reason="needs every dataset in MINARCH_DATA")
-FIGURES = ("phase1", "families", "phase2", "sensitivity", "learning_curves", "pruning", "redundancy", "quantization")
+FIGURES = ("phase1", "families", "phase2", "sensitivity", "learning_curves", "pruning", "redundancy", "quantization",
+           "frontier", "components")
 PAGES = [f"book/{d}/{c}.html" for d in DATASETS for c in pipeline.PER_DATASET] + \
         [f"book/{c}.html" for c, spec in CHAPTERS.items() if not spec.per_dataset] + ["book/intro.html"]
 
@@ -42,6 +46,17 @@ def test_every_chapter_page_and_figure_is_built(book):
     assert info["commit"].split("+")[0] in reproducing and "smoke" in reproducing
     findings = (html / "book" / "findings.html").read_text()
     assert "the paper" in findings and "verdict" in findings
+    assert (html / "figures" / "findings" / "frontiers.svg").exists()
+    archive = next((html / "figures" / "reproducing").glob("smoke-*.zip"))  # named by the study's identity
+    assert f"../figures/reproducing/{archive.name}" in reproducing
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        runs = pd.read_parquet(io.BytesIO(z.read("runs.parquet")))
+    assert {"runs.parquet", "histories.parquet", "study.json", "mnist/frontier.parquet"} <= names
+    assert len(runs) == sum(len(profiles.get("smoke").configs(d)) for d in DATASETS)
+    for dataset in DATASETS:
+        assert "smallest model reaching" in (html / "book" / dataset / "smallest.html").read_text() or \
+            "nothing stored reaches" in (html / "book" / dataset / "smallest.html").read_text()
 
 
 def test_rerunning_a_chapter_trains_nothing(book):
