@@ -150,7 +150,9 @@ def _recommend(args) -> int:
     table = Store(args.results).tables(study).load(args.dataset, "frontier")
     answer = frontier.recommend(table, args.min_accuracy, family=args.family, max_bytes=args.max_bytes,
                                 confidence=args.confidence)
-    print("\n".join(answer.lines(args.dataset, args.profile)))
+    overrides = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (("seeds", args.seeds), ("epochs", args.epochs),
+                                                                     ("train_per_class", args.train_per_class)) if v)
+    print("\n".join(answer.lines(args.dataset, args.profile, overrides)))
     return 0 if answer.met else 1
 
 

@@ -33,7 +33,7 @@ import dataclasses
 import pandas as pd
 from IPython.display import Markdown
 
-from minarch_core.analyses import frontier, pruning, quantization, recovery, regimes
+from minarch_core.analyses import components, frontier, pruning, quantization, recovery, regimes
 from minarch_core.book import chapter, plots
 from minarch_core.engine import config, data, models, profiles, sweep, train
 
@@ -175,14 +175,14 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 #   lower is not flattered by a smaller absolute drop.
 # - Both measure test accuracy only (the tolerance rules read nothing else).
 # - **The smallest model** (`minarch_core.analyses.frontier`): every configuration of the family grids that learns
-#   the task, three seeds each, pruned (one-shot, global L1) to each sparsity below and its surviving weights rounded
+#   the task, a few seeds each, pruned (one-shot, global L1) to each sparsity below and its surviving weights rounded
 #   to each precision below (symmetric, per output channel) or cast to float16; pruned weights stay exactly zero.
 #   Size is the byte count of a real encoding (`analyses.encoding`: bit-packed integer codes with their float32
 #   scales, per tensor the cheaper of dense, bitmap and 4-bit relative-index layouts), tested to round-trip.
 #   `recommend` chooses on the validation split by a one-sided Student-t lower bound over seeds and reports the
-#   test split. Recovery fine-tunes the configurations that own the frontier for two epochs at 4, 3 and 2 bits with
-#   the masks held and the rounding in the loop (straight-through). Component sensitivity rounds one component group
-#   at a time to 8, 4, 3 or 2 bits, the rest float32.
+#   test split. Recovery fine-tunes the configurations that own the frontier for a few epochs at low bit widths
+#   with the masks held and the rounding in the loop (straight-through). Component sensitivity rounds one component
+#   group at a time to a few bit widths, the rest float32. The exact grids follow.
 #
 # ## Findings
 #
@@ -198,7 +198,8 @@ Markdown(f"Sparsities: {', '.join(f'{s:.0%}' for s in pruning.SPARSITIES)}. Prec
          f"{', '.join(frontier.precision_text(str(p)) for p in frontier.PRECISIONS)}; {frontier.SEEDS} seeds per "
          f"configuration; recovery: {recovery.EPOCHS} epochs at {', '.join(map(str, recovery.BITS))} bits and "
          f"{', '.join(f'{s:.0%}' for s in recovery.SPARSITIES)} sparsity. History rows are measured on at most "
-         f"{train.MONITOR_PER_CLASS} images per class of each split (training semantics version {config.SEMANTICS}).")
+         f"{train.MONITOR_PER_CLASS} images per class of each split (training semantics version {config.SEMANTICS}). "
+         f"Component sensitivity: {', '.join(map(str, components.BITS))} bits.")
 
 # %% [markdown]
 # ## Chapter parameters

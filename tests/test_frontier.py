@@ -124,3 +124,8 @@ def test_quantization_aware_finetuning_recovers_what_post_training_rounding_lose
     both = frontier.summarise(pd.concat([ptq, qat]).assign(dataset="mnist", config_id="c", family="dnn",
                                                            model="DNN 16-16", n_params=1))
     assert recovery.gain(both).recovered.iloc[0] == pytest.approx(qat.test_acc.iloc[0] - ptq.test_acc.iloc[0])
+
+
+def test_one_seed_per_configuration_cannot_give_a_confidence():
+    with pytest.raises(ConfigError, match="needs at least 2; build it from a study with --seeds 2"):
+        frontier.recommend(hand_table().query("run_id.str.endswith('0')"), 0.9)

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from ..engine import models, train
+from ..engine.errors import ConfigError
 from ..engine.store import Run
 from .common import run_columns
 from .grids import fake_quantize
@@ -52,6 +53,8 @@ def table(runs, **options) -> pd.DataFrame:
 def ranking(sens: pd.DataFrame, low=(4, 3, 2)) -> pd.DataFrame:
     """Per family and component: the mean accuracy drop at each bit width, and its rank by the mean drop over the
     ``low`` bit widths (1 = the most sensitive)."""
+    if not set(low) <= set(sens.bits):
+        raise ConfigError(f"low={list(low)} names bit widths that were not measured: choose from {sorted(set(sens.bits))}")
     wide = sens.pivot_table(index=["family", "component"], columns="bits", values="drop", aggfunc="mean")
     wide.columns = [f"drop_{b}bit" for b in wide.columns]
     wide["low_bits_drop"] = sens[sens.bits.isin(low)].groupby(["family", "component"])["drop"].mean()
@@ -60,17 +63,19 @@ def ranking(sens: pd.DataFrame, low=(4, 3, 2)) -> pd.DataFrame:
     return wide.join(models_).reset_index().sort_values(["family", "rank"], ignore_index=True)
 
 
-def in_words(rank: pd.DataFrame) -> str:
-    """Per family, the most and the least sensitive component at low bit widths, in one sentence each."""
+def in_words(rank: pd.DataFrame, low=(4, 3, 2)) -> str:
+    """Per family, the most and the least sensitive component at the ``low`` bit widths ``ranking`` averaged, in one
+    sentence each."""
+    bits = ", ".join(map(str, low[:-1])) + f" and {low[-1]}" if len(low) > 1 else str(low[0])
     out = []
     for family, r in rank.groupby("family", sort=True):
         r = r.sort_values("low_bits_drop", ascending=False)
         title = models.family(family).title
         if len(r) == 1:
-            out.append(f"The {title}s have one weight layer: at 4-2 bits it loses {r.low_bits_drop.iloc[0]:.1%}.")
+            out.append(f"The {title}s have one weight layer: at {bits} bits it loses {r.low_bits_drop.iloc[0]:.1%}.")
             continue
         top, bottom = r.iloc[0], r.iloc[-1]
         out.append(f"In the {title}s ({int(r.models.max())} models), rounding the **{top.component}** costs the most "
-                   f"(a mean {top.low_bits_drop:.1%} of test accuracy over 4, 3 and 2 bits), the "
+                   f"(a mean {top.low_bits_drop:.1%} of test accuracy over {bits} bits), the "
                    f"**{bottom.component}** the least ({bottom.low_bits_drop:.1%}).")
     return " ".join(out)

@@ -109,9 +109,10 @@ def summarise(table: pd.DataFrame, confidence: float = ASK["confidence"].default
     return out.sort_values(["dataset", "size_bytes"], ignore_index=True)
 
 
-def pareto(summary: pd.DataFrame, by=("dataset", "family"), accuracy: str = "test_mean") -> pd.DataFrame:
+def pareto(summary: pd.DataFrame, by=("dataset", "family"), accuracy: str = "val_mean") -> pd.DataFrame:
     """The variants no other variant beats (smaller or equal bytes with higher ``accuracy``), within each group of
-    ``by``: the frontier, smallest first."""
+    ``by``: the frontier, smallest first. Chosen on validation accuracy by default, so that the test accuracy the
+    book reports for its points played no part in choosing them."""
     keep = []
     for _, g in summary.groupby(list(by), sort=True):
         best = -np.inf
@@ -133,7 +134,8 @@ class Answer:
     family: str | None = None
     max_bytes: int | None = None
 
-    def lines(self, dataset: str, profile: str = "quick") -> list[str]:
+    def lines(self, dataset: str, profile: str = "quick", overrides: str = "") -> list[str]:
+        """The answer for people; ``overrides`` (e.g. " --seeds 3") names the study as the command line does."""
         r = self.row
         precision = r.precision if r.precision in FLOATS else f"{r.precision}-bit ({SCHEME}, per channel)"
         pruned = "dense" if r.sparsity == 0 else f"pruned to {r.sparsity:.0%} (global L1)"
@@ -148,18 +150,20 @@ class Answer:
                     f"{int(r.dense_bytes):,} bytes)",
                     f"  {accuracy}",
                     f"  chosen on the validation split (lower bound {r.val_low:.2%} >= {self.target:.1%}); the "
-                    f"test split is reported, never used to choose"]
+                    f"test split is reported, never used to choose",
+                    f"  the bound holds for each variant alone; the smallest of the {self.candidates} searched is "
+                    f"favoured by luck, so read the test interval too"]
         else:
             head = [f"nothing stored reaches {self.target:.1%} on {dataset} with {self.confidence:.0%} confidence "
                     f"({self.candidates} variants searched). Closest miss:",
                     f"  {what}: {int(r.size_bytes):,} bytes, validation lower bound {r.val_low:.2%}",
                     f"  {accuracy}",
                     f"  to search further, train larger models or more seeds: minarch sweep --dataset {dataset} "
-                    f"--profile paper --family {r.family}"]
+                    f"--profile paper --family {r.family}, then build its frontier (minarch chapter smallest)"]
         limits = (f" --family {self.family}" if self.family else "") + \
             (f" --max-bytes {self.max_bytes}" if self.max_bytes else "")
-        return head + [f"  reproduce: minarch recommend --dataset {dataset} --profile {profile} --min-accuracy "
-                       f"{self.target:g} --confidence {self.confidence:g}{limits}"]
+        return head + [f"  reproduce: minarch recommend --dataset {dataset} --profile {profile}{overrides} "
+                       f"--min-accuracy {self.target:g} --confidence {self.confidence:g}{limits}"]
 
 
 def recommend(table: pd.DataFrame, min_accuracy: float, family: str | None = None, max_bytes: int | None = None,
@@ -172,6 +176,10 @@ def recommend(table: pd.DataFrame, min_accuracy: float, family: str | None = Non
     if table.empty:
         raise ConfigError("the compression frontier is empty: sweep the dataset and compute its frontier first "
                           "(make book, or minarch chapter smallest)")
+    seeds = table.groupby(["config_id", "method", "sparsity", "precision"]).run_id.nunique()
+    if seeds.max() < 2:
+        raise ConfigError(f"the frontier holds {seeds.max()} seed per configuration: a confidence bound needs at "
+                          f"least 2; build it from a study with --seeds 2 or more")
     summary = summarise(table, confidence)
     pool = summary
     if family is not None:
@@ -193,9 +201,9 @@ def recommend(table: pd.DataFrame, min_accuracy: float, family: str | None = Non
 
 
 def targets(summary: pd.DataFrame, dataset: str, levels=(0.5, 0.75, 0.9, 0.97, 1.0)) -> list[float]:
-    """Round accuracy targets spread between chance and the best variant's mean test accuracy (whole percents,
-    rounded down): ``levels`` of the way from one to the other."""
-    chance, best = data.spec(dataset).chance, float(summary.test_mean.max())
+    """Round accuracy targets spread between chance and the best variant's mean validation accuracy (whole
+    percents, rounded down): ``levels`` of the way from one to the other."""
+    chance, best = data.spec(dataset).chance, float(summary.val_mean.max())
     return sorted({float(np.floor((chance + k * (best - chance)) * 100 + 1e-6)) / 100 for k in levels})
 
 
@@ -249,13 +257,16 @@ def size_text(n: float) -> str:
 
 
 def near_best(front: pd.DataFrame, within: float = 0.01) -> pd.DataFrame:
-    """Per dataset, the smallest variant of its frontier (``pareto(..., by=("dataset",))``) whose mean test
-    accuracy is within ``within`` of the frontier's best: what near-best accuracy costs in bytes."""
+    """Per dataset, the smallest variant of its frontier (``pareto(..., by=("dataset",))``) whose mean validation
+    accuracy is within ``within`` of the frontier's best (chosen on validation; reported with its test accuracy and
+    the best variant's): what near-best accuracy costs in bytes."""
+    if not 0 <= within <= 1:
+        raise ConfigError(f"within must be a fraction in 0..1, got {within!r}")
     rows = []
     for _, f in front.groupby("dataset", sort=False):
-        best = f.test_mean.max()
-        pick = f[f.test_mean >= best - within].sort_values("size_bytes").iloc[0]
-        rows.append({**pick.to_dict(), "best": best})
+        top = f.loc[f.val_mean.idxmax()]
+        pick = f[f.val_mean >= top.val_mean - within].sort_values("size_bytes").iloc[0]
+        rows.append({**pick.to_dict(), "best": top.test_mean})
     return pd.DataFrame(rows)
 
 
@@ -267,5 +278,17 @@ def across(front: pd.DataFrame, within: float = 0.01) -> str:
              f"{r.method}) reach {r.test_mean:.1%} against the best {r.best:.1%}, {r.ratio:.0f}x smaller than that "
              f"model in dense float32" for r in near.itertuples()]
     order = near.sort_values("size_bytes").dataset.map(lambda d: data.spec(d).title).tolist()
-    return (f"Within {within:.0%} of each dataset's best stored accuracy, " + "; ".join(parts) + ". Ordered by the "
+    return (f"Within {within:.0%} of each dataset's best stored accuracy (chosen on validation, test reported), "
+            + "; ".join(parts) + ". Ordered by the "
             f"bytes that near-best accuracy costs: {', '.join(order)}.")
+
+
+def settings_text(models: int, tuned: int) -> str:
+    """The frontier's settings in words, from the constants that set them (for the chapter's first lines)."""
+    from . import recovery
+    return (f"**Settings**: {models} trained models ({SEEDS} seeds per stable configuration of the "
+            f"{', '.join(GRIDS)} grids); sparsities {', '.join(f'{s:.0%}' for s in SPARSITIES)}; precisions "
+            f"{', '.join(precision_text(str(p)) for p in PRECISIONS)} ({SCHEME}, per {GRANULARITY}); recovery: "
+            f"{tuned} models fine-tuned {recovery.EPOCHS} epochs at {', '.join(map(str, recovery.BITS))} bits and "
+            f"sparsities {', '.join(f'{s:.0%}' for s in recovery.SPARSITIES)}; confidence "
+            f"{ASK['confidence'].default:.0%}.")

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn.utils import prune
 
 from ..engine import train
 from ..engine.store import Run
@@ -29,20 +28,15 @@ SPARSITIES = (0.0, 0.75, 0.9)
 
 
 def fake_quantize_weights(model: nn.Module, bits: int) -> list:
-    """Quantize every weight layer's weight in the forward pass (after pruning's mask, which is applied by an
-    earlier hook); returns the hook handles."""
+    """Quantize every weight layer's weight in the forward pass, after pruning's mask (applied by the earlier hook
+    ``prune_to`` attaches, at every sparsity, 0 included); returns the hook handles."""
     def hook(module, _):
         w = module.weight
         scale, zero, qmin, qmax = grid(w.detach(), bits, "symmetric", "channel")
         module.weight = torch.fake_quantize_per_channel_affine(
             w, scale.flatten(), zero.flatten().to(torch.int32), 0, qmin, qmax)
 
-    handles = []
-    for module, name in pruning.prunable(model):
-        if not hasattr(module, "weight_orig"):  # unpruned layers: make the weight a computed attribute, as prune does
-            prune.identity(module, name)
-        handles.append(module.register_forward_pre_hook(hook))
-    return handles
+    return [module.register_forward_pre_hook(hook) for module, _ in pruning.prunable(model)]
 
 
 def finetune(run: Run, dataset, sparsity: float, bits: int, epochs: int = EPOCHS) -> nn.Module:
@@ -66,7 +60,7 @@ def variants(run: Run, sparsities=SPARSITIES, bits=BITS, epochs: int = EPOCHS, d
     from .frontier import GRANULARITY, SCHEME  # the frontier's grid: the same variants, recovered
     dataset = train.load_data(run.config, device, data_root)
     dense, loss_fn = run.model(dataset), train.LOSSES[run.config.loss]
-    rows, states = [], []
+    rows, states, dense_bytes = [], [], encoding.size(dense)
     for sparsity in sparsities:
         for b in bits:
             tuned = finetune(run, dataset, sparsity, b, epochs)
@@ -74,7 +68,7 @@ def variants(run: Run, sparsities=SPARSITIES, bits=BITS, epochs: int = EPOCHS, d
             rows.append({"run_id": run.run_id, "method": "quantization-aware", "sparsity": sparsity,
                          "achieved": pruning.sparsity_of(tuned), "precision": str(b), "bits": b,
                          "size_bytes": encoding.size(tuned, b, scheme=SCHEME, granularity=GRANULARITY),
-                         "dense_bytes": encoding.size(dense), "finetune_epochs": epochs})
+                         "dense_bytes": dense_bytes, "finetune_epochs": epochs})
     for split in ("val", "test"):
         for row, (loss, acc) in zip(rows, train.evaluate_states(dense, states, getattr(dataset, split), loss_fn)):
             row[f"{split}_loss"], row[f"{split}_acc"] = loss, acc

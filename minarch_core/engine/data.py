@@ -149,6 +149,8 @@ class Dataset:
         """Every split cut to at most ``per_class`` images of each class (a split that small already stays whole),
         the same images for every run: what a history's per-epoch rows are measured on, a fraction of the cost of
         the whole splits."""
+        if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+            raise ConfigError(f"monitor per_class must be an integer >= 1, got {per_class!r}")
         return Dataset(self.name, *(_cut(getattr(self, s), per_class) for s in ("train", "val", "test")),
                        n_classes=self.n_classes)
 

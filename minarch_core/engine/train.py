@@ -94,6 +94,8 @@ def train_seeds(cfgs: list[RunConfig], dataset: data_.Dataset | None = None, dev
     states, live = [None] * len(cfgs), list(range(len(cfgs)))
     for epoch in range(1, first.epochs + 1):
         stack.train_epoch(opt, loss_fn, dataset.train, first.batch_size, orders)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the epoch's queued GPU work belongs to its time
         elapsed = (time.perf_counter() - start) / len(cfgs)
         for i, row in enumerate(stack.evaluate(monitor, loss_fn, epoch, elapsed)):
             if i in live:
@@ -138,7 +140,7 @@ class Stack:
         for i in range(0, len(split), batch_size):
             idx = perms[:, i:i + batch_size]
             x, y = split.x[idx], split.y[idx]
-            if not self._replay(opt, loss_fn, x, y):
+            if idx.shape[1] < batch_size or not self._replay(opt, loss_fn, x, y):  # a partial minibatch: eager
                 self._eager_step(opt, loss_fn, x, y)
 
     def _eager_step(self, opt, loss_fn, x, y) -> None:
@@ -151,8 +153,8 @@ class Stack:
         """Run this step as a replay of a CUDA graph of the whole step (forward, backward, optimiser: one launch
         instead of hundreds; the per-step launch overhead bounded small models on a GPU). The first
         ``GRAPH_WARMUP`` steps run eagerly on a side stream, as graph capture requires; the next full minibatch is
-        captured, then replayed from static input buffers. False when the step must run eagerly (a CPU, graphs off,
-        a warm-up step, a partial last minibatch)."""
+        captured, then replayed from static input buffers. Only full minibatches come here (``train_epoch``). False
+        when the step must run eagerly (a CPU, graphs off, an optimiser that cannot be captured)."""
         if x.device.type != "cuda" or not CUDA_GRAPHS or not getattr(opt, "minarch_capturable", False):
             return False
         if self._graph is None:
@@ -172,8 +174,6 @@ class Stack:
                 losses.sum().backward()
                 opt.step()
             self._graph = graph  # captured, not yet run: the replay below runs this step
-        if x.shape != self._static[0].shape:
-            return False
         self._static[0].copy_(x)
         self._static[1].copy_(y)
         self._graph.replay()
