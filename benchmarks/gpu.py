@@ -23,9 +23,7 @@ missed queued GPU work). Never part of the tests: timings are not assertions.
 from __future__ import annotations
 
 import argparse
-import functools
 import itertools
-import json
 import multiprocessing
 import subprocess
 import sys
@@ -35,9 +33,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
+import common
 from minarch_core.engine import data, models, profiles, settings, sweep, train
 from minarch_core.engine.config import RunConfig
 
@@ -57,23 +54,10 @@ def matmul_peak(dtype, dev, n=8192, repeats=10) -> float:
     return 2 * n ** 3 * repeats / (time.perf_counter() - start)
 
 
-@functools.cache
-def _per_image(dataset: str, family: str, arch: str) -> tuple[float, float]:
-    """(training FLOPs, forward FLOPs) per image of one model, counted exactly by torch.utils.flop_counter."""
-    shape = data.spec(dataset).input_shape
-    model = models.build(family, json.loads(arch), shape, data.spec(dataset).n_classes)
-    x, y = torch.zeros(64, *shape), torch.zeros(64, dtype=torch.long)
-    with FlopCounterMode(display=False) as t:
-        F.cross_entropy(model(x), y).backward()
-    with FlopCounterMode(display=False) as e, torch.no_grad():
-        model(x)
-    return t.get_total_flops() / 64, e.get_total_flops() / 64
-
-
 def flops(cfg: RunConfig, n_train: int, n_monitor: int, n_full: int) -> tuple[float, float]:
     """(FLOPs of one epoch: training pass + monitor evaluation, FLOPs of the final whole-split evaluation) of one
     seed."""
-    step, fwd = _per_image(cfg.dataset, cfg.family, json.dumps(cfg.arch, sort_keys=True))
+    step, fwd = common.per_image(cfg.dataset, cfg.family, cfg.arch)
     return step * n_train + fwd * n_monitor, fwd * n_full
 
 
@@ -210,7 +194,7 @@ def main(argv=None):
                 continue
             f = np.array([r["flops_epoch"] * r["seeds"] for r in rs])
             t = np.array([r["epoch_s"] for r in rs])
-            a, b = fit(f, t) if len(rs) > 1 else (0.0, t[0] / f[0])
+            a, b = common.fit(f, t) if len(rs) > 1 else (0.0, t[0] / f[0])
             final_per_flop = sum(r["final_s"] for r in rs) / sum(r["flops_final"] * r["seeds"] for r in rs)
             secs, by_config = 0.0, {}
             for cfg in paper.configs(name, [grid]):  # this dataset's own configs (the ViT patch follows the image)
@@ -287,12 +271,6 @@ def _task(cfgs: list[dict]) -> None:
 def sync(dev) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-
-
-def fit(flops: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
-    """(a, b) of seconds = a + b * flops, least squares in relative error, both kept >= 0."""
-    a, b = np.linalg.lstsq(np.stack([1 / seconds, flops / seconds], 1), np.ones_like(seconds), rcond=None)[0]
-    return max(a, 0.0), max(b, 0.0)
 
 
 if __name__ == "__main__":

@@ -38,9 +38,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 
+import common
 from minarch_core.engine import data, models, profiles, sweep, train
 from minarch_core.engine.config import RunConfig
 
@@ -170,15 +170,9 @@ def sizes(name: str) -> tuple[tuple[int, int, int], int, int]:
 
 
 def flops_per_epoch(family: str, arch: dict, name: str, n_train: int, n_eval: int) -> float:
-    """Exact FLOPs of one training pass (forward + backward) plus the evaluation passes, counted on one batch."""
-    shape = sizes(name)[0]
-    model = models.build(family, arch, shape, 10)
-    x, y = torch.zeros(128, *shape), torch.zeros(128, dtype=torch.long)
-    with FlopCounterMode(display=False) as train_count:
-        F.cross_entropy(model(x), y).backward()
-    with FlopCounterMode(display=False) as eval_count, torch.no_grad():
-        model(x)
-    return (train_count.get_total_flops() * n_train + eval_count.get_total_flops() * n_eval) / 128
+    """Exact FLOPs of one training pass (forward + backward) plus the evaluation passes."""
+    step, forward = common.per_image(name, family, arch)
+    return step * n_train + forward * n_eval
 
 
 def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
@@ -188,13 +182,6 @@ def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
     for _ in range(repeats):
         a @ b
     return 2 * n ** 3 * repeats / (time.perf_counter() - start)
-
-
-def fit(flops: list[float], seconds: list[float]) -> tuple[float, float]:
-    """(a, b) of seconds = a + b * flops, least squares in relative error, both kept >= 0."""
-    f, t = np.asarray(flops), np.asarray(seconds)
-    a, b = np.linalg.lstsq(np.stack([1 / t, f / t], 1), np.ones_like(t), rcond=None)[0]
-    return max(a, 0.0), max(b, 0.0)
 
 
 def cost_models(rows: list[dict], key: str, flops: str) -> dict[str, tuple[float, float]]:
@@ -207,7 +194,7 @@ def cost_models(rows: list[dict], key: str, flops: str) -> dict[str, tuple[float
         t = [(r["batched"] if r["batched"] == r["batched"] else r["quick"]) if key == "batched_or_quick" else r[key]
              for r in rs]
         f = [r[flops] for r in rs]
-        out[family] = fit(f, t) if len(rs) > 1 else (0.0, t[0] / f[0])
+        out[family] = common.fit(f, t) if len(rs) > 1 else (0.0, t[0] / f[0])
     return out
 
 

@@ -1,0 +1,39 @@
+"""What both benchmarks compute alike: exact model FLOPs per image, and the cost model fitted to measured times."""
+from __future__ import annotations
+
+import functools
+import json
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from minarch_core.engine import data, models
+
+
+@functools.cache
+def _per_image(dataset: str, family: str, arch: str) -> tuple[float, float]:
+    shape = data.spec(dataset).input_shape
+    model = models.build(family, json.loads(arch), shape, data.spec(dataset).n_classes)
+    x, y = torch.zeros(64, *shape), torch.zeros(64, dtype=torch.long)
+    with FlopCounterMode(display=False) as step:
+        F.cross_entropy(model(x), y).backward()
+    with FlopCounterMode(display=False) as forward, torch.no_grad():
+        model(x)
+    return step.get_total_flops() / 64, forward.get_total_flops() / 64
+
+
+def per_image(dataset: str, family: str, arch: dict) -> tuple[float, float]:
+    """(training-step FLOPs, forward FLOPs) per image of one model, counted exactly by torch.utils.flop_counter."""
+    return _per_image(dataset, family, json.dumps(arch, sort_keys=True))
+
+
+def fit(flops, seconds) -> tuple[float, float]:
+    """(a, b) of seconds = a + b * flops, least squares in relative error; where the free fit's a would be
+    negative, b is fitted again with a = 0."""
+    f, t = np.asarray(flops, dtype=float), np.asarray(seconds, dtype=float)
+    a, b = np.linalg.lstsq(np.stack([1 / t, f / t], 1), np.ones_like(t), rcond=None)[0]
+    if a < 0:
+        a, b = 0.0, float(np.sum(f / t) / np.sum((f / t) ** 2))
+    return float(a), max(float(b), 0.0)
