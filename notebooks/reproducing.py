@@ -76,9 +76,10 @@ if ch.figures is None:
     display(Markdown("No figure folder was given to this chapter, so no archive was written."))
 else:
     archive = ch.store.export(prof, info["datasets"], ch.figures / "reproducing")
-    display(Markdown(f"[Download `{archive.name}`](../figures/reproducing/{archive.name}) "
-                     f"({archive.stat().st_size / 2**20:.1f} MiB): `runs.parquet`, `histories.parquet`, `study.json` "
-                     f"and `<dataset>/<table>.parquet` for {', '.join(data.spec(d).title for d in info['datasets'])}."))
+    display(HTML(f"<p><a href='../figures/reproducing/{archive.name}' download>Download <code>{archive.name}</code></a> "
+                 f"({archive.stat().st_size / 2**20:.1f} MiB): <code>runs.parquet</code>, <code>histories.parquet</code>, "
+                 f"<code>study.json</code> and <code>&lt;dataset&gt;/&lt;table&gt;.parquet</code> for "
+                 f"{', '.join(data.spec(d).title for d in info['datasets'])}.</p>"))
 
 # %% [markdown]
 # ## Commands
