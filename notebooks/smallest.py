@@ -112,11 +112,12 @@ Markdown(components.in_words(rank))
 
 # %%
 answers = frontier.answers(table, frontier.targets(summary, ch.dataset))
-ch.table("recommendations", answers.assign(precision=answers.precision.map(frontier.precision_text)), {
+shown = answers.assign(precision=answers.precision.map(frontier.precision_text),
+                       interval=answers.test_low.map("{:.1%}".format) + " .. " + answers.test_high.map("{:.1%}".format))
+ch.table("recommendations", shown, {
     "target": ("target", "{:.0%}"), "met": ("met", None), "model": ("model", None),
     "sparsity": ("sparsity", "{:.0%}"), "precision": ("precision", None), "size_bytes": ("bytes", tables.COUNT),
-    "ratio": ("smaller than float32", "{:.1f}x"), "test_mean": ("test accuracy", tables.ACCURACY),
-    "test_low": ("interval low", tables.ACCURACY), "test_high": ("interval high", tables.ACCURACY)},
+    "ratio": ("vs float32", "{:.0f}x"), "test_mean": ("test accuracy", tables.ACCURACY), "interval": ("interval", None)},
     "The smallest variant reaching each target (a miss shows the closest variant)")
 
 # %% [markdown]
@@ -131,12 +132,13 @@ Markdown("```text\n$ " + f"minarch recommend --dataset {ch.dataset} --min-accura
 # ## The frontier, point by point
 
 # %%
-ch.table("frontier", front.assign(precision=front.precision.map(frontier.precision_text)), {
-    "family": ("family", None), "model": ("model", None), "n_params": ("parameters", tables.COUNT),
-    "sparsity": ("sparsity", "{:.0%}"), "precision": ("precision", None), "size_bytes": ("bytes", tables.COUNT),
-    "test_mean": ("test accuracy", tables.ACCURACY), "test_low": ("interval low", tables.ACCURACY),
-    "test_high": ("interval high", tables.ACCURACY), "seeds": ("seeds", "{:.0f}")},
-    "Every family's Pareto frontier, smallest first")
+ch.table("frontier", front.assign(precision=front.precision.map(frontier.precision_text),
+                                  interval=front.test_low.map("{:.1%}".format) + " .. "
+                                  + front.test_high.map("{:.1%}".format)), {
+    "model": ("model", None), "n_params": ("parameters", tables.COUNT), "sparsity": ("sparsity", "{:.0%}"),
+    "precision": ("precision", None), "method": ("weights", None), "size_bytes": ("bytes", tables.COUNT),
+    "test_mean": ("test accuracy", tables.ACCURACY), "interval": ("interval", None)},
+    "Every family's Pareto frontier (chosen on validation), smallest first")
 
 # %%
 ch.table("references", refs, {

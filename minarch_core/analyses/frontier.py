@@ -15,6 +15,7 @@ choosing on test accuracy would flatter every answer.
 from __future__ import annotations
 
 import copy
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,7 @@ ASK = {
     "max_bytes": Param("max_bytes", int, None, "largest stored size in bytes", 1, 10**12, optional=True),
 }
 KEYS = ["dataset", "config_id", "method", "sparsity", "precision"]
+WIDTH = 88  # characters per line of recommend's answer
 
 
 def variants(run: Run, sparsities=SPARSITIES, precisions=PRECISIONS, device=None, data_root=None) -> pd.DataFrame:
@@ -160,10 +162,11 @@ class Answer:
                     f"  {accuracy}",
                     f"  to search further, train larger models or more seeds: minarch sweep --dataset {dataset} "
                     f"--profile paper --family {r.family}, then build its frontier (minarch chapter smallest)"]
+        head = [textwrap.fill(line, WIDTH, subsequent_indent="    ") for line in head]  # a terminal's width
         limits = (f" --family {self.family}" if self.family else "") + \
             (f" --max-bytes {self.max_bytes}" if self.max_bytes else "")
-        return head + [f"  reproduce: minarch recommend --dataset {dataset} --profile {profile}{overrides} "
-                       f"--min-accuracy {self.target:g} --confidence {self.confidence:g}{limits}"]
+        return head + [f"  reproduce: minarch recommend --dataset {dataset} --profile {profile}{overrides}",
+                       f"    --min-accuracy {self.target:g} --confidence {self.confidence:g}{limits}"]
 
 
 def recommend(table: pd.DataFrame, min_accuracy: float, family: str | None = None, max_bytes: int | None = None,
