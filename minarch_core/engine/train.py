@@ -233,9 +233,13 @@ def evaluate_states(model: torch.nn.Module, states: list[dict], split: data_.Spl
                     group: int = 32) -> list[tuple[float, float]]:
     """(mean loss, accuracy) of ``model``'s architecture under each weight set in ``states`` (full state dicts,
     e.g. every sparsity or precision of one trained model) on ``split``: stacked ``group`` at a time and evaluated
-    in one batched pass each, as the trainer evaluates its seeds; the same numbers as ``evaluate`` one by one."""
+    in one batched pass each, as the trainer evaluates its seeds (on a CPU only for the families whose seeds it
+    stacks there); the same numbers as ``evaluate`` one by one."""
     model = copy.deepcopy(model).to(split.x.device)
     group = max(1, min(group, STACK_BYTES // (4 * models.n_params(model) or 1)))
+    name = getattr(model, "minarch_family", None)
+    if split.x.device.type == "cpu" and name and not models.family(name).cpu_stacks_seeds:
+        group = 1  # stacked convolutions and attention run slower on a CPU than one model at a time, as in training
     out = []
     for i in range(0, len(states), group):
         nets = []
