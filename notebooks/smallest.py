@@ -143,5 +143,6 @@ ch.table("frontier", front.assign(precision=front.precision.map(frontier.precisi
 # %%
 ch.table("references", refs, {
     "name": ("model", None), "params": ("parameters", tables.COUNT), "size_bytes": ("float32 bytes", tables.COUNT),
-    "accuracy": ("published test accuracy", tables.ACCURACY), "note": ("note", None), "source": ("source", None)},
-    "Published tiny models drawn as reference points")
+    "accuracy": ("published test accuracy", tables.ACCURACY), "note": ("note", None)},
+    "Published tiny models drawn as reference points (the figure's diamonds link to their sources, and the CSV "
+    "below lists them)")

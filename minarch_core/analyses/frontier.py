@@ -43,7 +43,7 @@ ASK = {
     "max_bytes": Param("max_bytes", int, None, "largest stored size in bytes", 1, 10**12, optional=True),
 }
 KEYS = ["dataset", "config_id", "method", "sparsity", "precision"]
-WIDTH = 88  # characters per line of recommend's answer
+WIDTH = 84  # characters per line of recommend's answer (a page's text column fits 86)
 
 
 def variants(run: Run, sparsities=SPARSITIES, precisions=PRECISIONS, device=None, data_root=None) -> pd.DataFrame:
