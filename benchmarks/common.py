@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from minarch_core.engine import data, models
+from minarch_core.engine import data, models, train
 
 
 @functools.cache
@@ -37,3 +38,25 @@ def fit(flops, seconds) -> tuple[float, float]:
     if a < 0:
         a, b = 0.0, float(np.sum(f / t) / np.sum((f / t) ** 2))
     return float(a), max(float(b), 0.0)
+
+
+def matmul_peak(device="cpu", dtype=torch.float32, n: int | None = None, repeats: int = 5) -> float:
+    """FLOP/s of a large square matrix product on ``device``: the ceiling the benchmarks measure against (4096 on a
+    CPU, 8192 on CUDA, after warm-up; the device synchronised before the clock is read)."""
+    device = torch.device(device)
+    n = n or (8192 if device.type == "cuda" else 4096)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *_: None)
+    for _ in range(2):
+        a @ b
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync(device)
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start)
+
+
+def monitor_images(n_train: int, n_val: int, n_test: int, classes: int = 10) -> int:
+    """Images the trainer evaluates per epoch: each split cut to ``train.MONITOR_PER_CLASS`` per class."""
+    return sum(min(n, train.MONITOR_PER_CLASS * classes) for n in (n_train, n_val, n_test))

@@ -41,19 +41,6 @@ from minarch_core.engine.config import RunConfig
 TARGETS = {"paper profile, three datasets (h)": 1.0, "largest models vs float32 peak": 0.30}
 
 
-def matmul_peak(dtype, dev, n=8192, repeats=10) -> float:
-    n, repeats = (n, repeats) if dev.type == "cuda" else (1024, 2)
-    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    sync(dev)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    sync(dev)
-    return 2 * n ** 3 * repeats / (time.perf_counter() - start)
-
-
 def flops(cfg: RunConfig, n_train: int, n_monitor: int, n_full: int) -> tuple[float, float]:
     """(FLOPs of one epoch: training pass + monitor evaluation, FLOPs of the final whole-split evaluation) of one
     seed."""
@@ -84,9 +71,8 @@ def sizes(name: str, profile: profiles.Profile) -> tuple[int, int, int]:
     n_official, n_test = OFFICIAL[name]
     k = data.spec(name).n_classes
     n_train = (profile.train_per_class or n_official // k - profile.val_per_class) * k  # approximately balanced
-    per = lambda n: min(n, train.MONITOR_PER_CLASS * k)  # noqa: E731
-    return n_train, per(n_train) + per(profile.val_per_class * k) + per(n_test), \
-        n_train + profile.val_per_class * k + n_test
+    n_val = profile.val_per_class * k
+    return n_train, common.monitor_images(n_train, n_val, n_test, k), n_train + n_val + n_test
 
 
 def main(argv=None):
@@ -110,7 +96,7 @@ def main(argv=None):
           f"CUDA {torch.version.cuda}")
     peak32 = peak16 = float("nan")
     if not args.reproject:
-        peak32, peak16 = matmul_peak(torch.float32, dev), matmul_peak(torch.bfloat16, dev)
+        peak32, peak16 = common.matmul_peak(dev, torch.float32), common.matmul_peak(dev, torch.bfloat16)
         print(f"dense matmul peak (8192^3): float32 (no TF32) {peak32 / 1e12:.1f} TFLOP/s, bfloat16 "
               f"{peak16 / 1e12:.1f} TFLOP/s\n")
 

@@ -175,15 +175,6 @@ def flops_per_epoch(family: str, arch: dict, name: str, n_train: int, n_eval: in
     return step * n_train + forward * n_eval
 
 
-def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n ** 3 * repeats / (time.perf_counter() - start)
-
-
 def cost_models(rows: list[dict], key: str, flops: str) -> dict[str, tuple[float, float]]:
     """Per family, (a, b) of seconds per epoch = a + b x FLOPs (column ``flops``) fitted to its measured models'
     column ``key`` (b alone for one model). ``batched_or_quick``: the 30-seed time where measured, else the quick
@@ -198,11 +189,6 @@ def cost_models(rows: list[dict], key: str, flops: str) -> dict[str, tuple[float
     return out
 
 
-def monitor_images(n_train: int, n_val: int, n_test: int, classes: int = 10) -> int:
-    """Images the trainer evaluates per epoch: each split cut to ``train.MONITOR_PER_CLASS`` per class."""
-    return sum(min(n, train.MONITOR_PER_CLASS * classes) for n in (n_train, n_val, n_test))
-
-
 def projected(profile: profiles.Profile, name: str, costs: dict[str, tuple[float, float]], monitor: bool):
     """(seconds, FLOPs) of ``profile``'s sweep of ``name`` on one worker, per family: every run's epochs priced by
     its family's cost model (the overhead ``a`` scaled by the number of training steps, ``b`` applied to the
@@ -212,7 +198,7 @@ def projected(profile: profiles.Profile, name: str, costs: dict[str, tuple[float
     n_train = (profile.train_per_class or (n_official // 10 - profile.val_per_class)) * 10
     n_val = profile.val_per_class * 10
     n_full = n_train + n_val + n_test
-    n_epoch = monitor_images(n_train, n_val, n_test) if monitor else n_full
+    n_epoch = common.monitor_images(n_train, n_val, n_test) if monitor else n_full
     steps = n_train / (SUBSET["train_per_class"] * 10)  # relative to the benchmark's epochs
     seconds, flops, cache = {}, {}, {}
     for cfg in profile.configs(name):
@@ -258,7 +244,7 @@ def main(argv=None):
     print(f"minarch benchmarks/speed.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {commit or 'unknown'}")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch "
           f"{torch.__version__}, python {platform.python_version()}")
-    peak = matmul_peak()
+    peak = common.matmul_peak()
     print(f"fp32 matmul peak (4096x4096 torch.mm): {peak / 1e9:.1f} GFLOP/s\n")
     results, quick = {}, profiles.get("quick")
     for name in args.datasets:
@@ -276,7 +262,7 @@ def main(argv=None):
             batched = (minarch_epoch_s([cfg.replace(seed=s) for s in range(args.seeds)], dataset)
                        if stacks and n <= 100_000 else float("nan"))
             full = len(dataset.train) + len(dataset.val) + len(dataset.test)
-            mon = monitor_images(len(dataset.train), len(dataset.val), len(dataset.test))
+            mon = common.monitor_images(len(dataset.train), len(dataset.val), len(dataset.test))
             quick_cost = (minarch_epoch_s([cfg.replace(seed=s) for s in range(quick.seeds)], dataset)
                           if stacks else single)
             rows.append(dict(cfg=cfg, params=n, textbook=textbook, plain=plain, single=single, batched=batched,

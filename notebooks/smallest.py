@@ -49,7 +49,7 @@ from minarch_core.book import chapter, plots, tables
 ch = chapter.from_notebook("smallest", globals())
 runs = frontier.chosen_runs(ch.store, ch.load("configurations"), ch.load("runs"))
 post = frontier.measure(runs, progress=False, **ch.where)
-tuned = ch.store.runs_of(recovery.chosen(post).drop_duplicates("run_id"))
+tuned = ch.store.runs_of(frontier.owners(post).drop_duplicates("run_id"))
 aware = frontier.measure(tuned, recovery.variants, progress=False, **ch.where)
 table = ch.save("frontier", pd.concat([post, aware], ignore_index=True))
 summary = frontier.summarise(table)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..engine import data, models
+from ..engine import data, models, train
 from ..engine.store import Run, row
+
 
 def info() -> tuple[str, ...]:
     """The columns that say which run a row measured, and its architecture."""
@@ -19,6 +20,20 @@ def run_columns(run: Run) -> dict:
 def info_of(frame: pd.DataFrame) -> pd.DataFrame:
     """The ``info`` columns of the runs in a curve table, one row per run id (to join onto per-run results)."""
     return frame.drop_duplicates("run_id").set_index("run_id")[[k for k in info() if k in frame]]
+
+
+def score(rows: list[dict], model, states: list[dict], dataset, splits, loss_fn) -> list[dict]:
+    """Fill ``rows`` (one per weight set in ``states``) with each variant's ``<split>_loss`` and ``<split>_acc``,
+    every variant of ``model`` evaluated together (``train.evaluate_states``)."""
+    for split in splits:
+        for r, (loss, acc) in zip(rows, train.evaluate_states(model, states, getattr(dataset, split), loss_fn)):
+            r[f"{split}_loss"], r[f"{split}_acc"] = loss, acc
+    return rows
+
+
+def square(configs: pd.DataFrame) -> pd.DataFrame:
+    """Without the Phase-1 networks whose widths vary (``shape`` other than equal); CNNs and ViTs have no shape."""
+    return configs[configs["shape"].fillna("equal") == "equal"] if "shape" in configs else configs
 
 
 def chance(frame: pd.DataFrame) -> pd.Series:

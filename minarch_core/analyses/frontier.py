@@ -27,16 +27,16 @@ from ..engine import data, models, train
 from ..engine.errors import ConfigError
 from ..engine.params import Param
 from ..engine.store import Run
-from . import encoding, pruning, quantization
-from .common import run_columns
-from .grids import FLOATS
+from . import encoding, pruning, quantization, recovery
+from .common import run_columns, score, square
+from .grids import FLOATS, STORED
 from .regimes import LEARNS
 
 SPARSITIES = (0.0, 0.5, 0.75, 0.9, 0.95)
 PRECISIONS = ("float32", "float16", 8, 6, 4, 3, 2)
-SCHEME, GRANULARITY = "symmetric", "channel"
+SCHEME, GRANULARITY = STORED
 GRIDS = ("dnn", "cnn", "vit")
-SEEDS = 3  # seeds per configuration: enough for an interval, a third of the cost of the quick profile's five
+SEEDS = 3  # seeds per configuration: enough for an interval, three fifths of the quick profile's cost
 ASK = {
     "min_accuracy": Param("min_accuracy", float, None, "the accuracy to reach (a fraction)", 0.0, 1.0),
     "confidence": Param("confidence", float, 0.9, "one-sided confidence over seeds", 0.5, 0.999),
@@ -63,18 +63,13 @@ def variants(run: Run, sparsities=SPARSITIES, precisions=PRECISIONS, device=None
                          "precision": str(precision), "bits": quantization.bits_of(precision),
                          "size_bytes": encoding.size(pruned, precision, scheme=SCHEME, granularity=GRANULARITY),
                          "dense_bytes": dense_bytes})
-    for split in ("val", "test"):
-        for row, (loss, acc) in zip(rows, train.evaluate_states(dense, states, getattr(dataset, split), loss_fn)):
-            row[f"{split}_loss"], row[f"{split}_acc"] = loss, acc
-    return pd.DataFrame(rows)
+    return pd.DataFrame(score(rows, dense, states, dataset, ("val", "test"), loss_fn))
 
 
 def chosen_runs(store, configurations: pd.DataFrame, runs: pd.DataFrame, seeds: int = SEEDS) -> list[Run]:
     """The runs the frontier is drawn from: of every stable configuration of the family grids, the first ``seeds``
     seeds that did not diverge."""
-    stable = configurations[configurations.regime.isin(LEARNS) & configurations.family.isin(GRIDS)]
-    if "shape" in stable:  # the Phase-1 shapes grid is not a family grid; its square networks are in "dnn"
-        stable = stable[stable["shape"].fillna("equal") == "equal"]
+    stable = square(configurations[configurations.regime.isin(LEARNS) & configurations.family.isin(GRIDS)])
     picked = runs[runs.config_id.isin(stable.config_id) & (runs.status == "ok")]
     picked = picked.sort_values("seed").groupby("config_id", sort=False).head(seeds)
     return store.runs_of(picked.sort_values(["family", "n_params", "seed"]))
@@ -140,7 +135,7 @@ class Answer:
         """The answer for people; ``overrides`` (e.g. " --seeds 3") names the study as the command line does."""
         r = self.row
         precision = r.precision if r.precision in FLOATS else f"{r.precision}-bit ({SCHEME}, per channel)"
-        pruned = "dense" if r.sparsity == 0 else f"pruned to {r.sparsity:.0%} (global L1)"
+        pruned = sparsity_text(r.sparsity) + ("" if r.sparsity == 0 else " (global L1)")
         tuned = ", fine-tuned with the rounding in the loop" if r.method == "quantization-aware" else ""
         what = f"{r.model} ({int(r.n_params):,} parameters), {pruned}, weights at {precision}{tuned}"
         accuracy = (f"test accuracy {r.test_mean:.2%} (mean of {int(r.seeds)} seeds; {self.confidence:.0%} "
@@ -240,9 +235,21 @@ def ownership(front: pd.DataFrame) -> str:
     if len(owners) == 1:
         head += f": {len(f)} variants " + parts[0].split(" ", 2)[2]
     best = f.iloc[-1]
-    pruned = "dense" if best.sparsity == 0 else f"pruned to {best.sparsity:.0%}"
+    pruned = sparsity_text(best.sparsity)
     return (head + f". The most accurate variant is {best.model}, {pruned}, with {precision_text(best.precision)} "
             f"weights ({best.method}): {size_text(best.size_bytes)}, {best.test_mean:.2%}.")
+
+
+def sparsity_text(sparsity: float) -> str:
+    """'dense', or 'pruned to 90%'."""
+    return "dense" if sparsity == 0 else f"pruned to {sparsity:.0%}"
+
+
+def owners(table: pd.DataFrame, configs: int = 4) -> pd.DataFrame:
+    """The post-training rows of the ``configs`` configurations that own the most points of the dataset's frontier
+    (``pareto`` over all families, chosen on validation): the models whose recovery could move it."""
+    front = pareto(summarise(table), by=("dataset",))
+    return table[table.config_id.isin(front.config_id.value_counts().index[:configs])]
 
 
 def precision_text(precision: str) -> str:
@@ -277,7 +284,7 @@ def across(front: pd.DataFrame, within: float = 0.01) -> str:
     """The cross-dataset frontier in words: per dataset, the bytes of near-best accuracy and who owns them."""
     near = near_best(front, within)
     parts = [f"on {data.spec(r.dataset).title}, **{size_text(r.size_bytes)}** ({r.model}, "
-             f"{'dense' if r.sparsity == 0 else f'{r.sparsity:.0%} pruned'}, {precision_text(r.precision)}, "
+             f"{sparsity_text(r.sparsity)}, {precision_text(r.precision)}, "
              f"{r.method}) reach {r.test_mean:.1%} against the best {r.best:.1%}, {r.ratio:.0f}x smaller than that "
              f"model in dense float32" for r in near.itertuples()]
     order = near.sort_values("size_bytes").dataset.map(lambda d: data.spec(d).title).tolist()
@@ -288,7 +295,6 @@ def across(front: pd.DataFrame, within: float = 0.01) -> str:
 
 def settings_text(models: int, tuned: int) -> str:
     """The frontier's settings in words, from the constants that set them (for the chapter's first lines)."""
-    from . import recovery
     return (f"**Settings**: {models} trained models ({SEEDS} seeds per stable configuration of the "
             f"{', '.join(GRIDS)} grids); sparsities {', '.join(f'{s:.0%}' for s in SPARSITIES)}; precisions "
             f"{', '.join(precision_text(str(p)) for p in PRECISIONS)} ({SCHEME}, per {GRANULARITY}); recovery: "

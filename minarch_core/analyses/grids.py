@@ -11,6 +11,7 @@ from ..engine.errors import ConfigError
 FLOATS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 SCHEMES = ("symmetric", "asymmetric")
 GRANULARITIES = ("tensor", "channel")
+STORED = ("symmetric", "channel")  # the grid the compression frontier stores integer weights on (scheme, granularity)
 
 
 def grid(w: torch.Tensor, bits: int, scheme: str = "symmetric", granularity: str = "tensor"):

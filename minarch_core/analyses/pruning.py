@@ -20,7 +20,7 @@ from ..engine import models, train
 from ..engine.errors import ConfigError
 from ..engine.store import Run
 from . import encoding
-from .common import chance, info_of, run_columns
+from .common import chance, info_of, run_columns, score, square
 from .regimes import LEARNS
 
 SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -111,11 +111,7 @@ def curve(run: Run, sparsities=SPARSITIES, scope: str = "global", keep_classifie
                      "finetune_epochs": finetune_epochs, "classifier_dense": keep_classifier_dense,
                      "sparsity": target, "achieved": sparsity_of(model, keep_classifier_dense),
                      "size_bytes": encoding.size(_with(run.model(dataset), model))})  # float32, sparse layouts
-    dense = run.model(dataset)
-    for split in splits:  # every sparsity of this model in one batched pass
-        for row, (loss, acc) in zip(rows, train.evaluate_states(dense, states, getattr(dataset, split), loss_fn)):
-            row[f"{split}_loss"], row[f"{split}_acc"] = loss, acc
-    return pd.DataFrame(rows)
+    return pd.DataFrame(score(rows, run.model(dataset), states, dataset, splits, loss_fn))
 
 
 def curves(runs, **options) -> pd.DataFrame:
@@ -128,9 +124,7 @@ def matched_bands(configs: pd.DataFrame, ratio: float = 1.3) -> pd.DataFrame:
     each network of the shallowest depth (smallest first), the unused network of every other depth nearest to it in
     log parameters, the band kept when every member is within a factor ``ratio`` of it. What compares depths at
     matched size, so that depth is not confounded with size."""
-    d = configs[(configs.family == "dnn") & configs.regime.isin(LEARNS)]
-    if "shape" in d:
-        d = d[d["shape"].fillna("equal") == "equal"]
+    d = square(configs[(configs.family == "dnn") & configs.regime.isin(LEARNS)])
     rows, used = [], set()
     for dataset, g in d.groupby("dataset", sort=True):
         depths = sorted(g.depth.unique())  # the depths at which this dataset has networks that learn

@@ -20,7 +20,7 @@ from torch import nn
 from ..engine import train
 from ..engine.store import Run
 from . import encoding
-from .common import info_of, run_columns
+from .common import info_of, run_columns, score
 from .grids import FLOATS, fake_quantize, grid, targets
 
 INT_BITS = (16, 12, 10, 8, 6, 5, 4, 3, 2)
@@ -50,10 +50,7 @@ def curve(run: Run, precisions=PRECISIONS, scheme: str = "symmetric", granularit
                      "kind": "float" if precision in FLOATS else "int", "scheme": scheme, "granularity": granularity,
                      "size_bytes": encoding.size(dense, precision, scheme=scheme, granularity=granularity,
                                                  include_biases=include_biases)})
-    for split in splits:  # every precision of this model in one batched pass
-        for r, (loss, acc) in zip(rows, train.evaluate_states(dense, states, getattr(dataset, split), loss_fn)):
-            r[f"{split}_loss"], r[f"{split}_acc"] = loss, acc
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame(score(rows, dense, states, dataset, splits, loss_fn))
     base = out.loc[out.precision == "float32", "test_acc"]
     out["drop"] = (base.iloc[0] if len(base) else np.nan) - out.test_acc
     return out

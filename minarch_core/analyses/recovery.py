@@ -20,7 +20,10 @@ from torch import nn
 from ..engine import train
 from ..engine.store import Run
 from . import encoding, pruning, quantization
-from .grids import grid
+from .common import score
+from .grids import STORED, grid
+
+SCHEME, GRANULARITY = STORED  # the frontier's grid: the same variants, recovered
 
 EPOCHS = 2  # fine-tuning epochs per variant: "a few", at the cost of two epochs of the run's own training
 BITS = (4, 3, 2)  # where post-training quantization starts to cost accuracy
@@ -32,7 +35,7 @@ def fake_quantize_weights(model: nn.Module, bits: int) -> list:
     ``prune_to`` attaches, at every sparsity, 0 included); returns the hook handles."""
     def hook(module, _):
         w = module.weight
-        scale, zero, qmin, qmax = grid(w.detach(), bits, "symmetric", "channel")
+        scale, zero, qmin, qmax = grid(w.detach(), bits, SCHEME, GRANULARITY)  # one scale per output channel
         module.weight = torch.fake_quantize_per_channel_affine(
             w, scale.flatten(), zero.flatten().to(torch.int32), 0, qmin, qmax)
 
@@ -57,7 +60,6 @@ def finetune(run: Run, dataset, sparsity: float, bits: int, epochs: int = EPOCHS
 def variants(run: Run, sparsities=SPARSITIES, bits=BITS, epochs: int = EPOCHS, device=None,
              data_root=None) -> pd.DataFrame:
     """Rows like ``frontier.variants`` (method "quantization-aware") for every sparsity x bit width."""
-    from .frontier import GRANULARITY, SCHEME  # the frontier's grid: the same variants, recovered
     dataset = train.load_data(run.config, device, data_root)
     dense, loss_fn = run.model(dataset), train.LOSSES[run.config.loss]
     rows, states, dense_bytes = [], [], encoding.size(dense)
@@ -69,20 +71,7 @@ def variants(run: Run, sparsities=SPARSITIES, bits=BITS, epochs: int = EPOCHS, d
                          "achieved": pruning.sparsity_of(tuned), "precision": str(b), "bits": b,
                          "size_bytes": encoding.size(tuned, b, scheme=SCHEME, granularity=GRANULARITY),
                          "dense_bytes": dense_bytes, "finetune_epochs": epochs})
-    for split in ("val", "test"):
-        for row, (loss, acc) in zip(rows, train.evaluate_states(dense, states, getattr(dataset, split), loss_fn)):
-            row[f"{split}_loss"], row[f"{split}_acc"] = loss, acc
-    return pd.DataFrame(rows)
-
-
-def chosen(table: pd.DataFrame, configs: int = 4) -> pd.DataFrame:
-    """The post-training rows of the ``configs`` configurations that own the most points of the dataset's frontier
-    (``frontier.pareto`` over all families): the models whose recovery could move it. Their run ids select the
-    runs to fine-tune."""
-    from .frontier import pareto, summarise
-    front = pareto(summarise(table), by=("dataset",))
-    owners = front.config_id.value_counts().index[:configs]
-    return table[table.config_id.isin(owners)]
+    return pd.DataFrame(score(rows, dense, states, dataset, ("val", "test"), loss_fn))
 
 
 def gain(summary: pd.DataFrame) -> pd.DataFrame:

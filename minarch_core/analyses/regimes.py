@@ -72,9 +72,9 @@ class Thresholds:
 
 
 def run_features(table: pd.DataFrame, histories: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.DataFrame:
-    """One row per run: its table row plus best test accuracy, validation-loss minimum and upturn, failed flag."""
+    """One row per run: its table row plus the validation-loss minimum and upturn and the seed flags."""
     h = histories[histories.epoch > 0]
-    per_run = h.groupby("run_id").agg(best_test_acc=("test_acc", "max"), min_val_loss=("val_loss", "min"))
+    per_run = h.groupby("run_id").agg(min_val_loss=("val_loss", "min"))
     finite = h.dropna(subset=["val_loss"])  # a run that diverged at once has no finite validation loss
     per_run["min_val_epoch"] = finite.loc[finite.groupby("run_id").val_loss.idxmin(), ["run_id", "epoch"]] \
         .set_index("run_id").epoch
@@ -116,7 +116,7 @@ def configurations(features: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.
         "seeds": g.size(),
         "test_mean": g.test_acc.mean(), "test_std": g.test_acc.std(), "test_min": g.test_acc.min(),
         "test_max": g.test_acc.max(), "test_q10": q[0.1], "test_q50": q[0.5], "test_q90": q[0.9],
-        "best_test_mean": g.best_test_acc.mean(), "train_mean": g.train_acc.mean(), "gap": g.gap.mean(),
+        "train_mean": g.train_acc.mean(), "gap": g.gap.mean(),
         "failed_frac": g.failed.mean(), "below_level_frac": g.below_level.mean(), "plateau": g.plateau.first(),
         "diverged_frac": g.status.agg(lambda s: (s == "diverged").mean()),
         "upturn": g.upturn.mean(), "min_val_epoch": g.min_val_epoch.median(),
