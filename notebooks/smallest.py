@@ -61,8 +61,10 @@ ch.figure(plots.frontier(summary, front, refs), "frontier")
 # %% [markdown]
 # Each point is one variant of one configuration (a triangle when fine-tuned, see below), its test accuracy the mean
 # over seeds; the lines join each family's Pareto frontier (chosen on validation accuracy: no variant of that family
-# is both smaller and more accurate there), with the seeds' interval of test accuracy as a bar. The diamonds are published tiny models of other architectures, sized as float32: they use convolutions with
-# pooling, normalisation, augmentation and long schedules, which the paper's families do not.
+# is both smaller and more accurate there), with the seeds' interval of test accuracy as a bar. The diamonds are
+# published tiny models of other architectures (tagged as in the table at the end of this page), sized as float32:
+# they use convolutions with pooling, normalisation, augmentation and long schedules, which the paper's families do
+# not.
 
 # %%
 Markdown(frontier.ownership(frontier.pareto(summary, by=("dataset",))))
@@ -74,7 +76,8 @@ Markdown(frontier.ownership(frontier.pareto(summary, by=("dataset",))))
 # for a few epochs at each low bit width, with the pruning masks held and the rounding in the loop (the
 # straight-through estimator of `torch.fake_quantize_per_channel_affine`), then stored exactly as before. Published
 # tiny-MLP results report that such training holds accuracy at 2-4 bits where post-training quantization collapses;
-# the verdict column checks that here, by the rule in the caption.
+# the verdict column checks that here, by the rule in the caption. The float32 column is the same pruned models
+# before any fine-tuning, so fine-tuning, which also repairs what pruning cost, can end above it.
 
 # %%
 gains = ch.save("recovery", recovery.gain(summary))
@@ -142,7 +145,7 @@ ch.table("frontier", front.assign(precision=front.precision.map(frontier.precisi
 
 # %%
 ch.table("references", refs, {
-    "name": ("model", None), "params": ("parameters", tables.COUNT), "size_bytes": ("float32 bytes", tables.COUNT),
+    "tag": ("tag", None), "name": ("model", None), "params": ("parameters", tables.COUNT), "size_bytes": ("float32 bytes", tables.COUNT),
     "accuracy": ("published test accuracy", tables.ACCURACY), "note": ("note", None)},
     "Published tiny models drawn as reference points (the figure's diamonds link to their sources, and the CSV "
     "below lists them)")

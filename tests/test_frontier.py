@@ -56,6 +56,12 @@ def hand_table():
     return pd.DataFrame(rows)
 
 
+def test_variants_that_learned_nothing_are_no_point_of_the_frontier():
+    table = hand_table()
+    table.loc[table.config_id == "Y", "val_acc"] = 0.15  # below chance (10 %) + the fail margin (10 points)
+    assert frontier.pareto(frontier.summarise(table)).config_id.tolist() == ["X", "Z"]
+
+
 def test_lower_bounds_and_pareto_set_by_hand():
     summary = frontier.summarise(hand_table(), confidence=0.9).set_index("config_id")
     assert summary.loc["X", "val_low"] == pytest.approx(0.97 - T90_2 * 0.01 / np.sqrt(3))
@@ -104,7 +110,9 @@ def test_targets_ownership_and_answers_in_words():
     assert answers.config_id.tolist() == ["X", "Z"] and answers.met.tolist() == ["yes", "no (closest)"]
     mixed = frontier.pareto(summary.assign(family=["dnn", "cnn", "cnn", "dnn"]), by=("dataset",))
     text = frontier.ownership(mixed)
-    assert "the **DNN** at 300 B" in text and "the **CNN** at 500 B" in text and "finally the **DNN** at 2.0 kB" in text
+    assert text.startswith("Across families the frontier has 3 points, smallest first: the **DNN** 2 points from "
+                           "300 B to 2.0 kB (95.0% to 99.0%); and the **CNN** 1 point at 500 B (97.0%).")
+    assert "Its most accurate variant is DNN Z" in text
     assert frontier.size_text(697) == "697 B" and frontier.size_text(1_234_567) == "1.2 MB"
 
 

@@ -28,9 +28,9 @@ from ..engine.errors import ConfigError
 from ..engine.params import Param
 from ..engine.store import Run
 from . import encoding, pruning, quantization, recovery
-from .common import run_columns, score, square
+from .common import chance, run_columns, score, square
 from .grids import FLOATS, STORED
-from .regimes import LEARNS
+from .regimes import LEARNS, THRESHOLDS
 
 SPARSITIES = (0.0, 0.5, 0.75, 0.9, 0.95)
 PRECISIONS = ("float32", "float16", 8, 6, 4, 3, 2)
@@ -109,9 +109,12 @@ def summarise(table: pd.DataFrame, confidence: float = ASK["confidence"].default
 def pareto(summary: pd.DataFrame, by=("dataset", "family"), accuracy: str = "val_mean") -> pd.DataFrame:
     """The variants no other variant beats (smaller or equal bytes with higher ``accuracy``), within each group of
     ``by``: the frontier, smallest first. Chosen on validation accuracy by default, so that the test accuracy the
-    book reports for its points played no part in choosing them."""
+    book reports for its points played no part in choosing them. A variant whose accuracy is below its dataset's
+    chance + the regimes' ``fail_margin`` has learned nothing of the task (a seed that ends there failed) and is no
+    point of the frontier, however small."""
+    learned = summary[summary[accuracy] >= chance(summary) + THRESHOLDS["fail_margin"].default]
     keep = []
-    for _, g in summary.groupby(list(by), sort=True):
+    for _, g in learned.groupby(list(by), sort=True):
         best = -np.inf
         for i, row in g.sort_values(["size_bytes", accuracy], ascending=[True, False]).iterrows():
             if row[accuracy] > best:
@@ -215,29 +218,25 @@ def answers(table: pd.DataFrame, goals, confidence: float = ASK["confidence"].de
 
 
 def ownership(front: pd.DataFrame) -> str:
-    """Which family owns which stretch of a dataset's frontier (``pareto(summary, by=("dataset",))``), in words."""
+    """Which family owns how much of a dataset's frontier (``pareto(summary, by=("dataset",))``), in words: each
+    family's points, their range of bytes and accuracy, and the most accurate variant."""
     if front.empty:
         return "No variant learned the task: the frontier is empty."
     f = front.sort_values("size_bytes")
-    runs = (f.family != f.family.shift()).cumsum()
     parts = []
-    for _, seg in f.groupby(runs, sort=True):
-        title = models.family(seg.family.iloc[0]).title
-        span = (f"at {size_text(seg.size_bytes.iloc[0])}" if len(seg) == 1 else
-                f"from {size_text(seg.size_bytes.iloc[0])} to {size_text(seg.size_bytes.iloc[-1])}")
-        accuracy = (f"{seg.test_mean.iloc[0]:.1%}" if len(seg) == 1 else
-                    f"{seg.test_mean.iloc[0]:.1%} to {seg.test_mean.iloc[-1]:.1%}")
-        parts.append(f"the **{title}** {span} ({accuracy})")
-    owners = sorted({models.family(x).title for x in f.family})
-    head = (f"The whole frontier belongs to the {owners[0]}" if len(owners) == 1
-            else "Across families, the frontier belongs to " + ", then ".join(parts[:-1]) + ", and finally "
-            + parts[-1])
-    if len(owners) == 1:
-        head += f": {len(f)} variants " + parts[0].split(" ", 2)[2]
+    for family, g in f.groupby("family", sort=False):
+        span = (f"at {size_text(g.size_bytes.iloc[0])}" if len(g) == 1 else
+                f"from {size_text(g.size_bytes.iloc[0])} to {size_text(g.size_bytes.iloc[-1])}")
+        accuracy = (f"{g.test_mean.iloc[0]:.1%}" if len(g) == 1 else
+                    f"{g.test_mean.min():.1%} to {g.test_mean.max():.1%}")
+        parts.append(f"the **{models.family(family).title}** {len(g)} {'point' if len(g) == 1 else 'points'} {span} "
+                     f"({accuracy})")
     best = f.iloc[-1]
-    pruned = sparsity_text(best.sparsity)
-    return (head + f". The most accurate variant is {best.model}, {pruned}, with {precision_text(best.precision)} "
-            f"weights ({best.method}): {size_text(best.size_bytes)}, {best.test_mean:.2%}.")
+    return (f"Across families the frontier has {len(f)} points, smallest first: "
+            + ("; ".join(parts[:-1]) + "; and " + parts[-1] if len(parts) > 1 else parts[0])
+            + f". Its most accurate variant is {best.model}, {sparsity_text(best.sparsity)}, with "
+            f"{precision_text(best.precision)} weights ({best.method}): {size_text(best.size_bytes)}, "
+            f"{best.test_mean:.2%} on test.")
 
 
 def sparsity_text(sparsity: float) -> str:

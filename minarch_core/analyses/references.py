@@ -42,6 +42,9 @@ REFERENCES = (
 
 
 def table(dataset: str | None = None) -> pd.DataFrame:
-    """The references (of one dataset, or all) as a frame, with their float32 bytes."""
+    """The references (of one dataset, or all) as a frame, with their float32 bytes and a short tag (R1, R2 ... per
+    dataset, smallest first) that the frontier figure labels them with."""
     rows = [{**asdict(r), "size_bytes": r.float32_bytes} for r in REFERENCES if dataset in (None, r.dataset)]
-    return pd.DataFrame(rows, columns=["dataset", "name", "params", "accuracy", "source", "note", "size_bytes"])
+    out = pd.DataFrame(rows, columns=["dataset", "name", "params", "accuracy", "source", "note", "size_bytes"])
+    out = out.sort_values(["dataset", "size_bytes"], ignore_index=True)
+    return out.assign(tag="R" + (out.groupby("dataset").cumcount() + 1).astype(str))

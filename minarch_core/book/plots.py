@@ -416,7 +416,8 @@ def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataF
 
 def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFrame) -> alt.LayerChart:
     """Test accuracy against stored bytes: every variant (faint), each family's Pareto frontier (line, points with
-    the seeds' interval), and published tiny models of other architectures (labelled black diamonds)."""
+    the seeds' interval), and published tiny models of other architectures (black diamonds tagged R1, R2 ..., the
+    tags of the references table)."""
     d, f = labelled(summary), labelled(front)
     sizes = [*d.size_bytes, *references.size_bytes]
     x = log_x(sizes, "size_bytes:Q", "stored size (bytes)")
@@ -435,18 +436,20 @@ def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFram
         x=x, y=y, color=family_color(), detail="family:N", tooltip=tip)
     bars = alt.Chart(f).mark_rule(opacity=0.6).encode(x=x, y="test_low:Q", y2="test_high:Q", color=family_color())
     refs = references.assign(test_mean=references.accuracy)
-    ref_tip = [alt.Tooltip("name:N"), alt.Tooltip("params:Q", format=","), alt.Tooltip("accuracy:Q", format=".2%"),
+    ref_tip = [alt.Tooltip("tag:N"), alt.Tooltip("name:N"), alt.Tooltip("params:Q", format=","), alt.Tooltip("accuracy:Q", format=".2%"),
                alt.Tooltip("note:N"), alt.Tooltip("source:N")]
     marks = alt.Chart(refs).mark_point(shape="diamond", size=60, filled=True, color=OKABE_ITO["black"]).encode(
         x=x, y=y, tooltip=ref_tip, href="source:N")
-    labels = alt.Chart(refs).mark_text(align="right", dx=-7, fontSize=10).encode(x=x, y=y, text="name:N")
+    alternate = refs.index % 2 == 1  # neighbours' tags alternate above and below their diamonds
+    labels = alt.layer(*(alt.Chart(part).mark_text(align="center", dy=dy, fontSize=10).encode(x=x, y=y, text="tag:N")
+                         for part, dy in ((refs[~alternate], -9), (refs[alternate], 11))))
     return alt.layer(cloud, bars, line, marks, labels).properties(
         width=TEXT_WIDTH - 120, height=300, title="The compression frontier: accuracy per stored byte")
 
 
 def components(ranking: pd.DataFrame) -> alt.FacetChart:
     """Accuracy lost when one component group is rounded to few bits and the rest stays float32: one line per
-    component, one panel per family."""
+    component, one panel per family, stacked (side by side, three families with their legends outgrow the column)."""
     cols = [c for c in ranking if c.startswith("drop_") and c.endswith("bit")]
     d = ranking.melt(id_vars=["family", "component", "rank", "models"], value_vars=cols, var_name="bits",
                      value_name="drop")
@@ -457,9 +460,8 @@ def components(ranking: pd.DataFrame) -> alt.FacetChart:
         color=alt.Color("component:N", title="component", scale=alt.Scale(range=list(OKABE_ITO.values()))),
         tooltip=["component:N", "bits:O", alt.Tooltip("drop:Q", format=".1%", title="mean drop"),
                  alt.Tooltip("rank:Q", title="rank at 4-2 bits"), alt.Tooltip("models:Q", title="models")])
-    n = d.family.nunique()
-    return alt.layer(line, data=d).properties(width=panel_width(n, legend=150), height=160).facet(
-        column=alt.Column("family_title:N", title=None)).resolve_scale(y="independent", color="independent").properties(
+    return alt.layer(line, data=d).properties(width=TEXT_WIDTH - 260, height=120).facet(
+        row=alt.Row("family_title:N", title=None)).resolve_scale(y="independent", color="independent").properties(
         title="Which components tolerate low precision (one group rounded, the rest float32)")
 
 
