@@ -61,15 +61,14 @@ def spread(items: list, k: int) -> list:
     return order[:k] if k else order
 
 
-OFFICIAL = {"mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
-
-
 def sizes(name: str, profile: profiles.Profile) -> tuple[int, int, int]:
     """(training images, monitor images per epoch, whole-split evaluation images) of one run of ``profile``, from
     the official split sizes (so that a dataset absent from this machine can still be priced; all are balanced
     enough for ``MONITOR_PER_CLASS`` images per class)."""
-    n_official, n_test = OFFICIAL[name]
-    k = data.spec(name).n_classes
+    spec = data.spec(name)
+    if spec.official is None:
+        raise SystemExit(f"dataset {name!r} does not declare its official split sizes (DatasetSpec.official)")
+    (n_official, n_test), k = spec.official, spec.n_classes
     n_train = (profile.train_per_class or n_official // k - profile.val_per_class) * k  # approximately balanced
     n_val = profile.val_per_class * k
     return n_train, common.monitor_images(n_train, n_val, n_test, k), n_train + n_val + n_test

@@ -39,6 +39,8 @@ class DatasetSpec:
     n_classes: int = 10
     reader: type | None = None  # the torchvision dataset class that knows the files; None: only <name>.npz
     npz_sha256: dict[str, str] | None = None  # reference checksums of the arrays' raw bytes, where published
+    official: tuple[int, int] | None = None  # images in the published training and test splits (to price a sweep
+    # where the files are absent: benchmarks/gpu.py)
 
     def __post_init__(self):
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name) or self.name in RESERVED:
@@ -84,11 +86,13 @@ def register(s: DatasetSpec) -> DatasetSpec:
 
 
 for _spec in (
-    DatasetSpec("mnist", "MNIST", 1, (0.1307,), (0.3081,), (1, 28, 28), reader=tvd.MNIST),
-    DatasetSpec("fashion_mnist", "Fashion-MNIST", 2, (0.2860,), (0.3530,), (1, 28, 28), reader=tvd.FashionMNIST),
+    DatasetSpec("mnist", "MNIST", 1, (0.1307,), (0.3081,), (1, 28, 28), reader=tvd.MNIST,
+                official=(60_000, 10_000)),
+    DatasetSpec("fashion_mnist", "Fashion-MNIST", 2, (0.2860,), (0.3530,), (1, 28, 28),
+                reader=tvd.FashionMNIST, official=(60_000, 10_000)),
     DatasetSpec(
         "cifar10", "CIFAR-10", 3, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), (3, 32, 32),
-        reader=tvd.CIFAR10,
+        reader=tvd.CIFAR10, official=(50_000, 10_000),
         npz_sha256={  # ../shared/data/README.md: the same images as the original batches, rows sorted by class
             "x_train": "61bea91e73ac2b02dfb856e685981dce64abe13d4e780aa98a1ac1e7c056d03b",
             "y_train": "a29f2a5ffc141bb1c9e1af453e9a5ef8c316b2f675f8cea1d849d220d33a14fb",
