@@ -88,13 +88,7 @@ ch.figure(plots.matched_depth(matched), "matched_depth") if len(matched) else Ma
     "size here.")
 
 # %%
-if len(matched):
-    cell = matched.groupby(["band", "depth"]).redundancy.mean().unstack()
-    shallow, deep = cell.columns.min(), cell.columns.max()
-    diff = (cell[deep] - cell[shallow])
-    display(Markdown(f"In {len(cell)} size bands, depth {deep} keeps **{diff.mean() * 100:+.0f} points** of "
-                     f"redundancy against depth {shallow} on average (from {diff.min() * 100:+.0f} to "
-                     f"{diff.max() * 100:+.0f} by band); the [findings](../findings.ipynb) give its interval."))
+Markdown(pruning.depth_in_words(matched)) if len(matched) else None
 
 # %% [markdown]
 # Pruning goes through phases: a **plateau** where accuracy stays within the tolerance of dense, a **decline**, and a

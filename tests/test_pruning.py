@@ -128,3 +128,12 @@ def test_a_permanently_pruned_model_keeps_its_parameter_order():
     before = [name for name, _ in model.named_parameters()]
     pruning.make_permanent(pruning.prune_to(model, 0.5))
     assert [name for name, _ in model.named_parameters()] == before
+
+
+@pytest.mark.parametrize("deep, words", [(0.30, "3 points less sparsity"), (0.36, "3 points more sparsity"),
+                                         (0.33, "as much sparsity")])
+def test_the_depth_sentence_follows_the_sign_of_its_numbers(deep, words):
+    matched = pd.DataFrame({"band": [0, 0, 1, 1, 2], "depth": [1, 4, 1, 4, 1],  # band 2 lacks depth 4: not counted
+                            "redundancy": [0.33, deep, 0.33, deep, 0.9]})
+    text = pruning.depth_in_words(matched)
+    assert words in text and "the 2 size bands" in text

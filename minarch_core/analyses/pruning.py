@@ -172,3 +172,19 @@ def phases(curves_: pd.DataFrame, tolerance: float = 0.01, collapse_margin: floa
     return pd.Series(np.where(curves_.test_acc >= ref - tolerance, "plateau",
                               np.where(curves_.test_acc <= chance(curves_) + collapse_margin, "collapse", "decline")),
                      index=curves_.index, name="phase")
+
+
+def depth_in_words(matched: pd.DataFrame) -> str:
+    """The matched-size comparison of the deepest and the shallowest networks in one sentence, worded by its sign,
+    over the size bands that hold both depths."""
+    cell = matched.groupby(["band", "depth"]).redundancy.mean().unstack()
+    shallow, deep = cell.columns.min(), cell.columns.max()
+    diff = (cell[deep] - cell[shallow]).dropna() * 100
+    if shallow == deep or diff.empty:
+        return "No size band holds both the shallowest and the deepest networks: depths cannot be compared here."
+    mean = round(diff.mean())
+    how = (f"**{abs(mean)} points {'more' if mean > 0 else 'less'} sparsity** than depth-{shallow} ones on average"
+           if mean else f"**as much sparsity** as depth-{shallow} ones on average, to the nearest point")
+    return (f"Over the {len(diff)} size band{'s' * (len(diff) > 1)} that hold both, depth-{deep} networks tolerate "
+            f"{how}; by band the difference runs from {diff.min():+.0f} to {diff.max():+.0f} points, and the "
+            f"[findings](../findings.ipynb) give its interval.")
