@@ -75,20 +75,7 @@ ch.save("minimal_draws", regimes.minimal_draws(features))
 ch.figure(plots.phase2(configs, minimal), "phase2")
 
 # %%
-def sentence(row):
-    name = plots.family_titles()[row.family]
-    if row.bound == "not reached":
-        return (f"- **{name}**: not reached within the grid: even its largest configuration "
-                f"({row.largest:,.0f} parameters) does not learn the task reliably")
-    if row.bound == "at most":
-        return (f"- **{name}**: at most {row.min_params:,.0f} parameters: every {name} in the grid learns the task, "
-                f"its smallest included, so the true threshold lies at or below it")
-    high = "beyond the grid" if row.ci_high == float("inf") else f"{row.ci_high:,.0f}"
-    return f"- **{name}**: {row.min_params:,.0f} parameters (95% interval {row.ci_low:,.0f} to {high})"
-
-
-Markdown(f"Minimal learnable parameters for learning the task on {ch.title}:\n\n"
-         + "\n".join(sentence(r) for r in minimal.itertuples()))
+Markdown(f"Minimal learnable parameters for learning the task on {ch.title}:\n\n" + regimes.minimal_in_words(minimal))
 
 # %% [markdown]
 # ### How much these numbers depend on our thresholds

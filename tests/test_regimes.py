@@ -141,3 +141,19 @@ def test_examples_pick_the_median_configuration_of_each_regime():
     ex = regimes.examples(regimes.configurations(f), f)
     assert sorted(set(zip(ex.regime, ex.config_id))) == [("learning", "l300"), ("unstable", "u")]
     assert len(ex) == 4 and ex.label.str.startswith(("learning: DNN", "unstable: DNN")).all()
+
+
+def test_the_minimal_sentences_follow_their_bound_and_say_a_pinned_interval_in_words():
+    pinned = frames(runs("p100", 100, [0.1] * 4), runs("p200", 200, [0.9] * 4), runs("p300", 300, [0.95] * 4))
+    m = regimes.minimal_params(pinned, n_boot=100)
+    assert m.next_smaller.iloc[0] == 100
+    text = regimes.minimal_in_words(m)
+    assert "200 parameters (95% of the bootstrap draws give this same count)" in text
+    assert "next smaller DNN (100) does not learn the task reliably" in text and "interval 200 to 200" not in text
+    spread = frames(runs("p100", 100, [0.1] * 4), runs("p200", 200, [0.9] * 4), runs("p300", 300, [0.9, 0.9, 0.9, 0.1]),
+                    runs("p400", 400, [0.95] * 4))
+    assert "400 parameters (95% interval 200 to 400)" in regimes.minimal_in_words(regimes.minimal_params(spread))
+    everywhere = frames(*(runs(f"p{p}", p, [0.95] * 3) for p in (100, 200)))
+    assert "at most 100 parameters" in regimes.minimal_in_words(regimes.minimal_params(everywhere, n_boot=10))
+    never = frames(runs("a", 100, [0.9] * 3), runs("b", 200, [0.1] * 3))
+    assert "not reached within the grid" in regimes.minimal_in_words(regimes.minimal_params(never, n_boot=10))

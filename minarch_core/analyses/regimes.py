@@ -139,10 +139,33 @@ def minimal_params(features: pd.DataFrame, th: Thresholds = Thresholds(), n_boot
             else (np.nan, np.nan)
         estimate = _threshold(params, np.isin(point, LEARNS))
         bound = "not reached" if np.isnan(estimate) else "at most" if estimate == params[0] else "exact"
+        below = params[params < estimate].max() if bound == "exact" else np.nan  # does not learn, by definition
         rows.append({"dataset": dataset, "family": family, "min_params": estimate, "bound": bound,
-                     "ci_low": lo, "ci_high": hi, "not_reached": float(np.isnan(estimates).mean()) if n_boot else np.nan,
+                     "next_smaller": below, "ci_low": lo, "ci_high": hi, "not_reached": float(np.isnan(estimates).mean()) if n_boot else np.nan,
                      "smallest": params[0], "largest": params[-1], "configs": len(params), "n_boot": n_boot})
     return pd.DataFrame(rows)
+
+
+def minimal_in_words(minimal: pd.DataFrame) -> str:
+    """One line per family of ``minimal_params``, worded by its bound; an interval that the grid pins to one point
+    ("95 % interval 72,234 to 72,234") is said in words, with the grid's next smaller configuration."""
+    lines = []
+    for r in minimal.itertuples():
+        name = models.family(r.family).title
+        if r.bound == "not reached":
+            lines.append(f"- **{name}**: not reached within the grid: even its largest configuration "
+                         f"({r.largest:,.0f} parameters) does not learn the task reliably")
+        elif r.bound == "at most":
+            lines.append(f"- **{name}**: at most {r.min_params:,.0f} parameters: every {name} in the grid learns the "
+                         f"task, its smallest included, so the true threshold lies at or below it")
+        elif r.ci_low == r.ci_high == r.min_params:
+            lines.append(f"- **{name}**: {r.min_params:,.0f} parameters (95% of the bootstrap draws give this same "
+                         f"count); the grid's next smaller {name} ({r.next_smaller:,.0f}) does not learn the task "
+                         f"reliably, so the true threshold lies between the two")
+        else:
+            high = "beyond the grid" if np.isinf(r.ci_high) else f"{r.ci_high:,.0f}"
+            lines.append(f"- **{name}**: {r.min_params:,.0f} parameters (95% interval {r.ci_low:,.0f} to {high})")
+    return "\n".join(lines)
 
 
 def minimal_draws(features: pd.DataFrame, th: Thresholds = Thresholds(), n_boot: int = 1000,
