@@ -120,11 +120,14 @@ Markdown(f"Torch runs {torch.get_num_threads()} threads here; CUDA {'is' if torc
 # %% [markdown]
 # ## Speed
 #
-# `make benchmark` (`benchmarks/speed.py`) times this project's trainer against the textbook PyTorch loop
-# (a torchvision-style dataset of PIL images, `ToTensor`, `DataLoader`, batch 128, one seed at a time) on the same
-# models, data and epochs; times seed batching (30 seeds stacked vs one at a time); measures the training FLOP/s of
-# the largest DNN against a large `torch.mm` on the same machine; and projects the quick and paper sweeps from
-# those measurements. Its last output, as it printed it, including the machine it ran on:
+# `make benchmark` (`benchmarks/speed.py`) times, in one run on one machine, this project's trainer against a
+# competent plain PyTorch loop (tensors in memory, index slices, one seed at a time) and against the textbook loop
+# (a torchvision-style dataset of PIL images, `ToTensor`, `DataLoader`), on the same models, data and epochs; times
+# seed batching (30 seeds stacked vs one at a time); projects the quick and paper sweeps from those measurements and
+# divides the quick sweep's model FLOPs by its projected time and by a large `torch.mm`'s rate on the same machine
+# (utilisation); times the compression frontier's evaluation of a model's 35 variants against one model at a time;
+# and reads the last book build's times. Each target is printed with its verdict, met or missed. Its last output, as
+# it printed it, with the commit and the machine it ran on:
 
 # %%
 benchmark = ch.values["benchmark"]

@@ -24,7 +24,7 @@ def info_of(frame: pd.DataFrame) -> pd.DataFrame:
 
 def score(rows: list[dict], model, states: list[dict], dataset, splits, loss_fn) -> list[dict]:
     """Fill ``rows`` (one per weight set in ``states``) with each variant's ``<split>_loss`` and ``<split>_acc``,
-    every variant of ``model`` evaluated together (``train.evaluate_states``)."""
+    the variants of ``model`` evaluated by ``train.evaluate_states``."""
     for split in splits:
         for r, (loss, acc) in zip(rows, train.evaluate_states(model, states, getattr(dataset, split), loss_fn)):
             r[f"{split}_loss"], r[f"{split}_acc"] = loss, acc

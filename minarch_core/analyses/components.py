@@ -4,8 +4,8 @@ kept float32 (the paper's open question on transformer components, and the same 
 The groups are the family's (``models.components``): for the ViT the patch embedding, the attention's qkv and output
 projections, the MLPs, the head, and the positions, class token and LayerNorms together; for DNNs and CNNs the first,
 middle and last weight layers. Matrices are rounded to a symmetric grid per output channel, the other tensors of
-the positions-and-norms group per tensor; biases of the linear layers stay float32. Every variant of one model is
-evaluated in one batched pass.
+the positions-and-norms group per tensor; biases of the linear layers stay float32. The variants of one model are
+evaluated by ``train.evaluate_states``.
 """
 from __future__ import annotations
 

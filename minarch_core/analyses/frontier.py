@@ -4,8 +4,8 @@ A **variant** is a trained model pruned (one-shot, global L1 magnitude over its 
 of ``SPARSITIES``, its surviving weights then rounded to a precision of ``PRECISIONS`` (a symmetric grid per output
 channel, or a float cast; pruned weights stay exactly zero, since every grid keeps 0 at 0). Its size is the byte
 count of ``encoding.encode`` (headers, scales and the cheaper of dense and sparse layouts, per tensor); its accuracy
-is measured on the validation and test splits, every variant of one model stacked in one batched pass
-(``train.evaluate_states``).
+is measured on the validation and test splits by ``train.evaluate_states`` (the variants of one model stacked in one
+batched pass on CUDA, one at a time on a CPU, where that measured faster).
 
 Choices: the frontier is drawn from the stable configurations (regime learning or overfitting) of the family grids
 (``GRIDS``: square DNNs, CNNs, ViTs), ``SEEDS`` seeds each. ``recommend`` chooses on the **validation** split, by a

@@ -206,13 +206,14 @@ class Stack:
         return {k: tensors[k][i].detach().cpu().clone() for k in self.keys}
 
 
-def eval_chunk(skeleton: torch.nn.Module, seeds: int, device: torch.device) -> int:
+def eval_chunk(model: torch.nn.Module, seeds: int, device: torch.device) -> int:
     """Rows per evaluation chunk. On CUDA, large. On a CPU a forward pass is memory-bound once its widest
     activation outgrows the cache (a 32-channel CNN evaluated 3x faster in chunks of 64 images than of 512), so the
     chunk is sized to keep that activation, for all seeds, within ``CPU_EVAL_BYTES``."""
-    shape = getattr(skeleton, "minarch_input_shape", None)  # set by models.build
+    shape = getattr(model, "minarch_input_shape", None)  # set by models.build
     if device.type != "cpu" or shape is None:
         return max(256, EVAL_BATCH // seeds)
+    skeleton = copy.deepcopy(model).to("meta")  # only the shapes of its activations are needed
     widest = [0]
 
     def record(module, inputs, output):
@@ -232,14 +233,19 @@ def eval_chunk(skeleton: torch.nn.Module, seeds: int, device: torch.device) -> i
 def evaluate_states(model: torch.nn.Module, states: list[dict], split: data_.Split, loss_fn=F.cross_entropy,
                     group: int = 32) -> list[tuple[float, float]]:
     """(mean loss, accuracy) of ``model``'s architecture under each weight set in ``states`` (full state dicts,
-    e.g. every sparsity or precision of one trained model) on ``split``: stacked ``group`` at a time and evaluated
-    in one batched pass each, as the trainer evaluates its seeds (on a CPU only for the families whose seeds it
-    stacks there); the same numbers as ``evaluate`` one by one."""
+    e.g. every sparsity or precision of one trained model) on ``split``, the same numbers as ``evaluate`` one by
+    one. On CUDA they are stacked ``group`` at a time and evaluated in one batched pass each, as the trainer
+    evaluates its seeds; on a CPU one at a time, in cache-sized chunks: stacking measured slower there for every
+    family (benchmarks/speed.py: a DNN's 35 frontier variants 0.3-0.6x the speed of one at a time)."""
     model = copy.deepcopy(model).to(split.x.device)
+    if split.x.device.type == "cpu":
+        chunk = eval_chunk(model, 1, split.x.device)
+        out = []
+        for state in states:
+            model.load_state_dict(state)
+            out.append(evaluate(model, split, loss_fn, chunk))
+        return out
     group = max(1, min(group, STACK_BYTES // (4 * models.n_params(model) or 1)))
-    name = getattr(model, "minarch_family", None)
-    if split.x.device.type == "cpu" and name and not models.family(name).cpu_stacks_seeds:
-        group = 1  # stacked convolutions and attention run slower on a CPU than one model at a time, as in training
     out = []
     for i in range(0, len(states), group):
         nets = []
@@ -276,14 +282,17 @@ def train_epoch(model, opt, loss_fn, split: data_.Split, batch_size: int, order:
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, split: data_.Split, loss_fn=F.cross_entropy) -> tuple[float, float]:
-    """(mean loss, accuracy) of ``model`` on ``split``, in large batches, with one host sync."""
+def evaluate(model: torch.nn.Module, split: data_.Split, loss_fn=F.cross_entropy,
+             chunk: int | None = None) -> tuple[float, float]:
+    """(mean loss, accuracy) of ``model`` on ``split``, in chunks of ``chunk`` rows (default ``eval_chunk``'s),
+    with one host sync."""
     model.eval()
+    chunk = chunk or eval_chunk(model, 1, split.x.device)
     loss_sum = torch.zeros((), device=split.x.device)
     correct = torch.zeros((), device=split.x.device, dtype=torch.long)
-    for i in range(0, len(split), EVAL_BATCH):
-        logits = model(split.x[i:i + EVAL_BATCH]).float()
-        target = split.y[i:i + EVAL_BATCH]
+    for i in range(0, len(split), chunk):
+        logits = model(split.x[i:i + chunk]).float()
+        target = split.y[i:i + chunk]
         loss_sum += loss_fn(logits, target) * len(target)
         correct += (logits.argmax(1) == target).sum()
     return loss_sum.item() / len(split), correct.item() / len(split)
