@@ -27,7 +27,6 @@ results = None  # the run store (default: MINARCH_RESULTS or ./results)
 figures = None
 
 # %%
-import html
 import json
 import os
 import platform
@@ -36,9 +35,9 @@ from importlib.metadata import version
 
 import pandas as pd
 import torch
-from IPython.display import HTML, Markdown
+from IPython.display import HTML, Markdown, display
 
-from minarch_core.book import chapter, plots
+from minarch_core.book import benchmarks, chapter, plots
 from minarch_core.engine import data, profiles
 
 ch = chapter.from_notebook("reproducing", globals())
@@ -126,8 +125,8 @@ Markdown(f"Torch runs {torch.get_num_threads()} threads here; CUDA {'is' if torc
 # seed batching (30 seeds stacked vs one at a time); projects the quick and paper sweeps from those measurements and
 # divides the quick sweep's model FLOPs by its projected time and by a large `torch.mm`'s rate on the same machine
 # (utilisation); times the compression frontier's evaluation of a model's 35 variants against one model at a time;
-# and reads the last book build's times. Each target is printed with its verdict, met or missed. Its last output, as
-# it printed it, with the commit and the machine it ran on:
+# and reads the last book build's times. Its targets follow with their verdicts, met or missed, and the commit and
+# machine they were measured on; its whole output, as it printed it, is one click below them.
 
 # %%
 benchmark = ch.values["benchmark"]
@@ -141,15 +140,15 @@ else:
                      f"was built from commit `{info['commit']}`"
                      + (", the same code." if same else ": the benchmark predates this build's code, so run "
                         "`make benchmark` to measure this commit.")))
-display(HTML(f"<pre style='white-space: pre-wrap; font-size: 0.8em'>{html.escape(text)}</pre>"))
+display(Markdown(benchmarks.table(text, "")), HTML(benchmarks.folded(text, "The benchmark's whole output")))
 
 # %% [markdown]
 # ### On a GPU
 #
 # `benchmarks/gpu.py` trains a spread sample of the paper profile's configurations on one CUDA GPU exactly as its
 # sweep would (30 seeds stacked per task, the whole training split), measures each task and the GPU's matmul peaks,
-# and projects the full paper profile of all three datasets from a per-grid fit of time against FLOPs. Its last
-# output:
+# and projects the full paper profile of all three datasets from a per-grid fit of time against FLOPs. Its targets
+# and its whole output:
 
 # %%
 gpu = ch.values["gpu_benchmark"]
@@ -157,5 +156,6 @@ gpu_text = open(gpu).read() if os.path.exists(gpu) else ""
 gpu_measured = re.search(r"gpu.py, (?P<date>[^,]+), commit (?P<commit>\S+)", gpu_text)
 display(Markdown(f"Measured on commit `{gpu_measured['commit']}` on {gpu_measured['date']}." if gpu_measured else
                  f"`{gpu}` is missing: no GPU measurement has been made."))
-HTML(f"<pre style='white-space: pre-wrap; font-size: 0.8em'>{html.escape(gpu_text)}</pre>")
+display(Markdown(benchmarks.table("", gpu_text)),
+        HTML(benchmarks.folded(gpu_text, "The GPU benchmark's whole output")))
 

@@ -116,7 +116,7 @@ Markdown(components.in_words(rank))
 # %%
 answers = frontier.answers(table, frontier.targets(summary, ch.dataset))
 shown = answers.assign(precision=answers.precision.map(frontier.precision_text),
-                       interval=answers.test_low.map("{:.1%}".format) + " .. " + answers.test_high.map("{:.1%}".format))
+                       interval=answers.test_low.map("{:.1%}".format) + "–" + answers.test_high.map("{:.1%}".format))
 ch.table("recommendations", shown, {
     "target": ("target", "{:.0%}"), "met": ("met", None), "model": ("model", None),
     "sparsity": ("sparsity", "{:.0%}"), "precision": ("precision", None), "size_bytes": ("bytes", tables.COUNT),
@@ -136,7 +136,7 @@ Markdown("```text\n$ " + f"minarch recommend --dataset {ch.dataset} --min-accura
 
 # %%
 ch.table("frontier", front.assign(precision=front.precision.map(frontier.precision_text),
-                                  interval=front.test_low.map("{:.1%}".format) + " .. "
+                                  interval=front.test_low.map("{:.1%}".format) + "–"
                                   + front.test_high.map("{:.1%}".format)), {
     "model": ("model", None), "n_params": ("parameters", tables.COUNT), "sparsity": ("sparsity", "{:.0%}"),
     "precision": ("precision", None), "method": ("weights", None), "size_bytes": ("bytes", tables.COUNT),

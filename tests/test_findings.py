@@ -154,3 +154,8 @@ def test_quantization_known_answers():
 def test_relative_drop_is_against_accuracy_above_chance():
     t = pd.DataFrame({"dataset": ["cifar10", "mnist"], "float32_acc": [0.4, 0.9], "drop_4bit": [0.03, 0.04]})
     assert findings.relative_drop(t).tolist() == pytest.approx([0.1, 0.05])
+
+
+def test_an_interval_the_draws_pin_to_one_shown_value_is_said_in_words():
+    assert findings.between("80%", "80%") == "the same in 95% of the bootstrap draws"
+    assert findings.between("-17", "+2") == "95% interval -17 to +2"

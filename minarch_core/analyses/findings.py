@@ -50,6 +50,12 @@ def times(x: float) -> str:
     return "unbounded" if np.isinf(x) else f"{x:.2g}x" if x < 10 else f"{x:,.0f}x"
 
 
+def between(low: str, high: str) -> str:
+    """'95% interval low to high' as a reader sees it; where the bootstrap draws pin it to one shown value (a
+    coarse grid), that in words instead of 'from 80% to 80%'."""
+    return f"95% interval {low} to {high}" if low != high else "the same in 95% of the bootstrap draws"
+
+
 def undecided(claim: str, part: str, paper: str, why: str, figure: str) -> dict:
     """A claim part the tables cannot decide at all, with the reason."""
     return _row(claim, part, paper, np.nan, np.nan, np.nan, why, "undecided", figure)
@@ -94,7 +100,7 @@ def regimes_ordered(configs: pd.DataFrame, n_boot: int = 1000, seed: int = 0) ->
         low, high = interval(draws)
         rows.append(_row(claim, part, PAPER["regimes"], 10 ** point, 10 ** low, 10 ** high,
                          f"{times(10 ** point)} the parameters (median, over {len(strata)} family and dataset "
-                         f"pairs; 95% interval {times(10 ** low)} to {times(10 ** high)})", verdict(low, high),
+                         f"pairs; {between(times(10 ** low), times(10 ** high))})", verdict(low, high),
                          "regimes"))
     return rows
 
@@ -126,7 +132,7 @@ def shape_invariance(runs: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> l
     low, high = interval([difference(m) for m in means])
     return [_row(claim, part, PAPER["shape"], estimate, low, high,
                  f"{estimate * 100:+.1f} points of median spread across shapes at matched size, large minus small "
-                 f"(95% interval {low * 100:+.1f} to {high * 100:+.1f})", verdict(low, high, paper_side="below"),
+                 f"({between(f'{low * 100:+.1f}', f'{high * 100:+.1f}')})", verdict(low, high, paper_side="below"),
                  "sweep")]
 
 
@@ -168,7 +174,7 @@ def _minimal_pair(family, part, e, h, draws, easy, hard, rng) -> dict:
         low, high = interval(np.log(ratios))
         ratio = h.min_params / e.min_params
         return _row(claim, part, paper, ratio, np.exp(low), np.exp(high),
-                    f"{text}: {times(ratio)} (95% interval {times(np.exp(low))} to {times(np.exp(high))})",
+                    f"{text}: {times(ratio)} ({between(times(np.exp(low)), times(np.exp(high)))})",
                     verdict(low, high), "regimes")
     # one or both are bounds: only an ordering the bounds imply is a verdict
     if e.bound == "not reached" and h.bound == "not reached":
@@ -204,7 +210,7 @@ def redundancy_high(redundancy: pd.DataFrame, threshold: float = 0.6, n_boot: in
     low, high = interval(_resample_seeds(g, "redundancy", keys, n_boot, rng).max(axis=1))
     dataset, best = point.idxmax()[0], g[g.config_id == point.idxmax()[1]].model.iloc[0]
     return [_row(claim, part, PAPER["redundancy"], point.max(), low, high,
-                 f"{point.max():.0%} ({best}, {data.spec(dataset).title}; 95% interval {low:.0%} to {high:.0%})",
+                 f"{point.max():.0%} ({best}, {data.spec(dataset).title}; {between(f'{low:.0%}', f'{high:.0%}')})",
                  verdict(low, high, null=threshold - 1e-9), "pruning", dataset)]
 
 
@@ -233,8 +239,8 @@ def depth_resilience(matched: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -
         rows.append(_row("Deeper networks are more resilient to pruning",
                          f"{data.spec(dataset).title}: depth {hi_depth} vs {lo_depth} at matched size",
                          PAPER["depth"], point, low, high,
-                         f"{point * 100:+.0f} points of redundancy over {len(bands)} size bands (95% interval "
-                         f"{low * 100:+.0f} to {high * 100:+.0f})", verdict(low, high), "pruning", dataset))
+                         f"{point * 100:+.0f} points of redundancy over {len(bands)} size bands "
+                         f"({between(f'{low * 100:+.0f}', f'{high * 100:+.0f}')})", verdict(low, high), "pruning", dataset))
     return rows
 
 
@@ -265,8 +271,8 @@ def quantization_hurts(tolerance: pd.DataFrame, bits: int = 4, n_boot: int = 100
     low, high = interval(draws)
     claim = "Quantization hurts smaller models, and harder datasets, more"
     rows = [_row(claim, f"smaller models lose more at {bits} bits", PAPER["quantization"], rho, low, high,
-                 f"rank correlation of size and relative {bits}-bit loss {rho:+.2f} (95% interval {low:+.2f} to "
-                 f"{high:+.2f})", verdict(low, high, paper_side="below"), "quantization")]
+                 f"rank correlation of size and relative {bits}-bit loss {rho:+.2f} "
+                 f"({between(f'{low:+.2f}', f'{high:+.2f}')})", verdict(low, high, paper_side="below"), "quantization")]
     names = data.by_difficulty(per_model.dataset.unique())
     both = f"harder datasets lose more at {bits} bits at matched size"
     if len(names) < 2:
@@ -298,7 +304,7 @@ def quantization_hurts(tolerance: pd.DataFrame, bits: int = 4, n_boot: int = 100
                               for _ in range(n_boot)])
         rows.append(_row(claim, part, PAPER["quantization"], point, low, high,
                          f"{point * 100:+.1f} points more of its learned accuracy lost at {bits} bits, at "
-                         f"{10 ** at:,.0f} parameters (95% interval {low * 100:+.1f} to {high * 100:+.1f})",
+                         f"{10 ** at:,.0f} parameters ({between(f'{low * 100:+.1f}', f'{high * 100:+.1f}')})",
                          verdict(low, high), "quantization", hard))
     return rows
 

@@ -292,10 +292,11 @@ def across(front: pd.DataFrame, within: float = 0.01) -> str:
             f"bytes that near-best accuracy costs: {', '.join(order)}.")
 
 
-def settings_text(models: int, tuned: int) -> str:
+def settings_text(trained: int, tuned: int) -> str:
     """The frontier's settings in words, from the constants that set them (for the chapter's first lines)."""
-    return (f"**Settings**: {models} trained models ({SEEDS} seeds per stable configuration of the "
-            f"{', '.join(GRIDS)} grids); sparsities {', '.join(f'{s:.0%}' for s in SPARSITIES)}; precisions "
+    titles = [models.family(f).title for f in GRIDS]
+    return (f"**Settings**: {trained} trained models ({SEEDS} seeds per stable configuration of the "
+            f"{', '.join(titles[:-1])} and {titles[-1]} grids); sparsities {', '.join(f'{s:.0%}' for s in SPARSITIES)}; precisions "
             f"{', '.join(precision_text(str(p)) for p in PRECISIONS)} ({SCHEME}, per {GRANULARITY}); recovery: "
             f"{tuned} models fine-tuned {recovery.EPOCHS} epochs at {', '.join(map(str, recovery.BITS))} bits and "
             f"sparsities {', '.join(f'{s:.0%}' for s in recovery.SPARSITIES)}; confidence "
