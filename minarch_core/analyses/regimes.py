@@ -141,7 +141,8 @@ def minimal_params(features: pd.DataFrame, th: Thresholds = Thresholds(), n_boot
         bound = "not reached" if np.isnan(estimate) else "at most" if estimate == params[0] else "exact"
         below = params[params < estimate].max() if bound == "exact" else np.nan  # does not learn, by definition
         rows.append({"dataset": dataset, "family": family, "min_params": estimate, "bound": bound,
-                     "next_smaller": below, "ci_low": lo, "ci_high": hi, "not_reached": float(np.isnan(estimates).mean()) if n_boot else np.nan,
+                     "next_smaller": below, "ci_low": lo, "ci_high": hi,
+                     "not_reached": float(np.isnan(estimates).mean()) if n_boot else np.nan,
                      "smallest": params[0], "largest": params[-1], "configs": len(params), "n_boot": n_boot})
     return pd.DataFrame(rows)
 
