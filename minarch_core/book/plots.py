@@ -27,7 +27,8 @@ REGIME_COLORS = alt.Scale(domain=["unstable", "underfitting", "learning", "overf
                           range=[OKABE_ITO["vermillion"], OKABE_ITO["sky"], OKABE_ITO["green"], OKABE_ITO["orange"]])
 FAMILY_RANGE = [OKABE_ITO["blue"], OKABE_ITO["purple"], OKABE_ITO["black"], OKABE_ITO["yellow"]]
 SHADES = ["#6baed6", "#2171b5", "#08519c", "#08306b", "#041b3d"]  # light to dark: easy to hard, shallow to deep
-ACCURACY = alt.Scale(domain=[0, 1])
+ACCURACY = alt.Scale(domain=[0, 1])  # with axis=PERCENT: every accuracy axis reads 0%..100%
+PERCENT = alt.Axis(format="%")
 TEXT_WIDTH = 640  # pixels a whole figure may take: the book's text column at a 1,400-pixel window, with margin
 HEIGHT = 170
 SIZES = ["smallest", "middle", "largest"]  # a representative's size within its family and depth
@@ -179,7 +180,7 @@ def phase1(configs: pd.DataFrame) -> alt.FacetChart:
         color=alt.Color("shape:N", title="shape", scale=alt.Scale(
             domain=shapes, range=[OKABE_ITO["black"], OKABE_ITO["blue"], OKABE_ITO["orange"], OKABE_ITO["purple"]])))
     points = base.mark_point(filled=True, size=28).encode(
-        y=alt.Y("acc:Q", scale=ACCURACY, title="accuracy"), shape=alt.Shape("split:N", title="split"),
+        y=alt.Y("acc:Q", scale=ACCURACY, axis=PERCENT, title="accuracy"), shape=alt.Shape("split:N", title="split"),
         tooltip=[alt.Tooltip("model:N", title="model"), "shape:N", "split:N",
                  alt.Tooltip("n_params:Q", format=",", title="parameters"), alt.Tooltip("acc:Q", format=".1%"),
                  alt.Tooltip("test_std:Q", format=".2%", title="test std over seeds"), "seeds:Q", "regime:N"])
@@ -198,7 +199,7 @@ def families(configs: pd.DataFrame) -> alt.FacetChart:
     frame = _splits(d, ["n_params", "depth", "model", "family_title"])
     base = alt.Chart().encode(x=log_x(d.n_params), color=depth_color(d.depth))
     points = base.mark_point(filled=True, size=30).encode(
-        y=alt.Y("acc:Q", scale=ACCURACY, title="accuracy"), shape=alt.Shape("split:N", title="split"),
+        y=alt.Y("acc:Q", scale=ACCURACY, axis=PERCENT, title="accuracy"), shape=alt.Shape("split:N", title="split"),
         tooltip=[alt.Tooltip("model:N"), "split:N", alt.Tooltip("n_params:Q", format=",", title="parameters"),
                  alt.Tooltip("acc:Q", format=".1%"), alt.Tooltip("test_std:Q", format=".2%", title="test std"),
                  "seeds:Q", "regime:N"])
@@ -226,7 +227,7 @@ def phase2(configs: pd.DataFrame, minimal: pd.DataFrame) -> alt.FacetChart:
     lines = configs_only.mark_line(strokeWidth=1, color="#bbb").encode(
         x=x, y="test_mean:Q", detail="series:N", opacity=alt.condition(pick, alt.value(1), alt.value(0.1)))
     points = configs_only.mark_point(filled=True, size=45).encode(
-        x=x, y=alt.Y("test_mean:Q", scale=ACCURACY, title="test accuracy (mean over seeds)"),
+        x=x, y=alt.Y("test_mean:Q", scale=ACCURACY, axis=PERCENT, title="test accuracy (mean over seeds)"),
         color=alt.Color("regime:N", scale=REGIME_COLORS), shape=alt.Shape("series:N", title="series"),
         opacity=alt.condition(pick, alt.value(0.95), alt.value(0.1)),
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("n_params:Q", format=",", title="parameters"), "regime:N",
@@ -281,7 +282,7 @@ def _compression_curves(curves: pd.DataFrame, x: alt.X, tip: alt.Tooltip, row: s
     base = alt.Chart().encode(x=x, detail="config_id:N")
     band = base.mark_area(opacity=0.15).encode(y="lo:Q", y2="hi:Q", color=depth_color(d.depth, legend=False))
     line = base.mark_line(point=alt.OverlayMarkDef(size=16)).encode(
-        y=alt.Y("test_acc:Q", scale=ACCURACY, title="test accuracy"), color=depth_color(d.depth),
+        y=alt.Y("test_acc:Q", scale=ACCURACY, axis=PERCENT, title="test accuracy"), color=depth_color(d.depth),
         strokeDash=alt.StrokeDash("size:N", title="size", sort=SIZES, legend=alt.Legend(symbolType="stroke"),
                                   scale=alt.Scale(domain=SIZES, range=[[2, 2], [6, 3], [1, 0]])),
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("n_params:Q", format=",", title="parameters"), "size:N",
