@@ -280,18 +280,21 @@ def _compression_curves(curves: pd.DataFrame, x: alt.X, tip: alt.Tooltip, row: s
                                              hi=("test_acc", "max"), seeds=("run_id", "nunique")).reset_index()
     d = labelled(d).assign(depth=lambda f: f.depth.astype(int), size=lambda f: size_labels(f))
     base = alt.Chart().encode(x=x, detail="config_id:N")
-    band = base.mark_area(opacity=0.15).encode(y="lo:Q", y2="hi:Q", color=depth_color(d.depth, legend=False))
-    line = base.mark_line(point=alt.OverlayMarkDef(size=16)).encode(
-        y=alt.Y("test_acc:Q", scale=ACCURACY, axis=PERCENT, title="test accuracy"), color=depth_color(d.depth),
+    band = base.mark_area(opacity=0.15).encode(y="lo:Q", y2="hi:Q", color=depth_color(d.depth))  # one legend
+    y = alt.Y("test_acc:Q", scale=ACCURACY, axis=PERCENT, title="test accuracy")
+    line = base.mark_line().encode(  # unfilled, so that the size legend draws its dashes
+        y=y, color=depth_color(d.depth),
         strokeDash=alt.StrokeDash("size:N", title="size", sort=SIZES, legend=alt.Legend(symbolType="stroke"),
-                                  scale=alt.Scale(domain=SIZES, range=[[2, 2], [6, 3], [1, 0]])),
+                                  scale=alt.Scale(domain=SIZES, range=[[2, 2], [6, 3], [1, 0]])))
+    points = base.mark_point(filled=True, size=16, opacity=1).encode(
+        y=y, color=depth_color(d.depth),
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("n_params:Q", format=",", title="parameters"), "size:N",
                  tip, alt.Tooltip("test_acc:Q", format=".1%", title="mean"), alt.Tooltip("lo:Q", format=".1%"),
                  alt.Tooltip("hi:Q", format=".1%"), "seeds:Q", f"{row}:N"])
     n = d.family.nunique()
-    return alt.layer(band, line, data=d).properties(width=panel_width(n), height=140).facet(
+    return alt.layer(band, line, points, data=d).properties(width=panel_width(n), height=140).facet(
         column=alt.Column("family_title:N", title=None), row=alt.Row(f"{row}:N", title=None)).properties(
-        title=title).configure_legend(orient="bottom", direction="horizontal")
+        title=title).configure_legend(orient="bottom", direction="horizontal", symbolOpacity=1)  # depth opaque
 
 
 def pruning_curves(curves: pd.DataFrame) -> alt.FacetChart:
