@@ -49,10 +49,9 @@ def dataset_color() -> alt.Color:
                      scale=alt.Scale(domain=titles, range=SHADES[:len(titles)]))
 
 
-def depth_color(depths, legend: bool = True) -> alt.Color:
+def depth_color(depths) -> alt.Color:
     depths = sorted({int(d) for d in depths})
-    return alt.Color("depth:O", title="depth", scale=alt.Scale(domain=depths, range=SHADES[:len(depths)]),
-                     **({} if legend else {"legend": None}))
+    return alt.Color("depth:O", title="depth", scale=alt.Scale(domain=depths, range=SHADES[:len(depths)]))
 
 
 def panel_width(panels: int, legend: int = 0, own_axis: bool = False) -> int:
