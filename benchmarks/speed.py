@@ -25,7 +25,6 @@ profile's data sizes and epochs. Never part of the tests: timings are not assert
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import multiprocessing
 import os
@@ -133,19 +132,13 @@ def competent_epoch_s(cfg: RunConfig, dataset: data.Dataset, epochs: int = 1) ->
 def frontier_speed(name: str) -> dict:
     """Seconds to evaluate the 35 frontier variants of one model on the test split, as the frontier does and one at a
     time in batches of ``train.EVAL_BATCH`` rows."""
-    from minarch_core.analyses import frontier, pruning, quantization
+    from minarch_core.analyses import frontier
     dataset = data.load(name, **SUBSET)
     out = {}
     for family, arch in (("dnn", {"widths": [100]}), ("cnn", {"channels": 8})):
         cfg = RunConfig(name, family, arch, epochs=1, **SUBSET)
         model = train.build_model(cfg, dataset)
-        states = []
-        for sparsity in frontier.SPARSITIES:
-            pruned = pruning.make_permanent(pruning.prune_to(train.build_model(cfg, dataset), sparsity))
-            for precision in frontier.PRECISIONS:
-                q = quantization.quantize_model(copy.deepcopy(pruned), precision, frontier.SCHEME,
-                                                frontier.GRANULARITY)
-                states.append(q.state_dict())
+        states = [state for *_, state in frontier.compressed(lambda: train.build_model(cfg, dataset))]
         start = time.perf_counter()
         train.evaluate_states(model, states, dataset.test)
         ours = time.perf_counter() - start

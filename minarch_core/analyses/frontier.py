@@ -46,6 +46,16 @@ KEYS = ["dataset", "config_id", "method", "sparsity", "precision"]
 WIDTH = 84  # characters per line of recommend's answer (a page's text column fits 86)
 
 
+def compressed(fresh, sparsities=SPARSITIES, precisions=PRECISIONS):
+    """Every (sparsity, precision) variant of a trained model, ``fresh()`` returning a new copy of it: yields
+    (sparsity, precision, the pruned float model, the variant's state dict)."""
+    for sparsity in sparsities:
+        pruned = pruning.make_permanent(pruning.prune_to(fresh(), sparsity))
+        for precision in precisions:
+            quantized = quantization.quantize_model(copy.deepcopy(pruned), precision, SCHEME, GRANULARITY)
+            yield sparsity, precision, pruned, quantized.state_dict()
+
+
 def variants(run: Run, sparsities=SPARSITIES, precisions=PRECISIONS, device=None, data_root=None) -> pd.DataFrame:
     """One row per (sparsity, precision) of ``run``'s model: achieved sparsity, stored bytes, and the loss and
     accuracy on the validation and test splits."""
@@ -53,16 +63,13 @@ def variants(run: Run, sparsities=SPARSITIES, precisions=PRECISIONS, device=None
     dense, loss_fn = run.model(dataset), train.LOSSES[run.config.loss]
     dense_bytes = encoding.size(dense)
     rows, states = [], []
-    for sparsity in sparsities:
-        pruned = pruning.make_permanent(pruning.prune_to(run.model(dataset), sparsity))
-        achieved = pruning.sparsity_of(pruned)
-        for precision in precisions:
-            quantized = quantization.quantize_model(copy.deepcopy(pruned), precision, SCHEME, GRANULARITY)
-            states.append(quantized.state_dict())
-            rows.append({"run_id": run.run_id, "method": "post-training", "sparsity": sparsity, "achieved": achieved,
-                         "precision": str(precision), "bits": quantization.bits_of(precision),
-                         "size_bytes": encoding.size(pruned, precision, scheme=SCHEME, granularity=GRANULARITY),
-                         "dense_bytes": dense_bytes})
+    for sparsity, precision, pruned, state in compressed(lambda: run.model(dataset), sparsities, precisions):
+        states.append(state)
+        rows.append({"run_id": run.run_id, "method": "post-training", "sparsity": sparsity,
+                     "achieved": pruning.sparsity_of(pruned), "precision": str(precision),
+                     "bits": quantization.bits_of(precision),
+                     "size_bytes": encoding.size(pruned, precision, scheme=SCHEME, granularity=GRANULARITY),
+                     "dense_bytes": dense_bytes})
     return pd.DataFrame(score(rows, dense, states, dataset, ("val", "test"), loss_fn))
 
 
@@ -296,7 +303,8 @@ def settings_text(trained: int, tuned: int) -> str:
     """The frontier's settings in words, from the constants that set them (for the chapter's first lines)."""
     titles = [models.family(f).title for f in GRIDS]
     return (f"**Settings**: {trained} trained models ({SEEDS} seeds per stable configuration of the "
-            f"{', '.join(titles[:-1])} and {titles[-1]} grids); sparsities {', '.join(f'{s:.0%}' for s in SPARSITIES)}; precisions "
+            f"{', '.join(titles[:-1])} and {titles[-1]} grids); sparsities "
+            f"{', '.join(f'{s:.0%}' for s in SPARSITIES)}; precisions "
             f"{', '.join(precision_text(str(p)) for p in PRECISIONS)} ({SCHEME}, per {GRANULARITY}); recovery: "
             f"{tuned} models fine-tuned {recovery.EPOCHS} epochs at {', '.join(map(str, recovery.BITS))} bits and "
             f"sparsities {', '.join(f'{s:.0%}' for s in recovery.SPARSITIES)}; confidence "
