@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from minarch_core.analyses import findings
+from minarch_core.analyses import common, findings
 
 
 @pytest.mark.parametrize("low, high, side, expected", [
@@ -157,5 +157,5 @@ def test_relative_drop_is_against_accuracy_above_chance():
 
 
 def test_an_interval_the_draws_pin_to_one_shown_value_is_said_in_words():
-    assert findings.between("80%", "80%") == "the same in 95% of the bootstrap draws"
-    assert findings.between("-17", "+2") == "95% interval -17 to +2"
+    assert common.between("80%", "80%") == "the same in 95% of the bootstrap draws"
+    assert common.between("-17", "+2") == "95% interval -17 to +2"

@@ -148,7 +148,7 @@ def test_the_minimal_sentences_follow_their_bound_and_say_a_pinned_interval_in_w
     m = regimes.minimal_params(pinned, n_boot=100)
     assert m.next_smaller.iloc[0] == 100
     text = regimes.minimal_in_words(m)
-    assert "200 parameters (95% of the bootstrap draws give this same count)" in text
+    assert "200 parameters (the same in 95% of the bootstrap draws)" in text
     assert "next smaller DNN (100) does not learn the task reliably" in text and "interval 200 to 200" not in text
     spread = frames(runs("p100", 100, [0.1] * 4), runs("p200", 200, [0.9] * 4), runs("p300", 300, [0.9, 0.9, 0.9, 0.1]),
                     runs("p400", 400, [0.95] * 4))

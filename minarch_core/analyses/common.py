@@ -36,6 +36,12 @@ def square(configs: pd.DataFrame) -> pd.DataFrame:
     return configs[configs["shape"].fillna("equal") == "equal"] if "shape" in configs else configs
 
 
+def between(low: str, high: str) -> str:
+    """'95% interval low to high' as a reader sees it; where the bootstrap draws pin it to one shown value (a
+    coarse grid), that in words instead of 'from 80% to 80%'."""
+    return f"95% interval {low} to {high}" if low != high else "the same in 95% of the bootstrap draws"
+
+
 def chance(frame: pd.DataFrame) -> pd.Series:
     """The chance accuracy of each row's dataset (``DatasetSpec.chance``)."""
     return frame.dataset.map(lambda d: data.spec(d).chance)

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from ..engine import data, models
-from .common import chance
+from .common import between, chance
 from .regimes import LEARNS, shape_spread
 
 VERDICTS = ("agrees", "differs", "undecided")
@@ -48,12 +48,6 @@ def interval(draws) -> tuple[float, float]:
 def times(x: float) -> str:
     """A ratio in words: '3.2x', '190x', '1,200x', 'unbounded'."""
     return "unbounded" if np.isinf(x) else f"{x:.2g}x" if x < 10 else f"{x:,.0f}x"
-
-
-def between(low: str, high: str) -> str:
-    """'95% interval low to high' as a reader sees it; where the bootstrap draws pin it to one shown value (a
-    coarse grid), that in words instead of 'from 80% to 80%'."""
-    return f"95% interval {low} to {high}" if low != high else "the same in 95% of the bootstrap draws"
 
 
 def undecided(claim: str, part: str, paper: str, why: str, figure: str) -> dict:

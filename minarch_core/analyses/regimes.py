@@ -35,7 +35,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 
 from ..engine import models
 from ..engine.params import Param, check_fields
-from .common import chance
+from .common import between, chance
 
 GROUP = ["dataset", "family", "config_id"]
 
@@ -149,7 +149,7 @@ def minimal_params(features: pd.DataFrame, th: Thresholds = Thresholds(), n_boot
 
 def minimal_in_words(minimal: pd.DataFrame) -> str:
     """One line per family of ``minimal_params``, worded by its bound; an interval that the grid pins to one point
-    ("95 % interval 72,234 to 72,234") is said in words, with the grid's next smaller configuration."""
+    is said in words (``common.between``), with the grid's next smaller configuration."""
     lines = []
     for r in minimal.itertuples():
         name = models.family(r.family).title
@@ -159,13 +159,12 @@ def minimal_in_words(minimal: pd.DataFrame) -> str:
         elif r.bound == "at most":
             lines.append(f"- **{name}**: at most {r.min_params:,.0f} parameters: every {name} in the grid learns the "
                          f"task, its smallest included, so the true threshold lies at or below it")
-        elif r.ci_low == r.ci_high == r.min_params:
-            lines.append(f"- **{name}**: {r.min_params:,.0f} parameters (95% of the bootstrap draws give this same "
-                         f"count); the grid's next smaller {name} ({r.next_smaller:,.0f}) does not learn the task "
-                         f"reliably, so the true threshold lies between the two")
         else:
             high = "beyond the grid" if np.isinf(r.ci_high) else f"{r.ci_high:,.0f}"
-            lines.append(f"- **{name}**: {r.min_params:,.0f} parameters (95% interval {r.ci_low:,.0f} to {high})")
+            pinned = r.ci_low == r.ci_high == r.min_params
+            lines.append(f"- **{name}**: {r.min_params:,.0f} parameters ({between(f'{r.ci_low:,.0f}', high)})"
+                         + (f"; the grid's next smaller {name} ({r.next_smaller:,.0f}) does not learn the task "
+                            f"reliably, so the true threshold lies between the two" if pinned else ""))
     return "\n".join(lines)
 
 
