@@ -115,9 +115,7 @@ Markdown(components.in_words(rank))
 
 # %%
 answers = frontier.answers(table, frontier.targets(summary, ch.dataset))
-shown = answers.assign(precision=answers.precision.map(frontier.precision_text),
-                       interval=answers.test_low.map("{:.1%}".format) + "–" + answers.test_high.map("{:.1%}".format))
-ch.table("recommendations", shown, {
+ch.table("recommendations", frontier.readable(answers), {
     "target": ("target", "{:.0%}"), "met": ("met", None), "model": ("model", None),
     "sparsity": ("sparsity", "{:.0%}"), "precision": ("precision", None), "size_bytes": ("bytes", tables.COUNT),
     "ratio": ("vs float32", "{:.0f}x"), "test_mean": ("test accuracy", tables.ACCURACY), "interval": ("interval", None)},
@@ -135,9 +133,7 @@ Markdown("```text\n$ " + f"minarch recommend --dataset {ch.dataset} --min-accura
 # ## The frontier, point by point
 
 # %%
-ch.table("frontier", front.assign(precision=front.precision.map(frontier.precision_text),
-                                  interval=front.test_low.map("{:.1%}".format) + "–"
-                                  + front.test_high.map("{:.1%}".format)), {
+ch.table("frontier", frontier.readable(front), {
     "model": ("model", None), "n_params": ("parameters", tables.COUNT), "sparsity": ("sparsity", "{:.0%}"),
     "precision": ("precision", None), "method": ("weights", None), "size_bytes": ("bytes", tables.COUNT),
     "test_mean": ("test accuracy", tables.ACCURACY), "interval": ("interval", None)},

@@ -137,3 +137,9 @@ def test_quantization_aware_finetuning_recovers_what_post_training_rounding_lose
 def test_one_seed_per_configuration_cannot_give_a_confidence():
     with pytest.raises(ConfigError, match="needs at least 2; build it from a study with --seeds 2"):
         frontier.recommend(hand_table().query("run_id.str.endswith('0')"), 0.9)
+
+
+def test_readable_rows_name_the_precision_and_print_the_interval_in_one_token():
+    rows = pd.DataFrame({"precision": ["float16", "3"], "test_low": [0.349, 0.9], "test_high": [0.365, 0.95]})
+    out = frontier.readable(rows)
+    assert out.precision.tolist() == ["float16", "3-bit"] and out.interval.tolist() == ["34.9%–36.5%", "90.0%–95.0%"]

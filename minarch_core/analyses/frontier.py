@@ -258,6 +258,13 @@ def owners(table: pd.DataFrame, configs: int = 4) -> pd.DataFrame:
     return table[table.config_id.isin(front.config_id.value_counts().index[:configs])]
 
 
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``summarise`` (or of ``answers``) for a table: the precision in words and the test interval as
+    '34.9%–36.5%'."""
+    return frame.assign(precision=frame.precision.map(precision_text),
+                        interval=frame.test_low.map("{:.1%}".format) + "–" + frame.test_high.map("{:.1%}".format))
+
+
 def precision_text(precision: str) -> str:
     """'float16', or '4-bit' for an integer grid."""
     return precision if precision in FLOATS else f"{precision}-bit"
