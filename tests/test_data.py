@@ -177,3 +177,11 @@ def test_workers_starting_together_build_the_cache_once(tmp_path, monkeypatch):
     with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
         labels = list(pool.map(_load_labels, [str(settings.data_root())] * 4))
     assert all(x == labels[0] for x in labels) and len(labels[0]) == 10000
+
+
+@pytest.mark.parametrize("shape", [(7,), (3, 5)])  # one minibatch; one per stacked seed
+def test_rows_gathers_what_advanced_indexing_gathers(shape):
+    split = data.Split(torch.randn(40, 3, 4, 4), torch.arange(40))
+    idx = torch.randperm(40)[:int(np.prod(shape))].view(shape)
+    x, y = split.rows(idx)
+    assert torch.equal(x, split.x[idx]) and torch.equal(y, split.y[idx])

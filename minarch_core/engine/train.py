@@ -139,7 +139,7 @@ class Stack:
         perms = torch.stack([torch.randperm(len(split), generator=g) for g in orders]).to(split.x.device)
         for i in range(0, len(split), batch_size):
             idx = perms[:, i:i + batch_size]
-            x, y = split.x[idx], split.y[idx]
+            x, y = split.rows(idx)
             if idx.shape[1] < batch_size or not self._replay(opt, loss_fn, x, y):  # a partial minibatch: eager
                 self._eager_step(opt, loss_fn, x, y)
 
@@ -277,8 +277,8 @@ def train_epoch(model, opt, loss_fn, split: data_.Split, batch_size: int, order:
     model.train()
     perm = torch.randperm(len(split), generator=order).to(split.x.device)
     for i in range(0, len(split), batch_size):
-        idx = perm[i:i + batch_size]
-        loss = loss_fn(model(split.x[idx]), split.y[idx])
+        x, y = split.rows(perm[i:i + batch_size])
+        loss = loss_fn(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
