@@ -1,4 +1,5 @@
 import math
+import sys
 
 import pytest
 import torch
@@ -198,3 +199,8 @@ def test_cuda_graph_replay_trains_as_the_eager_steps_do(tiny_root, monkeypatch):
     opt = train.optimizer(cfgs[0], stack.params.values())
     stack.train_epoch(opt, train.LOSSES["cross_entropy"], dataset.train, 16, [torch.Generator() for _ in cfgs])
     assert stack._graph is not None  # 300 images in minibatches of 16: warm-up, capture, replays, a partial last
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_the_allocator_keeps_freed_activations_for_reuse():
+    assert settings.keep_freed_memory()  # glibc accepted both settings (it refuses values out of its range)

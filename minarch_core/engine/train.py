@@ -36,6 +36,7 @@ GRAPH_WARMUP = 3  # eager steps before the capture
 CPU_EVAL_BYTES = 4 * 2**20  # on a CPU, an evaluation chunk's widest activation (all seeds) stays about this small
 MONITOR_PER_CLASS = 200  # images per class of each split that the per-epoch history rows are measured on
 METRICS = tuple(f"{split}_{m}" for split in ("train", "val", "test") for m in ("loss", "acc"))
+settings.keep_freed_memory()  # every process that trains or evaluates: workers, notebook kernels, the CLI
 
 
 @dataclass
