@@ -65,5 +65,5 @@ def keep_freed_memory() -> bool:
     except OSError:
         return False
     mmap_threshold, trim_threshold = -3, -1  # glibc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD
-    return bool(libc.mallopt(mmap_threshold, 32 * 2**20)  # the largest glibc accepts on 64-bit machines
+    return bool(libc.mallopt(mmap_threshold, 32 * 2**20)  # the ceiling of glibc's own sliding threshold
                 and libc.mallopt(trim_threshold, 2**30))
