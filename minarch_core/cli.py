@@ -56,11 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = commands.add_parser(
         "book", parents=[shared], help="execute every chapter with papermill and build the HTML book",
-        description="Execute every chapter notebook with papermill (sweep, regimes, pruning, quantization per "
-                    "dataset, then findings and reproducing) into book/, then build _build/html with Jupyter Book. "
+        description="Execute every chapter notebook with papermill (sweep, regimes, pruning, quantization, smallest "
+                    "model per dataset, then findings and reproducing) into book/, then build _build/html with Jupyter Book. "
                     "Runs already in the store are not trained again.")
     b.add_argument("--datasets", default=",".join(data.DATASETS), help="comma-separated datasets (default: all)")
-    _option(b, "workers", "in the sweep chapters", default=1)
+    _option(b, "workers", "", default=1)
     b.add_argument("--no-html", action="store_true", help="execute the notebooks only, do not build the HTML")
     b.add_argument("--log", action="store_true", help="stream each notebook's output while it runs")
 
@@ -97,7 +97,7 @@ def _option(parser, name: str, context: str, default=None) -> None:
     """A command-line option from a parameter's record: the same type, range and help as in the notebooks."""
     p = PARAMETERS[name]
     parser.add_argument(f"--{name.replace('_', '-')}", type=p.parse, default=default,
-                        help=f"{p.help} {context}: {p.allowed()}")
+                        help=" ".join(filter(None, (p.help, context))) + f": {p.allowed()}")
 
 
 def _sweep(args) -> int:

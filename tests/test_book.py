@@ -26,7 +26,7 @@ PAGES = [f"book/{d}/{c}.html" for d in DATASETS for c in pipeline.PER_DATASET] +
 @pytest.fixture(scope="module")
 def book(tmp_path_factory):
     root = tmp_path_factory.mktemp("book")
-    html = pipeline.build("smoke", DATASETS, results=str(root / "results"), root=root)
+    html = pipeline.build("smoke", DATASETS, workers=2, results=str(root / "results"), root=root)  # 2 at once
     return root, html
 
 

@@ -1,4 +1,7 @@
 """The chapter notebooks: paired and in sync, parameterised, and stopped at once by a bad parameter."""
+import os
+import threading
+
 import jupytext
 import pytest
 
@@ -73,3 +76,25 @@ def test_a_chapter_runs_without_kernel_warnings_on_the_terminal(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "WARNING" not in done.stderr and "IPKernelApp" not in done.stderr, done.stderr
     assert out.exists() and "executed in" in done.stdout
+
+
+def test_datasets_execute_at_once_and_a_failure_stops_the_others_before_their_next_chapter(monkeypatch):
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    together, raised, seen = threading.Barrier(2, timeout=30), threading.Event(), []
+
+    def run(spec, dataset):
+        seen.append((dataset, spec.name, os.environ.get("OMP_NUM_THREADS")))
+        if spec.name == "sweep":
+            together.wait()  # both datasets' first chapters are under way at the same time
+        elif dataset == "cifar10":
+            raised.set()
+            raise pipeline.ChapterError("chapter 'regimes' (cifar10) failed")
+        else:
+            assert raised.wait(30)  # mnist's regimes ends after the failure: its next chapter must not start
+
+    with pytest.raises(pipeline.ChapterError, match="regimes"):
+        pipeline.per_dataset(["mnist", "cifar10"], 2, run)
+    assert {(d, c) for d, c, _ in seen} == {(d, c) for d in ("mnist", "cifar10") for c in ("sweep", "regimes")}
+    assert {threads for *_, threads in seen} == {"1"}  # each kernel takes its share of the 2 cores
+    assert "OMP_NUM_THREADS" not in os.environ

@@ -3,14 +3,16 @@ then compile the HTML.
 
 The sweeps of every dataset run first, in this process, with a live progress bar (runs done of total, rate, time
 left); the sweep chapters then find every run stored. Then the method chapter; per dataset sweep -> regimes ->
-pruning -> quantization; then the cross-dataset findings and the reproducing chapter, each announced as it starts
-("[5/16] Pruning — MNIST") with its time when done. Notebooks are read from their jupytext ``.py`` sources and written, executed, to ``book/<dataset>/``. A
+pruning -> quantization -> smallest, ``workers`` datasets at a time; then the cross-dataset findings and the
+reproducing chapter, each announced as it starts ("[5/16] Pruning — MNIST") with its time when done. Notebooks are
+read from their jupytext ``.py`` sources and written, executed, to ``book/<dataset>/``. A
 notebook that fails stops the build with its name, cell and error; it is kept in ``_build/failed/`` for inspection,
 and neither the previous executed notebook nor the previous HTML book is touched. The HTML is built into a staging
 folder and swapped into ``_build/html`` only when Jupyter Book succeeds (warnings count as errors).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jupytext
@@ -136,25 +139,27 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
     timings.append({"dataset": "all", "chapter": "training", "seconds": round(time.perf_counter() - start, 1)})
     total = sum(len(datasets) if c.per_dataset else 1 for c in CHAPTERS.values())
 
+    count, lock = iter(range(1, total + 1)), threading.Lock()
+    parallel = max(1, min(workers, len(datasets)))  # datasets whose chapters execute at once
+
     def run(spec, out, dataset=None, **extra):
         values = {**given, **common, **extra, **({"dataset": dataset} if dataset else {})}
         name = f"{spec.title} — {data.spec(dataset).title}" if dataset else spec.title
-        with Ticker(f"[{len(timings)}/{total}] {name}"):
+        with lock:
+            label = f"[{next(count)}/{total}] {name}"
+        with Ticker(label, live=parallel == 1):
             seconds = execute(spec.name, out, {k: values[k] for k in spec.parameters if k in values}, cell_timeout,
                               log, root)
         timings.append({"dataset": dataset or "all", "chapter": spec.name, "seconds": round(seconds, 1)})
 
     book_level = [c for c in CHAPTERS.values() if not c.per_dataset]
     run(book_level[0], book / f"{book_level[0].name}.ipynb")  # the method chapter
-    for dataset in datasets:
-        for spec in CHAPTERS.values():
-            if spec.per_dataset:
-                run(spec, book / dataset / f"{spec.name}.ipynb", dataset)
+    per_dataset(datasets, parallel, lambda spec, dataset: run(spec, book / dataset / f"{spec.name}.ipynb", dataset))
     for spec in book_level[1:]:
         if spec.name == "reproducing":  # last: it reports the build
             info = {"commit": _commit(), "profile": profile, "datasets": datasets,
-                    "started": started.strftime("%Y-%m-%d %H:%M UTC"), "seconds": sum(t["seconds"] for t in timings),
-                    "notebooks": list(timings), "runs_trained": trained, "runs": total_runs,
+                    "started": started.strftime("%Y-%m-%d %H:%M UTC"), "seconds": time.perf_counter() - start,
+                    "parallel": parallel, "notebooks": list(timings), "runs_trained": trained, "runs": total_runs,
                     "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores" + _gpu()}
             (book / "build-info.json").write_text(json.dumps(info, indent=1))
             run(spec, book / f"{spec.name}.ipynb", build_info="book/build-info.json")
@@ -164,6 +169,53 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
         return book
     with Ticker("building the HTML book"):
         return compile_html(datasets, root)
+
+
+def per_dataset(datasets, parallel: int, run) -> None:
+    """``run(spec, dataset)`` for every per-dataset chapter, each dataset's in dependency order, ``parallel``
+    datasets at a time (the hardest first, so that the longest does not start last), each notebook's kernel then
+    taking its share of the cores: an analysis of small models uses one core about as well as two, so two datasets
+    at a time take about half the wall time. The first failure stops every dataset before its next chapter, and
+    is raised once the chapters under way have finished."""
+    chapters = [spec for spec in CHAPTERS.values() if spec.per_dataset]
+    if parallel == 1:
+        for dataset in datasets:
+            for spec in chapters:
+                run(spec, dataset)
+        return
+    failed = threading.Event()
+
+    def chain(dataset):
+        for spec in chapters:
+            if failed.is_set():
+                return
+            try:
+                run(spec, dataset)
+            except BaseException:
+                failed.set()
+                raise
+
+    threads = str(max(1, (os.cpu_count() or 1) // parallel))
+    with _environ(OMP_NUM_THREADS=threads), ThreadPoolExecutor(parallel) as pool:
+        futures = [pool.submit(chain, d) for d in reversed(datasets)]
+    for future in futures:
+        if future.exception() is not None:
+            raise future.exception()
+
+
+@contextlib.contextmanager
+def _environ(**values):
+    """Environment variables set for what starts meanwhile (notebook kernels inherit them), then restored."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def train(profile: str, datasets, workers: int = 1, device=None, results=None, data_root=None) -> tuple[int, int]:
@@ -189,11 +241,11 @@ def train(profile: str, datasets, workers: int = 1, device=None, results=None, d
 
 class Ticker:
     """Announces a step, shows its elapsed time on the same line while it runs (on a terminal, unless
-    MINARCH_PROGRESS=0), and its duration when done."""
+    MINARCH_PROGRESS=0 or ``live`` is off because other steps print meanwhile), and its duration when done."""
 
-    def __init__(self, label: str):
+    def __init__(self, label: str, live: bool = True):
         self.label, self.done = label, threading.Event()
-        self.live = sys.stdout.isatty() and os.environ.get("MINARCH_PROGRESS", "1") != "0"
+        self.live = live and sys.stdout.isatty() and os.environ.get("MINARCH_PROGRESS", "1") != "0"
 
     def __enter__(self):
         self.start = time.perf_counter()
