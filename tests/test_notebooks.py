@@ -98,3 +98,17 @@ def test_datasets_execute_at_once_and_a_failure_stops_the_others_before_their_ne
     assert {(d, c) for d, c, _ in seen} == {(d, c) for d in ("mnist", "cifar10") for c in ("sweep", "regimes")}
     assert {threads for *_, threads in seen} == {"1"}  # each kernel takes its share of the 2 cores
     assert "OMP_NUM_THREADS" not in os.environ
+
+
+def test_a_chapter_kernel_starts_in_the_book_root_without_changing_this_process_folder(tmp_path, monkeypatch):
+    seen = {}
+
+    def execute_notebook(nb, output, **kw):
+        seen.update(kw, cwd_during=os.getcwd())
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(pipeline.papermill, "execute_notebook", execute_notebook)
+    with pytest.raises(RuntimeError, match="stop"):
+        pipeline.execute("method", tmp_path / "method.ipynb", {"profile": "smoke"}, root=tmp_path)
+    assert seen["resources"] == {"metadata": {"path": str(tmp_path)}}
+    assert seen.get("cwd") is None and seen["cwd_during"] != str(tmp_path)  # no process-wide chdir to race on

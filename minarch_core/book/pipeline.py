@@ -57,9 +57,11 @@ def execute(chapter: str, output: Path, parameters: dict, cell_timeout: int | No
     os.environ.setdefault("MINARCH_PROGRESS", "0")
     try:
         with tempfile.TemporaryDirectory(prefix="minarch-kernel-") as sockets:
+            # the kernel starts in ``root`` by its own setting (nbclient's resources path), not by papermill's
+            # ``cwd``: that changes this whole process's folder, and chapters executing at once raced on it
             papermill.execute_notebook(jupytext.read(source), str(running), parameters=parameters,
                                        kernel_name="python3", language="python", log_output=log, progress_bar=False,
-                                       cwd=str(root), execution_timeout=cell_timeout,
+                                       resources={"metadata": {"path": str(root)}}, execution_timeout=cell_timeout,
                                        kernel_manager_class=_local_kernel(sockets))
     except papermill.PapermillExecutionError as err:
         kept = Path(root) / "_build" / "failed" / f"{output.parent.name}-{output.name}"
