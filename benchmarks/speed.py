@@ -13,8 +13,8 @@ Prints, side by side, in model-epochs per second on the same configs, data and e
    same run, overall and per family;
 4. the compression frontier: a model's 35 compressed variants evaluated as the frontier does
    (``train.evaluate_states``: stacked on CUDA; on a CPU one at a time in cache-sized chunks, since stacking measured
-   slower there) vs one model at a time in batches of 4,096 rows, and what the frontier chapter cost per dataset in
-   the last book build;
+   slower there) vs one model at a time in batches of 4,096 rows, with the one-at-a-time pass's utilisation (what
+   stacking could gain at most), and what the frontier chapter cost per dataset in the last book build;
 5. the last quick book built from an empty store (``book/build-info.json``), against its 20-minute target.
 
 An epoch is one pass over a stratified 5,000-image training subset plus the evaluation that loop records. FLOPs are
@@ -129,13 +129,14 @@ def competent_epoch_s(cfg: RunConfig, dataset: data.Dataset, epochs: int = 1) ->
     return (time.perf_counter() - start) / epochs
 
 
-def frontier_speed(name: str) -> dict:
-    """Seconds to evaluate the 35 frontier variants of one model on the test split, as the frontier does and one at a
-    time in batches of ``train.EVAL_BATCH`` rows."""
+def frontier_speed(name: str, peak: float) -> dict:
+    """Per model: seconds to evaluate its 35 frontier variants on the test split as the frontier does and one at a
+    time in batches of ``train.EVAL_BATCH`` rows, the number of variants, and the one-at-a-time pass's utilisation
+    (forward FLOPs / its time / the matmul peak): what any stacking could gain at most is about its inverse."""
     from minarch_core.analyses import frontier
     dataset = data.load(name, **SUBSET)
     out = {}
-    for family, arch in (("dnn", {"widths": [100]}), ("cnn", {"channels": 8})):
+    for family, arch in (("dnn", {"widths": [100]}), ("dnn", {"widths": [500]}), ("cnn", {"channels": 8})):
         cfg = RunConfig(name, family, arch, epochs=1, **SUBSET)
         model = train.build_model(cfg, dataset)
         states = [state for *_, state in frontier.compressed(lambda: train.build_model(cfg, dataset))]
@@ -146,7 +147,10 @@ def frontier_speed(name: str) -> dict:
         for state in states:
             model.load_state_dict(state)
             train.evaluate(model, dataset.test, chunk=train.EVAL_BATCH)
-        out[family] = (ours, time.perf_counter() - start, len(states))
+        one = time.perf_counter() - start
+        flops = len(states) * len(dataset.test) * common.per_image(name, family, arch)[1]
+        out[models.family(family).label(models.normalise_arch(family, arch))] = (ours, one, len(states),
+                                                                                 flops / one / peak)
     return out
 
 
@@ -289,12 +293,12 @@ def main(argv=None):
         paper_s, _ = projected(profiles.get("paper"), name, cost_models(rows, "batched_or_quick", "flops_monitor"),
                                monitor=True)
         print(f"paper profile of {name}, projected: {sum(paper_s.values()) / 3600:.0f} h on this machine")
-        speed = frontier_speed(name)
-        results[name]["frontier evaluation vs one at a time"] = min(one / st for st, one, _ in speed.values())
+        speed = frontier_speed(name, peak)
+        results[name]["frontier evaluation vs one at a time"] = min(one / st for st, one, *_ in speed.values())
         print("frontier variants on the test split: " + ", ".join(
-            f"{fam} {n} variants as the frontier evaluates them {st:.1f} s vs one at a time {one:.1f} s "
-            f"({one / st:.1f}x)"
-            for fam, (st, one, n) in speed.items()) + "\n", flush=True)
+            f"{label} {n} variants as the frontier evaluates them {st:.1f} s vs one at a time {one:.1f} s "
+            f"({one / st:.1f}x; one at a time at {util:.0%} of the matmul peak)"
+            for label, (st, one, n, util) in speed.items()) + "\n", flush=True)
     rss = largest_task_peak_rss(args.datasets[-1])
     print(f"peak memory of the quick profile's largest task ({args.datasets[-1]}): {rss / 2**30:.2f} GiB per worker")
     book = last_book()

@@ -4,7 +4,7 @@ then compile the HTML.
 The sweeps of every dataset run first, in this process, with a live progress bar (runs done of total, rate, time
 left); the sweep chapters then find every run stored. Then the method chapter; per dataset sweep -> regimes ->
 pruning -> quantization -> smallest, ``workers`` datasets at a time; then the cross-dataset findings and the
-reproducing chapter, each announced as it starts ("[5/16] Pruning — MNIST") with its time when done. Notebooks are
+reproducing chapter, each announced as it starts ("[5/18] Pruning — MNIST") with its time when done. Notebooks are
 read from their jupytext ``.py`` sources and written, executed, to ``book/<dataset>/``. A
 notebook that fails stops the build with its name, cell and error; it is kept in ``_build/failed/`` for inspection,
 and neither the previous executed notebook nor the previous HTML book is touched. The HTML is built into a staging
