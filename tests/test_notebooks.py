@@ -1,5 +1,6 @@
 """The chapter notebooks: paired and in sync, parameterised, and stopped at once by a bad parameter."""
 import os
+import sys
 import threading
 
 import jupytext
@@ -112,3 +113,13 @@ def test_a_chapter_kernel_starts_in_the_book_root_without_changing_this_process_
         pipeline.execute("method", tmp_path / "method.ipynb", {"profile": "smoke"}, root=tmp_path)
     assert seen["resources"] == {"metadata": {"path": str(tmp_path)}}
     assert seen.get("cwd") is None and seen["cwd_during"] != str(tmp_path)  # no process-wide chdir to race on
+
+
+def test_chapters_announced_at_once_print_whole_lines(monkeypatch):
+    writes = []  # each write is one piece of output another thread cannot split
+    monkeypatch.setattr(sys, "stdout", type("Out", (), {"write": writes.append, "flush": lambda self: None,
+                                                        "isatty": lambda self: False})())
+    with pipeline.Ticker("[5/18] Pruning — MNIST", live=False):
+        pass
+    assert len(writes) == 2 and writes[0] == "[5/18] Pruning — MNIST ...\n"
+    assert writes[1].startswith("[5/18] Pruning — MNIST: done in") and writes[1].endswith(" s\n")

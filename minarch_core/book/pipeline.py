@@ -252,7 +252,7 @@ class Ticker:
 
     def __enter__(self):
         self.start = time.perf_counter()
-        print(f"{self.label} ...", end="" if self.live else "\n", flush=True)
+        _say(f"{self.label} ..." + ("" if self.live else "\n"))
         if self.live:
             self.thread = threading.Thread(target=self._tick, daemon=True)
             self.thread.start()
@@ -260,15 +260,21 @@ class Ticker:
 
     def _tick(self):
         while not self.done.wait(1.0):
-            print(f"\r{self.label} ... {time.perf_counter() - self.start:5.0f} s", end="", flush=True)
+            _say(f"\r{self.label} ... {time.perf_counter() - self.start:5.0f} s")
 
     def __exit__(self, kind, *_):
         self.done.set()
         if self.live:
             self.thread.join()
         state = "failed after" if kind else "done in"
-        print(f"{chr(13) if self.live else ''}{self.label}: {state} {time.perf_counter() - self.start:.1f} s",
-              flush=True)
+        _say(f"{chr(13) if self.live else ''}{self.label}: {state} {time.perf_counter() - self.start:.1f} s\n")
+
+
+def _say(text: str) -> None:
+    """One write, so that lines of chapters announced at once never run into each other (print writes its end
+    apart)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def compile_html(datasets, root: Path = ROOT) -> Path:
