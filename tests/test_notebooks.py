@@ -1,5 +1,7 @@
 """The chapter notebooks: paired and in sync, parameterised, and stopped at once by a bad parameter."""
+import asyncio
 import os
+import subprocess
 import sys
 import threading
 
@@ -123,3 +125,18 @@ def test_chapters_announced_at_once_print_whole_lines(monkeypatch):
         pass
     assert len(writes) == 2 and writes[0] == "[5/18] Pruning — MNIST ...\n"
     assert writes[1].startswith("[5/18] Pruning — MNIST: done in") and writes[1].endswith(" s\n")
+
+
+def test_a_kernel_logs_nothing_to_the_terminal(tmp_path, monkeypatch):
+    """jupyter_client interrupts a kernel before its shutdown; a busy kernel then logs to its stderr."""
+    launched = {}
+
+    async def launch(self, cmd, **kw):
+        launched.update(kw)
+        raise RuntimeError("stop")
+
+    manager = pipeline._local_kernel(str(tmp_path))
+    monkeypatch.setattr(manager, "_async_launch_kernel", launch)
+    with pytest.raises(RuntimeError, match="stop"):
+        asyncio.run(manager(kernel_name="python3").start_kernel())
+    assert launched["stderr"] is subprocess.DEVNULL

@@ -79,10 +79,16 @@ def execute(chapter: str, output: Path, parameters: dict, cell_timeout: int | No
 
 def _local_kernel(folder: str) -> type:
     """A kernel manager whose kernel talks over local sockets in ``folder`` (no TCP ports, so no warning about
-    unencrypted TCP on the terminal)."""
+    unencrypted TCP on the terminal) and keeps its own log off the terminal: jupyter_client interrupts a kernel
+    before shutting it down, and a kernel still busy then logs "KeyboardInterrupt caught in kernel" (seen with two
+    datasets' chapters at once). The cells' output travels over the kernel's channels, not this log."""
+    async def start_kernel(self, **kw):
+        await AsyncKernelManager.start_kernel(self, **{"stderr": subprocess.DEVNULL, **kw})
+
     return type("LocalKernelManager", (AsyncKernelManager,), {
         "__init__": lambda self, **kw: AsyncKernelManager.__init__(self, **{"transport": "ipc",
-                                                                            "ip": f"{folder}/kernel", **kw})})
+                                                                            "ip": f"{folder}/kernel", **kw}),
+        "start_kernel": start_kernel})
 
 
 HIDE = {"parameters": "remove-cell", "injected-parameters": "remove-cell"}  # papermill's cells: build debris
