@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = commands.add_parser(
         "book", parents=[shared], help="execute every chapter with papermill and build the HTML book",
         description="Execute every chapter notebook with papermill (sweep, regimes, pruning, quantization, smallest "
-                    "model per dataset, then findings and reproducing) into book/, then build _build/html with Jupyter Book. "
-                    "Runs already in the store are not trained again.")
+                    "model per dataset, then findings and reproducing) into book/, then build _build/html with "
+                    "Jupyter Book. Runs already in the store are not trained again.")
     b.add_argument("--datasets", default=",".join(data.DATASETS), help="comma-separated datasets (default: all)")
     _option(b, "workers", "", default=1)
     b.add_argument("--no-html", action="store_true", help="execute the notebooks only, do not build the HTML")

@@ -29,7 +29,7 @@ PARAMETERS = {p.name: p for p in (
     Param("device", str, "auto", "auto, cpu, cuda or cuda:N; None reads MINARCH_DEVICE", optional=True),
     Param("results", str, None, "run store folder (None: MINARCH_RESULTS or ./results)", optional=True),
     Param("data", str, None, "data root (None: MINARCH_DATA or ./data)", optional=True),
-    Param("workers", int, 1, "parallel processes: training workers, and the datasets whose chapters a book executes at once", 1, 256),
+    Param("workers", int, 1, "parallel processes: training workers, and a book's datasets executed at once", 1, 256),
     Param("renderer", str, "default", "'default' in JupyterLab, 'book' when building the book"),
     Param("figures", str, None, "folder for SVG/PNG copies of the figures (None: no copies)", optional=True),
     Param("build_info", str, "book/build-info.json", "the build-info.json that make book wrote"),

@@ -56,7 +56,7 @@ def device(name: str | torch.device | None = None) -> torch.device:
 def keep_freed_memory() -> bool:
     """Have glibc's allocator keep freed blocks of up to 32 MiB for reuse rather than give them back to the OS.
     A CPU training step allocates and frees activations of megabytes; past glibc's threshold each was a fresh
-    mapping whose pages fault in on first touch, a quarter of a 32-channel CNN's step (benchmarks/speed.py). The
+    mapping whose pages fault in on first touch, about a quarter of a 32-channel CNN's step on 2 cores. The
     arithmetic is untouched; elsewhere (macOS, musl) nothing happens. True when glibc took both settings."""
     if not sys.platform.startswith("linux"):
         return False
