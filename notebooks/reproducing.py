@@ -43,9 +43,10 @@ from minarch_core.engine import data, profiles
 ch = chapter.from_notebook("reproducing", globals())
 info = json.load(open(ch.values["build_info"]))
 Markdown(f"Built from commit `{info['commit']}` with profile **`{info['profile']}`** on "
-         f"{', '.join(data.spec(d).title for d in info['datasets'])}, on {info['started']}; training and executing the "
-         f"notebooks took **{info['seconds'] / 60:.1f} minutes** of wall time on {info['machine']}, the chapters of "
-         f"{info.get('parallel', 1)} dataset(s) at a time (runs the store already held were read, not trained again).")
+         f"{', '.join(data.spec(d).title for d in info['datasets'])}, on {info['started']}; training and "
+         f"executing the notebooks took **{info['seconds'] / 60:.1f} minutes** of wall time on {info['machine']}, "
+         f"the chapters of {info.get('parallel', 1)} dataset(s) at a time (runs the store already held were read, "
+         "not trained again).")
 
 # %% [markdown]
 # What the runs behind this book cost to train, read from the run store whatever build trained them: each run
