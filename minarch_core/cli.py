@@ -68,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         "recommend", parents=[shared], help="the smallest stored model, in bytes, that reaches an accuracy",
         description="Search a study's compression frontier (every stable model pruned and quantized, sized by its "
                     "real encoding) for the smallest variant whose validation accuracy reaches the target with the "
-                    "given confidence over seeds; print it with its test accuracy. The frontier is computed by the "
-                    "'smallest' chapter (make book, or minarch chapter smallest --dataset D).")
+                    "given confidence over seeds; print it with its test accuracy (measured now, and kept, when the "
+                    "chapter did not report that variant). The frontier is computed by the 'smallest' chapter (make "
+                    "book, or minarch chapter smallest --dataset D).")
     r.add_argument("--dataset", required=True, choices=list(data.DATASETS), help="the dataset")
     for name in ("min_accuracy", "confidence", "max_bytes"):
         p = frontier.ASK[name]
@@ -147,9 +148,8 @@ def _chapter(args) -> int:
 
 def _recommend(args) -> int:
     study = profiles.study(args.profile, seeds=args.seeds, epochs=args.epochs, train_per_class=args.train_per_class)
-    table = Store(args.results).tables(study).load(args.dataset, "frontier")
-    answer = frontier.recommend(table, args.min_accuracy, family=args.family, max_bytes=args.max_bytes,
-                                confidence=args.confidence)
+    answer = frontier.ask(Store(args.results), study, args.dataset, args.min_accuracy, args.family, args.max_bytes,
+                          args.confidence, device=args.device, data_root=args.data)
     overrides = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (("seeds", args.seeds), ("epochs", args.epochs),
                                                                      ("train_per_class", args.train_per_class)) if v)
     print("\n".join(answer.lines(args.dataset, args.profile, overrides)))

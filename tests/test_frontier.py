@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from minarch_core.analyses import encoding, frontier, pruning, quantization, recovery
+from minarch_core.analyses.common import monitor_test, run_columns
 from minarch_core.engine import sweep, train
 from minarch_core.engine.config import RunConfig
 from minarch_core.engine.errors import ConfigError
@@ -19,12 +20,13 @@ def test_every_variant_is_what_its_encoding_decodes_to(tiny_store, tiny_root):
     store, configs = tiny_store
     run = store.get(configs[1])
     table = frontier.variants(run, sparsities=(0.0, 0.9), precisions=("float32", 4, 2), device="cpu",
-                              data_root=tiny_root)
-    assert len(table) == 6 and table.size_bytes.is_unique
+                              data_root=tiny_root).assign(**run_columns(run))
+    assert len(table) == 6 and table.size_bytes.is_unique and table.test_acc.isna().all()  # the second stage's
+    table = frontier.complete(table, store, table, device="cpu", data_root=tiny_root, progress=False)
     dataset = train.load_data(run.config, "cpu", tiny_root)
     for row in table.itertuples():
         pruned = pruning.make_permanent(pruning.prune_to(run.model(dataset), row.sparsity))
-        precision = int(row.precision) if row.precision.isdigit() else row.precision
+        precision = quantization.precision_of(row.precision)
         packed = encoding.encode(pruned, precision, scheme=frontier.SCHEME, granularity=frontier.GRANULARITY)
         assert len(packed) == row.size_bytes  # the table's bytes are the encoding's
         decoded = encoding.decode(packed, run.model(dataset))
@@ -32,7 +34,9 @@ def test_every_variant_is_what_its_encoding_decodes_to(tiny_store, tiny_root):
                                                frontier.GRANULARITY)
         for a, b in zip(decoded.parameters(), expected.parameters()):
             assert torch.equal(a, b)  # the weights whose accuracy the table reports
-        assert train.evaluate(decoded, dataset.test)[1] == pytest.approx(row.test_acc, abs=1e-6)
+        assert train.evaluate(decoded, dataset.test)[1] == pytest.approx(row.test_acc, abs=1e-6)  # rebuilt alike
+        assert train.evaluate(decoded, monitor_test(dataset))[1] == pytest.approx(row.sample_acc, abs=1e-6)
+        assert train.evaluate(decoded, dataset.val)[1] == pytest.approx(row.val_acc, abs=1e-6)
         assert (pruning.sparsity_of(decoded) >= row.sparsity - 1e-6)  # pruned weights stayed exactly zero
     pruned = table[table.sparsity == 0.9]
     assert (pruned.size_bytes.to_numpy() < table[table.sparsity == 0].size_bytes.to_numpy()).all()
@@ -52,7 +56,7 @@ def hand_table():
             rows.append(dict(dataset="mnist", config_id=name, method="post-training", sparsity=0.5, precision="4",
                              family="dnn",
                              model=f"DNN {name}", n_params=size, bits=4, achieved=0.5, size_bytes=size,
-                             dense_bytes=4 * size, run_id=f"{name}{seed}", val_acc=v, test_acc=t))
+                             dense_bytes=4 * size, run_id=f"{name}{seed}", val_acc=v, sample_acc=t, test_acc=t))
     return pd.DataFrame(rows)
 
 
@@ -124,6 +128,8 @@ def test_quantization_aware_finetuning_recovers_what_post_training_rounding_lose
     sweep.run([cfg], store, data_root=tiny_root, device="cpu", progress=False)
     run = store.get(cfg)
     ptq = frontier.variants(run, sparsities=(0.0,), precisions=(2,), device="cpu", data_root=tiny_root)
+    ptq = frontier.complete(ptq.assign(**run_columns(run)), store, ptq.assign(**run_columns(run)), device="cpu",
+                            data_root=tiny_root, progress=False)
     qat = recovery.variants(run, sparsities=(0.0,), bits=(2,), device="cpu", data_root=tiny_root)
     assert qat.test_acc.iloc[0] >= ptq.test_acc.iloc[0] + 0.2
     assert qat.size_bytes.iloc[0] == pytest.approx(ptq.size_bytes.iloc[0], rel=0.05)  # the same encoding
@@ -143,3 +149,45 @@ def test_readable_rows_name_the_precision_and_print_the_interval_in_one_token():
     rows = pd.DataFrame({"precision": ["float16", "3"], "test_low": [0.349, 0.9], "test_high": [0.365, 0.95]})
     out = frontier.readable(rows)
     assert out.precision.tolist() == ["float16", "3-bit"] and out.interval.tolist() == ["34.9%–36.5%", "90.0%–95.0%"]
+
+
+def test_the_book_reports_test_accuracy_only_for_variants_chosen_on_validation():
+    table = hand_table()
+    table.loc[table.config_id == "W", "test_acc"] = np.nan  # W is beaten by X on validation: nobody reports it
+    keys = frontier.reported(table)
+    assert set(keys.config_id) == {"X", "Y", "Z"}  # the Pareto set and the targets' answers (X, Y and Z)
+    table.loc[:, "test_acc"] = np.nan  # what the book measures does not depend on test accuracy
+    assert frontier.reported(table).equals(keys)
+
+
+@pytest.fixture(scope="module")
+def two_seeds(tiny_root, tmp_path_factory):
+    """A store with two seeds of a small DNN and their post-training frontier saved as the smoke study's table."""
+    from minarch_core.engine import profiles
+    store = Store(tmp_path_factory.mktemp("ask-store"))
+    configs = [RunConfig("mnist", "dnn", {"widths": [16]}, seed=seed, epochs=3, val_per_class=20,
+                         train_per_class=60) for seed in (0, 1)]
+    sweep.run(configs, store, data_root=tiny_root, device="cpu", progress=False)
+    runs = [store.get(c) for c in configs]
+    table = pd.concat([frontier.variants(r, sparsities=(0.0, 0.9), precisions=("float32", 4, 2), device="cpu",
+                                         data_root=tiny_root).assign(**run_columns(r)) for r in runs])
+    study = profiles.study("smoke")
+    store.tables(study).save("mnist", "frontier", table.reset_index(drop=True))
+    return store, study
+
+
+def test_recommend_measures_the_chosen_variants_test_split_on_demand_and_keeps_it(two_seeds, tiny_root, capsys):
+    from minarch_core import cli
+    store, study = two_seeds
+    before = store.tables(study).load("mnist", "frontier")
+    assert before.test_acc.isna().all()
+    code = cli.main(["recommend", "--dataset", "mnist", "--profile", "smoke", "--results", str(store.root),
+                     "--data", str(tiny_root), "--device", "cpu", "--min-accuracy", "0.2", "--confidence", "0.5"])
+    out = capsys.readouterr().out
+    answer = frontier.recommend(store.tables(study).load("mnist", "frontier"), 0.2, confidence=0.5)
+    assert code == 0 and f"test accuracy {answer.row.test_mean:.2%}" in out and "nan" not in out
+    after = store.tables(study).load("mnist", "frontier")
+    chosen = (after[frontier.KEYS[1:]] == answer.row[frontier.KEYS[1:]]).all(axis=1)
+    assert after[chosen].test_acc.notna().all() and len(after[chosen]) == 2  # both seeds, measured and kept
+    assert after[~chosen].test_acc.isna().all()  # nothing else was measured
+    assert after.drop(columns=["test_loss", "test_acc"]).equals(before.drop(columns=["test_loss", "test_acc"]))

@@ -22,13 +22,22 @@ def info_of(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop_duplicates("run_id").set_index("run_id")[[k for k in info() if k in frame]]
 
 
-def score(rows: list[dict], model, states: list[dict], dataset, splits, loss_fn) -> list[dict]:
-    """Fill ``rows`` (one per weight set in ``states``) with each variant's ``<split>_loss`` and ``<split>_acc``,
-    the variants of ``model`` evaluated by ``train.evaluate_states``."""
-    for split in splits:
-        for r, (loss, acc) in zip(rows, train.evaluate_states(model, states, getattr(dataset, split), loss_fn)):
-            r[f"{split}_loss"], r[f"{split}_acc"] = loss, acc
+def score(rows: list[dict], model, states: list[dict], splits: dict, loss_fn) -> list[dict]:
+    """Fill ``rows`` (one per weight set in ``states``) with each variant's ``<name>_loss`` and ``<name>_acc`` on
+    each split of ``splits`` (name -> ``data.Split``), the variants of ``model`` evaluated by
+    ``train.evaluate_states``."""
+    for name, split in splits.items():
+        for r, (loss, acc) in zip(rows, train.evaluate_states(model, states, split, loss_fn)):
+            r[f"{name}_loss"], r[f"{name}_acc"] = loss, acc
     return rows
+
+
+def monitor_test(dataset) -> data.Split:
+    """The test split's monitor subset (``train.MONITOR_PER_CLASS`` images per class, the images the histories' test
+    rows are measured on): what the frontier measures every variant on, keeping the whole test split for the
+    variants the book reports (a third of the evaluation, since the validation split is half the test split's size
+    or less)."""
+    return dataset.monitor(train.MONITOR_PER_CLASS).test
 
 
 def square(configs: pd.DataFrame) -> pd.DataFrame:

@@ -3,9 +3,13 @@
 A **variant** is a trained model pruned (one-shot, global L1 magnitude over its family's weight layers) to a sparsity
 of ``SPARSITIES``, its surviving weights then rounded to a precision of ``PRECISIONS`` (a symmetric grid per output
 channel, or a float cast; pruned weights stay exactly zero, since every grid keeps 0 at 0). Its size is the byte
-count of ``encoding.encode`` (headers, scales and the cheaper of dense and sparse layouts, per tensor); its accuracy
-is measured on the validation and test splits by ``train.evaluate_states`` (the variants of one model stacked in one
-batched pass on CUDA, one at a time on a CPU, where that measured faster).
+count of ``encoding.encode`` (headers, scales and the cheaper of dense and sparse layouts, per tensor). Its accuracy
+is measured by ``train.evaluate_states`` (the variants of one model stacked in one batched pass on CUDA, one at a
+time on a CPU, where that measured faster) in two stages: every variant on the whole validation split, which all
+choosing reads, and on the test sample (``common.monitor_test``, the figure's faint points); then, by ``complete``,
+the whole test split for the variants the book reports (``reported``) and for any that ``ask`` chooses later. A
+variant's test accuracy is the same number either way, so the second stage saves two thirds of the evaluation
+without changing an answer.
 
 Choices: the frontier is drawn from the stable configurations (regime learning or overfitting) of the family grids
 (``GRIDS``: square DNNs, CNNs, ViTs), ``SEEDS`` seeds each. ``recommend`` chooses on the **validation** split, by a
@@ -28,7 +32,7 @@ from ..engine.errors import ConfigError
 from ..engine.params import Param
 from ..engine.store import Run
 from . import encoding, pruning, quantization, recovery
-from .common import chance, run_columns, score, square
+from .common import chance, monitor_test, run_columns, score, square
 from .grids import FLOATS, STORED
 from .regimes import LEARNS, THRESHOLDS
 
@@ -46,31 +50,70 @@ KEYS = ["dataset", "config_id", "method", "sparsity", "precision"]
 WIDTH = 84  # characters per line of recommend's answer (a page's text column fits 86)
 
 
-def compressed(fresh, sparsities=SPARSITIES, precisions=PRECISIONS):
-    """Every (sparsity, precision) variant of a trained model, ``fresh()`` returning a new copy of it: yields
-    (sparsity, precision, the pruned float model, the variant's state dict)."""
-    for sparsity in sparsities:
-        pruned = pruning.make_permanent(pruning.prune_to(fresh(), sparsity))
-        for precision in precisions:
-            quantized = quantization.quantize_model(copy.deepcopy(pruned), precision, SCHEME, GRANULARITY)
-            yield sparsity, precision, pruned, quantized.state_dict()
+def compressed(fresh, grid=None):
+    """The (sparsity, precision) variants of a trained model in ``grid`` (default: every pair of ``SPARSITIES`` x
+    ``PRECISIONS``), ``fresh()`` returning a new copy of it: yields (sparsity, precision, the pruned float model,
+    the variant's state dict). The model is pruned once per sparsity."""
+    grid = grid if grid is not None else [(s, p) for s in SPARSITIES for p in PRECISIONS]
+    pruned = {}
+    for sparsity, precision in grid:
+        if sparsity not in pruned:
+            pruned[sparsity] = pruning.make_permanent(pruning.prune_to(fresh(), sparsity))
+        quantized = quantization.quantize_model(copy.deepcopy(pruned[sparsity]), precision, SCHEME, GRANULARITY)
+        yield sparsity, precision, pruned[sparsity], quantized.state_dict()
 
 
 def variants(run: Run, sparsities=SPARSITIES, precisions=PRECISIONS, device=None, data_root=None) -> pd.DataFrame:
     """One row per (sparsity, precision) of ``run``'s model: achieved sparsity, stored bytes, and the loss and
-    accuracy on the validation and test splits."""
+    accuracy on the validation split and the test sample; the whole test split's columns are NaN until
+    ``complete`` measures them."""
     dataset = train.load_data(run.config, device, data_root)
     dense, loss_fn = run.model(dataset), train.LOSSES[run.config.loss]
     dense_bytes = encoding.size(dense)
     rows, states = [], []
-    for sparsity, precision, pruned, state in compressed(lambda: run.model(dataset), sparsities, precisions):
+    grid = [(s, p) for s in sparsities for p in precisions]
+    for sparsity, precision, pruned, state in compressed(lambda: run.model(dataset), grid):
         states.append(state)
         rows.append({"run_id": run.run_id, "method": "post-training", "sparsity": sparsity,
                      "achieved": pruning.sparsity_of(pruned), "precision": str(precision),
                      "bits": quantization.bits_of(precision),
                      "size_bytes": encoding.size(pruned, precision, scheme=SCHEME, granularity=GRANULARITY),
                      "dense_bytes": dense_bytes})
-    return pd.DataFrame(score(rows, dense, states, dataset, ("val", "test"), loss_fn))
+    splits = {"val": dataset.val, "sample": monitor_test(dataset)}
+    return pd.DataFrame(score(rows, dense, states, splits, loss_fn)).assign(test_loss=np.nan, test_acc=np.nan)
+
+
+def reported(table: pd.DataFrame) -> pd.DataFrame:
+    """The variants (``KEYS``) whose whole-test accuracy the book reports: every family's Pareto set (the frontier
+    across families is part of it), the answers to each dataset's ``targets``, and the post-training side of the
+    recovery comparison (``recovery.compared``). All are chosen on validation, so none depends on the test split."""
+    summary = summarise(table)
+    parts = [pareto(summary), recovery.compared(summary)]
+    for dataset, rows in table.groupby("dataset"):
+        parts.append(answers(rows, targets(summary[summary.dataset == dataset], dataset)))
+    return pd.concat([p[KEYS] for p in parts], ignore_index=True).drop_duplicates(ignore_index=True)
+
+
+def complete(table: pd.DataFrame, store, variants_: pd.DataFrame, device=None, data_root=None,
+             progress: bool = True) -> pd.DataFrame:
+    """``table`` with the whole test split measured for every seed of the variants in ``variants_`` (rows with the
+    ``KEYS`` columns) that lacks it: each run's variants rebuilt from its stored weights exactly as ``variants``
+    built them, and evaluated in one pass."""
+    wanted = pd.MultiIndex.from_frame(variants_[KEYS].astype({"precision": str}))
+    missing = table.test_acc.isna() & (table.method == "post-training")  # the fine-tuned arm measures it at once
+    todo = table[missing & table.set_index(KEYS).index.isin(wanted)]
+    if todo.empty:
+        return table
+    out = table.copy()
+    runs = store.runs_of(todo.drop_duplicates("run_id"))
+    for run in tqdm(runs, desc="frontier test split", unit="model", disable=not progress):
+        rows = todo[todo.run_id == run.run_id]
+        dataset = train.load_data(run.config, device, data_root)
+        grid = list(zip(rows.sparsity, rows.precision.map(quantization.precision_of)))
+        states = [state for *_, state in compressed(lambda: run.model(dataset), grid)]
+        measured = train.evaluate_states(run.model(dataset), states, dataset.test, train.LOSSES[run.config.loss])
+        out.loc[rows.index, ["test_loss", "test_acc"]] = np.array(measured, dtype=float)
+    return out
 
 
 def chosen_runs(store, configurations: pd.DataFrame, runs: pd.DataFrame, seeds: int = SEEDS) -> list[Run]:
@@ -95,14 +138,18 @@ def measure(runs: list[Run], make=None, progress: bool = True, **options) -> pd.
 
 def summarise(table: pd.DataFrame, confidence: float = ASK["confidence"].default) -> pd.DataFrame:
     """One row per variant of a configuration, its seeds pooled: bytes (the largest seed's), the mean and the
-    one-sided lower bound of validation accuracy, and the test accuracy's mean and two-sided interval at
-    ``confidence`` (Student t over seeds; NaN bounds with a single seed)."""
+    one-sided lower bound of validation accuracy, the test sample's mean accuracy, and the whole test split's mean
+    and two-sided interval at ``confidence`` (Student t over seeds; NaN bounds with a single seed, NaN throughout
+    where ``complete`` has not measured it)."""
     ASK["confidence"].check(confidence)
     arch = [c for c in ("family", "model", "depth", "width", "n_params") if c in table]
+    if "sample_acc" not in table:  # a table stored before the test sample existed measured every variant on test
+        table = table.assign(sample_acc=np.nan)
     g = table.groupby(KEYS, sort=False)
     out = g.agg(**{c: (c, "first") for c in arch}, bits=("bits", "first"), achieved=("achieved", "mean"),
                 size_bytes=("size_bytes", "max"), dense_bytes=("dense_bytes", "first"), seeds=("run_id", "count"),
-                val_mean=("val_acc", "mean"), val_sd=("val_acc", "std"), test_mean=("test_acc", "mean"),
+                val_mean=("val_acc", "mean"), val_sd=("val_acc", "std"), sample_mean=("sample_acc", "mean"),
+                test_mean=("test_acc", "mean"),
                 test_sd=("test_acc", "std")).reset_index()
     one = stats.t.ppf(confidence, out.seeds - 1) / np.sqrt(out.seeds)  # NaN for one seed
     two = stats.t.ppf((1 + confidence) / 2, out.seeds - 1) / np.sqrt(out.seeds)
@@ -149,7 +196,8 @@ class Answer:
         tuned = ", fine-tuned with the rounding in the loop" if r.method == "quantization-aware" else ""
         what = f"{r.model} ({int(r.n_params):,} parameters), {pruned}, weights at {precision}{tuned}"
         accuracy = (f"test accuracy {r.test_mean:.2%} (mean of {int(r.seeds)} seeds; {self.confidence:.0%} "
-                    f"interval {r.test_low:.2%}..{r.test_high:.2%})")
+                    f"interval {r.test_low:.2%}..{r.test_high:.2%})" if not np.isnan(r.test_mean) else
+                    "test accuracy not measured yet (frontier.ask measures it)")
         if self.met:
             head = [f"smallest model reaching {self.target:.1%} on {dataset} with {self.confidence:.0%} confidence:",
                     f"  {what}",
@@ -206,6 +254,20 @@ def recommend(table: pd.DataFrame, min_accuracy: float, family: str | None = Non
         return Answer(True, best, min_accuracy, confidence, len(pool), family, max_bytes)
     closest = pool.sort_values(["val_low", "size_bytes"], ascending=[False, True]).iloc[0]
     return Answer(False, closest, min_accuracy, confidence, len(pool), family, max_bytes)
+
+
+def ask(store, study, dataset: str, min_accuracy: float, family: str | None = None, max_bytes: int | None = None,
+        confidence: float = ASK["confidence"].default, device=None, data_root=None) -> Answer:
+    """``recommend`` on the frontier table that ``study``'s smallest-model chapter stored for ``dataset``. A chosen
+    variant that the chapter did not report has no whole-test accuracy yet: it is measured now (``complete``) and
+    kept in the stored table, so that every answer reports it."""
+    tables = store.tables(study)
+    table = tables.load(dataset, "frontier")
+    answer = recommend(table, min_accuracy, family, max_bytes, confidence)
+    if np.isnan(answer.row.test_mean):
+        table = complete(table, store, answer.row.to_frame().T, device, data_root, progress=False)
+        answer = recommend(tables.save(dataset, "frontier", table), min_accuracy, family, max_bytes, confidence)
+    return answer
 
 
 def targets(summary: pd.DataFrame, dataset: str, levels=(0.5, 0.75, 0.9, 0.97, 1.0)) -> list[float]:

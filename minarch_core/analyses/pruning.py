@@ -111,7 +111,8 @@ def curve(run: Run, sparsities=SPARSITIES, scope: str = "global", keep_classifie
                      "finetune_epochs": finetune_epochs, "classifier_dense": keep_classifier_dense,
                      "sparsity": target, "achieved": sparsity_of(model, keep_classifier_dense),
                      "size_bytes": encoding.size(_with(run.model(dataset), model))})  # float32, sparse layouts
-    return pd.DataFrame(score(rows, run.model(dataset), states, dataset, splits, loss_fn))
+    return pd.DataFrame(score(rows, run.model(dataset), states, {s: getattr(dataset, s) for s in splits},
+                                     loss_fn))
 
 
 def curves(runs, **options) -> pd.DataFrame:

@@ -50,7 +50,7 @@ def curve(run: Run, precisions=PRECISIONS, scheme: str = "symmetric", granularit
                      "kind": "float" if precision in FLOATS else "int", "scheme": scheme, "granularity": granularity,
                      "size_bytes": encoding.size(dense, precision, scheme=scheme, granularity=granularity,
                                                  include_biases=include_biases)})
-    out = pd.DataFrame(score(rows, dense, states, dataset, splits, loss_fn))
+    out = pd.DataFrame(score(rows, dense, states, {s: getattr(dataset, s) for s in splits}, loss_fn))
     base = out.loc[out.precision == "float32", "test_acc"]
     out["drop"] = (base.iloc[0] if len(base) else np.nan) - out.test_acc
     return out
@@ -126,3 +126,8 @@ def _at(w: torch.Tensor, precision, scheme: str, granularity: str) -> torch.Tens
 
 def bits_of(precision) -> int:
     return {"float32": 32, "bfloat16": 16, "float16": 16}.get(precision, precision)
+
+
+def precision_of(text: str):
+    """A precision as tables store it ("float16", "4") back as ``quantize_model`` takes it ("float16", 4)."""
+    return text if text in FLOATS else int(text)

@@ -6,7 +6,8 @@ mask, so pruned weights stay zero and get no gradient) rounded to the frontier's
 the scale taken from the current weights) by ``torch.fake_quantize_per_channel_affine``, whose gradient is the
 straight-through estimator (identity inside the grid's range). The run's own optimiser settings and loss are used;
 the data order is drawn from its seed. The fine-tuned model is then quantized exactly as post-training variants
-are, so both arms are sized by the same encoding and measured on the same splits.
+are, so both arms are sized by the same encoding; its variants are few and all compared, so each is measured on the
+validation split, the test sample and the whole test split at once.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from torch import nn
 from ..engine import train
 from ..engine.store import Run
 from . import encoding, pruning, quantization
-from .common import score
+from .common import monitor_test, score
 from .grids import STORED, grid
 
 SCHEME, GRANULARITY = STORED  # the frontier's grid: the same variants, recovered
@@ -71,7 +72,16 @@ def variants(run: Run, sparsities=SPARSITIES, bits=BITS, epochs: int = EPOCHS, d
                          "achieved": pruning.sparsity_of(tuned), "precision": str(b), "bits": b,
                          "size_bytes": encoding.size(tuned, b, scheme=SCHEME, granularity=GRANULARITY),
                          "dense_bytes": dense_bytes, "finetune_epochs": epochs})
-    return pd.DataFrame(score(rows, dense, states, dataset, ("val", "test"), loss_fn))
+    splits = {"val": dataset.val, "sample": monitor_test(dataset), "test": dataset.test}  # all reported: few
+    return pd.DataFrame(score(rows, dense, states, splits, loss_fn))
+
+
+def compared(summary: pd.DataFrame) -> pd.DataFrame:
+    """The post-training rows of ``summary`` that ``gain`` compares with the quantization-aware ones: the same
+    configurations and sparsities, at ``BITS`` and at float32."""
+    tuned = summary[summary.method == "quantization-aware"][["dataset", "config_id", "sparsity"]].drop_duplicates()
+    post = summary[(summary.method == "post-training") & (summary.bits.isin(BITS) | (summary.precision == "float32"))]
+    return post.merge(tuned, on=["dataset", "config_id", "sparsity"])
 
 
 def gain(summary: pd.DataFrame) -> pd.DataFrame:

@@ -15,9 +15,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from ..engine import models
-
-from ..engine import data
+from ..analyses.frontier import KEYS
+from ..engine import data, models
 
 # Colour-blind-safe palettes (Okabe & Ito), each used for one thing in every figure: regimes and families are
 # categories; datasets and depths are ordered, so they get ordered shades (light = easy or shallow).
@@ -418,25 +417,30 @@ def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataF
 # -- the smallest model -------------------------------------------------------------------------------------------
 
 def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFrame) -> alt.LayerChart:
-    """Test accuracy against stored bytes: every variant (faint), each family's Pareto frontier (line, points with
-    the seeds' interval), and published tiny models of other architectures (black diamonds tagged R1, R2 ..., the
-    tags of the references table)."""
-    d, f = labelled(summary), labelled(front)
-    sizes = [*d.size_bytes, *references.size_bytes]
+    """Test accuracy against stored bytes: each family's Pareto frontier (line, points with the seeds' interval, on
+    the whole test split), every other variant (faint, on the test sample: ``common.monitor_test``), and published
+    tiny models of other architectures (black diamonds tagged R1, R2 ..., the tags of the references table). The
+    legends sit below the chart, which then takes the whole text column."""
+    f = labelled(front)
+    d = labelled(summary[~summary.set_index(KEYS).index.isin(front.set_index(KEYS).index)])
+    d = d.assign(test_mean=d.sample_mean)  # the faint points' height: the test sample's accuracy
+    sizes = [*summary.size_bytes, *references.size_bytes]
     x = log_x(sizes, "size_bytes:Q", "stored size (bytes)")
     low = float(np.nanmin([*f.test_low.fillna(f.test_mean), *references.accuracy, 1.0]))
     floor = max(0.0, np.floor((low - 0.05) * 20) / 20)  # the frontier's range; collapsed variants fall off the axis
     y = alt.Y("test_mean:Q", title="test accuracy", scale=alt.Scale(domain=[floor, 1]), axis=alt.Axis(format="%"))
     tip = [alt.Tooltip("model:N"), alt.Tooltip("sparsity:Q", format=".0%"), alt.Tooltip("precision:N"),
-           alt.Tooltip("size_bytes:Q", format=",", title="bytes"), alt.Tooltip("test_mean:Q", format=".2%"),
-           alt.Tooltip("test_low:Q", format=".2%", title="interval low"),
-           alt.Tooltip("test_high:Q", format=".2%", title="interval high"), alt.Tooltip("seeds:Q")]
+           alt.Tooltip("size_bytes:Q", format=",", title="bytes")]
     method = alt.Shape("method:N", title="weights", scale=alt.Scale(
         domain=["post-training", "quantization-aware"], range=["circle", "triangle-up"]))
     cloud = alt.Chart(d).mark_point(size=14, opacity=0.3, filled=True, clip=True).encode(
-        x=x, y=y, color=family_color(), shape=method, tooltip=[*tip, alt.Tooltip("method:N")])
+        x=x, y=y, color=family_color(), shape=method, tooltip=[
+            *tip, alt.Tooltip("test_mean:Q", format=".2%", title="test sample accuracy"), alt.Tooltip("method:N")])
     line = alt.Chart(f).mark_line(point=alt.OverlayMarkDef(size=30)).encode(
-        x=x, y=y, color=family_color(), detail="family:N", tooltip=tip)
+        x=x, y=y, color=family_color(), detail="family:N", tooltip=[
+            *tip, alt.Tooltip("test_mean:Q", format=".2%"), alt.Tooltip("test_low:Q", format=".2%", title="interval low"),
+            alt.Tooltip("test_high:Q", format=".2%", title="interval high"), alt.Tooltip("seeds:Q"),
+            alt.Tooltip("method:N")])
     bars = alt.Chart(f).mark_rule(opacity=0.6).encode(x=x, y="test_low:Q", y2="test_high:Q", color=family_color())
     refs = references.assign(test_mean=references.accuracy)
     ref_tip = [alt.Tooltip("tag:N"), alt.Tooltip("name:N"), alt.Tooltip("params:Q", format=","), alt.Tooltip("accuracy:Q", format=".2%"),
@@ -447,7 +451,8 @@ def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFram
     labels = alt.layer(*(alt.Chart(part).mark_text(align="center", dy=dy, fontSize=10).encode(x=x, y=y, text="tag:N")
                          for part, dy in ((refs[~alternate], -9), (refs[alternate], 11))))
     return alt.layer(cloud, bars, line, marks, labels).properties(
-        width=TEXT_WIDTH - 120, height=300, title="The compression frontier: accuracy per stored byte")
+        width=TEXT_WIDTH - 80, height=300, title="The compression frontier: accuracy per stored byte").configure_legend(
+        orient="bottom", direction="horizontal")
 
 
 def components(ranking: pd.DataFrame) -> alt.FacetChart:
