@@ -25,8 +25,8 @@
 # smaller) and evaluated on the whole validation split, which every choice on this page reads, and on a fixed
 # stratified sample of the test split. The whole test split is then measured for the variants this page reports
 # (each family's frontier, the recommendations, the recovery comparison): chosen on validation, they are the same
-# whichever variants are measured further, and the evaluation costs a third of measuring everything on both splits.
-# The settings, as the code holds them, follow; the [method chapter](../method.ipynb) gives the rest.
+# whichever variants are measured further, and the other variants need not pay for the largest split. The settings,
+# as the code holds them, follow; the [method chapter](../method.ipynb) gives the rest.
 
 # %% tags=["parameters"]
 dataset = "mnist"
@@ -59,7 +59,7 @@ table = ch.save("frontier", frontier.complete(table, ch.store, frontier.reported
 summary = frontier.summarise(table)
 front = frontier.pareto(summary)
 refs = references.table(ch.dataset)
-display(Markdown(frontier.settings_text(len(runs), len(tuned))))
+display(Markdown(frontier.settings_text(table)))
 ch.figure(plots.frontier(summary, front, refs), "frontier")
 
 # %% [markdown]

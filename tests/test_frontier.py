@@ -156,6 +156,8 @@ def test_the_book_reports_test_accuracy_only_for_variants_chosen_on_validation()
     table.loc[table.config_id == "W", "test_acc"] = np.nan  # W is beaten by X on validation: nobody reports it
     keys = frontier.reported(table)
     assert set(keys.config_id) == {"X", "Y", "Z"}  # the Pareto set and the targets' answers (X, Y and Z)
+    assert frontier.settings_text(table).startswith("**Settings**: 12 trained models")  # a run per variant, seed
+    assert "the whole test split measured for 3 of the 4 post-training variants" in frontier.settings_text(table)
     table.loc[:, "test_acc"] = np.nan  # what the book measures does not depend on test accuracy
     assert frontier.reported(table).equals(keys)
 

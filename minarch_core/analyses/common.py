@@ -35,8 +35,7 @@ def score(rows: list[dict], model, states: list[dict], splits: dict, loss_fn) ->
 def monitor_test(dataset) -> data.Split:
     """The test split's monitor subset (``train.MONITOR_PER_CLASS`` images per class, the images the histories' test
     rows are measured on): what the frontier measures every variant on, keeping the whole test split for the
-    variants the book reports (a third of the evaluation, since the validation split is half the test split's size
-    or less)."""
+    variants the book reports."""
     return dataset.monitor(train.MONITOR_PER_CLASS).test
 
 

@@ -8,8 +8,8 @@ is measured by ``train.evaluate_states`` (the variants of one model stacked in o
 time on a CPU, where that measured faster) in two stages: every variant on the whole validation split, which all
 choosing reads, and on the test sample (``common.monitor_test``, the figure's faint points); then, by ``complete``,
 the whole test split for the variants the book reports (``reported``) and for any that ``ask`` chooses later. A
-variant's test accuracy is the same number either way, so the second stage saves two thirds of the evaluation
-without changing an answer.
+variant's test accuracy is the same number either way, so skipping it for the variants nobody reports changes no
+answer.
 
 Choices: the frontier is drawn from the stable configurations (regime learning or overfitting) of the family grids
 (``GRIDS``: square DNNs, CNNs, ViTs), ``SEEDS`` seeds each. ``recommend`` chooses on the **validation** split, by a
@@ -368,13 +368,19 @@ def across(front: pd.DataFrame, within: float = 0.01) -> str:
             f"bytes that near-best accuracy costs: {', '.join(order)}.")
 
 
-def settings_text(trained: int, tuned: int) -> str:
-    """The frontier's settings in words, from the constants that set them (for the chapter's first lines)."""
+def settings_text(table: pd.DataFrame) -> str:
+    """The frontier's settings in words, from the constants that set them and from ``table`` (one dataset's
+    variants, completed): how many models it compressed and fine-tuned, and how many of its post-training variants
+    were measured on the whole test split (for the chapter's first lines)."""
     titles = [models.family(f).title for f in GRIDS]
-    return (f"**Settings**: {trained} trained models ({SEEDS} seeds per stable configuration of the "
+    post, tuned = table[table.method == "post-training"], table[table.method == "quantization-aware"]
+    variants_ = post.groupby(KEYS).test_acc.count()
+    return (f"**Settings**: {post.run_id.nunique()} trained models ({SEEDS} seeds per stable configuration of the "
             f"{', '.join(titles[:-1])} and {titles[-1]} grids); sparsities "
             f"{', '.join(f'{s:.0%}' for s in SPARSITIES)}; precisions "
             f"{', '.join(precision_text(str(p)) for p in PRECISIONS)} ({SCHEME}, per {GRANULARITY}); recovery: "
-            f"{tuned} models fine-tuned {recovery.EPOCHS} epochs at {', '.join(map(str, recovery.BITS))} bits and "
-            f"sparsities {', '.join(f'{s:.0%}' for s in recovery.SPARSITIES)}; confidence "
-            f"{ASK['confidence'].default:.0%}.")
+            f"{tuned.run_id.nunique()} models fine-tuned {recovery.EPOCHS} epochs at "
+            f"{', '.join(map(str, recovery.BITS))} bits and sparsities "
+            f"{', '.join(f'{s:.0%}' for s in recovery.SPARSITIES)}; confidence {ASK['confidence'].default:.0%}; "
+            f"the whole test split measured for {(variants_ > 0).sum():,} of the {len(variants_):,} post-training "
+            f"variants (those reported) and every fine-tuned one.")
