@@ -42,6 +42,8 @@ def test_every_chapter_page_and_figure_is_built(book):
                 assert (html / "figures" / dataset / f"{figure}.{ext}").stat().st_size > 1000
     info = json.loads((root / "book" / "build-info.json").read_text())
     assert info["profile"] == "smoke" and info["datasets"] == DATASETS and info["commit"]
+    assert info["runs_trained"] == info["runs"] > 0  # from an empty store, so the benchmark's record of one is it
+    assert json.loads((root / "book" / pipeline.EMPTY_STORE_RECORD).read_text()) == info
     reproducing = (html / "book" / "reproducing.html").read_text()
     assert info["commit"].split("+")[0] in reproducing and "smoke" in reproducing
     findings = (html / "book" / "findings.html").read_text()

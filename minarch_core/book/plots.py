@@ -420,7 +420,7 @@ def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFram
     """Test accuracy against stored bytes: each family's Pareto frontier (line, points with the seeds' interval, on
     the whole test split), every other variant (faint, on the test sample: ``common.monitor_test``), and published
     tiny models of other architectures (black diamonds tagged R1, R2 ..., the tags of the references table). The
-    legends sit below the chart, which then takes the whole text column."""
+    legends sit below the chart, so that it fits the text column of a 1,200-pixel window."""
     f = labelled(front)
     d = labelled(summary[~summary.set_index(KEYS).index.isin(front.set_index(KEYS).index)])
     d = d.assign(test_mean=d.sample_mean)  # the faint points' height: the test sample's accuracy
@@ -451,7 +451,7 @@ def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFram
     labels = alt.layer(*(alt.Chart(part).mark_text(align="center", dy=dy, fontSize=10).encode(x=x, y=y, text="tag:N")
                          for part, dy in ((refs[~alternate], -9), (refs[alternate], 11))))
     return alt.layer(cloud, bars, line, marks, labels).properties(
-        width=TEXT_WIDTH - 80, height=300, title="The compression frontier: accuracy per stored byte").configure_legend(
+        width=TEXT_WIDTH - 130, height=300, title="The compression frontier: accuracy per stored byte").configure_legend(
         orient="bottom", direction="horizontal")
 
 
