@@ -193,3 +193,10 @@ def test_recommend_measures_the_chosen_variants_test_split_on_demand_and_keeps_i
     assert after[chosen].test_acc.notna().all() and len(after[chosen]) == 2  # both seeds, measured and kept
     assert after[~chosen].test_acc.isna().all()  # nothing else was measured
     assert after.drop(columns=["test_loss", "test_acc"]).equals(before.drop(columns=["test_loss", "test_acc"]))
+
+
+def test_measuring_the_test_split_without_the_trained_runs_says_what_it_needs(two_seeds, tmp_path):
+    store, study = two_seeds
+    table = store.tables(study).load("mnist", "frontier")
+    with pytest.raises(ConfigError, match="measured from their trained runs, and runs .* are not in the store"):
+        frontier.complete(table, Store(tmp_path / "elsewhere"), table.iloc[:1])

@@ -105,7 +105,11 @@ def complete(table: pd.DataFrame, store, variants_: pd.DataFrame, device=None, d
     if todo.empty:
         return table
     out = table.copy()
-    runs = store.runs_of(todo.drop_duplicates("run_id"))
+    try:
+        runs = store.runs_of(todo.drop_duplicates("run_id"))
+    except KeyError as err:  # a table copied without its store: say what measuring the test split needs
+        raise ConfigError(f"the whole test split of these variants is measured from their trained runs, and "
+                          f"{err.args[0]}") from err
     for run in tqdm(runs, desc="frontier test split", unit="model", disable=not progress):
         rows = todo[todo.run_id == run.run_id]
         dataset = train.load_data(run.config, device, data_root)

@@ -438,21 +438,22 @@ def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFram
             *tip, alt.Tooltip("test_mean:Q", format=".2%", title="test sample accuracy"), alt.Tooltip("method:N")])
     line = alt.Chart(f).mark_line(point=alt.OverlayMarkDef(size=30)).encode(
         x=x, y=y, color=family_color(), detail="family:N", tooltip=[
-            *tip, alt.Tooltip("test_mean:Q", format=".2%"), alt.Tooltip("test_low:Q", format=".2%", title="interval low"),
+            *tip, alt.Tooltip("test_mean:Q", format=".2%"),
+            alt.Tooltip("test_low:Q", format=".2%", title="interval low"),
             alt.Tooltip("test_high:Q", format=".2%", title="interval high"), alt.Tooltip("seeds:Q"),
             alt.Tooltip("method:N")])
     bars = alt.Chart(f).mark_rule(opacity=0.6).encode(x=x, y="test_low:Q", y2="test_high:Q", color=family_color())
     refs = references.assign(test_mean=references.accuracy)
-    ref_tip = [alt.Tooltip("tag:N"), alt.Tooltip("name:N"), alt.Tooltip("params:Q", format=","), alt.Tooltip("accuracy:Q", format=".2%"),
-               alt.Tooltip("note:N"), alt.Tooltip("source:N")]
+    ref_tip = [alt.Tooltip("tag:N"), alt.Tooltip("name:N"), alt.Tooltip("params:Q", format=","),
+               alt.Tooltip("accuracy:Q", format=".2%"), alt.Tooltip("note:N"), alt.Tooltip("source:N")]
     marks = alt.Chart(refs).mark_point(shape="diamond", size=60, filled=True, color=OKABE_ITO["black"]).encode(
         x=x, y=y, tooltip=ref_tip, href="source:N")
     alternate = refs.index % 2 == 1  # neighbours' tags alternate above and below their diamonds
     labels = alt.layer(*(alt.Chart(part).mark_text(align="center", dy=dy, fontSize=10).encode(x=x, y=y, text="tag:N")
                          for part, dy in ((refs[~alternate], -9), (refs[alternate], 11))))
-    return alt.layer(cloud, bars, line, marks, labels).properties(
-        width=TEXT_WIDTH - 130, height=300, title="The compression frontier: accuracy per stored byte").configure_legend(
-        orient="bottom", direction="horizontal")
+    chart = alt.layer(cloud, bars, line, marks, labels).properties(
+        width=TEXT_WIDTH - 130, height=300, title="The compression frontier: accuracy per stored byte")
+    return chart.configure_legend(orient="bottom", direction="horizontal")
 
 
 def components(ranking: pd.DataFrame) -> alt.FacetChart:
