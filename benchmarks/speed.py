@@ -328,8 +328,7 @@ def main(argv=None):
         smallest = {t["dataset"]: t["seconds"] / 60 for t in book["notebooks"] if t["chapter"] == "smallest"}
         if smallest:  # chapters of `parallel` datasets run at once, so each adds its time / parallel to the wall
             overall["frontier chapter, min added per dataset"] = max(smallest.values()) / book.get("parallel", 1)
-            print("  its smallest-model chapters: " + ", ".join(f"{d} {m:.1f} min" for d, m in smallest.items())
-                  + f", {book.get('parallel', 1)} datasets at once on {book['machine']}")
+            print("  its smallest-model chapters: " + ", ".join(f"{d} {m:.1f} min" for d, m in smallest.items()))
     if empty and empty.get("profile") == "quick":
         overall["quick book from an empty store, min"] = empty["seconds"] / 60
         print(f"last book build from an empty store: {built(empty)}\n  where its wall time went: {spent(empty)}")

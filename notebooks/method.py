@@ -183,9 +183,9 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 #   points of the frontier figure); the whole test split only for the variants the chapter reports (each family's
 #   Pareto set, the recommendations, the recovery comparison) and for any that `recommend` chooses later, which it
 #   measures then. `recommend` chooses on the validation split by a one-sided Student-t lower bound over seeds and
-#   reports the test split. Recovery fine-tunes the configurations that own the frontier for a few epochs at low bit widths
-#   with the masks held and the rounding in the loop (straight-through). Component sensitivity rounds one component
-#   group at a time to a few bit widths, the rest float32. The exact grids follow.
+#   reports the test split. Recovery fine-tunes the configurations that own the frontier for a few epochs at low
+#   bit widths with the masks held and the rounding in the loop (straight-through). Component sensitivity rounds one
+#   component group at a time to a few bit widths, the rest float32. The exact grids follow.
 #
 # ## Findings
 #

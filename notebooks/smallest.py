@@ -67,10 +67,9 @@ ch.figure(plots.frontier(summary, front, refs), "frontier")
 # smaller and more accurate there), each point the mean test accuracy over seeds with their interval as a bar. The
 # faint points are the other variants (a triangle when fine-tuned, see below), their mean accuracy on the test
 # split's monitor subset (the same images for every variant; the [method chapter](../method.ipynb) says how it is
-# drawn). The diamonds are
-# published tiny models of other architectures (tagged as in the table at the end of this page), sized as float32:
-# they use convolutions with pooling, normalisation, augmentation and long schedules, which the paper's families do
-# not.
+# drawn). The diamonds are published tiny models of other architectures (tagged as in the table at the end of this
+# page), sized as float32: they use convolutions with pooling, normalisation, augmentation and long schedules, which
+# the paper's families do not.
 
 # %%
 Markdown(frontier.ownership(frontier.pareto(summary, by=("dataset",))))
