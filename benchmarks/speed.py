@@ -17,7 +17,8 @@ Prints, side by side, in model-epochs per second on the same configs, data and e
    stacking could gain at most), and the minutes the frontier chapter added per dataset to the last quick book
    (``book/build-info.json``: the worst dataset's chapter time over the datasets whose chapters ran at once);
 5. the last quick book built from an empty store (``book/build-info-empty-store.json``, which ``make book`` writes
-   when it trained every run) against its 20-minute target, and where its wall time went.
+   when it trained every run) against its 20-minute target, where its wall time went, and why: its training beside
+   the floor of its model arithmetic at the matmul peak, its chapters, and the lever that is left.
 
 An epoch is one pass over a stratified 5,000-image training subset plus the evaluation that loop records. FLOPs are
 counted exactly by torch.utils.flop_counter. Projections price every run of a profile with a per-epoch cost
@@ -240,6 +241,25 @@ def spent(book: dict) -> str:
     return ", ".join(f"{name} {m:.1f} min" for name, m in sorted(minutes.items(), key=lambda kv: -kv[1]))
 
 
+def why_missed(book: dict, profile: profiles.Profile, peak: float, target_min: float) -> str:
+    """Why an empty-store build took what it took, against ``target_min``, and the lever that is left: its training
+    wall time beside the floor of its model arithmetic at this machine's matmul peak (every run's FLOPs as the
+    sweep computes them, priced at zero overhead), and its chapters' wall time."""
+    free = {f: (0.0, 0.0) for f in models.FAMILIES}  # no overhead, no time per FLOP: what is left is the FLOPs
+    flops = sum(sum(projected(profile, d, free, monitor=True)[1].values()) for d in book["datasets"])
+    training = sum(t["seconds"] for t in book["notebooks"] if t["chapter"] == "training") / 60
+    floor, chapters = flops / peak / 60, book["seconds"] / 60 - training
+    lines = [f"  why: training took {training:.1f} min of wall for {flops / 1e15:.2f} PFLOP of model arithmetic "
+             f"({floor:.1f} min at this machine's matmul peak: {floor / training:.0%} utilisation); the chapters took "
+             f"{chapters:.1f} min of wall, {book.get('parallel', 1)} datasets at once"]
+    if book["seconds"] / 60 > target_min:
+        lines.append(f"  next lever: even training at the matmul peak, with the chapters as they ran, the build would "
+                     f"take {floor + chapters:.1f} min; at this build's rates {target_min:g} min hold "
+                     f"{target_min * 60 / book['seconds']:.0%} of its work: the quick profile itself (its seeds, "
+                     "training images or widest networks), a product decision the method chapter would state")
+    return "\n".join(lines)
+
+
 def largest_task_peak_rss(name: str) -> float:
     """Peak resident memory (bytes) of a fresh process training the quick profile's largest seed batch."""
     ctx = multiprocessing.get_context("spawn")
@@ -332,6 +352,7 @@ def main(argv=None):
     if empty and empty.get("profile") == "quick":
         overall["quick book from an empty store, min"] = empty["seconds"] / 60
         print(f"last book build from an empty store: {built(empty)}\n  where its wall time went: {spent(empty)}")
+        print(why_missed(empty, quick, peak, TARGETS["quick book from an empty store, min"]))
     print("\n== targets (worst dataset) ==")
     for label, target in TARGETS.items():
         value = overall.get(label)
