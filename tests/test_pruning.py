@@ -1,8 +1,11 @@
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 from minarch_core.analyses import pruning
 from minarch_core.engine import models, train
@@ -30,6 +33,42 @@ def test_global_pruning_matches_a_hand_computed_threshold_exactly(s):
     kept = torch.cat([(w != 0).flatten() for w in weights(model)])
     assert torch.equal(kept, expected)
     assert pruning.sparsity_of(model) == k / flat.numel()
+
+
+@pytest.mark.parametrize("family, arch", [("dnn", {"widths": [40, 30]}), ("cnn", {"channels": 4}),
+                                          ("vit", {"dim": 8, "depth": 1, "heads": 2})])
+@pytest.mark.parametrize("scope", pruning.SCOPES)
+def test_the_kthvalue_selection_prunes_the_weights_torchs_topk_pruning_does(family, arch, scope):
+    """The same weights, except which of several weights tied at the threshold's magnitude go (the default init
+    has such ties)."""
+    torch.manual_seed(1)
+    model = models.build(family, arch, (1, 28, 28), 10)
+    dense = model.state_dict()
+    for s in (0.1, 0.5, 0.9, 0.99):
+        ours = pruning.make_permanent(pruning.prune_to(copy.deepcopy(model), s, scope)).state_dict()
+        theirs = copy.deepcopy(model)
+        params = pruning.prunable(theirs)
+        if scope == "global":
+            prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=s)
+        else:
+            for module, name in params:
+                prune.l1_unstructured(module, name, amount=s)
+        for module, name in params:
+            prune.remove(module, name)
+        theirs = theirs.state_dict()
+        assert sum(int((v == 0).sum()) for v in ours.values()) == sum(int((v == 0).sum()) for v in theirs.values())
+        for k, v in theirs.items():
+            differ = ours[k] != v
+            if differ.any():  # a tie: every weight pruned by one and kept by the other has the same magnitude
+                assert dense[k][differ].abs().unique().numel() == 1, (k, s)
+
+
+def test_magnitudes_tied_at_the_threshold_go_first_in_memory_order():
+    layer = nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, -0.2, 0.2, 0.9], [0.2, 0.1, -0.2, 0.7]]))
+    pruning.L1Magnitude.apply(layer, "weight", amount=4)  # 0.1, then three of the four 0.2s
+    assert torch.equal(layer.weight != 0, torch.tensor([[True, False, False, True], [False, False, True, True]]))
 
 
 def test_layer_pruning_prunes_the_same_fraction_of_every_tensor_and_keeps_biases():

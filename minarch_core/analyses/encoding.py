@@ -29,6 +29,7 @@ LAYOUTS = ("dense", "bitmap", "relative")
 FLOAT, INT = 0, 1
 FLOAT_TYPES = list(FLOATS)  # float32, bfloat16, float16: stored by index
 GAP_BITS = 4
+GAP_LIMIT = 2 ** GAP_BITS - 1  # the largest step one relative index holds
 HEADER = struct.Struct("<BBBI")  # layout, kind, float type index or bit width, count (elements, kept or entries)
 GRID = struct.Struct("<BI")  # asymmetric?, number of scales
 
@@ -55,15 +56,7 @@ def encode(model: nn.Module, precision="float32", scheme: str = "symmetric", gra
     if any(name.endswith("_orig") for name, _ in model.named_parameters()):
         raise ValueError("the model still carries pruning masks: encode pruning.make_permanent(model), or a copy "
                          "loaded with pruning.masked_state(model)")
-    roles = {id(getattr(m, n)): n for m, n in targets(model, include_biases)}
-    out = []
-    for p in model.parameters():
-        w, role = p.detach().cpu().float(), roles.get(id(p))
-        if role is None or precision in FLOATS:
-            out.append(_float_tensor(w, "float32" if role is None else precision))
-        else:
-            out.append(_int_tensor(w, precision, scheme, "tensor" if role == "bias" else granularity))
-    return b"".join(out)
+    return b"".join(_tensors(model, precision, scheme, granularity, include_biases, build=True))
 
 
 def decode(data: bytes, model: nn.Module) -> nn.Module:
@@ -78,9 +71,11 @@ def decode(data: bytes, model: nn.Module) -> nn.Module:
     return out
 
 
-def size(model: nn.Module, precision="float32", **options) -> int:
-    """Bytes of ``encode(model, precision, ...)``."""
-    return len(encode(model, precision, **options))
+def size(model: nn.Module, precision="float32", scheme: str = "symmetric", granularity: str = "tensor",
+         include_biases: bool = False) -> int:
+    """Bytes of ``encode(model, precision, ...)``, counted by the same choices without packing the values (the
+    frontier sizes every variant; tests/test_encoding.py holds the two equal)."""
+    return sum(_tensors(model, precision, scheme, granularity, include_biases, build=False))
 
 
 def layouts(data: bytes, model: nn.Module) -> list[str]:
@@ -94,49 +89,56 @@ def layouts(data: bytes, model: nn.Module) -> list[str]:
 
 # -- one tensor --------------------------------------------------------------------------------------------------------
 
-def _float_tensor(w: torch.Tensor, dtype: str) -> bytes:
+def _tensors(model: nn.Module, precision, scheme: str, granularity: str, include_biases: bool, build: bool):
+    """Each parameter tensor's encoding (``build``) or its byte count, in ``parameters()`` order."""
+    roles = {id(getattr(m, n)): n for m, n in targets(model, include_biases)}
+    for p in model.parameters():
+        w, role = p.detach().cpu().float(), roles.get(id(p))
+        if role is None or precision in FLOATS:
+            yield _float_tensor(w, "float32" if role is None else precision, build)
+        else:
+            yield _int_tensor(w, precision, scheme, "tensor" if role == "bias" else granularity, build)
+
+
+def _float_tensor(w: torch.Tensor, dtype: str, build: bool):
     values = w.reshape(-1).to(FLOATS[dtype])
     raw = values.view(torch.int16 if values.element_size() == 2 else torch.int32).numpy()
     return _layout(values.float().numpy() != 0, FLOAT, FLOAT_TYPES.index(dtype), b"", lambda i: raw[i].tobytes(),
-                   8 * values.element_size())
+                   8 * values.element_size(), build)
 
 
-def _int_tensor(w: torch.Tensor, bits: int, scheme: str, granularity: str) -> bytes:
+def _int_tensor(w: torch.Tensor, bits: int, scheme: str, granularity: str, build: bool):
     scale, zero, qmin, qmax = grid(w, bits, scheme, granularity)
     q = codes(w, scale, zero, qmin, qmax).reshape(-1).numpy().astype(np.int64)
     zero_code = torch.broadcast_to(zero, w.shape).reshape(-1).numpy().astype(np.int64)
     asymmetric = scheme == "asymmetric"
     grid_bytes = GRID.pack(asymmetric, scale.numel()) + scale.reshape(-1).numpy().astype("<f4").tobytes() + \
         (zero.reshape(-1).numpy().astype("<i4").tobytes() if asymmetric else b"")
-    return _layout(q != zero_code, INT, bits, grid_bytes, lambda i: pack_bits(q[i] - qmin, bits), bits)
+    return _layout(q != zero_code, INT, bits, grid_bytes, lambda i: pack_bits(q[i] - qmin, bits), bits, build)
 
 
-def _layout(kept: np.ndarray, kind: int, parameter: int, grid_bytes: bytes, store, bits: int) -> bytes:
-    """The cheapest of the dense, bitmap and relative layouts of one tensor (``bits`` per value); ``store(indices)``
-    packs the values at those flat indices (an index in a relative gap holds 0.0, which is what a filler must
-    decode to). The sizes are counted first and only the smallest layout is built."""
+def _layout(kept: np.ndarray, kind: int, parameter: int, grid_bytes: bytes, store, bits: int, build: bool):
+    """The cheapest of the dense, bitmap and relative layouts of one tensor (``bits`` per value), built
+    (``build``) or only counted; ``store(indices)`` packs the values at those flat indices (an index in a relative
+    gap holds 0.0, which is what a filler must decode to). The sizes are counted first and only the smallest layout
+    is built."""
     n, where = len(kept), np.flatnonzero(kept)
-    gaps = _gaps(where)
+    steps = np.diff(where, prepend=-1).astype(np.int64)  # each kept place's step from the previous (the first from -1)
+    fillers = (steps - 1) // GAP_LIMIT  # the full gaps a relative index needs before each step's last
+    entries = len(where) + int(fillers.sum())  # of the relative layout
     size = lambda count, extra: (count * bits + 7) // 8 + extra  # noqa: E731
-    costs = [size(n, 0), size(len(where), (n + 7) // 8), size(len(gaps), (len(gaps) * GAP_BITS + 7) // 8)]
+    costs = [size(n, 0), size(len(where), (n + 7) // 8), size(entries, (entries * GAP_BITS + 7) // 8)]
     layout = int(np.argmin(costs))
-    head = HEADER.pack(layout, kind, parameter, (n, len(where), len(gaps))[layout]) + grid_bytes
+    head = HEADER.pack(layout, kind, parameter, (n, len(where), entries)[layout]) + grid_bytes
+    if not build:
+        return len(head) + costs[layout]
     if layout == DENSE:
         return head + store(np.arange(n))
     if layout == BITMAP:
         return head + np.packbits(kept).tobytes() + store(where)
+    gaps = np.full(entries, GAP_LIMIT, dtype=np.int64)  # fillers, then each step's last gap
+    gaps[np.cumsum(fillers + 1) - 1] = steps - fillers * GAP_LIMIT
     return head + pack_bits(gaps, GAP_BITS) + store(np.cumsum(gaps) - 1)
-
-
-def _gaps(where: np.ndarray) -> np.ndarray:
-    """Relative indices of sorted positions: each the step from the previous entry (the first from -1), steps of
-    more than 15 split by filler entries."""
-    steps = np.diff(where, prepend=-1).astype(np.int64)
-    limit = 2 ** GAP_BITS - 1
-    fillers = (steps - 1) // limit  # entries of a full gap before each step's last
-    out = np.full(int((fillers + 1).sum()), limit, dtype=np.int64)
-    out[np.cumsum(fillers + 1) - 1] = steps - fillers * limit
-    return out
 
 
 def _read_tensor(data: bytes, offset: int, n: int) -> tuple[torch.Tensor, int]:

@@ -27,6 +27,34 @@ SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 SCOPES = ("global", "layer")
 
 
+class L1Magnitude(prune.BasePruningMethod):
+    """``torch.nn.utils.prune``'s L1 (magnitude) unstructured pruning, selecting the weights by their k-th smallest
+    magnitude (``torch.kthvalue``, linear time) instead of ``torch.topk``, which measured 3-6x slower at the half to
+    95 % of a tensor that pruning removes. The same weights are pruned up to ties: of weights whose magnitudes tie
+    at the threshold, the first in memory order go (topk leaves which unspecified). The masks, the
+    reparametrisation and the pruning of already pruned tensors (only the surviving weights are ranked) are
+    torch's own."""
+    PRUNING_TYPE = "unstructured"
+
+    def __init__(self, amount):
+        prune._validate_pruning_amount_init(amount)
+        self.amount = amount
+
+    def compute_mask(self, t, default_mask):
+        k = prune._compute_nparams_toprune(self.amount, t.nelement())
+        prune._validate_pruning_amount(k, t.nelement())
+        mask = default_mask.clone(memory_format=torch.contiguous_format)
+        if k:
+            magnitude = t.detach().abs().reshape(-1)
+            threshold = torch.kthvalue(magnitude, k).values
+            below = magnitude < threshold
+            ties = (magnitude == threshold).nonzero().reshape(-1)[: k - int(below.sum())]
+            flat = mask.view(-1)
+            flat[below] = 0
+            flat[ties] = 0
+        return mask
+
+
 def prunable(model: nn.Module, keep_classifier_dense: bool = False) -> list[tuple[nn.Module, str]]:
     """The (module, name) pairs that pruning may touch: the family's weight layers (``models.weight_layers``),
     without the classifier (the last) when it is kept dense."""
@@ -48,10 +76,10 @@ def prune_to(model: nn.Module, sparsity: float, scope: str = "global", keep_clas
     current = sparsity_of(model, keep_classifier_dense)
     amount = 0.0 if sparsity <= current else (sparsity - current) / (1 - current)  # of the surviving weights
     if scope == "global":
-        prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
+        prune.global_unstructured(params, pruning_method=L1Magnitude, amount=amount)
     else:
         for module, name in params:
-            prune.l1_unstructured(module, name, amount=amount)
+            L1Magnitude.apply(module, name, amount=amount)
     return model
 
 
