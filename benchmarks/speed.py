@@ -14,7 +14,8 @@ Prints, side by side, in model-epochs per second on the same configs, data and e
 4. the compression frontier: a model's 35 compressed variants evaluated as the frontier does
    (``train.evaluate_states``: stacked on CUDA; on a CPU one at a time in cache-sized chunks, since stacking measured
    slower there) vs one model at a time in batches of 4,096 rows, with the one-at-a-time pass's utilisation (what
-   stacking could gain at most), and the minutes the frontier chapter added per dataset to the last quick book
+   stacking could gain at most); pruning and sizing a 4x500 DNN's variants as the frontier does against torch's
+   topk pruning and the packed bytes; and the minutes the frontier chapter added per dataset to the last quick book
    (``book/build-info.json``: the worst dataset's chapter time over the datasets whose chapters ran at once);
 5. the last quick book built from an empty store (``book/build-info-empty-store.json``, which ``make book`` writes
    when it trained every run) against its 20-minute target, where its wall time went, and why: its training beside
@@ -28,6 +29,7 @@ profile's data sizes and epochs. Never part of the tests: timings are not assert
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import multiprocessing
 import os
@@ -156,6 +158,33 @@ def frontier_speed(name: str, peak: float) -> dict:
         out[models.family(family).label(models.normalise_arch(family, arch))] = (ours, one, len(states),
                                                                                  flops / one / peak)
     return out
+
+
+def compress_speed(name: str) -> tuple[float, float]:
+    """Seconds to prune and size the 35 frontier variants of a 4x500 DNN of ``name``: as the frontier does
+    (``pruning.L1Magnitude``'s kthvalue selection, ``encoding.size`` counting bytes) and with torch's own
+    ``L1Unstructured`` (a topk) and the packed encoding's length."""
+    from torch.nn.utils import prune
+
+    from minarch_core.analyses import encoding, frontier, pruning
+    shape, n_classes = data.spec(name).input_shape, data.spec(name).n_classes
+    model = models.build("dnn", {"widths": [500] * 4}, shape, n_classes)
+    fresh = lambda: copy.deepcopy(model)  # noqa: E731
+    options = dict(scheme=frontier.SCHEME, granularity=frontier.GRANULARITY)
+    start = time.perf_counter()
+    for _, precision, pruned, _ in frontier.compressed(fresh):
+        encoding.size(pruned, precision, **options)
+    ours = time.perf_counter() - start
+    method = pruning.L1Magnitude
+    try:
+        pruning.L1Magnitude = prune.L1Unstructured  # what prune_to used before
+        start = time.perf_counter()
+        for _, precision, pruned, _ in frontier.compressed(fresh):
+            len(encoding.encode(pruned, precision, **options))
+        theirs = time.perf_counter() - start
+    finally:
+        pruning.L1Magnitude = method
+    return ours, theirs
 
 
 def minarch_epoch_s(cfgs: list[RunConfig], dataset: data.Dataset) -> float:
@@ -338,7 +367,11 @@ def main(argv=None):
         print("frontier variants on the test split: " + ", ".join(
             f"{label} {n} variants as the frontier evaluates them {st:.1f} s vs one at a time {one:.1f} s "
             f"({one / st:.1f}x; one at a time at {util:.0%} of the matmul peak)"
-            for label, (st, one, n, util) in speed.items()) + "\n", flush=True)
+            for label, (st, one, n, util) in speed.items()), flush=True)
+        ours, theirs = compress_speed(name)
+        print(f"pruning and sizing the 35 variants of a 4x500 DNN: {ours:.1f} s as the frontier does (kthvalue "
+              f"selection, bytes counted) vs {theirs:.1f} s with torch's topk L1Unstructured and the packed bytes' "
+              f"length ({theirs / ours:.1f}x)\n", flush=True)
     rss = largest_task_peak_rss(args.datasets[-1])
     print(f"peak memory of the quick profile's largest task ({args.datasets[-1]}): {rss / 2**30:.2f} GiB per worker")
     book, empty = book_record(), book_record(pipeline.EMPTY_STORE_RECORD)
