@@ -123,7 +123,7 @@ def _layout(kept: np.ndarray, kind: int, parameter: int, grid_bytes: bytes, stor
     gap holds 0.0, which is what a filler must decode to). The sizes are counted first and only the smallest layout
     is built."""
     n, where = len(kept), np.flatnonzero(kept)
-    steps = np.diff(where, prepend=-1).astype(np.int64)  # each kept place's step from the previous (the first from -1)
+    steps = np.diff(where, prepend=-1).astype(np.int64)  # each kept place's step from the last (the first's from -1)
     fillers = (steps - 1) // GAP_LIMIT  # the full gaps a relative index needs before each step's last
     entries = len(where) + int(fillers.sum())  # of the relative layout
     size = lambda count, extra: (count * bits + 7) // 8 + extra  # noqa: E731

@@ -29,11 +29,11 @@ SCOPES = ("global", "layer")
 
 class L1Magnitude(prune.BasePruningMethod):
     """``torch.nn.utils.prune``'s L1 (magnitude) unstructured pruning, selecting the weights by their k-th smallest
-    magnitude (``torch.kthvalue``, linear time) instead of ``torch.topk``, which measured 3-6x slower at the half to
-    95 % of a tensor that pruning removes. The same weights are pruned up to ties: of weights whose magnitudes tie
-    at the threshold, the first in memory order go (topk leaves which unspecified). The masks, the
-    reparametrisation and the pruning of already pruned tensors (only the surviving weights are ranked) are
-    torch's own."""
+    magnitude (``torch.kthvalue``, linear time) instead of ``torch.topk``, slow when k is most of the tensor, as in
+    pruning (``benchmarks/speed.py`` times the frontier's pruning both ways). The same weights are pruned up to
+    ties: of weights whose magnitudes tie at the threshold, the first in memory order go (topk leaves which
+    unspecified). The masks, the reparametrisation and the pruning of already pruned tensors (only the surviving
+    weights are ranked) are torch's own."""
     PRUNING_TYPE = "unstructured"
 
     def __init__(self, amount):
