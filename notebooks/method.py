@@ -163,8 +163,9 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 # the task, grouped into bands of about equal parameter count (within a factor 1.3) with one network per depth,
 # so that depth is not confounded with size.
 #
-# - **Pruning**: L1 magnitude, unstructured, with `torch.nn.utils.prune`; every Linear and Conv2d weight (biases,
-#   LayerNorms and embeddings kept); global (one threshold) and per layer (one fraction everywhere); one-shot,
+# - **Pruning**: L1 magnitude, unstructured, with `torch.nn.utils.prune` (the smallest magnitudes go, found by
+#   `torch.kthvalue`; of weights tied at the threshold, the first in memory order); every Linear and Conv2d weight
+#   (biases, LayerNorms and embeddings kept); global (one threshold) and per layer (one fraction everywhere); one-shot,
 #   without fine-tuning (the library also fine-tunes and prunes iteratively). Redundancy: the largest sparsity up
 #   to which every tested sparsity keeps test accuracy within one point of the dense model.
 # - **Quantization**: post-training and weight-only: every Linear and Conv2d weight rounded to a uniform grid
