@@ -68,6 +68,13 @@ def test_sparse_tensors_choose_the_cheaper_layout():
     assert encoding.size(pruned(0.99)) < 0.1 * encoding.size(model(2))
 
 
+def test_a_model_still_carrying_pruning_masks_is_neither_encoded_nor_sized():
+    masked = pruning.prune_to(model(0), 0.5)  # its parameters are the unpruned weights: their bytes would be wrong
+    for measure in (encoding.encode, encoding.size):
+        with pytest.raises(ValueError, match="pruning masks"):
+            measure(masked)
+
+
 def test_decoding_the_wrong_architecture_is_refused():
     data = encoding.encode(model(0))
     with pytest.raises(Exception):

@@ -53,9 +53,6 @@ def encode(model: nn.Module, precision="float32", scheme: str = "symmetric", gra
            include_biases: bool = False) -> bytes:
     """``model`` (dense or pruned float weights) stored at ``precision`` as ``quantization.quantize_model`` sets it:
     its weight layers (and biases, if ``include_biases``) at ``precision``, every other parameter float32."""
-    if any(name.endswith("_orig") for name, _ in model.named_parameters()):
-        raise ValueError("the model still carries pruning masks: encode pruning.make_permanent(model), or a copy "
-                         "loaded with pruning.masked_state(model)")
     return b"".join(_tensors(model, precision, scheme, granularity, include_biases, build=True))
 
 
@@ -91,6 +88,9 @@ def layouts(data: bytes, model: nn.Module) -> list[str]:
 
 def _tensors(model: nn.Module, precision, scheme: str, granularity: str, include_biases: bool, build: bool):
     """Each parameter tensor's encoding (``build``) or its byte count, in ``parameters()`` order."""
+    if any(name.endswith("_orig") for name, _ in model.named_parameters()):  # its parameters are the unpruned ones
+        raise ValueError("the model still carries pruning masks: encode pruning.make_permanent(model), or a copy "
+                         "loaded with pruning.masked_state(model)")
     roles = {id(getattr(m, n)): n for m, n in targets(model, include_biases)}
     for p in model.parameters():
         w, role = p.detach().cpu().float(), roles.get(id(p))
