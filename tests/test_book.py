@@ -101,7 +101,7 @@ def browser():
 WIDTHS = """
 const column = document.querySelector('article.bd-article p');  // the text column: a paragraph's width
 const limit = column.getBoundingClientRect().width + 1;
-const wide = [...document.querySelectorAll('.minarch-chart svg, .minarch-chart canvas, table')]
+const wide = [...document.querySelectorAll('.minarch-chart svg.marks, table')]
   .map(e => [e.closest('.minarch-chart') ? 'chart' : 'table', Math.round(e.getBoundingClientRect().width),
              Math.round(e.scrollWidth || 0)])
   .filter(([kind, width, scroll]) => width > limit || scroll > limit);
@@ -129,7 +129,7 @@ def test_pages_read_as_a_reader_reads_them(book, browser):
         browser.get((html / page).as_uri())
         WebDriverWait(browser, 20).until(lambda b: b.execute_script(
             "return [...document.querySelectorAll('.minarch-chart')]"
-            ".every(d => d.querySelector('canvas, svg'))"), message=f"charts did not render on {page}")
+            ".every(d => d.querySelector('svg.marks'))"), message=f"charts did not render on {page}")
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, f"{page}: {errors}"
         parts = page.split("/")
@@ -141,6 +141,16 @@ def test_pages_read_as_a_reader_reads_them(book, browser):
         assert not wide, f"{page}: wider than the {limit}-pixel text column: {wide}"
         browser.save_screenshot(str(shots / (page.replace("/", "-") + ".png")))
         total += browser.execute_script("return document.querySelectorAll('.minarch-chart').length")
+    browser.set_window_size(1100, 2000)  # a laptop's window: each figure scales down to the narrower column, whole
+    try:
+        for page in PAGES[:len(pipeline.PER_DATASET)]:
+            browser.get((html / page).as_uri())
+            WebDriverWait(browser, 20).until(lambda b: b.execute_script(
+                "return [...document.querySelectorAll('.minarch-chart')].every(d => d.querySelector('svg.marks'))"))
+            limit, wide = browser.execute_script(WIDTHS)
+            assert not wide, f"{page} at 1,100 px: wider than the {limit}-pixel text column: {wide}"
+    finally:
+        browser.set_window_size(1400, 2000)
     saved = len(list((html / "figures").rglob("*.svg")))
     assert total == saved >= len(FIGURES) * len(DATASETS) + 2  # every figure shown once and saved once
 

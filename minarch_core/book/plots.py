@@ -29,6 +29,7 @@ SHADES = ["#6baed6", "#2171b5", "#08519c", "#08306b", "#041b3d"]  # light to dar
 ACCURACY = alt.Scale(domain=[0, 1])  # with axis=PERCENT: every accuracy axis reads 0%..100%
 PERCENT = alt.Axis(format="%")
 TEXT_WIDTH = 640  # pixels a whole figure may take: the book's text column at a 1,400-pixel window, with margin
+# (in a narrower window the book's CSS scales a figure down to its column)
 HEIGHT = 170
 SIZES = ["smallest", "middle", "largest"]  # a representative's size within its family and depth
 
@@ -102,7 +103,8 @@ def use_renderer(name: str = "default") -> None:
 
 def _book_renderer(spec: dict, **_) -> dict:
     div = f"vis-{uuid.uuid4().hex[:10]}"
-    options = json.dumps({"actions": {"export": True, "source": False, "compiled": False, "editor": False}})
+    options = json.dumps({"renderer": "svg",  # scales down to a narrower text column (minarch.css), tooltips intact
+                          "actions": {"export": True, "source": False, "compiled": False, "editor": False}})
     script = (f"(function(){{var spec={json.dumps(spec)};function draw(){{vegaEmbed('#{div}',spec,{options})"
               f".catch(function(e){{console.error(e);}});}}if(window.vegaEmbed){{draw();}}"
               f"else{{window.addEventListener('load',draw);}}}})();")
