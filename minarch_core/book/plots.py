@@ -28,8 +28,7 @@ FAMILY_RANGE = [OKABE_ITO["blue"], OKABE_ITO["purple"], OKABE_ITO["black"], OKAB
 SHADES = ["#6baed6", "#2171b5", "#08519c", "#08306b", "#041b3d"]  # light to dark: easy to hard, shallow to deep
 ACCURACY = alt.Scale(domain=[0, 1])  # with axis=PERCENT: every accuracy axis reads 0%..100%
 PERCENT = alt.Axis(format="%")
-TEXT_WIDTH = 640  # pixels a whole figure may take: the book's text column at a 1,400-pixel window, with margin
-# (in a narrower window the book's CSS scales a figure down to its column)
+TEXT_WIDTH = 640  # pixels a figure is drawn at: the text column of a 1,400-pixel window (narrower: CSS scales it)
 HEIGHT = 170
 SIZES = ["smallest", "middle", "largest"]  # a representative's size within its family and depth
 

@@ -79,10 +79,9 @@ def run(configs, store: Store | str | os.PathLike | None = None, *, executor: Ex
     (NaN/inf loss) is a result, stored with status ``diverged``.
 
     The tasks go out in a fixed shuffled order, and the progress bar's time left is the average rate since the start
-    times the runs left: in the profile's order (dataset by dataset, cheap DNNs before CNNs and ViTs) any rate read
-    from the runs done so far misjudged the rest, by 60-70 % at the median on the quick book; mixed, the runs done
-    are a fair sample of those left (a replay of that book's stored run times on 2 workers: 8-16 % at the median,
-    and the same total time, which largest-first would not shorten either).
+    times the runs left: in the profile's order (dataset by dataset, cheap DNNs before CNNs and ViTs) no rate read
+    from the runs done so far holds for the rest; mixed, the runs done are a fair sample of those left (measured on
+    the quick book in commit 237c0be's message).
     """
     store = store if isinstance(store, Store) else Store(store)
     configs = list({c.run_id: c for c in configs}.values())
