@@ -183,6 +183,25 @@ def test_variants_evaluated_together_score_as_they_do_one_by_one(tiny_root, fami
         assert acc == pytest.approx(alone[1], abs=1e-6) and loss == pytest.approx(alone[0], rel=1e-4, abs=1e-6)
 
 
+@pytest.mark.parametrize("family, arch", [("dnn", {"widths": [16, 8]}), ("cnn", {"channels": 3}),
+                                          ("vit", {"dim": 8, "heads": 2, "depth": 1})])
+def test_weight_sets_that_share_leading_layers_score_bit_for_bit_as_alone(tiny_root, family, arch):
+    # on a CPU the layers a set shares with the first set run once per chunk (a DNN's or CNN's components): the
+    # numbers must be evaluate's exactly, whichever layer a set changes, and for a set equal to the first
+    cfg = RunConfig("mnist", family, arch, epochs=1, **TINY)
+    dataset = train.load_data(cfg, root=tiny_root, device="cpu")
+    trained = train.train(cfg, dataset, "cpu").state_dict
+    states = [trained, dict(trained)]
+    for name in trained:  # each tensor changed alone: the first layer, the middle ones, the last
+        states.append({**trained, name: trained[name] * 0.5})
+    model = train.build_model(cfg, dataset)
+    measured = train.evaluate_states(model, states, dataset.test)
+    assert len({loss for loss, _ in measured}) > 1  # the changes matter
+    for state, result in zip(states, measured):
+        model.load_state_dict(state)
+        assert result == train.evaluate(model, dataset.test)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_graph_replay_trains_as_the_eager_steps_do(tiny_root, monkeypatch):
     cfgs = [RunConfig("mnist", "dnn", {"widths": [16]}, seed=s, epochs=2, batch_size=16, **TINY) for s in range(3)]

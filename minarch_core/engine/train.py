@@ -239,16 +239,11 @@ def evaluate_states(model: torch.nn.Module, states: list[dict], split: data_.Spl
     """(mean loss, accuracy) of ``model``'s architecture under each weight set in ``states`` (full state dicts,
     e.g. every sparsity or precision of one trained model) on ``split``, the same numbers as ``evaluate`` one by
     one. On CUDA they are stacked ``group`` at a time and evaluated in one batched pass each, as the trainer
-    evaluates its seeds; on a CPU one at a time, in cache-sized chunks: stacking measured slower there for every
+    evaluates its seeds; on a CPU one at a time (``_one_at_a_time``): stacking measured slower there for every
     family (benchmarks/speed.py: a DNN's 35 frontier variants 0.3-0.6x the speed of one at a time)."""
     model = copy.deepcopy(model).to(split.x.device)
     if split.x.device.type == "cpu":
-        chunk = eval_chunk(model, 1, split.x.device)
-        out = []
-        for state in states:
-            model.load_state_dict(state)
-            out.append(evaluate(model, split, loss_fn, chunk))
-        return out
+        return _one_at_a_time(model, states, split, loss_fn)
     group = max(1, min(group, STACK_BYTES // (4 * models.n_params(model) or 1)))
     out = []
     for i in range(0, len(states), group):
@@ -259,6 +254,53 @@ def evaluate_states(model: torch.nn.Module, states: list[dict], split: data_.Spl
             nets.append(net)
         out += list(zip(*Stack(nets, split.x.device).measure(split, loss_fn)))
     return out
+
+
+@torch.inference_mode()
+def _one_at_a_time(model: torch.nn.Module, states: list[dict], split: data_.Split, loss_fn):
+    """``evaluate_states`` on a CPU: each weight set in turn on each cache-sized chunk, and for a ``Sequential``
+    model (DNN, CNN) the leading layers whose weights a set shares with the first set computed once per chunk
+    (component sensitivity rounds one layer and keeps the rest float32: the layers before it are the float model's).
+    The same layers on the same rows: the same numbers as ``evaluate``, bit for bit."""
+    model.eval()
+    sequential = isinstance(model, torch.nn.Sequential)
+    layers = list(model) if sequential else [model]
+    parts = [_by_layer(state, len(layers)) if sequential else [state] for state in states]
+    starts = [_first_change(p, parts[0]) for p in parts]
+    chunk = eval_chunk(model, 1, split.x.device)
+    loss_sum = torch.zeros(len(states), device=split.x.device)
+    correct = torch.zeros(len(states), device=split.x.device, dtype=torch.long)
+    for i in range(0, len(split), chunk):
+        x, y = split.x[i:i + chunk], split.y[i:i + chunk]
+        shared = [x]  # the first set's activations, as far as any set shares its layers
+        for layer, weights in zip(layers[:max(starts)], parts[0]):
+            shared.append(functional_call(layer, weights, (shared[-1],)))
+        for j, (part, start) in enumerate(zip(parts, starts)):
+            h = shared[start]
+            for layer, weights in zip(layers[start:], part[start:]):
+                h = functional_call(layer, weights, (h,))
+            logits = h.float()
+            loss_sum[j] += loss_fn(logits, y) * len(y)
+            correct[j] += (logits.argmax(1) == y).sum()
+    return [(loss / len(split), hits / len(split)) for loss, hits in zip(loss_sum.tolist(), correct.tolist())]
+
+
+def _by_layer(state: dict, n: int) -> list[dict]:
+    """A ``Sequential``'s state dict split into its layers' own (``"2.weight"`` -> layer 2's ``"weight"``)."""
+    out = [{} for _ in range(n)]
+    for name, tensor in state.items():
+        index, _, rest = name.partition(".")
+        out[int(index)][rest] = tensor
+    return out
+
+
+def _first_change(part: list[dict], first: list[dict]) -> int:
+    """The index of the first layer whose weights in ``part`` differ from those in ``first``; the number of layers
+    when none does (the first set itself: its activations are the shared ones)."""
+    for i, (mine, theirs) in enumerate(zip(part, first)):
+        if any(t is not theirs[k] and not torch.equal(t, theirs[k]) for k, t in mine.items()):
+            return i
+    return len(part)
 
 
 def optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
