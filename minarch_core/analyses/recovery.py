@@ -1,61 +1,93 @@
 """Quantization-aware recovery: a few epochs of fine-tuning with the pruning masks held and the weights' quantization
 in the loop, against post-training quantization of the same model.
 
-In every forward pass of the fine-tuning, each weight layer's weight is the pruned weight (``torch.nn.utils.prune``'s
-mask, so pruned weights stay zero and get no gradient) rounded to the frontier's grid (symmetric, per output channel,
-the scale taken from the current weights) by ``torch.fake_quantize_per_channel_affine``, whose gradient is the
-straight-through estimator (identity inside the grid's range). The run's own optimiser settings and loss are used;
-the data order is drawn from its seed. The fine-tuned model is then quantized exactly as post-training variants
-are, so both arms are sized by the same encoding; its variants are few and all compared, so each is measured on the
-validation split, the test sample and the whole test split at once.
+In every forward pass of the fine-tuning, each weight layer's weight is the pruned weight (times the mask
+``torch.nn.utils.prune`` computed, so pruned weights stay zero and get no gradient) rounded to the frontier's grid
+(symmetric, per output channel, the scale taken from the current weights) by
+``torch.fake_quantize_per_channel_affine``, whose gradient is the straight-through estimator (identity inside the
+grid's range). The run's own optimiser settings and loss are used; the data order is drawn from its seed. The
+variants of one model are fine-tuned together, stacked as the trainer stacks seeds (``finetune``). The fine-tuned
+model is then quantized exactly as post-training variants are, so both arms are sized by the same encoding; its
+variants are few and all compared, so each is measured on the validation split, the test sample and the whole test
+split at once.
 """
 from __future__ import annotations
 
 import copy
+import itertools
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from ..engine import train
+from ..engine import models, train
 from ..engine.store import Run
-from . import encoding, pruning, quantization
+from . import encoding, grids, pruning, quantization
 from .common import monitor_test, score
-from .grids import STORED, grid
 
-SCHEME, GRANULARITY = STORED  # the frontier's grid: the same variants, recovered
+SCHEME, GRANULARITY = grids.STORED  # the frontier's grid: the same variants, recovered
 
 EPOCHS = 2  # fine-tuning epochs per variant: "a few", at the cost of two epochs of the run's own training
 BITS = (4, 3, 2)  # where post-training quantization starts to cost accuracy
 SPARSITIES = (0.0, 0.75, 0.9)
 
 
-def fake_quantize_weights(model: nn.Module, bits: int) -> list:
-    """Quantize every weight layer's weight in the forward pass, after pruning's mask (applied by the earlier hook
-    ``prune_to`` attaches, at every sparsity, 0 included); returns the hook handles."""
-    def hook(module, _):
-        w = module.weight
-        scale, zero, qmin, qmax = grid(w.detach(), bits, SCHEME, GRANULARITY)  # one scale per output channel
-        module.weight = torch.fake_quantize_per_channel_affine(
-            w, scale.flatten(), zero.flatten().to(torch.int32), 0, qmin, qmax)
+def finetune(run: Run, dataset, grid, epochs: int = EPOCHS) -> list[nn.Module]:
+    """``run``'s model pruned to each (sparsity, bits) of ``grid`` and fine-tuned ``epochs`` with ``bits``-bit
+    weights in the loop. The variants are stacked (``train.Stack``) and trained together, on CUDA and where the
+    family's ``cpu_stacks_variants`` says a CPU gains from it: every variant takes the same minibatches, in the
+    run's own data order, with its own weights, mask, grid and optimiser state, so each gets the updates it would get
+    alone (up to float rounding; tested against a single model under torch's pruning and quantization hooks).
+    Returns the models in ``grid``'s order, masks made permanent, weights still float (to be quantized)."""
+    device = dataset.train.x.device
+    together = device.type == "cuda" or models.family(run.config.family).cpu_stacks_variants
+    order = sorted(range(len(grid)), key=lambda i: grid[i][1])  # each bit width a contiguous slice of a stack
+    groups = [order] if together else [[i] for i in order]
+    tuned = {}
+    for group in groups:
+        tuned.update(zip(group, _finetune_stack(run, dataset, [grid[i] for i in group], epochs)))
+    return [tuned[i] for i in range(len(grid))]
 
-    return [module.register_forward_pre_hook(hook) for module, _ in pruning.prunable(model)]
 
+def _finetune_stack(run: Run, dataset, grid, epochs: int) -> list[nn.Module]:
+    """``finetune`` of the variants in ``grid`` (sorted by bits) as one stack."""
+    cfg, nets, masks = run.config, [], []
+    for sparsity, _ in grid:
+        net = pruning.prune_to(run.model(dataset), sparsity)
+        masks.append({name.removesuffix("_mask"): mask for name, mask in net.named_buffers()
+                      if name.endswith("_mask")})
+        nets.append(pruning.make_permanent(net))
+    mask = {name: torch.stack([m[name] for m in masks]) for name in masks[0]}
+    slices, start = [], 0
+    for bits, group in itertools.groupby(bits for _, bits in grid):
+        n = len(list(group))
+        slices.append((slice(start, start + n), bits))
+        start += n
 
-def finetune(run: Run, dataset, sparsity: float, bits: int, epochs: int = EPOCHS) -> nn.Module:
-    """``run``'s model pruned to ``sparsity`` and fine-tuned ``epochs`` with ``bits``-bit weights in the loop; the
-    masks made permanent and the quantization hooks removed (its weights still float, to be quantized)."""
-    cfg = run.config
-    model = pruning.prune_to(run.model(dataset), sparsity)
-    handles = fake_quantize_weights(model, bits)
-    opt = train.optimizer(cfg, model.parameters())
-    order = torch.Generator().manual_seed(cfg.seed)
+    def rounded(params):  # each weight masked, then rounded to its variant's grid (a scale per output channel)
+        out = dict(params)
+        for name, m in mask.items():
+            w, parts = params[name] * m, []
+            for rows, bits in slices:
+                flat = w[rows].flatten(0, 1)  # the variants' output channels, each a row with its own scale
+                scale, zero, qmin, qmax = grids.grid(flat.detach(), bits, SCHEME, GRANULARITY)
+                parts.append(torch.fake_quantize_per_channel_affine(  # its gradient: the straight-through estimator
+                    flat, scale.flatten(), zero.flatten().to(torch.int32), 0, qmin, qmax).view_as(w[rows]))
+            out[name] = torch.cat(parts)
+        return out
+
+    stack = train.Stack(nets, dataset.train.x.device, weights=rounded)
+    opt = train.optimizer(cfg, stack.params.values())
+    order = torch.Generator().manual_seed(cfg.seed)  # one order, shared: the same minibatches for every variant
     for _ in range(epochs):
-        train.train_epoch(model, opt, train.LOSSES[cfg.loss], dataset.train, cfg.batch_size, order)
-    for handle in handles:
-        handle.remove()
-    return pruning.make_permanent(model)
+        stack.train_epoch(opt, train.LOSSES[cfg.loss], dataset.train, cfg.batch_size, order)
+    for k, net in enumerate(nets):
+        state = stack.state_dict(k)
+        for name, m in mask.items():
+            state[name] = state[name] * m[k].cpu()  # as make_permanent folds the mask in: pruned weights exactly 0
+        net.to("cpu").load_state_dict(state)
+    return nets
 
 
 def variants(run: Run, sparsities=SPARSITIES, bits=BITS, epochs: int = EPOCHS, device=None,
@@ -64,14 +96,13 @@ def variants(run: Run, sparsities=SPARSITIES, bits=BITS, epochs: int = EPOCHS, d
     dataset = train.load_data(run.config, device, data_root)
     dense, loss_fn = run.model(dataset), train.LOSSES[run.config.loss]
     rows, states, dense_bytes = [], [], encoding.size(dense)
-    for sparsity in sparsities:
-        for b in bits:
-            tuned = finetune(run, dataset, sparsity, b, epochs)
-            states.append(quantization.quantize_model(copy.deepcopy(tuned), b, SCHEME, GRANULARITY).state_dict())
-            rows.append({"run_id": run.run_id, "method": "quantization-aware", "sparsity": sparsity,
-                         "achieved": pruning.sparsity_of(tuned), "precision": str(b), "bits": b,
-                         "size_bytes": encoding.size(tuned, b, scheme=SCHEME, granularity=GRANULARITY),
-                         "dense_bytes": dense_bytes, "finetune_epochs": epochs})
+    grid = [(s, b) for s in sparsities for b in bits]
+    for (sparsity, b), tuned in zip(grid, finetune(run, dataset, grid, epochs)):
+        states.append(quantization.quantize_model(copy.deepcopy(tuned), b, SCHEME, GRANULARITY).state_dict())
+        rows.append({"run_id": run.run_id, "method": "quantization-aware", "sparsity": sparsity,
+                     "achieved": pruning.sparsity_of(tuned), "precision": str(b), "bits": b,
+                     "size_bytes": encoding.size(tuned, b, scheme=SCHEME, granularity=GRANULARITY),
+                     "dense_bytes": dense_bytes, "finetune_epochs": epochs})
     splits = {"val": dataset.val, "sample": monitor_test(dataset), "test": dataset.test}  # all reported: few
     return pd.DataFrame(score(rows, dense, states, splits, loss_fn))
 

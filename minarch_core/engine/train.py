@@ -117,10 +117,13 @@ def train_seeds(cfgs: list[RunConfig], dataset: data_.Dataset | None = None, dev
 
 
 class Stack:
-    """The weights of several same-shaped models stacked along a leading seed axis, called through ``vmap``."""
+    """The weights of several same-shaped models (a configuration's seeds, or the fine-tuned variants of one model)
+    stacked along a leading axis, called through ``vmap``."""
 
-    def __init__(self, nets: list[torch.nn.Module], device):
-        self.keys = list(nets[0].state_dict())
+    def __init__(self, nets: list[torch.nn.Module], device, weights=None):
+        """``weights`` (optional) maps the stacked parameters to the weights the forward pass uses: quantization-aware
+        fine-tuning rounds them there, in the autograd graph."""
+        self.keys, self.weights = list(nets[0].state_dict()), weights
         params, buffers = stack_module_state([n.to(device) for n in nets])
         self.params, self.buffers, self.size = params, buffers, len(nets)
         skeleton = copy.deepcopy(nets[0]).to("meta")
@@ -130,22 +133,32 @@ class Stack:
             return loss_fn(logits, y), logits
 
         self._step = vmap(loss_and_logits, in_dims=(0, 0, 0, 0, None))  # each seed its own minibatch
-        self._eval = vmap(loss_and_logits, in_dims=(0, 0, None, None, None))  # every seed the same rows
+        self._eval = vmap(loss_and_logits, in_dims=(0, 0, None, None, None))  # every model the same rows
         self.chunk = eval_chunk(skeleton, self.size, torch.device(device))
         self._graph, self._static, self._warm = None, None, 0  # the captured training step (CUDA)
 
-    def train_epoch(self, opt, loss_fn, split: data_.Split, batch_size: int, orders: list[torch.Generator]) -> None:
-        """One pass over ``split`` per seed, each in the order its own generator draws; minibatches are slices.
-        On CUDA, full minibatches replay a captured graph of the whole step (``_replay``)."""
-        perms = torch.stack([torch.randperm(len(split), generator=g) for g in orders]).to(split.x.device)
+    def train_epoch(self, opt, loss_fn, split: data_.Split, batch_size: int,
+                    orders: list[torch.Generator] | torch.Generator) -> None:
+        """One pass over ``split`` per model, each in the order its own generator draws, or all in the one order of
+        a single generator (the same minibatches, gathered once); minibatches are slices. On CUDA, full minibatches
+        replay a captured graph of the whole step (``_replay``)."""
+        if isinstance(orders, torch.Generator):
+            perms = torch.randperm(len(split), generator=orders).to(split.x.device)
+        else:
+            perms = torch.stack([torch.randperm(len(split), generator=g) for g in orders]).to(split.x.device)
         for i in range(0, len(split), batch_size):
-            idx = perms[:, i:i + batch_size]
+            idx = perms[..., i:i + batch_size]
             x, y = split.rows(idx)
-            if idx.shape[1] < batch_size or not self._replay(opt, loss_fn, x, y):  # a partial minibatch: eager
+            if idx.shape[-1] < batch_size or not self._replay(opt, loss_fn, x, y):  # a partial minibatch: eager
                 self._eager_step(opt, loss_fn, x, y)
 
+    def _losses(self, x, y, loss_fn) -> torch.Tensor:
+        """Each model's loss on its minibatch (``y`` with the stack's leading axis) or on the shared one."""
+        params = self.weights(self.params) if self.weights else self.params
+        return (self._step if y.dim() == 2 else self._eval)(params, self.buffers, x, y, loss_fn)[0]
+
     def _eager_step(self, opt, loss_fn, x, y) -> None:
-        losses, _ = self._step(self.params, self.buffers, x, y, loss_fn)
+        losses = self._losses(x, y, loss_fn)
         opt.zero_grad(set_to_none=True)
         losses.sum().backward()  # the sum's gradient for each seed's weights is that seed's own gradient
         opt.step()
@@ -171,8 +184,7 @@ class Stack:
             graph = torch.cuda.CUDAGraph()
             opt.zero_grad(set_to_none=True)
             with torch.cuda.graph(graph):
-                losses, _ = self._step(self.params, self.buffers, *self._static, loss_fn)
-                losses.sum().backward()
+                self._losses(*self._static, loss_fn).sum().backward()
                 opt.step()
             self._graph = graph  # captured, not yet run: the replay below runs this step
         self._static[0].copy_(x)
