@@ -14,8 +14,10 @@ Prints, side by side, in model-epochs per second on the same configs, data and e
 4. the compression frontier: a model's 35 compressed variants evaluated as the frontier does
    (``train.evaluate_states``: stacked on CUDA; on a CPU one at a time in cache-sized chunks, since stacking measured
    slower there) vs one model at a time in batches of 4,096 rows, with the one-at-a-time pass's utilisation (what
-   stacking could gain at most); pruning and sizing a 4x500 DNN's variants as the frontier does against torch's
-   topk pruning and the packed bytes; and the minutes the frontier chapter added per dataset to the last quick book
+   stacking could gain at most); a model's component variants evaluated sharing the float model's layers against one
+   at a time; an epoch of quantization-aware fine-tuning of the recovery grid's variants stacked as
+   ``recovery.finetune`` stacks them against one at a time; pruning and sizing a 4x500 DNN's variants as the
+   frontier does against torch's topk pruning and the packed bytes; and the minutes the frontier chapter added per dataset to the last quick book
    (``book/build-info.json``: the worst dataset's chapter time over the datasets whose chapters ran at once);
 5. the last quick book built from an empty store (``book/build-info-empty-store.json``, which ``make book`` writes
    when it trained every run) against its 20-minute target, where its wall time went, and why: its training beside
@@ -157,6 +159,53 @@ def frontier_speed(name: str, peak: float) -> dict:
         flops = len(states) * len(dataset.test) * common.per_image(name, family, arch)[1]
         out[models.family(family).label(models.normalise_arch(family, arch))] = (ours, one, len(states),
                                                                                  flops / one / peak)
+    return out
+
+
+def sharing_speed(name: str) -> dict:
+    """Per model: seconds to evaluate its component variants on the test split as ``components.sensitivity`` does
+    (``train.evaluate_states``: a DNN's or CNN's layers shared with the float model run once per chunk) and one at a
+    time (``train.evaluate`` per weight set)."""
+    from minarch_core.analyses import components
+    dataset = data.load(name, **SUBSET)
+    out = {}
+    for family, arch in (("dnn", {"widths": [500, 500]}), ("cnn", {"channels": 8})):
+        cfg = RunConfig(name, family, arch, epochs=1, **SUBSET)
+        model = train.build_model(cfg, dataset)
+        _, states = components.variants(model)
+        start = time.perf_counter()
+        train.evaluate_states(model, states, dataset.test)
+        ours = time.perf_counter() - start
+        start = time.perf_counter()
+        for state in states:
+            model.load_state_dict(state)
+            train.evaluate(model, dataset.test)
+        out[models.family(family).label(models.normalise_arch(family, arch))] = (ours, time.perf_counter() - start,
+                                                                                 len(states))
+    return out
+
+
+def finetune_speed(name: str) -> dict:
+    """Per model: seconds for one epoch of quantization-aware fine-tuning of the recovery grid's variants as
+    ``recovery.finetune`` does (``recovery.per_stack`` at a time) and one per stack, and how many it stacked."""
+    from types import SimpleNamespace
+
+    from minarch_core.analyses import recovery
+    dataset = data.load(name, **SUBSET)
+    grid = [(s, b) for s in recovery.SPARSITIES for b in recovery.BITS]
+    out = {}
+    for family, arch in (("dnn", {"widths": [100]}), ("cnn", {"channels": 8}), ("cnn", {"channels": 32}),
+                         ("vit", {"dim": 16})):
+        cfg = RunConfig(name, family, arch, epochs=1, **SUBSET)
+        run = SimpleNamespace(config=cfg, model=lambda ds, cfg=cfg: train.build_model(cfg, ds).to(ds.train.x.device))
+        start = time.perf_counter()
+        recovery.finetune(run, dataset, grid, epochs=1)
+        ours = time.perf_counter() - start
+        start = time.perf_counter()
+        for variant in grid:
+            recovery.finetune(run, dataset, [variant], epochs=1)
+        out[models.family(family).label(models.normalise_arch(family, arch))] = (
+            ours, time.perf_counter() - start, len(grid), recovery.per_stack(run, dataset, len(grid)))
     return out
 
 
@@ -368,6 +417,12 @@ def main(argv=None):
             f"{label} {n} variants as the frontier evaluates them {st:.1f} s vs one at a time {one:.1f} s "
             f"({one / st:.1f}x; one at a time at {util:.0%} of the matmul peak)"
             for label, (st, one, n, util) in speed.items()), flush=True)
+        print("component variants on the test split: " + ", ".join(
+            f"{label} {n} variants sharing the float model's layers {st:.1f} s vs one at a time {one:.1f} s "
+            f"({one / st:.1f}x)" for label, (st, one, n) in sharing_speed(name).items()), flush=True)
+        print("quantization-aware fine-tuning, an epoch of the recovery grid: " + ", ".join(
+            f"{label} {n} variants, {size} per stack, {st:.1f} s vs one at a time {one:.1f} s ({one / st:.1f}x)"
+            for label, (st, one, n, size) in finetune_speed(name).items()), flush=True)
         ours, theirs = compress_speed(name)
         print(f"pruning and sizing the 35 variants of a 4x500 DNN: {ours:.1f} s as the frontier does (kthvalue "
               f"selection, bytes counted) vs {theirs:.1f} s with torch's topk L1Unstructured and the packed bytes' "

@@ -125,7 +125,8 @@ Markdown(f"Torch runs {torch.get_num_threads()} threads here; CUDA {'is' if torc
 # (a torchvision-style dataset of PIL images, `ToTensor`, `DataLoader`), on the same models, data and epochs; times
 # seed batching (30 seeds stacked vs one at a time); projects the quick and paper sweeps from those measurements and
 # divides the quick sweep's model FLOPs by its projected time and by a large `torch.mm`'s rate on the same machine
-# (utilisation); times the compression frontier's evaluation of a model's 35 variants against one model at a time;
+# (utilisation); times the compression frontier's evaluation of a model's 35 variants against one model at a time,
+# and the smallest-model chapter's component evaluation and stacked fine-tuning against one variant at a time;
 # and reads the last book build's times, saying for the last build from an empty store how its training compares
 # with the floor of its arithmetic at the matmul peak and which lever is left. Its targets follow with their
 # verdicts, met or missed, and the commit and machine they were measured on; its whole output, as it printed it, is

@@ -1,5 +1,6 @@
 """The compression frontier: variants sized by the real encoding, Pareto sets and recommendations with known answers."""
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -171,11 +172,13 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 ])
 @pytest.mark.parametrize("device", DEVICES)
 def test_stacked_finetuning_gives_each_variant_the_weights_it_gets_alone(tiny_root, tmp_path, family, arch, kw,
-                                                                         device):
-    # the variants of one model fine-tuned together (on a CPU the CNN's one at a time, through the same stack) end
-    # where each ends fine-tuned alone under torch's hooks, up to float rounding: three steps, each variant its
-    # own sparsity, bit width, mask and optimiser state. (Adam's first steps move a weight whose gradient is
-    # rounding noise by a whole step, whichever sign the noise has: the ViT, with many such, is checked under SGD.)
+                                                                         device, monkeypatch):
+    # the variants of one model fine-tuned together (the CNN's two per stack) end where each ends fine-tuned alone
+    # under torch's hooks, up to float rounding: three steps, each variant its own sparsity, bit width, mask and
+    # optimiser state. (Adam's first steps move a weight whose gradient is rounding noise by a whole step,
+    # whichever sign the noise has: the ViT, with many such, is checked under SGD.)
+    if family == "cnn":
+        monkeypatch.setattr(recovery, "per_stack", lambda run, dataset, n: 2)
     store = Store(tmp_path / "store")
     cfg = RunConfig("mnist", family, arch, epochs=1, batch_size=32, val_per_class=20, train_per_class=10, **kw)
     sweep.run([cfg], store, data_root=tiny_root, device="cpu", progress=False)
@@ -189,6 +192,20 @@ def test_stacked_finetuning_gives_each_variant_the_weights_it_gets_alone(tiny_ro
         for name, value in stacked.state_dict().items():
             torch.testing.assert_close(value, alone[name].cpu(), rtol=1e-4, atol=1e-5)
             assert torch.equal(value == 0, alone[name].cpu() == 0) or not name.endswith("weight")
+
+
+def test_a_cpu_stacks_as_many_variants_as_keep_a_step_cache_sized(tiny_root):
+    # the seeds' rule: one step's widest stacked activation within sweep.CPU_STEP_BYTES (16 MiB); a DNN's and a
+    # ViT's activations are small, a CNN's grow with its channels (16 x 26 x 26 values x 128 images x 4 bytes: 3)
+    dataset = train.load_data(RunConfig("mnist", "dnn", {"widths": [8]}, val_per_class=20, train_per_class=10),
+                              "cpu", tiny_root)
+    stacked = {}
+    for family, arch in (("dnn", {"widths": [500, 500]}), ("vit", {"dim": 32}), ("cnn", {"channels": 16}),
+                         ("cnn", {"channels": 64})):
+        cfg = RunConfig("mnist", family, arch, batch_size=128)
+        run = SimpleNamespace(config=cfg, model=lambda ds, cfg=cfg: train.build_model(cfg, ds))
+        stacked[f"{family} {arch}"] = recovery.per_stack(run, dataset, 9)
+    assert list(stacked.values()) == [9, 9, 3, 1]
 
 
 def test_one_seed_per_configuration_cannot_give_a_confidence():

@@ -25,6 +25,18 @@ def sensitivity(run: Run, bits=BITS, device=None, data_root=None) -> pd.DataFram
     """One row per (component, bits) of ``run``'s model, and one float32 row: test accuracy and its drop."""
     dataset = train.load_data(run.config, device, data_root)
     model = run.model(dataset)
+    rows, states = variants(model, bits)
+    loss_fn = train.LOSSES[run.config.loss]
+    for row, (_, acc) in zip(rows, train.evaluate_states(model, states, dataset.test, loss_fn)):
+        row["test_acc"] = acc
+    out = pd.DataFrame(rows).assign(run_id=run.run_id)
+    out["drop"] = out.test_acc.iloc[0] - out.test_acc
+    return out.iloc[1:].reset_index(drop=True)
+
+
+def variants(model, bits=BITS) -> tuple[list[dict], list[dict]]:
+    """The float model's state dict and one per (component, bits), each a row saying which: the float tensors are
+    shared, not copied, so ``train.evaluate_states`` sees which layers a variant keeps."""
     state = model.state_dict()
     rows, states = [{"component": "none", "bits": 32, "n_values": 0}], [state]
     for component, names in models.components(model).items():
@@ -36,12 +48,7 @@ def sensitivity(run: Run, bits=BITS, device=None, data_root=None) -> pd.DataFram
                                               else "tensor")
             states.append(variant)
             rows.append({"component": component, "bits": b, "n_values": sum(state[n].numel() for n in names)})
-    loss_fn = train.LOSSES[run.config.loss]
-    for row, (_, acc) in zip(rows, train.evaluate_states(model, states, dataset.test, loss_fn)):
-        row["test_acc"] = acc
-    out = pd.DataFrame(rows).assign(run_id=run.run_id)
-    out["drop"] = out.test_acc.iloc[0] - out.test_acc
-    return out.iloc[1:].reset_index(drop=True)
+    return rows, states
 
 
 def table(runs, **options) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..engine import models, train
+from ..engine import sweep, train
 from ..engine.store import Run
 from . import encoding, grids, pruning, quantization
 from .common import monitor_test, score
@@ -35,19 +35,29 @@ SPARSITIES = (0.0, 0.75, 0.9)
 
 def finetune(run: Run, dataset, grid, epochs: int = EPOCHS) -> list[nn.Module]:
     """``run``'s model pruned to each (sparsity, bits) of ``grid`` and fine-tuned ``epochs`` with ``bits``-bit
-    weights in the loop. The variants are stacked (``train.Stack``) and trained together, on CUDA and where the
-    family's ``cpu_stacks_variants`` says a CPU gains from it: every variant takes the same minibatches, in the
-    run's own data order, with its own weights, mask, grid and optimiser state, so each gets the updates it would get
-    alone (up to float rounding; tested against a single model under torch's pruning and quantization hooks).
-    Returns the models in ``grid``'s order, masks made permanent, weights still float (to be quantized)."""
-    device = dataset.train.x.device
-    together = device.type == "cuda" or models.family(run.config.family).cpu_stacks_variants
+    weights in the loop, the variants stacked ``per_stack`` at a time and trained together (``train.Stack``): every
+    variant takes the same minibatches, in the run's own data order, with its own weights, mask, grid and optimiser
+    state, so each gets the updates it would get alone (up to float rounding; tested against a single model under
+    torch's pruning and quantization hooks). Returns the models in ``grid``'s order, masks made permanent, weights
+    still float (to be quantized)."""
+    size = per_stack(run, dataset, len(grid))
     order = sorted(range(len(grid)), key=lambda i: grid[i][1])  # each bit width a contiguous slice of a stack
-    groups = [order] if together else [[i] for i in order]
     tuned = {}
-    for group in groups:
+    for start in range(0, len(order), size):
+        group = order[start:start + size]
         tuned.update(zip(group, _finetune_stack(run, dataset, [grid[i] for i in group], epochs)))
     return [tuned[i] for i in range(len(grid))]
+
+
+def per_stack(run: Run, dataset, variants: int) -> int:
+    """How many of ``variants`` to fine-tune in one stack: all on CUDA; on a CPU as many as keep one step's widest
+    stacked activation within ``sweep.CPU_STEP_BYTES``, the rule that sizes seed batches: stacked DNN and ViT
+    variants train several times faster there, wide CNNs' stacked convolutions slower (benchmarks/speed.py times
+    both ways)."""
+    if dataset.train.x.device.type == "cuda":
+        return variants
+    step = 4 * run.config.batch_size * train.widest_activation(run.model(dataset))  # float32 bytes per variant
+    return max(1, min(variants, sweep.CPU_STEP_BYTES // step))
 
 
 def _finetune_stack(run: Run, dataset, grid, epochs: int) -> list[nn.Module]:

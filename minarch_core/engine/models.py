@@ -137,8 +137,6 @@ class Family:
     describe: Callable[[dict], dict]  # arch -> uniform table columns: depth, width and the family's own
     label: Callable[[dict], str]  # arch -> a short readable model name for tables and tooltips
     cpu_stacks_seeds: bool  # stacking seeds on a CPU measured faster (convolutions and attention: slower)
-    cpu_stacks_variants: bool = True  # stacking a model's fine-tuned variants (shared minibatches) too: DNN 1.2x,
-    # ViT 1.2-1.4x; the CNN's batched convolution backward 3x slower (CIFAR-10, one thread)
     weight_layers: Callable[[nn.Module], list] = linear_and_conv  # what pruning and quantization act on
     components: Callable[[nn.Module], dict] = layer_components  # parameter groups whose precision is probed apart
     resolve: Callable[[dict, tuple], dict] = field(default=lambda arch, input_shape: arch)  # input-shaped defaults
@@ -162,7 +160,7 @@ FAMILIES = {f.name: f for f in (
            label=lambda a: "DNN " + "-".join(map(str, a["widths"])), cpu_stacks_seeds=True),
     Family("cnn", "CNN", cnn, {"channels": (1, 4096)}, "channels",
            describe=lambda a: {"depth": 1, "width": a["channels"], "channels": a["channels"]},
-           label=lambda a: f"CNN {a['channels']} ch", cpu_stacks_seeds=False, cpu_stacks_variants=False),
+           label=lambda a: f"CNN {a['channels']} ch", cpu_stacks_seeds=False),
     Family("vit", "ViT", ViT, {"dim": (1, 4096), "depth": (1, 64), "heads": (1, 64), "patch": (1, 64),
                                "mlp_ratio": (1, 16)}, "dim",
            describe=lambda a: {"depth": a["depth"], "width": a["dim"], "dim": a["dim"], "heads": a["heads"],

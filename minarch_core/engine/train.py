@@ -224,9 +224,18 @@ def eval_chunk(model: torch.nn.Module, seeds: int, device: torch.device) -> int:
     activation outgrows the cache (a 32-channel CNN evaluated 3x faster in chunks of 64 images than of 512), so the
     chunk is sized to keep that activation, for all seeds, within ``CPU_EVAL_BYTES``. A DNN's flattened input is
     no activation: counted as one, it cut a CIFAR-10 DNN's chunks to 341 rows, slower than 4,096."""
-    shape = getattr(model, "minarch_input_shape", None)  # set by models.build
-    if device.type != "cpu" or shape is None:
+    widest = widest_activation(model)
+    if device.type != "cpu" or widest is None:
         return max(256, EVAL_BATCH // seeds)
+    return int(min(EVAL_BATCH, max(16, CPU_EVAL_BYTES // (4 * seeds * max(widest, 1)))))
+
+
+def widest_activation(model: torch.nn.Module) -> int | None:
+    """Values per image of ``model``'s widest activation, traced on the meta device (None for a module that
+    ``models.build`` did not make, whose input shape is unknown). A flattened input is no new activation."""
+    shape = getattr(model, "minarch_input_shape", None)  # set by models.build
+    if shape is None:
+        return None
     skeleton = copy.deepcopy(model).to("meta")  # only the shapes of its activations are needed
     widest = [0]
 
@@ -243,7 +252,7 @@ def eval_chunk(model: torch.nn.Module, seeds: int, device: torch.device) -> int:
     finally:
         for hook in hooks:
             hook.remove()
-    return int(min(EVAL_BATCH, max(16, CPU_EVAL_BYTES // (4 * seeds * max(widest[0], 1)))))
+    return widest[0]
 
 
 def evaluate_states(model: torch.nn.Module, states: list[dict], split: data_.Split, loss_fn=F.cross_entropy,
