@@ -148,14 +148,7 @@ def frontier_speed(name: str, peak: float) -> dict:
         cfg = RunConfig(name, family, arch, epochs=1, **SUBSET)
         model = train.build_model(cfg, dataset)
         states = [state for *_, state in frontier.compressed(lambda: train.build_model(cfg, dataset))]
-        start = time.perf_counter()
-        train.evaluate_states(model, states, dataset.test)
-        ours = time.perf_counter() - start
-        start = time.perf_counter()
-        for state in states:
-            model.load_state_dict(state)
-            train.evaluate(model, dataset.test, chunk=train.EVAL_BATCH)
-        one = time.perf_counter() - start
+        ours, one = evaluation_both_ways(model, states, dataset.test, chunk=train.EVAL_BATCH)
         flops = len(states) * len(dataset.test) * common.per_image(name, family, arch)[1]
         out[models.family(family).label(models.normalise_arch(family, arch))] = (ours, one, len(states),
                                                                                  flops / one / peak)
@@ -173,16 +166,22 @@ def sharing_speed(name: str) -> dict:
         cfg = RunConfig(name, family, arch, epochs=1, **SUBSET)
         model = train.build_model(cfg, dataset)
         _, states = components.variants(model)
-        start = time.perf_counter()
-        train.evaluate_states(model, states, dataset.test)
-        ours = time.perf_counter() - start
-        start = time.perf_counter()
-        for state in states:
-            model.load_state_dict(state)
-            train.evaluate(model, dataset.test)
-        out[models.family(family).label(models.normalise_arch(family, arch))] = (ours, time.perf_counter() - start,
-                                                                                 len(states))
+        ours, one = evaluation_both_ways(model, states, dataset.test)
+        out[models.family(family).label(models.normalise_arch(family, arch))] = (ours, one, len(states))
     return out
+
+
+def evaluation_both_ways(model, states: list[dict], split, chunk: int | None = None) -> tuple[float, float]:
+    """Seconds to evaluate ``states`` on ``split`` with ``train.evaluate_states`` and one at a time with
+    ``train.evaluate`` in chunks of ``chunk`` rows (default: its cache-sized chunks)."""
+    start = time.perf_counter()
+    train.evaluate_states(model, states, split)
+    ours = time.perf_counter() - start
+    start = time.perf_counter()
+    for state in states:
+        model.load_state_dict(state)
+        train.evaluate(model, split, chunk=chunk)
+    return ours, time.perf_counter() - start
 
 
 def finetune_speed(name: str) -> dict:
