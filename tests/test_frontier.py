@@ -194,6 +194,22 @@ def test_stacked_finetuning_gives_each_variant_the_weights_it_gets_alone(tiny_ro
             assert torch.equal(value == 0, alone[name].cpu() == 0) or not name.endswith("weight")
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graph_replay_finetunes_as_the_eager_steps_do(tiny_root, tmp_path, monkeypatch):
+    # enough full minibatches that the rounded step is captured as a graph and replayed
+    store = Store(tmp_path / "store")
+    cfg = RunConfig("mnist", "dnn", {"widths": [16]}, epochs=1, batch_size=16, val_per_class=20, train_per_class=30)
+    sweep.run([cfg], store, data_root=tiny_root, device="cpu", progress=False)
+    run, dataset = store.get(cfg), train.load_data(cfg, "cuda", tiny_root)
+    grid = [(0.0, 4), (0.75, 2), (0.9, 3)]
+    graphed = recovery.finetune(run, dataset, grid, epochs=1)
+    monkeypatch.setattr(train, "CUDA_GRAPHS", False)
+    eager = recovery.finetune(run, dataset, grid, epochs=1)
+    for a, b in zip(graphed, eager):
+        for name, value in a.state_dict().items():
+            torch.testing.assert_close(value, b.state_dict()[name], rtol=1e-4, atol=1e-5)
+
+
 def test_a_cpu_stacks_as_many_variants_as_keep_a_step_cache_sized(tiny_root):
     # the seeds' rule: one step's widest stacked activation within sweep.CPU_STEP_BYTES (16 MiB); a DNN's and a
     # ViT's activations are small, a CNN's grow with its channels (16 x 26 x 26 values x 128 images x 4 bytes: 3)
