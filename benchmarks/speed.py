@@ -17,8 +17,9 @@ Prints, side by side, in model-epochs per second on the same configs, data and e
    stacking could gain at most); a model's component variants evaluated sharing the float model's layers against one
    at a time; an epoch of quantization-aware fine-tuning of the recovery grid's variants stacked as
    ``recovery.finetune`` stacks them against one at a time; pruning and sizing a 4x500 DNN's variants as the
-   frontier does against torch's topk pruning and the packed bytes; and the minutes the frontier chapter added per dataset to the last quick book
-   (``book/build-info.json``: the worst dataset's chapter time over the datasets whose chapters ran at once);
+   frontier does against torch's topk pruning and the packed bytes; and the minutes the frontier chapter added per
+   dataset to the last quick book (``book/build-info.json``: the worst dataset's chapter time over the datasets
+   whose chapters ran at once);
 5. the last quick book built from an empty store (``book/build-info-empty-store.json``, which ``make book`` writes
    when it trained every run) against its 20-minute target, where its wall time went, and why: its training beside
    the floor of its model arithmetic at the matmul peak, its chapters, and the lever that is left.

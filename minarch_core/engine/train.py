@@ -279,31 +279,40 @@ def evaluate_states(model: torch.nn.Module, states: list[dict], split: data_.Spl
 
 @torch.inference_mode()
 def _one_at_a_time(model: torch.nn.Module, states: list[dict], split: data_.Split, loss_fn):
-    """``evaluate_states`` on a CPU: each weight set in turn on each cache-sized chunk, and for a ``Sequential``
-    model (DNN, CNN) the leading layers whose weights a set shares with the first set computed once per chunk
-    (component sensitivity rounds one layer and keeps the rest float32: the layers before it are the float model's).
-    The same layers on the same rows: the same numbers as ``evaluate``, bit for bit."""
+    """``evaluate_states`` on a CPU: each weight set in turn, in cache-sized chunks. For a ``Sequential`` model (DNN,
+    CNN), the sets that share leading layers with the first set (component sensitivity rounds one layer and keeps
+    the rest float32) are evaluated chunk by chunk together with it, those layers computed once per chunk. The same
+    layers on the same rows: the same numbers as ``evaluate``, bit for bit."""
     model.eval()
     sequential = isinstance(model, torch.nn.Sequential)
     layers = list(model) if sequential else [model]
     parts = [_by_layer(state, len(layers)) if sequential else [state] for state in states]
     starts = [_first_change(p, parts[0]) for p in parts]
+    sharing = [0] + [j for j in range(1, len(states)) if starts[j] > 0] if sequential else []
     chunk = eval_chunk(model, 1, split.x.device)
-    loss_sum = torch.zeros(len(states), device=split.x.device)
-    correct = torch.zeros(len(states), device=split.x.device, dtype=torch.long)
-    for i in range(0, len(split), chunk):
-        x, y = split.x[i:i + chunk], split.y[i:i + chunk]
-        shared = [x]  # the first set's activations, as far as any set shares its layers
-        for layer, weights in zip(layers[:max(starts)], parts[0]):
-            shared.append(functional_call(layer, weights, (shared[-1],)))
-        for j, (part, start) in enumerate(zip(parts, starts)):
-            h = shared[start]
-            for layer, weights in zip(layers[start:], part[start:]):
-                h = functional_call(layer, weights, (h,))
-            logits = h.float()
-            loss_sum[j] += loss_fn(logits, y) * len(y)
-            correct[j] += (logits.argmax(1) == y).sum()
-    return [(loss / len(split), hits / len(split)) for loss, hits in zip(loss_sum.tolist(), correct.tolist())]
+    out = {}
+    for j in range(len(states)):
+        if j not in sharing or len(sharing) == 1:  # nothing shared: the plain loop, without functional_call's cost
+            model.load_state_dict(states[j])
+            out[j] = evaluate(model, split, loss_fn, chunk)
+    if len(sharing) > 1:
+        loss_sum = torch.zeros(len(sharing), device=split.x.device)
+        correct = torch.zeros(len(sharing), device=split.x.device, dtype=torch.long)
+        for i in range(0, len(split), chunk):
+            x, y = split.x[i:i + chunk], split.y[i:i + chunk]
+            shared = [x]  # the first set's activations, as far as any set shares its layers
+            for layer, weights in zip(layers[:max(starts[j] for j in sharing)], parts[0]):
+                shared.append(functional_call(layer, weights, (shared[-1],)))
+            for k, j in enumerate(sharing):
+                h = shared[starts[j]]
+                for layer, weights in zip(layers[starts[j]:], parts[j][starts[j]:]):
+                    h = functional_call(layer, weights, (h,))
+                logits = h.float()
+                loss_sum[k] += loss_fn(logits, y) * len(y)
+                correct[k] += (logits.argmax(1) == y).sum()
+        for j, loss, hits in zip(sharing, loss_sum.tolist(), correct.tolist()):
+            out[j] = (loss / len(split), hits / len(split))
+    return [out[j] for j in range(len(states))]
 
 
 def _by_layer(state: dict, n: int) -> list[dict]:
