@@ -284,11 +284,11 @@ def _one_at_a_time(model: torch.nn.Module, states: list[dict], split: data_.Spli
     the rest float32) are evaluated chunk by chunk together with it, those layers computed once per chunk. The same
     layers on the same rows: the same numbers as ``evaluate``, bit for bit."""
     model.eval()
-    sequential = isinstance(model, torch.nn.Sequential)
-    layers = list(model) if sequential else [model]
-    parts = [_by_layer(state, len(layers)) if sequential else [state] for state in states]
-    starts = [_first_change(p, parts[0]) for p in parts]
-    sharing = [0] + [j for j in range(1, len(states)) if starts[j] > 0] if sequential else []
+    sharing, layers = [], list(model) if isinstance(model, torch.nn.Sequential) else []
+    if layers:  # only a Sequential's layers can be shared
+        parts = [_by_layer(state, len(layers)) for state in states]
+        starts = [_first_change(p, parts[0]) for p in parts]
+        sharing = [0] + [j for j in range(1, len(states)) if starts[j] > 0]
     chunk = eval_chunk(model, 1, split.x.device)
     out = {}
     for j in range(len(states)):
