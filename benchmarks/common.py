@@ -57,6 +57,26 @@ def matmul_peak(device="cpu", dtype=torch.float32, n: int | None = None, repeats
     return 2 * n ** 3 * repeats / (time.perf_counter() - start)
 
 
+class Peak:
+    """The matmul peak read again before each section of a benchmark, the largest reading kept: a VM's speed drifts
+    within one run, and a ceiling read while it was slow would put later work above 100 % of it."""
+
+    def __init__(self, device="cpu"):
+        self.device, self.readings = device, []
+
+    def read(self) -> float:
+        """A new reading; returns the largest so far."""
+        self.readings.append(matmul_peak(self.device))
+        return self.value
+
+    @property
+    def value(self) -> float:
+        return max(self.readings)
+
+    def text(self) -> str:
+        return ", ".join(f"{r / 1e9:.1f}" for r in self.readings) + " GFLOP/s"
+
+
 def monitor_images(n_train: int, n_val: int, n_test: int, classes: int = 10) -> int:
     """Images the trainer evaluates per epoch: each split cut to ``train.MONITOR_PER_CLASS`` per class."""
     return sum(min(n, train.MONITOR_PER_CLASS * classes) for n in (n_train, n_val, n_test))

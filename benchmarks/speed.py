@@ -9,8 +9,9 @@ Prints, side by side, in model-epochs per second on the same configs, data and e
    second, labelled baseline that mostly measures its data pipeline;
 2. seed batching: 30 seeds trained as the sweep batches them vs one at a time, in the project's trainer;
 3. whole-sweep utilisation: the model FLOPs of everything the quick sweep computes (training, per-epoch monitor
-   evaluation, the final evaluation), divided by its projected wall time and by the fp32 matmul peak measured in the
-   same run, overall and per family;
+   evaluation, the final evaluation), divided by its projected wall time and by the fp32 matmul peak: the largest of
+   the readings taken before each dataset and at the end of the same run (a VM's speed drifts within a run),
+   overall and per family;
 4. the compression frontier: a model's 35 compressed variants evaluated as the frontier does
    (``train.evaluate_states``: stacked on CUDA; on a CPU one at a time in cache-sized chunks, since stacking measured
    slower there) vs one model at a time in batches of 4,096 rows, with the one-at-a-time pass's utilisation (what
@@ -362,10 +363,10 @@ def main(argv=None):
     print(f"minarch benchmarks/speed.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {commit or 'unknown'}")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch "
           f"{torch.__version__}, python {platform.python_version()}")
-    peak = common.matmul_peak()
-    print(f"fp32 matmul peak (4096x4096 torch.mm): {peak / 1e9:.1f} GFLOP/s\n")
-    results, quick = {}, profiles.get("quick")
+    peak = common.Peak()
+    results, achieved, quick = {}, {}, profiles.get("quick")
     for name in args.datasets:
+        print(f"fp32 matmul peak (4096x4096 torch.mm), the largest reading so far: {peak.read() / 1e9:.1f} GFLOP/s")
         dataset, splits = data.load(name, **SUBSET), textbook_splits(name)
         print(f"== {name}: an epoch = {len(dataset.train)} training images + that loop's evaluation ==")
         print(f"{'model':34s} {'params':>9s} {'textbook':>9s} {'plain':>7s} {'minarch':>8s} {'vs plain':>8s} "
@@ -395,10 +396,11 @@ def main(argv=None):
         secs = {key: projected(quick, name, fits[key], monitor=key == "quick") for key in fits}
         mine_s, mine_flops = secs["quick"]
         total = sum(mine_s.values())
-        util = {fam: mine_flops[fam] / mine_s[fam] / peak for fam in mine_s}
-        results[name] = {"competent loop, quick sweep": sum(secs["plain"][0].values()) / total,
-                         "utilisation, quick sweep": sum(mine_flops.values()) / total / peak,
-                         "utilisation, CNN": util.get("cnn", float("nan")), "utilisation, ViT": util.get("vit", float("nan"))}
+        rate = {fam: mine_flops[fam] / mine_s[fam] for fam in mine_s}  # FLOP/s; over the largest peak at the end
+        util = {fam: r / peak.value for fam, r in rate.items()}
+        results[name] = {"competent loop, quick sweep": sum(secs["plain"][0].values()) / total}
+        achieved[name] = {"utilisation, quick sweep": sum(mine_flops.values()) / total,
+                          "utilisation, CNN": rate.get("cnn", np.nan), "utilisation, ViT": rate.get("vit", np.nan)}
         stacked = [r for r in rows if r["batched"] == r["batched"]]
         gain = float(np.exp(np.mean([np.log(r["single"] / r["batched"]) for r in stacked])))
         print(f"\nseed batching, {args.seeds} seeds vs one at a time (geometric mean over the models <= 100k "
@@ -411,7 +413,7 @@ def main(argv=None):
         paper_s, _ = projected(profiles.get("paper"), name, cost_models(rows, "batched_or_quick", "flops_monitor"),
                                monitor=True)
         print(f"paper profile of {name}, projected: {sum(paper_s.values()) / 3600:.0f} h on this machine")
-        speed = frontier_speed(name, peak)
+        speed = frontier_speed(name, peak.value)
         results[name]["frontier evaluation vs one at a time"] = min(one / st for st, one, *_ in speed.values())
         print("frontier variants on the test split: " + ", ".join(
             f"{label} {n} variants as the frontier evaluates them {st:.1f} s vs one at a time {one:.1f} s "
@@ -430,6 +432,10 @@ def main(argv=None):
     rss = largest_task_peak_rss(args.datasets[-1])
     print(f"peak memory of the quick profile's largest task ({args.datasets[-1]}): {rss / 2**30:.2f} GiB per worker")
     book, empty = book_record(), book_record(pipeline.EMPTY_STORE_RECORD)
+    peak.read()
+    print(f"fp32 matmul peak readings: {peak.text()}; every utilisation below is over the largest")
+    for name, flops in achieved.items():
+        results[name].update({label: f / peak.value for label, f in flops.items()})
     overall = {k: min(r[k] for r in results.values()) for k in next(iter(results.values()))}
     if book and book.get("profile") == "quick":
         print(f"last book build: {built(book)}")
@@ -440,7 +446,7 @@ def main(argv=None):
     if empty and empty.get("profile") == "quick":
         overall["quick book from an empty store, min"] = empty["seconds"] / 60
         print(f"last book build from an empty store: {built(empty)}\n  where its wall time went: {spent(empty)}")
-        print(why_missed(empty, quick, peak, TARGETS["quick book from an empty store, min"]))
+        print(why_missed(empty, quick, peak.value, TARGETS["quick book from an empty store, min"]))
     print("\n== targets (worst dataset) ==")
     for label, target in TARGETS.items():
         value = overall.get(label)
