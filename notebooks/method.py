@@ -180,13 +180,13 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 #   to each precision below (symmetric, per output channel) or cast to float16; pruned weights stay exactly zero.
 #   Size is the byte count of a real encoding (`analyses.encoding`: bit-packed integer codes with their float32
 #   scales, per tensor the cheaper of dense, bitmap and 4-bit relative-index layouts), tested to round-trip.
-#   Every variant is measured on the whole validation split and on the test split's monitor subset (the faint
-#   points of the frontier figure); the whole test split only for the variants the chapter reports (each family's
-#   Pareto set, the recommendations, the recovery comparison) and for any that `recommend` chooses later, which it
-#   measures then. `recommend` chooses on the validation split by a one-sided Student-t lower bound over seeds and
+#   Every variant is measured on the whole validation split (the faint points of the frontier figure); the test
+#   split only for the variants the chapter reports (each family's Pareto set, the recommendations, the recovery
+#   comparison) and for any that `recommend` chooses later, which it measures then. `recommend` chooses on the validation split by a one-sided Student-t lower bound over seeds and
 #   reports the test split. Recovery fine-tunes the configurations that own the frontier for a few epochs at low
 #   bit widths with the masks held and the rounding in the loop (straight-through). Component sensitivity rounds one
-#   component group at a time to a few bit widths, the rest float32. The exact grids follow.
+#   component group at a time to a few bit widths, the rest float32, and measures the paired drop on the test
+#   split's monitor subset. The exact grids follow.
 #
 # ## Findings
 #

@@ -22,11 +22,11 @@
 # once: L1 pruning (one-shot, global) to a grid of sparsities, then the surviving weights rounded to a few bits
 # (symmetric, one grid per output channel) or cast to float16. Every variant is sized by a real encoding (integer
 # codes bit-packed with their scales; a sparse tensor stored as a bitmap or as relative indices when that is
-# smaller) and evaluated on the whole validation split, which every choice on this page reads, and on a fixed
-# stratified sample of the test split. The whole test split is then measured for the variants this page reports
-# (each family's frontier, the recommendations, the recovery comparison): chosen on validation, they are the same
-# whichever variants are measured further, and the other variants need not pay for the largest split. The settings,
-# as the code holds them, follow; the [method chapter](../method.ipynb) gives the rest.
+# smaller) and evaluated on the whole validation split, which every choice on this page reads. The test split is
+# then measured for the variants this page reports (each family's frontier, the recommendations, the recovery
+# comparison): chosen on validation, they are the same whichever variants are measured further, and the others
+# need not pay for the largest split. The settings, as the code holds them, follow; the
+# [method chapter](../method.ipynb) gives the rest.
 
 # %% tags=["parameters"]
 dataset = "mnist"
@@ -65,11 +65,11 @@ ch.figure(plots.frontier(summary, front, refs), "frontier")
 # %% [markdown]
 # The lines join each family's Pareto frontier (chosen on validation accuracy: no variant of that family is both
 # smaller and more accurate there), each point the mean test accuracy over seeds with their interval as a bar. The
-# faint points are the other variants (a triangle when fine-tuned, see below), their mean accuracy on the test
-# split's monitor subset (the same images for every variant; the [method chapter](../method.ipynb) says how it is
-# drawn). The diamonds are published tiny models of other architectures (tagged as in the table at the end of this
-# page), sized as float32: they use convolutions with pooling, normalisation, augmentation and long schedules, which
-# the paper's families do not.
+# faint points are the other variants (a triangle when fine-tuned, see below) at their mean validation accuracy, the
+# number the choice compared; the line's heights are test accuracies, so a faint point can sit a little above it
+# where validation and test differ. The diamonds are published tiny models of other architectures (tagged as in
+# the table at the end of this page), sized as float32: they use convolutions with pooling, normalisation,
+# augmentation and long schedules, which the paper's families do not.
 
 # %%
 Markdown(frontier.ownership(frontier.pareto(summary, by=("dataset",))))
@@ -99,7 +99,10 @@ ch.table("recovery", gains, {
 # The paper leaves open how a transformer's components respond to quantization. Here one component group of each
 # representative model (from the [regimes chapter](regimes.ipynb)) is rounded to 8, 4, 3 or 2 bits while everything
 # else stays float32: for the ViT its patch embedding, attention qkv and output projections, MLPs, head, and the
-# positions, class token and LayerNorms together; for DNNs and CNNs the first, middle and last weight layers.
+# positions, class token and LayerNorms together; for DNNs and CNNs the first, middle and last weight layers. Each
+# is measured on the test split's monitor subset (the [method chapter](../method.ipynb) says how it is drawn): the
+# drop is paired, the same images with and without the rounding, so only the images whose prediction flips make it
+# noisy, and the subset costs a fraction of the whole split's time.
 
 # %%
 sens = ch.save("components", components.table(ch.store.runs_of(ch.load("representatives")), **ch.where))

@@ -131,3 +131,25 @@ def test_component_sensitivity_rounds_one_group_at_a_time(tiny_store, tiny_root)
     assert (sens.n_values == [32 * 784] * 2 + [32 * 32] * 2 + [10 * 32] * 2).all()
     rank = components.ranking(sens.assign(family="dnn"), low=(1,))
     assert set(rank.component) == set(sens.component) and rank["rank"].min() == 1 and (rank.models == 1).all()
+
+
+def test_component_drops_are_paired_on_the_test_sample(tiny_store, tiny_root, monkeypatch):
+    """Each variant and the float model are measured on the same images, the test split's monitor subset."""
+    from minarch_core.analyses import components
+    from minarch_core.analyses.common import monitor_test
+    from minarch_core.engine import train
+    monkeypatch.setattr(train, "MONITOR_PER_CLASS", 5)  # the synthetic test split has 20 per class: a real subset
+    store, configs = tiny_store
+    run = store.get(configs[1])  # DNN 32-32: at 3 and 2 bits its accuracy on the subset and the whole split differ
+    sens = components.sensitivity(run, bits=(3, 2), device="cpu", data_root=tiny_root)
+    dataset = train.load_data(run.config, "cpu", tiny_root)
+    model = run.model(dataset)
+    _, states = components.variants(model, (3, 2))
+    sample = monitor_test(dataset)
+    assert len(sample) == 50 < len(dataset.test)
+    float_acc = train.evaluate(model, sample)[1]
+    net = run.model(dataset)  # loaded into a copy: the variants share the float model's tensors
+    for row, state in zip(sens.itertuples(), states[1:]):
+        net.load_state_dict(state)
+        assert train.evaluate(net, sample)[1] == pytest.approx(row.test_acc)
+        assert row.drop == pytest.approx(float_acc - row.test_acc)

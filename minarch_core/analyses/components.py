@@ -5,7 +5,9 @@ The groups are the family's (``models.components``): for the ViT the patch embed
 projections, the MLPs, the head, and the positions, class token and LayerNorms together; for DNNs and CNNs the first,
 middle and last weight layers. Matrices are rounded to a symmetric grid per output channel, the other tensors of
 the positions-and-norms group per tensor; biases of the linear layers stay float32. The variants of one model are
-evaluated by ``train.evaluate_states``.
+evaluated by ``train.evaluate_states`` on the test split's monitor subset (``common.monitor_test``): each drop is
+paired, the same images with and without the rounding, so its noise comes only from the images whose prediction
+flips, and ``train.MONITOR_PER_CLASS`` images per class cost a fraction of the whole split's time.
 """
 from __future__ import annotations
 
@@ -15,19 +17,19 @@ import torch
 from ..engine import models, train
 from ..engine.errors import ConfigError
 from ..engine.store import Run
-from .common import run_columns
+from .common import monitor_test, run_columns
 from .grids import fake_quantize
 
 BITS = (8, 4, 3, 2)
 
 
 def sensitivity(run: Run, bits=BITS, device=None, data_root=None) -> pd.DataFrame:
-    """One row per (component, bits) of ``run``'s model, and one float32 row: test accuracy and its drop."""
+    """One row per (component, bits) of ``run``'s model: accuracy on the test sample and its drop from float32."""
     dataset = train.load_data(run.config, device, data_root)
     model = run.model(dataset)
     rows, states = variants(model, bits)
     loss_fn = train.LOSSES[run.config.loss]
-    for row, (_, acc) in zip(rows, train.evaluate_states(model, states, dataset.test, loss_fn)):
+    for row, (_, acc) in zip(rows, train.evaluate_states(model, states, monitor_test(dataset), loss_fn)):
         row["test_acc"] = acc
     out = pd.DataFrame(rows).assign(run_id=run.run_id)
     out["drop"] = out.test_acc.iloc[0] - out.test_acc

@@ -6,10 +6,9 @@ channel, or a float cast; pruned weights stay exactly zero, since every grid kee
 count of ``encoding.encode`` (headers, scales and the cheaper of dense and sparse layouts, per tensor). Its accuracy
 is measured by ``train.evaluate_states`` (the variants of one model stacked in one batched pass on CUDA, one at a
 time on a CPU, where that measured faster) in two stages: every variant on the whole validation split, which all
-choosing reads, and on the test sample (``common.monitor_test``, the figure's faint points); then, by ``complete``,
-the whole test split for the variants the book reports (``reported``) and for any that ``ask`` chooses later. A
-variant's test accuracy is the same number either way, so skipping it for the variants nobody reports changes no
-answer.
+choosing reads (the figure's faint points show it); then, by ``complete``, the whole test split for the variants the
+book reports (``reported``) and for any that ``ask`` chooses later. A variant's test accuracy is the same number
+either way, so skipping it for the variants nobody reports changes no answer.
 
 Choices: the frontier is drawn from the stable configurations (regime learning or overfitting) of the family grids
 (``GRIDS``: square DNNs, CNNs, ViTs), ``SEEDS`` seeds each. ``recommend`` chooses on the **validation** split, by a
@@ -32,7 +31,7 @@ from ..engine.errors import ConfigError
 from ..engine.params import Param
 from ..engine.store import Run
 from . import encoding, pruning, quantization, recovery
-from .common import chance, monitor_test, run_columns, score, square
+from .common import chance, run_columns, score, square
 from .grids import FLOATS, STORED
 from .regimes import LEARNS, THRESHOLDS
 
@@ -65,8 +64,7 @@ def compressed(fresh, grid=None):
 
 def variants(run: Run, sparsities=SPARSITIES, precisions=PRECISIONS, device=None, data_root=None) -> pd.DataFrame:
     """One row per (sparsity, precision) of ``run``'s model: achieved sparsity, stored bytes, and the loss and
-    accuracy on the validation split and the test sample; the whole test split's columns are NaN until
-    ``complete`` measures them."""
+    accuracy on the validation split; the test split's columns are NaN until ``complete`` measures them."""
     dataset = train.load_data(run.config, device, data_root)
     dense, loss_fn = run.model(dataset), train.LOSSES[run.config.loss]
     dense_bytes = encoding.size(dense)
@@ -79,8 +77,8 @@ def variants(run: Run, sparsities=SPARSITIES, precisions=PRECISIONS, device=None
                      "bits": quantization.bits_of(precision),
                      "size_bytes": encoding.size(pruned, precision, scheme=SCHEME, granularity=GRANULARITY),
                      "dense_bytes": dense_bytes})
-    splits = {"val": dataset.val, "sample": monitor_test(dataset)}
-    return pd.DataFrame(score(rows, dense, states, splits, loss_fn)).assign(test_loss=np.nan, test_acc=np.nan)
+    return pd.DataFrame(score(rows, dense, states, {"val": dataset.val}, loss_fn)).assign(test_loss=np.nan,
+                                                                                          test_acc=np.nan)
 
 
 def reported(table: pd.DataFrame) -> pd.DataFrame:
@@ -142,18 +140,15 @@ def measure(runs: list[Run], make=None, progress: bool = True, **options) -> pd.
 
 def summarise(table: pd.DataFrame, confidence: float = ASK["confidence"].default) -> pd.DataFrame:
     """One row per variant of a configuration, its seeds pooled: bytes (the largest seed's), the mean and the
-    one-sided lower bound of validation accuracy, the test sample's mean accuracy, and the whole test split's mean
-    and two-sided interval at ``confidence`` (Student t over seeds; NaN bounds with a single seed, NaN throughout
-    where ``complete`` has not measured it)."""
+    one-sided lower bound of validation accuracy, and the test split's mean and two-sided interval at
+    ``confidence`` (Student t over seeds; NaN bounds with a single seed, NaN throughout where ``complete`` has not
+    measured it)."""
     ASK["confidence"].check(confidence)
     arch = [c for c in ("family", "model", "depth", "width", "n_params") if c in table]
-    if "sample_acc" not in table:  # a table stored before the test sample existed measured every variant on test
-        table = table.assign(sample_acc=np.nan)
     g = table.groupby(KEYS, sort=False)
     out = g.agg(**{c: (c, "first") for c in arch}, bits=("bits", "first"), achieved=("achieved", "mean"),
                 size_bytes=("size_bytes", "max"), dense_bytes=("dense_bytes", "first"), seeds=("run_id", "count"),
-                val_mean=("val_acc", "mean"), val_sd=("val_acc", "std"), sample_mean=("sample_acc", "mean"),
-                test_mean=("test_acc", "mean"),
+                val_mean=("val_acc", "mean"), val_sd=("val_acc", "std"), test_mean=("test_acc", "mean"),
                 test_sd=("test_acc", "std")).reset_index()
     one = stats.t.ppf(confidence, out.seeds - 1) / np.sqrt(out.seeds)  # NaN for one seed
     two = stats.t.ppf((1 + confidence) / 2, out.seeds - 1) / np.sqrt(out.seeds)

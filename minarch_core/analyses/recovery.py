@@ -8,8 +8,7 @@ In every forward pass of the fine-tuning, each weight layer's weight is the prun
 grid's range). The run's own optimiser settings and loss are used; the data order is drawn from its seed. The
 variants of one model are fine-tuned together, stacked as the trainer stacks seeds (``finetune``). The fine-tuned
 model is then quantized exactly as post-training variants are, so both arms are sized by the same encoding; its
-variants are few and all compared, so each is measured on the validation split, the test sample and the whole test
-split at once.
+variants are few and all compared, so each is measured on the validation split and the whole test split at once.
 """
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ from torch import nn
 from ..engine import sweep, train
 from ..engine.store import Run
 from . import encoding, grids, pruning, quantization
-from .common import monitor_test, score
+from .common import score
 
 SCHEME, GRANULARITY = grids.STORED  # the frontier's grid: the same variants, recovered
 
@@ -113,7 +112,7 @@ def variants(run: Run, sparsities=SPARSITIES, bits=BITS, epochs: int = EPOCHS, d
                      "achieved": pruning.sparsity_of(tuned), "precision": str(b), "bits": b,
                      "size_bytes": encoding.size(tuned, b, scheme=SCHEME, granularity=GRANULARITY),
                      "dense_bytes": dense_bytes, "finetune_epochs": epochs})
-    splits = {"val": dataset.val, "sample": monitor_test(dataset), "test": dataset.test}  # all reported: few
+    splits = {"val": dataset.val, "test": dataset.test}  # all reported: few
     return pd.DataFrame(score(rows, dense, states, splits, loss_fn))
 
 

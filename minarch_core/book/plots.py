@@ -418,25 +418,26 @@ def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataF
 # -- the smallest model -------------------------------------------------------------------------------------------
 
 def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFrame) -> alt.LayerChart:
-    """Test accuracy against stored bytes: each family's Pareto frontier (line, points with the seeds' interval, on
-    the whole test split), every other variant (faint, on the test sample: ``common.monitor_test``), and published
+    """Accuracy against stored bytes: each family's Pareto frontier (line, points with the seeds' interval, on the
+    test split), every other variant (faint, on the validation split that chose among them), and published
     tiny models of other architectures (black diamonds tagged R1, R2 ..., the tags of the references table). The
     legends sit below the chart, so that it fits the text column of a 1,200-pixel window."""
     f = labelled(front)
     d = labelled(summary[~summary.set_index(KEYS).index.isin(front.set_index(KEYS).index)])
-    d = d.assign(test_mean=d.sample_mean)  # the faint points' height: the test sample's accuracy
+    d = d.assign(test_mean=d.val_mean)  # the faint points' height: the validation accuracy the choice read
     sizes = [*summary.size_bytes, *references.size_bytes]
     x = log_x(sizes, "size_bytes:Q", "stored size (bytes)")
     low = float(np.nanmin([*f.test_low.fillna(f.test_mean), *references.accuracy, 1.0]))
     floor = max(0.0, np.floor((low - 0.05) * 20) / 20)  # the frontier's range; collapsed variants fall off the axis
-    y = alt.Y("test_mean:Q", title="test accuracy", scale=alt.Scale(domain=[floor, 1]), axis=alt.Axis(format="%"))
+    y = alt.Y("test_mean:Q", title="accuracy (frontier: test; the rest: validation)", scale=alt.Scale(
+        domain=[floor, 1]), axis=alt.Axis(format="%"))
     tip = [alt.Tooltip("model:N"), alt.Tooltip("sparsity:Q", format=".0%"), alt.Tooltip("precision:N"),
            alt.Tooltip("size_bytes:Q", format=",", title="bytes")]
     method = alt.Shape("method:N", title="weights", scale=alt.Scale(
         domain=["post-training", "quantization-aware"], range=["circle", "triangle-up"]))
     cloud = alt.Chart(d).mark_point(size=14, opacity=0.3, filled=True, clip=True).encode(
         x=x, y=y, color=family_color(), shape=method, tooltip=[
-            *tip, alt.Tooltip("test_mean:Q", format=".2%", title="test sample accuracy"), alt.Tooltip("method:N")])
+            *tip, alt.Tooltip("test_mean:Q", format=".2%", title="validation accuracy"), alt.Tooltip("method:N")])
     line = alt.Chart(f).mark_line(point=alt.OverlayMarkDef(size=30)).encode(
         x=x, y=y, color=family_color(), detail="family:N", tooltip=[
             *tip, alt.Tooltip("test_mean:Q", format=".2%"),
