@@ -77,8 +77,8 @@ def variants(run: Run, sparsities=SPARSITIES, precisions=PRECISIONS, device=None
                      "bits": quantization.bits_of(precision),
                      "size_bytes": encoding.size(pruned, precision, scheme=SCHEME, granularity=GRANULARITY),
                      "dense_bytes": dense_bytes})
-    return pd.DataFrame(score(rows, dense, states, {"val": dataset.val}, loss_fn)).assign(test_loss=np.nan,
-                                                                                          test_acc=np.nan)
+    measured = score(rows, dense, states, {"val": dataset.val}, loss_fn)
+    return pd.DataFrame(measured).assign(test_loss=np.nan, test_acc=np.nan)
 
 
 def reported(table: pd.DataFrame) -> pd.DataFrame:
