@@ -11,7 +11,7 @@ WORKERS  ?= 2
 DATASET  ?= mnist
 FAMILY   ?= dnn
 
-.PHONY: setup browser book sweep test benchmark clean
+.PHONY: setup browser book sweep test benchmark phases clean
 
 # Install the pinned stack into a project virtual environment (again only when the pins change).
 setup: $(VENV)/.installed
@@ -34,6 +34,11 @@ sweep: setup
 benchmark: setup
 	$(BIN)/python benchmarks/speed.py | tee benchmarks/latest.txt
 	$(BIN)/python benchmarks/report.py
+
+# Where the smallest-model chapter of DATASET spends its time, phase by phase, on the store a book build left in
+# results/ (one core, as the book runs it; about 13 min for cifar10).
+phases: setup
+	$(BIN)/python benchmarks/phases.py --dataset $(DATASET) | tee benchmarks/phases-latest.txt
 
 test: setup browser
 	$(BIN)/python -m pytest -q

@@ -1,13 +1,18 @@
 """Where the smallest-model chapter's time goes: each phase of ``notebooks/smallest.py`` timed on a built store.
 
+    make phases DATASET=cifar10     # writes benchmarks/phases-latest.txt; or:
     python benchmarks/phases.py --dataset cifar10 [--results results] [--threads 1]
 
 Times, for one dataset of the quick study, what the chapter computes in order: the post-training variants of every
 chosen run (by family), the quantization-aware fine-tuning of the frontier's owners, the whole test split of the
 reported variants, and the component sensitivity of the representatives; nothing is saved. One thread by default,
-as the book runs two datasets' chapters at once on two cores. To compare two commits, run it from both checkouts at
-the same time (one core each, the same machine state): the ratio of their totals is the change, free of the
-machine's drift between builds. Never part of the tests: timings are not assertions.
+as the book runs two datasets' chapters at once on two cores. Beside each phase's time it prints its model
+arithmetic (FLOPs counted exactly by torch.utils.flop_counter: per image, times the images and variants each phase
+evaluates or trains dense, as it does; component sensitivity's in a second, untimed pass, as it runs), that
+arithmetic's time at the matmul peak of the same thread count, and the utilisation; then what share of the peak
+the chapter's target (``CHAPTER_TARGET_S`` on one core) would need. To compare two commits, run it from both
+checkouts at the same time (one core each, the same machine state): the ratio of their totals is the change, free
+of the machine's drift between builds. Never part of the tests: timings are not assertions.
 """
 from __future__ import annotations
 
@@ -19,10 +24,22 @@ import time
 
 import pandas as pd
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from minarch_core.analyses import components, frontier, recovery
 from minarch_core.analyses.common import run_columns
 from minarch_core.book import chapter
+from minarch_core.engine import train
+
+import common
+
+# 3 min added per dataset to the quick book (issue #14), whose chapters run two datasets at once: 6 min on one core
+CHAPTER_TARGET_S = 2 * 3 * 60
+
+
+def forward(run, images: int, variants: int = 1) -> float:
+    """FLOPs of evaluating ``variants`` weight sets of ``run``'s model on ``images`` images."""
+    return variants * images * common.per_image(run.config.dataset, run.config.family, run.config.arch)[1]
 
 
 def main(argv=None):
@@ -38,32 +55,63 @@ def main(argv=None):
                                             "results": args.results, "data": None, "workers": 1,
                                             "renderer": "default", "figures": None})
     runs = frontier.chosen_runs(ch.store, ch.load("configurations"), ch.load("runs"))
-    seconds, frames = collections.Counter(), []
+    peak = common.Peak()
+    peak.read()
+    sizes = train.load_data(runs[0].config, ch.device, ch.data_root)
+    n_train, n_val, n_test = len(sizes.train), len(sizes.val), len(sizes.test)
+    seconds, flops, frames = collections.Counter(), collections.Counter(), []
     start = time.perf_counter()
     for run in runs:
         t = time.perf_counter()
         frames.append(frontier.variants(run, **ch.where).assign(**run_columns(run)))
-        seconds[f"post-training variants, {run.config.family}"] += time.perf_counter() - t
+        phase = f"post-training variants, {run.config.family}"
+        seconds[phase] += time.perf_counter() - t
+        flops[phase] += forward(run, n_val, len(frames[-1]))
     post = pd.concat(frames, ignore_index=True)
     tuned = ch.store.runs_of(frontier.owners(post).drop_duplicates("run_id"))
     t = time.perf_counter()
     aware = frontier.measure(tuned, recovery.variants, progress=False, **ch.where)
-    seconds["quantization-aware fine-tuning"] = time.perf_counter() - t
+    phase, grid = "quantization-aware fine-tuning", len(recovery.SPARSITIES) * len(recovery.BITS)
+    seconds[phase] = time.perf_counter() - t
+    for run in tuned:  # each variant's training steps, then its validation and test splits
+        step = common.per_image(run.config.dataset, run.config.family, run.config.arch)[0]
+        flops[phase] += grid * recovery.EPOCHS * n_train * step + forward(run, n_val + n_test, grid)
     t = time.perf_counter()
     table = pd.concat([post, aware], ignore_index=True)
-    frontier.complete(table, ch.store, frontier.reported(table), progress=False, **ch.where)
-    seconds["whole test split of the reported"] = time.perf_counter() - t
+    done = frontier.complete(table, ch.store, frontier.reported(table), progress=False, **ch.where)
+    phase = "whole test split of the reported"
+    seconds[phase] = time.perf_counter() - t
+    measured = done[table.test_acc.isna() & done.test_acc.notna()].run_id.value_counts()
+    flops[phase] = sum(forward(run, n_test, measured[run.run_id]) for run in runs if run.run_id in measured)
     t = time.perf_counter()
-    components.table(ch.store.runs_of(ch.load("representatives")), **ch.where)
-    seconds["component sensitivity"] = time.perf_counter() - t
+    representatives = ch.store.runs_of(ch.load("representatives"))
+    components.table(representatives, **ch.where)
+    phase = "component sensitivity"
+    seconds[phase] = time.perf_counter() - t
     total = time.perf_counter() - start
+    peak.read()
+    with FlopCounterMode(display=False) as counted:  # again, counted as it runs (its shared layers run once)
+        components.table(representatives, **ch.where)  # untimed: the counter's overhead is large here
+    flops[phase] = counted.get_total_flops()
     print(f"minarch benchmarks/phases.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {commit or 'unknown'}, "
           f"{args.dataset}, {args.threads} thread(s): {len(runs)} runs, {len(tuned)} fine-tuned")
-    for phase, s in seconds.items():
-        print(f"  {phase:40s} {s:7.1f} s")
-    print(f"  {'total':40s} {total:7.1f} s")
+    print(f"  fp32 matmul peak (4096x4096 torch.mm, {args.threads} thread(s)), read before and after, the larger: "
+          f"{peak.value / 1e9:.1f} GFLOP/s")
+    print(f"  {'phase':40s} {'wall':>9s}  {'model arithmetic':>16s}  {'at the peak':>11s}  utilisation")
+    for phase in [*seconds, "total"]:
+        s, f = (total, sum(flops.values())) if phase == "total" else (seconds[phase], flops[phase])
+        print(f"  {phase:40s} {s:7.1f} s  {f / 1e9:10.0f} GFLOP  {f / peak.value:9.1f} s  {f / s / peak.value:6.0%}")
+    print(why(seconds, flops, peak.value, total))
     return 0
 
+
+def why(seconds, flops, peak: float, total: float) -> str:
+    """What the chapter's target needs of the matmul peak over the whole chapter, beside what each phase reaches."""
+    need, now = sum(flops.values()) / peak / CHAPTER_TARGET_S, sum(flops.values()) / peak / total
+    below = sorted((flops[p] / seconds[p] / peak, p) for p in seconds if flops[p] / seconds[p] / peak < need)
+    return (f"  the target, {CHAPTER_TARGET_S / 60:g} min on one core ({total / CHAPTER_TARGET_S:.1f}x less than now), "
+            f"needs {need:.0%} of the matmul peak over the whole chapter, against {now:.0%} now; these phases run "
+            "below that share: " + ", ".join(f"{p} {u:.0%}" for u, p in below))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,7 +20,8 @@ Prints, side by side, in model-epochs per second on the same configs, data and e
    ``recovery.finetune`` stacks them against one at a time; pruning and sizing a 4x500 DNN's variants as the
    frontier does against torch's topk pruning and the packed bytes; and the minutes the frontier chapter added per
    dataset to the last quick book (``book/build-info.json``: the worst dataset's chapter time over the datasets
-   whose chapters ran at once);
+   whose chapters ran at once), with what share of the matmul peak 3 minutes would need, from the last
+   ``make phases`` (``benchmarks/phases.py``: the chapter phase by phase beside its model arithmetic);
 5. the last quick book built from an empty store (``book/build-info-empty-store.json``, which ``make book`` writes
    when it trained every run) against its 20-minute target, where its wall time went, and why: its training beside
    the floor of its model arithmetic at the matmul peak, its chapters, and the lever that is left.
@@ -38,6 +39,7 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -60,6 +62,7 @@ TARGETS = {"competent loop, quick sweep": 3.0, "utilisation, quick sweep": 0.50,
            "utilisation, ViT": 0.25, "frontier evaluation vs one at a time": 10.0,
            "frontier chapter, min added per dataset": 3.0, "quick book from an empty store, min": 20.0}
 LOWER_IS_BETTER = {"frontier chapter, min added per dataset", "quick book from an empty store, min"}
+PHASES = "benchmarks/phases-latest.txt"  # the frontier chapter's time by phase: `make phases` writes it
 DEVICE = "cpu"  # what this benchmark measures; the trainer runs on CUDA too (MINARCH_DEVICE)
 MODELS = [("dnn", {"widths": [w] * d}) for d in (1, 4) for w in (1, 10, 100, 1000)] + \
          [("cnn", {"channels": c}) for c in (1, 8, 32)] + [("vit", {"dim": 16, "depth": 2, "heads": 4})]
@@ -320,6 +323,18 @@ def spent(book: dict) -> str:
     return ", ".join(f"{name} {m:.1f} min" for name, m in sorted(minutes.items(), key=lambda kv: -kv[1]))
 
 
+def phases_why(path: str = PHASES) -> str:
+    """The frontier chapter's why, from the last ``make phases`` (``benchmarks/phases.py``): where it ran and what
+    share of the matmul peak the chapter's target needs."""
+    full = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path)
+    lines = open(full).read().splitlines() if os.path.exists(full) else []
+    if len(lines) < 2:
+        return f"  why: not measured (make phases DATASET=cifar10 after a book build writes {path})"
+    head = re.search(r"commit (\S+), (\w+),", lines[0])
+    where = f"{head[2]}, commit {head[1]}" if head else "unknown run"
+    return f"  why ({path}: {where}; each phase's share of the peak there):{lines[-1].removeprefix(' ')}"
+
+
 def why_missed(book: dict, profile: profiles.Profile, peak: float, target_min: float) -> str:
     """Why an empty-store build took what it took, against ``target_min``, and the lever that is left: its training
     wall time beside the floor of its model arithmetic at this machine's matmul peak (every run's FLOPs as the
@@ -443,6 +458,7 @@ def main(argv=None):
         if smallest:  # chapters of `parallel` datasets run at once, so each adds its time / parallel to the wall
             overall["frontier chapter, min added per dataset"] = max(smallest.values()) / book.get("parallel", 1)
             print("  its smallest-model chapters: " + ", ".join(f"{d} {m:.1f} min" for d, m in smallest.items()))
+            print(phases_why())
     if empty and empty.get("profile") == "quick":
         overall["quick book from an empty store, min"] = empty["seconds"] / 60
         print(f"last book build from an empty store: {built(empty)}\n  where its wall time went: {spent(empty)}")

@@ -23,6 +23,7 @@
 build_info = "book/build-info.json"
 benchmark = "benchmarks/latest.txt"  # what `make benchmark` last printed
 gpu_benchmark = "benchmarks/gpu-latest.txt"  # what benchmarks/gpu.py last printed on a GPU
+phases = "benchmarks/phases-latest.txt"  # what `make phases` last printed
 results = None  # the run store (default: MINARCH_RESULTS or ./results)
 figures = None
 
@@ -145,6 +146,17 @@ else:
                      + (", the same code." if same else ": the benchmark predates this build's code, so run "
                         "`make benchmark` to measure this commit.")))
 display(Markdown(benchmarks.table(text, "")), HTML(benchmarks.folded(text, "The benchmark's whole output")))
+
+# %% [markdown]
+# The frontier chapter's target is the one a faster implementation alone might seem able to reach, so
+# `make phases DATASET=cifar10` (`benchmarks/phases.py`, on the store a build left) times that chapter phase by
+# phase on one core, as the book runs it, beside each phase's model arithmetic and its time at the matmul peak, and
+# says what share of the peak the target would need:
+
+# %%
+phases_text = open(ch.values["phases"]).read() if os.path.exists(ch.values["phases"]) else ""
+display(HTML(benchmarks.folded(phases_text, "The frontier chapter, phase by phase", opened=True)) if phases_text else
+        Markdown(f"`{ch.values['phases']}` is missing: run `make phases DATASET=cifar10` after a book build."))
 
 # %% [markdown]
 # ### On a GPU

@@ -33,8 +33,8 @@ def table(cpu: str, gpu: str) -> str:
     return "\n".join(rows)
 
 
-def folded(text: str, summary: str) -> str:
-    """``text`` as printed (its tables keep their columns: it scrolls sideways rather than wrap), in a closed
-    section."""
-    return (f"<details><summary>{html.escape(summary)}</summary><pre style='white-space: pre; overflow-x: auto; "
+def folded(text: str, summary: str, opened: bool = False) -> str:
+    """``text`` as printed (its tables keep their columns: it scrolls sideways rather than wrap), in a section
+    closed unless ``opened``."""
+    return (f"<details{' open' if opened else ''}><summary>{html.escape(summary)}</summary><pre style='white-space: pre; overflow-x: auto; "
             f"font-size: 0.8em'>{html.escape(text)}</pre></details>")

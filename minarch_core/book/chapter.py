@@ -35,6 +35,7 @@ PARAMETERS = {p.name: p for p in (
     Param("build_info", str, "book/build-info.json", "the build-info.json that make book wrote"),
     Param("benchmark", str, "benchmarks/latest.txt", "the output of make benchmark to print"),
     Param("gpu_benchmark", str, "benchmarks/gpu-latest.txt", "the output of benchmarks/gpu.py to print"),
+    Param("phases", str, "benchmarks/phases-latest.txt", "the output of make phases to print"),
 )}
 STUDY = ("profile", "seeds", "epochs", "train_per_class")
 PER_DATASET = ("dataset", *STUDY, "device", "results", "data", "workers", "renderer", "figures")
@@ -57,7 +58,7 @@ CHAPTERS = {c.name: c for c in (  # in the order the book executes and shows the
     ChapterSpec("smallest", "The smallest model", True, PER_DATASET),
     ChapterSpec("findings", "Findings across datasets", False, ("datasets", *STUDY, "results", "renderer", "figures")),
     ChapterSpec("reproducing", "Reproducing this book", False,
-                ("build_info", "benchmark", "gpu_benchmark", "results", "figures")),
+                ("build_info", "benchmark", "gpu_benchmark", "phases", "results", "figures")),
 )}
 
 

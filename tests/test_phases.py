@@ -1,0 +1,28 @@
+"""The frontier chapter's "why" in the speed benchmark: what share of the matmul peak its target needs, computed by
+benchmarks/phases.py and carried into benchmarks/latest.txt by benchmarks/speed.py."""
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import phases  # noqa: E402
+import speed  # noqa: E402
+
+
+def test_the_target_needs_the_chapters_arithmetic_at_the_peak_within_its_time():
+    seconds = {"dense evaluation": 200.0, "fine-tuning": 200.0}
+    flops = {"dense evaluation": 180e9, "fine-tuning": 36e9}  # at 1 GFLOP/s: 90% and 18% of the peak
+    line = phases.why(seconds, flops, peak=1e9, total=400.0)
+    assert f"needs {216 / phases.CHAPTER_TARGET_S:.0%} of the matmul peak" in line  # 216 s of arithmetic
+    assert "against 54% now" in line
+    assert line.endswith("below that share: fine-tuning 18%")  # the dense evaluation already runs above it
+
+
+def test_the_speed_benchmark_quotes_the_last_phases_run(tmp_path):
+    out = tmp_path / "phases-latest.txt"
+    out.write_text("minarch benchmarks/phases.py, 2026-12-01 18:20 UTC, commit abc1234, cifar10, 1 thread(s): 75 runs\n"
+                   "  total  715.9 s\n  the target, 6 min on one core, needs 69% of the matmul peak\n")
+    line = speed.phases_why(str(out))
+    assert "cifar10, commit abc1234" in line
+    assert line.endswith("the target, 6 min on one core, needs 69% of the matmul peak")
+    assert "not measured" in speed.phases_why(str(tmp_path / "missing.txt"))
