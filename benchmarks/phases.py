@@ -110,8 +110,8 @@ def why(seconds, flops, peak: float, total: float) -> str:
     need, now = sum(flops.values()) / peak / CHAPTER_TARGET_S, sum(flops.values()) / peak / total
     below = sorted((flops[p] / seconds[p] / peak, p) for p in seconds if flops[p] / seconds[p] / peak < need)
     return (f"  the target, {CHAPTER_TARGET_S / 60:g} min on one core ({total / CHAPTER_TARGET_S:.1f}x less than now), "
-            f"needs {need:.0%} of the matmul peak over the whole chapter, against {now:.0%} now; these phases run "
-            "below that share: " + ", ".join(f"{p} {u:.0%}" for u, p in below))
+            f"needs {need:.1%} of the matmul peak over the whole chapter, against {now:.1%} now; these phases run "
+            "below that share: " + ", ".join(f"{p} {u:.1%}" for u, p in below))
 
 if __name__ == "__main__":
     sys.exit(main())

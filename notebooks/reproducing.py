@@ -148,10 +148,10 @@ else:
 display(Markdown(benchmarks.table(text, "")), HTML(benchmarks.folded(text, "The benchmark's whole output")))
 
 # %% [markdown]
-# The frontier chapter's target is the one a faster implementation alone might seem able to reach, so
-# `make phases DATASET=cifar10` (`benchmarks/phases.py`, on the store a build left) times that chapter phase by
-# phase on one core, as the book runs it, beside each phase's model arithmetic and its time at the matmul peak, and
-# says what share of the peak the target would need:
+# Why the smallest-model chapter takes what it takes: `make phases DATASET=cifar10` (`benchmarks/phases.py`, on the
+# store a build left) times that chapter phase by phase on one core, as the book runs it, beside each phase's model
+# arithmetic and that arithmetic's time at the matmul peak, and says what share of the peak the chapter's target
+# would need:
 
 # %%
 phases_text = open(ch.values["phases"]).read() if os.path.exists(ch.values["phases"]) else ""

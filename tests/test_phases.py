@@ -13,9 +13,9 @@ def test_the_target_needs_the_chapters_arithmetic_at_the_peak_within_its_time():
     seconds = {"dense evaluation": 200.0, "fine-tuning": 200.0}
     flops = {"dense evaluation": 180e9, "fine-tuning": 36e9}  # at 1 GFLOP/s: 90% and 18% of the peak
     line = phases.why(seconds, flops, peak=1e9, total=400.0)
-    assert f"needs {216 / phases.CHAPTER_TARGET_S:.0%} of the matmul peak" in line  # 216 s of arithmetic
-    assert "against 54% now" in line
-    assert line.endswith("below that share: fine-tuning 18%")  # the dense evaluation already runs above it
+    assert f"needs {216 / phases.CHAPTER_TARGET_S:.1%} of the matmul peak" in line  # 216 s of arithmetic
+    assert "against 54.0% now" in line
+    assert line.endswith("below that share: fine-tuning 18.0%")  # the dense evaluation already runs above it
 
 
 def test_the_speed_benchmark_quotes_the_last_phases_run(tmp_path):

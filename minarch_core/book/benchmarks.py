@@ -36,5 +36,5 @@ def table(cpu: str, gpu: str) -> str:
 def folded(text: str, summary: str, opened: bool = False) -> str:
     """``text`` as printed (its tables keep their columns: it scrolls sideways rather than wrap), in a section
     closed unless ``opened``."""
-    return (f"<details{' open' if opened else ''}><summary>{html.escape(summary)}</summary><pre style='white-space: pre; overflow-x: auto; "
-            f"font-size: 0.8em'>{html.escape(text)}</pre></details>")
+    return (f"<details{' open' if opened else ''}><summary>{html.escape(summary)}</summary>"
+            f"<pre style='white-space: pre; overflow-x: auto; font-size: 0.8em'>{html.escape(text)}</pre></details>")
