@@ -36,9 +36,10 @@ benchmark: setup
 	$(BIN)/python benchmarks/report.py
 
 # Where the smallest-model chapter of DATASET spends its time, phase by phase, on the store a book build left in
-# results/ (one core, as the book runs it; about 13 min for cifar10).
+# results/ (one core, as the book runs it; about 13 min for cifar10). The last output is replaced only on success.
 phases: setup
-	$(BIN)/python benchmarks/phases.py --dataset $(DATASET) | tee benchmarks/phases-latest.txt
+	$(BIN)/python benchmarks/phases.py --dataset $(DATASET) > benchmarks/.phases.txt
+	mv benchmarks/.phases.txt benchmarks/phases-latest.txt && cat benchmarks/phases-latest.txt
 
 test: setup browser
 	$(BIN)/python -m pytest -q

@@ -25,11 +25,13 @@ import time
 import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
 
 from minarch_core.analyses import components, frontier, recovery
 from minarch_core.analyses.common import run_columns
 from minarch_core.book import chapter
 from minarch_core.engine import train
+from minarch_core.engine.errors import MinarchError
 
 import common
 
@@ -50,18 +52,22 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    ch = chapter.from_notebook("smallest", {"dataset": args.dataset, "profile": "quick", "seeds": None,
-                                            "epochs": None, "train_per_class": None, "device": "cpu",
-                                            "results": args.results, "data": None, "workers": 1,
-                                            "renderer": "default", "figures": None})
-    runs = frontier.chosen_runs(ch.store, ch.load("configurations"), ch.load("runs"))
+    try:
+        ch = chapter.from_notebook("smallest", {"dataset": args.dataset, "profile": "quick", "seeds": None,
+                                                "epochs": None, "train_per_class": None, "device": "cpu",
+                                                "results": args.results, "data": None, "workers": 1,
+                                                "renderer": "default", "figures": None})
+        runs = frontier.chosen_runs(ch.store, ch.load("configurations"), ch.load("runs"))
+    except MinarchError as err:  # a dataset not offered, or no built store of it: the error says which, and the fix
+        print(f"phases.py: error: {err}", file=sys.stderr)
+        return 2
     peak = common.Peak()
     peak.read()
     sizes = train.load_data(runs[0].config, ch.device, ch.data_root)
     n_train, n_val, n_test = len(sizes.train), len(sizes.val), len(sizes.test)
     seconds, flops, frames = collections.Counter(), collections.Counter(), []
     start = time.perf_counter()
-    for run in runs:
+    for run in tqdm(runs, desc="post-training variants", unit="model"):  # progress on stderr, the table on stdout
         t = time.perf_counter()
         frames.append(frontier.variants(run, **ch.where).assign(**run_columns(run)))
         phase = f"post-training variants, {run.config.family}"
@@ -70,7 +76,7 @@ def main(argv=None):
     post = pd.concat(frames, ignore_index=True)
     tuned = ch.store.runs_of(frontier.owners(post).drop_duplicates("run_id"))
     t = time.perf_counter()
-    aware = frontier.measure(tuned, recovery.variants, progress=False, **ch.where)
+    aware = frontier.measure(tuned, recovery.variants, **ch.where)
     phase, grid = "quantization-aware fine-tuning", len(recovery.SPARSITIES) * len(recovery.BITS)
     seconds[phase] = time.perf_counter() - t
     for run in tuned:  # each variant's training steps, then its validation and test splits
@@ -78,7 +84,7 @@ def main(argv=None):
         flops[phase] += grid * recovery.EPOCHS * n_train * step + forward(run, n_val + n_test, grid)
     t = time.perf_counter()
     table = pd.concat([post, aware], ignore_index=True)
-    done = frontier.complete(table, ch.store, frontier.reported(table), progress=False, **ch.where)
+    done = frontier.complete(table, ch.store, frontier.reported(table), **ch.where)
     phase = "whole test split of the reported"
     seconds[phase] = time.perf_counter() - t
     measured = done[table.test_acc.isna() & done.test_acc.notna()].run_id.value_counts()
