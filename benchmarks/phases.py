@@ -121,5 +121,6 @@ def why(seconds, flops, peak: float, total: float) -> str:
             f"needs {need:.1%} of the matmul peak over the whole chapter, against {now:.1%} now; these phases run "
             "below that share: " + ", ".join(f"{p} {u:.1%}" for u, p in below))
 
+
 if __name__ == "__main__":
     sys.exit(main())
