@@ -20,7 +20,7 @@ Prints, side by side, in model-epochs per second on the same configs, data and e
    ``recovery.finetune`` stacks them against one at a time; pruning and sizing a 4x500 DNN's variants as the
    frontier does against torch's topk pruning and the packed bytes; and the minutes the frontier chapter added per
    dataset to the last quick book (``book/build-info.json``: the worst dataset's chapter time over the datasets
-   whose chapters ran at once), with what share of the matmul peak 3 minutes would need, from the last
+   whose chapters ran at once), with what share of the matmul peak its target would need, from the last
    ``make phases`` (``benchmarks/phases.py``: the chapter phase by phase beside its model arithmetic);
 5. the last quick book built from an empty store (``book/build-info-empty-store.json``, which ``make book`` writes
    when it trained every run) against its 20-minute target, where its wall time went, and why: its training beside
@@ -62,6 +62,7 @@ TARGETS = {"competent loop, quick sweep": 3.0, "utilisation, quick sweep": 0.50,
            "utilisation, ViT": 0.25, "frontier evaluation vs one at a time": 10.0,
            "frontier chapter, min added per dataset": 3.0, "quick book from an empty store, min": 20.0}
 LOWER_IS_BETTER = {"frontier chapter, min added per dataset", "quick book from an empty store, min"}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout: book records and outputs
 PHASES = "benchmarks/phases-latest.txt"  # the frontier chapter's time by phase: `make phases` writes it
 DEVICE = "cpu"  # what this benchmark measures; the trainer runs on CUDA too (MINARCH_DEVICE)
 MODELS = [("dnn", {"widths": [w] * d}) for d in (1, 4) for w in (1, 10, 100, 1000)] + \
@@ -303,7 +304,7 @@ def projected(profile: profiles.Profile, name: str, costs: dict[str, tuple[float
 def book_record(name: str = "build-info.json") -> dict | None:
     """What a book build recorded in book/: the last build (build-info.json), or the last from an empty store
     (``pipeline.EMPTY_STORE_RECORD``, kept until the next such build); None when there is none."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "book", name)
+    path = os.path.join(ROOT, "book", name)
     return json.load(open(path)) if os.path.exists(path) else None
 
 
@@ -326,7 +327,7 @@ def spent(book: dict) -> str:
 def phases_why(path: str = PHASES) -> str:
     """The frontier chapter's why, from the last ``make phases`` (``benchmarks/phases.py``): where it ran and what
     share of the matmul peak the chapter's target needs."""
-    full = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path)
+    full = os.path.join(ROOT, path)
     lines = open(full).read().splitlines() if os.path.exists(full) else []
     if len(lines) < 2:
         return f"  why: not measured (make phases DATASET=cifar10 after a book build writes {path})"
