@@ -11,7 +11,7 @@ WORKERS  ?= 2
 DATASET  ?= mnist
 FAMILY   ?= dnn
 
-.PHONY: setup browser book sweep test benchmark phases clean
+.PHONY: setup browser book lab sweep test benchmark phases clean
 
 # Install the pinned stack into a project virtual environment (again only when the pins change).
 setup: $(VENV)/.installed
@@ -24,6 +24,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 # The main job: execute every chapter with papermill and build the HTML book in _build/html.
 book: setup
 	$(BIN)/minarch book --profile $(PROFILE) --datasets $(DATASETS) --workers $(WORKERS)
+
+# JupyterLab at the project root: the chapter notebooks (.py or .ipynb) open, run top to bottom and draw their charts
+# against the store and data make book uses, whatever folder their kernel starts in.
+lab: setup
+	cd $(CURDIR) && $(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # One sweep, printed as a table (the CLI without the book).
 sweep: setup

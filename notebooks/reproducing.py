@@ -24,12 +24,11 @@ build_info = "book/build-info.json"
 benchmark = "benchmarks/latest.txt"  # what `make benchmark` last printed
 gpu_benchmark = "benchmarks/gpu-latest.txt"  # what benchmarks/gpu.py last printed on a GPU
 phases = "benchmarks/phases-latest.txt"  # what `make phases` last printed
-results = None  # the run store (default: MINARCH_RESULTS or ./results)
+results = None  # the run store (default: MINARCH_RESULTS, else results/ of the project root)
 figures = None
 
 # %%
 import json
-import os
 import platform
 import re
 from importlib.metadata import version
@@ -42,7 +41,7 @@ from minarch_core.book import benchmarks, chapter, plots
 from minarch_core.engine import data, profiles
 
 ch = chapter.from_notebook("reproducing", globals())
-info = json.load(open(ch.values["build_info"]))
+info = json.load(open(ch.file("build_info", required=True)))
 Markdown(f"Built from commit `{info['commit']}` with profile **`{info['profile']}`** on "
          f"{', '.join(data.spec(d).title for d in info['datasets'])}, on {info['started']}; training and "
          f"executing the notebooks took **{info['seconds'] / 60:.1f} minutes** of wall time on {info['machine']}, "
@@ -51,9 +50,9 @@ Markdown(f"Built from commit `{info['commit']}` with profile **`{info['profile']
 
 # %% [markdown]
 # What the runs behind this book cost to train, read from the run store whatever build trained them: each run
-# records its own training time (for seed-batched runs, the batch's time divided by its seeds), so the sum is the
-# compute of a fresh build on this store's machine; with `workers` processes the wall time is roughly the sum
-# divided by the workers.
+# records its own training time (its share of its bundle's time, by forward FLOPs), so the sum is the compute of a
+# fresh build on this store's machine; with `workers` processes the wall time is roughly the sum divided by the
+# workers.
 
 # %%
 prof = profiles.get(info["profile"])
@@ -135,7 +134,7 @@ Markdown(f"Torch runs {torch.get_num_threads()} threads here; CUDA {'is' if torc
 
 # %%
 benchmark = ch.values["benchmark"]
-text = open(benchmark).read() if os.path.exists(benchmark) else ""
+text = ch.file("benchmark").read_text() if ch.file("benchmark").exists() else ""
 measured = re.search(r"speed.py, (?P<date>[^,]+), commit (?P<commit>\S+)", text)
 if not measured:
     display(Markdown(f"`{benchmark}` is missing or unreadable: run `make benchmark`."))
@@ -154,7 +153,7 @@ display(Markdown(benchmarks.table(text, "")), HTML(benchmarks.folded(text, "The 
 # would need:
 
 # %%
-phases_text = open(ch.values["phases"]).read() if os.path.exists(ch.values["phases"]) else ""
+phases_text = ch.file("phases").read_text() if ch.file("phases").exists() else ""
 if phases_text:  # its last line, the verdict, is long: said again below the scrolling box
     display(HTML(benchmarks.folded(phases_text, "The frontier chapter, phase by phase", opened=True)),
             Markdown(f"In its words: {phases_text.strip().splitlines()[-1].strip()}."))
@@ -171,7 +170,7 @@ else:
 
 # %%
 gpu = ch.values["gpu_benchmark"]
-gpu_text = open(gpu).read() if os.path.exists(gpu) else ""
+gpu_text = ch.file("gpu_benchmark").read_text() if ch.file("gpu_benchmark").exists() else ""
 gpu_measured = re.search(r"gpu.py, (?P<date>[^,]+), commit (?P<commit>\S+)", gpu_text)
 display(Markdown(f"Measured on commit `{gpu_measured['commit']}` on {gpu_measured['date']}." if gpu_measured else
                  f"`{gpu}` is missing: no GPU measurement has been made."))

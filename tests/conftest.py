@@ -64,3 +64,15 @@ def tiny_data(monkeypatch, tiny_root):
     """Point the data-root setting at the synthetic data (for code that loads a run's dataset itself)."""
     monkeypatch.setenv("MINARCH_DATA", str(tiny_root))
     return tiny_root
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """The smoke-profile book of every dataset, built from an empty store in a folder of its own (two datasets'
+    chapters at once): (its root, its HTML folder). Skipped unless every dataset is in MINARCH_DATA."""
+    from minarch_core.book import pipeline
+    if not all(has_dataset(d) for d in data.DATASETS):
+        pytest.skip("needs every dataset in MINARCH_DATA")
+    root = tmp_path_factory.mktemp("book")
+    html = pipeline.build("smoke", list(data.DATASETS), workers=2, results=str(root / "results"), root=root)
+    return root, html

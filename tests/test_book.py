@@ -24,10 +24,8 @@ PAGES = [f"book/{d}/{c}.html" for d in DATASETS for c in pipeline.PER_DATASET] +
 
 
 @pytest.fixture(scope="module")
-def book(tmp_path_factory):
-    root = tmp_path_factory.mktemp("book")
-    html = pipeline.build("smoke", DATASETS, workers=2, results=str(root / "results"), root=root)  # 2 at once
-    return root, html
+def book(smoke_book):
+    return smoke_book
 
 
 def test_every_chapter_page_and_figure_is_built(book):

@@ -21,21 +21,25 @@ from ..engine.profiles import Profile
 from ..engine.store import Store, Tables
 from . import plots, tables
 
+FILES = (  # the parameters that name a project file: read from the project root, wherever the kernel runs
+    ("build_info", "book/build-info.json", "the build-info.json that make book wrote"),
+    ("benchmark", "benchmarks/latest.txt", "the output of make benchmark to print"),
+    ("gpu_benchmark", "benchmarks/gpu-latest.txt", "the output of benchmarks/gpu.py to print"),
+    ("phases", "benchmarks/phases-latest.txt", "the output of make phases to print"),
+)
 PARAMETERS = {p.name: p for p in (
     Param("dataset", str, "mnist", "the chapter's dataset", choices=lambda: list(data.DATASETS)),
     Param("datasets", str, ",".join(data.DATASETS), "comma-separated datasets of the book-level chapters"),
     Param("profile", str, "quick", "the size of the study", choices=lambda: list(profiles.PROFILES)),
     *(p for name, p in profiles.OVERRIDES.items() if name != "val_per_class"),
     Param("device", str, "auto", "auto, cpu, cuda or cuda:N; None reads MINARCH_DEVICE", optional=True),
-    Param("results", str, None, "run store folder (None: MINARCH_RESULTS or ./results)", optional=True),
-    Param("data", str, None, "data root (None: MINARCH_DATA or ./data)", optional=True),
+    Param("results", str, None, "run store folder (None: MINARCH_RESULTS, else results/ of the project root)",
+          optional=True),
+    Param("data", str, None, "data root (None: MINARCH_DATA, else data/ of the project root)", optional=True),
     Param("workers", int, 1, "parallel processes: training workers, and a book's datasets executed at once", 1, 256),
     Param("renderer", str, "default", "'default' in JupyterLab, 'book' when building the book"),
     Param("figures", str, None, "folder for SVG/PNG copies of the figures (None: no copies)", optional=True),
-    Param("build_info", str, "book/build-info.json", "the build-info.json that make book wrote"),
-    Param("benchmark", str, "benchmarks/latest.txt", "the output of make benchmark to print"),
-    Param("gpu_benchmark", str, "benchmarks/gpu-latest.txt", "the output of benchmarks/gpu.py to print"),
-    Param("phases", str, "benchmarks/phases-latest.txt", "the output of make phases to print"),
+    *(Param(name, str, default, f"{what} (relative to the project root)") for name, default, what in FILES),
 )}
 STUDY = ("profile", "seeds", "epochs", "train_per_class")
 PER_DATASET = ("dataset", *STUDY, "device", "results", "data", "workers", "renderer", "figures")
@@ -109,6 +113,18 @@ class Chapter:
     def title(self) -> str:
         """How the book names the chapter's (first) dataset."""
         return data.spec(self.dataset).title
+
+    def file(self, name: str, required: bool = False) -> Path:
+        """The project file that parameter ``name`` names (one of ``FILES``), found from the project root wherever
+        the kernel runs (``settings.resolve``); ``required``: a missing file is an error that says what writes it."""
+        if name not in [n for n, *_ in FILES]:
+            raise ConfigError(f"parameter {name!r} names no project file: those that do are {[n for n, *_ in FILES]}")
+        path = settings.resolve(self.values[name])
+        if required and not path.exists():
+            what = next(w for n, _, w in FILES if n == name)
+            raise ConfigError(f"{self.values[name]} is missing from {settings.project_root()}: this chapter reads "
+                              f"{what}; run make book first, or pass -p {name} PATH")
+        return path
 
     @property
     def where(self) -> dict:

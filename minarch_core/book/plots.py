@@ -2,7 +2,8 @@
 
 Charts carry tooltips, and legend selections where they help. ``use_renderer("book")`` makes a notebook emit
 charts as HTML that calls the Vega scripts the book ships in ``book/_static/vega`` (no network needed); in
-JupyterLab the default renderer draws them natively. ``save`` writes SVG and PNG copies through vl-convert.
+JupyterLab the default renderer draws them from scripts inlined in each output. ``save`` writes SVG and PNG copies
+through vl-convert.
 """
 from __future__ import annotations
 
@@ -94,10 +95,13 @@ def size_labels(frame: pd.DataFrame) -> pd.Series:
 
 
 def use_renderer(name: str = "default") -> None:
-    """``book``: charts as HTML calling the book's own vega-embed; anything else: Altair's renderer of that name."""
+    """``book``: charts as HTML calling the book's own vega-embed. ``default``: Altair's default (HTML) renderer
+    with the Vega scripts inlined, so that JupyterLab draws the charts with no network (by default they load from a
+    CDN, and JupyterLab 4's own Vega renderer stops at Vega-Lite 5 while Altair 6 writes 6). Anything else:
+    Altair's renderer of that name."""
     if name == "book":
         alt.renderers.register("book", _book_renderer)
-    alt.renderers.enable(name)
+    alt.renderers.enable(name, **({"template": "inline"} if name == "default" else {}))
 
 
 def _book_renderer(spec: dict, **_) -> dict:

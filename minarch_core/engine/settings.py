@@ -3,10 +3,11 @@
 Every location is a setting with an environment variable, so notebooks, the CLI and workers on other machines agree
 without passing paths around:
 
-- ``MINARCH_DATA``: the data root (default ``./data``). May be read-only; nothing is written there except a download
-  the user asked for.
+- ``MINARCH_DATA``: the data root (default ``data/`` of the project root). May be read-only; nothing is written there
+  except a download the user asked for.
 - ``MINARCH_CACHE``: a writable cache for unpacked archives and fast array files (default ``~/.cache/minarch``).
-- ``MINARCH_RESULTS``: the run store (default ``./results``).
+- ``MINARCH_RESULTS``: the run store (default ``results/`` of the project root).
+- ``MINARCH_BUNDLE_MEMORY``: GiB of training state one bundle of runs may take (default 2; ``engine.sweep``).
 - ``MINARCH_DEVICE``: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``. On CUDA, matrix
   products and convolutions run in full float32 (TF32 off), the arithmetic a CPU run does.
 """
@@ -22,8 +23,25 @@ import torch
 from .errors import ConfigError
 
 
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """The checkout that ``start`` (default: the working folder) lies in, or ``start`` itself outside any."""
+    here = Path(start if start is not None else os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "minarch_core").is_dir():
+            return folder
+    return here
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """``path`` as a project file: absolute paths as they are, relative ones from the project root."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else project_root() / path
+
+
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    return Path(root if root is not None else os.environ.get("MINARCH_DATA", "data")).expanduser()
+    if root is not None:
+        return Path(root).expanduser()
+    return Path(os.environ["MINARCH_DATA"]).expanduser() if os.environ.get("MINARCH_DATA") else resolve("data")
 
 
 def cache_dir() -> Path:
@@ -34,7 +52,25 @@ def cache_dir() -> Path:
 
 
 def results_root(root: str | os.PathLike | None = None) -> Path:
-    return Path(root if root is not None else os.environ.get("MINARCH_RESULTS", "results")).expanduser()
+    if root is not None:
+        return Path(root).expanduser()
+    return Path(os.environ["MINARCH_RESULTS"]).expanduser() if os.environ.get("MINARCH_RESULTS") else resolve("results")
+
+
+BUNDLE_MEMORY_GIB = 2.0  # a bundle's weights, gradients, optimiser state and activations: a 2-core laptop's share
+
+
+def bundle_memory(gib: float | str | None = None) -> int:
+    """Bytes of training state a bundle of runs may take (``gib``, else MINARCH_BUNDLE_MEMORY, else 2 GiB)."""
+    value = gib if gib is not None else os.environ.get("MINARCH_BUNDLE_MEMORY") or BUNDLE_MEMORY_GIB
+    try:
+        gib = float(value)
+    except (TypeError, ValueError):
+        gib = float("nan")
+    if not 2**-10 <= gib <= 2**20:  # NaN fails too
+        raise ConfigError(f"MINARCH_BUNDLE_MEMORY (--bundle-memory) must be a number of GiB in 0.001..1048576, got "
+                          f"{value!r}")
+    return int(gib * 2**30)
 
 
 def device(name: str | torch.device | None = None) -> torch.device:
