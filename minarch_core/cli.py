@@ -8,7 +8,7 @@ import pandas as pd
 
 from .analyses import frontier
 from .book.chapter import CHAPTERS, PARAMETERS, check
-from .engine import data, profiles, sweep
+from .engine import data, profiles, settings, sweep
 from .engine.errors import ConfigError, MinarchError
 from .engine.store import Store
 
@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="size of the study: smoke (CI, seconds), quick (default), paper (full grids, 30 seeds)")
     shared.add_argument("--device", default=None,
                         help="auto (CUDA when present), cpu, cuda or cuda:N [MINARCH_DEVICE, default auto]")
-    shared.add_argument("--results", default=None, help="run store folder [MINARCH_RESULTS, default ./results]")
-    shared.add_argument("--data", default=None, help="data root [MINARCH_DATA, default ./data]")
+    shared.add_argument("--results", default=None,
+                        help="run store folder [MINARCH_RESULTS, default results/ of the project root]")
+    shared.add_argument("--data", default=None, help="data root [MINARCH_DATA, default data/ of the project root]")
     s = commands.add_parser(
         "sweep", parents=[shared], help="train every run of a profile's grids on one dataset (stored runs are reused)",
         description="Train every run of a profile's grids on a dataset, reusing what the run store already holds, "
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes for --executor process, or LocalCluster workers for dask (1..256)")
     s.add_argument("--scheduler", help="address of a running Dask scheduler (with --executor dask); without it a "
                                        "LocalCluster is started on this machine")
+    s.add_argument("--bundle-memory", type=float, default=None,
+                   help="GiB of training state one bundle of runs (trained as one program) may take "
+                        f"[MINARCH_BUNDLE_MEMORY, default {settings.BUNDLE_MEMORY_GIB:g}]")
     s.add_argument("--csv", default=None, help="also write the full per-run table to this CSV file")
     s.add_argument("--dry-run", action="store_true", help="count the runs, train nothing")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -107,12 +111,14 @@ def _sweep(args) -> int:
         profile = profile.replace(train_per_class=None)
     configs = profile.configs(args.dataset, args.grids)
     store = Store(args.results)
+    limits = sweep.Limits(memory=settings.bundle_memory(args.bundle_memory))
     if args.dry_run:
-        todo = sum(store.get(c) is None for c in configs)
-        print(f"{len(configs)} runs, {todo} not yet in {store.root}")
+        todo = [c for c in configs if store.get(c) is None]
+        print(f"{len(configs)} runs, {len(todo)} not yet in {store.root}, to train as "
+              f"{len(sweep.bundles(todo, args.device, limits))} bundles")
         return 0
     with _executor(args) as executor:
-        table = sweep.run(configs, store, executor=executor, device=args.device, data_root=args.data,
+        table = sweep.run(configs, store, executor=executor, device=args.device, data_root=args.data, limits=limits,
                           progress=not args.quiet)
     if args.csv:
         table.to_csv(args.csv, index=False)

@@ -47,18 +47,18 @@ ch.figure(plots.workflow(), "workflow")
 # is carved from each official training set, class by class; quick profiles may train on a stratified subset of
 # the rest. Images are normalised per channel with the published training-set statistics; no augmentation (this is
 # a study of capacity). CIFAR-10 keeps its colour. The table also shows what each image size implies for two
-# choices below: the ViT's patch size, and how many seeds a CPU trains in one stacked step.
+# choices below: the ViT's patch size, and how many of a ViT's seeds a CPU trains in one stacked step.
 
 # %%
 def dataset_row(d):
     patch = models.default_patch(d.input_shape)
-    dnn = config.RunConfig(d.name, "dnn", {"widths": [10]})
+    vit = config.RunConfig(d.name, "vit", {"dim": 8})
     c, h, w = d.input_shape
     return {"dataset": d.title, "difficulty rank": d.difficulty, "classes": d.n_classes,
             "image (C×H×W)": f"{c}×{h}×{w}", "inputs": c * h * w, "channel mean": ", ".join(map(str, d.mean)),
             "channel std": ", ".join(map(str, d.std)),
             "ViT patch": patch, "ViT patches": (h // patch) * (w // patch),
-            "DNN seeds per CPU step": sweep.seed_batch_for(dnn, "cpu")}
+            "ViT seeds per CPU step": sweep.seeds_per_program(vit, "cpu", 1)}
 
 
 datasets = pd.DataFrame([dataset_row(data.spec(d)) for d in data.by_difficulty()])
@@ -75,13 +75,26 @@ ch.table("datasets", datasets, {c: (c, None) for c in datasets.columns}, "The da
 # Once training ends the model is evaluated on the **whole** splits, and those are a run's accuracies: every table,
 # regime and comparison uses them. (Evaluating the whole splits every epoch cost nearly half the quick profile's
 # arithmetic.) On CUDA, matrix products run in full float32 (TF32 off), and each full training minibatch replays a
-# CUDA graph of the whole step. A run is identified by the hash of its full config;
-# `seed` fixes both the initial weights and the order of the examples. The seeds of one configuration are trained
-# together as one stacked computation (`torch.func.stack_module_state` + `vmap`, each seed with its own weights and
-# its own data order), which gives the histories separate runs would give, up to float rounding (a test checks
-# it). On a CPU only DNNs are stacked, and only as many seeds as keep one step's stacked minibatches within
-# `sweep.CPU_STEP_BYTES` (the data table above gives the count per dataset): the layouts measured fastest there.
-# Adam, AdamW and SGD run as PyTorch's fused kernels. The defaults:
+# CUDA graph of the whole step. A run is identified by the hash of its full config; `seed` fixes both the initial
+# weights and the order of the examples.
+#
+# Runs train in **bundles**. Runs that share every setting of the training loop (dataset, data subset, batch size,
+# epochs, optimiser, learning rate, loss) and a seed see the same minibatches, so one seed's architectures of a
+# family train as one fused program (`engine.fused`; the idea of HFTA and ParallelMLPs): a DNN bundle's first
+# layers are one matrix product on the shared input, its deeper layers and classifiers batched products over members
+# of the same shape (layers narrower than 64 units padded with zeros that stay exactly zero); a CNN bundle's
+# convolutions are one product over the image's patches, its heads one batched product over channels. Every
+# parameter element belongs to one member, the members' losses are summed, and Adam, AdamW and SGD act on each
+# element alone, so each member gets the updates it would get trained alone and is stored as its own run: a test
+# trains bundles of mixed DNNs and CNNs in float64 on MNIST and finds every weight within 1e-12 of its solo
+# training (in float32, rounding differences grow as any two float orders do). The ViT has no fused form: one
+# architecture's seeds train as one stacked computation (`torch.func.stack_module_state` + `vmap`, each seed with its
+# own weights and data order), as many as keep one step's stacked minibatches within `sweep.CPU_STEP_BYTES` on a
+# CPU (the data table above gives the count). A fused program holds one seed on a CPU (stacking seeds on top
+# measured slower there) and all of them on CUDA. A bundle stays within a memory budget (`MINARCH_BUNDLE_MEMORY`,
+# 2 GiB by default) and about `sweep.BUNDLE_SECONDS` of estimated work, so a killed sweep loses little; its wall time
+# is shared among its runs by their forward FLOPs (each run's `time_s`). A member that diverges stops alone: no
+# other member reads its parameters. Adam, AdamW and SGD run as PyTorch's fused kernels. The defaults:
 
 # %%
 defaults = {f.name: f.default for f in dataclasses.fields(config.RunConfig)

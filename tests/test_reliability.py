@@ -43,7 +43,7 @@ CHILD = textwrap.dedent("""
         while not os.path.exists(spec["wait_for"]):
             time.sleep(0.005)
     configs = [RunConfig.from_dict(c) for c in spec["configs"]]
-    table = sweep.run(configs, spec["store"], device="cpu", seed_batch=spec.get("seed_batch", 32))
+    table = sweep.run(configs, spec["store"], device="cpu", progress=False)
     print(json.dumps(sorted(table.run_id)))
 """)
 
@@ -77,23 +77,24 @@ def env(tiny_data, tmp_path):
 
 
 def count_training(monkeypatch):
-    trained, real = [], train.train_seeds
-    monkeypatch.setattr(train, "train_seeds", lambda cfgs, *a, **kw: trained.extend(c.run_id for c in cfgs)
+    trained, real = [], train.train_bundle
+    monkeypatch.setattr(train, "train_bundle", lambda cfgs, *a, **kw: trained.extend(c.run_id for c in cfgs)
                         or real(cfgs, *a, **kw))
     return trained
 
 
-def test_a_sweep_killed_during_training_resumes_and_keeps_what_it_finished(env, monkeypatch):
-    cfgs = configs(epochs=40)
-    child = start(cfgs, env.root, seed_batch=1)
+def test_a_sweep_killed_mid_bundle_resumes_and_keeps_what_it_finished(env, monkeypatch):
+    cfgs = configs(epochs=40, seeds=(0, 1, 2))  # a bundle per seed: its six DNNs as one program
+    child = start(cfgs, env.root)
     deadline = time.monotonic() + 120
-    while not any(True for _ in env.runs()) and time.monotonic() < deadline:  # let at least one run finish
+    while not any(True for _ in env.runs()) and time.monotonic() < deadline:  # let a bundle finish
         time.sleep(0.05)
-    time.sleep(random.uniform(0, 0.5))  # then kill at a random point of the next ones
+    time.sleep(random.uniform(0.2, 0.5))  # then kill in the middle of the next one
     child.send_signal(signal.SIGKILL)
     child.wait()
     before = fingerprints(env)
     assert 1 <= len(before) < len(cfgs), "the kill should land mid-sweep"
+    assert len(before) % 6 == 0  # whole bundles: the killed one lost its own runs, nothing torn
     trained = count_training(monkeypatch)
     table = sweep.run(cfgs, env)
     assert sorted(table.run_id) == sorted(c.run_id for c in cfgs)
@@ -105,7 +106,7 @@ def test_a_sweep_killed_during_training_resumes_and_keeps_what_it_finished(env, 
 @pytest.mark.parametrize("torn_write_at", [1, 3])
 def test_a_sweep_killed_halfway_through_a_write_never_reads_the_torn_record(env, monkeypatch, torn_write_at):
     cfgs = configs()
-    child = start(cfgs, env.root, torn_write_at=torn_write_at, seed_batch=1)
+    child = start(cfgs, env.root, torn_write_at=torn_write_at)  # one bundle, killed while storing its runs
     child.wait()
     assert child.returncode == -signal.SIGKILL
     assert len(list(env.runs())) == torn_write_at - 1  # the torn run is not a result
@@ -121,7 +122,7 @@ def test_a_sweep_killed_halfway_through_a_write_never_reads_the_torn_record(env,
 def test_concurrent_worker_processes_fill_one_store_once(env, tmp_path, workers):
     every = configs(widths=(2, 3, 4, 5), seeds=(0, 1))
     go = tmp_path / "go"
-    children = [start(every[i:] + every[:i], env.root, wait_for=str(go), seed_batch=1)  # overlapping, shifted
+    children = [start(every[i:] + every[:i], env.root, wait_for=str(go))  # overlapping, shifted
                 for i in range(0, len(every), len(every) // workers)]
     time.sleep(1)
     go.touch()
@@ -144,7 +145,7 @@ def test_two_sweeps_on_one_dask_cluster_fill_one_store_once(env):
 
         def sweep_half(cfgs):
             try:
-                results.append(sweep.run(cfgs, env, executor=client.get_executor(), device="cpu", seed_batch=1))
+                results.append(sweep.run(cfgs, env, executor=client.get_executor(), device="cpu"))
             except Exception as err:  # noqa: BLE001  (re-raised below, in the test's thread)
                 errors.append(err)
         threads = [threading.Thread(target=sweep_half, args=(h,)) for h in halves]

@@ -12,77 +12,75 @@ def configs(n_widths=3, seeds=2):
 
 
 @pytest.fixture
-def count_training(monkeypatch):
+def bundles_trained(monkeypatch):
+    """Every bundle train_bundle is given, as the run ids it holds."""
     calls = []
-    real = train.train_seeds
+    real = train.train_bundle
 
     def counting(cfgs, *a, **kw):
-        calls.extend(c.run_id for c in cfgs)
+        calls.append([c.run_id for c in cfgs])
         return real(cfgs, *a, **kw)
-    monkeypatch.setattr(train, "train_seeds", counting)
+    monkeypatch.setattr(train, "train_bundle", counting)
     return calls
 
 
-def test_serial_sweep_stores_every_run_and_reruns_train_nothing(tmp_path, tiny_root, count_training):
+def test_serial_sweep_stores_every_run_and_reruns_train_nothing(tmp_path, tiny_root, bundles_trained):
     table = sweep.run(configs(), tmp_path, data_root=tiny_root)
-    assert len(table) == 6 and len(count_training) == 6
+    assert len(table) == 6 and sum(map(len, bundles_trained)) == 6
+    assert len(bundles_trained) == 2  # a CPU fuses a seed's three DNNs into one program
     again = sweep.run(configs() + configs(), tmp_path, data_root=tiny_root)  # duplicates are one run
-    assert len(count_training) == 6
+    assert len(bundles_trained) == 2
     assert sorted(again.run_id) == sorted(table.run_id)
 
 
 def test_an_interrupted_sweep_trains_only_what_is_missing(tmp_path, tiny_root, monkeypatch):
-    broken, real, calls = configs()[3], train.train_seeds, []
+    broken, real, calls = configs()[3], train.train_bundle, []
 
-    def flaky(cfgs, *a, **kw):  # the first attempt at one seed batch dies; a restart succeeds
+    def flaky(cfgs, *a, **kw):  # the first attempt at one bundle dies; a restart succeeds
         calls.extend(c.run_id for c in cfgs)
         if broken in cfgs and calls.count(broken.run_id) == 1:
             raise RuntimeError("worker lost")
         return real(cfgs, *a, **kw)
-    monkeypatch.setattr(train, "train_seeds", flaky)
-    with pytest.raises(sweep.SweepError, match=f"(?s)2 of 6 runs failed .*{broken.run_id}.*worker lost"):
+    monkeypatch.setattr(train, "train_bundle", flaky)
+    with pytest.raises(sweep.SweepError, match=f"(?s)3 of 6 runs failed .*{broken.run_id}.*worker lost"):
         sweep.run(configs(), tmp_path, data_root=tiny_root)
-    assert len(Store(tmp_path).table()) == 4  # every other batch completed and was stored
+    assert len(Store(tmp_path).table()) == 3  # the other bundle completed and was stored
     assert len(sweep.run(configs(), tmp_path, data_root=tiny_root)) == 6
-    assert sorted(calls[6:]) == sorted(c.run_id for c in configs()[2:4])  # the lost batch, and nothing else
+    lost = [c.run_id for c in configs() if c.seed == broken.seed]
+    assert sorted(calls[6:]) == sorted(lost)  # the lost bundle, and nothing else
 
 
-def test_seeds_of_a_configuration_train_together_in_batches_of_bounded_size(tmp_path, tiny_root, count_training,
-                                                                           monkeypatch):
-    batches = sweep.seed_batches(configs(seeds=5), 2)
-    assert [len(b) for b in batches] == [2, 2, 1] * 3
-    assert all(len({c.replace(seed=0).run_id for c in b}) == 1 for b in batches)
-    sizes = []
-    real = train.train_seeds
-    monkeypatch.setattr(train, "train_seeds", lambda cfgs, *a, **kw: sizes.append(len(cfgs)) or real(cfgs, *a, **kw))
-    sweep.run(configs(seeds=3)[:2], tmp_path, data_root=tiny_root)  # seed 2 of width 2 left out
-    sweep.run(configs(seeds=3), tmp_path, data_root=tiny_root, seed_batch=2)
-    assert sizes[0] == 2 and sorted(sizes[1:]) == [1, 1, 1, 2, 2]  # a stored seed is not retrained; a batch holds
-    # at most seed_batch
+def test_what_an_interrupted_sweep_left_trains_as_the_bundles_it_still_forms(tmp_path, tiny_root, bundles_trained):
+    every = configs(seeds=3)
+    sweep.run(every[:2], tmp_path, data_root=tiny_root)  # width 2, seeds 0 and 1 stored
+    sweep.run(every, tmp_path, data_root=tiny_root)
+    trained = [sorted(b) for b in bundles_trained[1:]]
+    assert sorted(map(len, trained)) == [1, 2, 2, 2]  # width 2 with seed 2 alone; widths 4 and 8 with each seed
+    assert sum(map(len, trained)) == len(every) - 2  # a stored run is not retrained
 
 
-def test_tasks_go_out_in_a_fixed_mixed_order(tmp_path, tiny_root, count_training):
-    """Mixed, so that the runs done are a fair sample of those left and the bar's time left holds; fixed, so that
-    a sweep is scheduled the same way every time."""
+def test_bundles_go_out_in_a_fixed_mixed_order(tmp_path, tiny_root, bundles_trained):
+    """Mixed, so that the work done is a fair sample of the work left and the bar's time left holds; fixed, so
+    that a sweep is scheduled the same way every time."""
+    short = sweep.Limits(seconds=1e-9)  # one run per bundle
     given = [c.run_id for c in configs(seeds=1)]
-    sweep.run(configs(seeds=1), tmp_path / "a", data_root=tiny_root, progress=False)
-    sweep.run(configs(seeds=1), tmp_path / "b", data_root=tiny_root, progress=False)
-    assert count_training[:3] == count_training[3:] and sorted(count_training[:3]) == sorted(given)
-    assert count_training[:3] != given
-    with pytest.raises(sweep.ConfigError, match="seed_batch must be an integer >= 1, got 0"):
-        sweep.seed_batches(configs(), 0)
+    sweep.run(configs(seeds=1), tmp_path / "a", data_root=tiny_root, limits=short, progress=False)
+    sweep.run(configs(seeds=1), tmp_path / "b", data_root=tiny_root, limits=short, progress=False)
+    order = [b[0] for b in bundles_trained]
+    assert order[:3] == order[3:] and sorted(order[:3]) == sorted(given) and order[:3] != given
 
 
-def test_default_seed_batch_keeps_a_cpu_step_cache_sized_and_stacks_every_family_on_cuda():
+def test_seeds_stack_where_their_family_says_so_and_every_family_stacks_on_cuda():
     mnist, cifar = (RunConfig(d, "dnn", {"widths": [10]}, seed=0) for d in ("mnist", "cifar10"))
-    assert sweep.seed_batch_for(mnist, "cpu") == 32  # 128 x 784 floats per seed: all the paper's 30 seeds
-    assert sweep.seed_batch_for(cifar, "cpu") == 10  # 128 x 3072 floats per seed: 10 seeds fill 16 MiB
-    assert sweep.seed_batch_for(cifar.replace(batch_size=4096), "cpu") == 1
-    assert sweep.seed_batch_for(RunConfig("mnist", "cnn", {"channels": 4}), "cpu") == 1
-    batches = sweep.seed_batches([cifar.replace(seed=s) for s in range(30)], lambda cfg: sweep.seed_batch_for(cfg, "cpu"))
-    assert [len(b) for b in batches] == [10, 10, 10]
+    assert sweep.seeds_per_program(mnist, "cpu", 1) == 32  # 128 x 784 floats per seed: all the paper's 30 seeds
+    assert sweep.seeds_per_program(cifar, "cpu", 1) == 10  # 128 x 3072 floats per seed: 10 seeds fill 16 MiB
+    assert sweep.seeds_per_program(cifar.replace(batch_size=4096), "cpu", 1) == 1
+    assert sweep.seeds_per_program(mnist, "cpu", 5) == 1  # a fused program of several architectures: one seed
+    assert sweep.seeds_per_program(RunConfig("mnist", "cnn", {"channels": 4}), "cpu", 1) == 1
+    tasks = sweep.bundles([cifar.replace(seed=s) for s in range(30)], "cpu")
+    assert [len(b) for b in tasks] == [10, 10, 10]
     if torch.cuda.is_available():
-        assert sweep.seed_batch_for(RunConfig("cifar10", "vit", {"dim": 8}), "cuda") == sweep.SEED_BATCH
+        assert sweep.seeds_per_program(RunConfig("cifar10", "vit", {"dim": 8}), "cuda", 3) == sweep.SEED_BATCH
 
 
 def test_process_pool_sweep(tmp_path, tiny_root):

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..engine import sweep, train
+from ..engine import fused, sweep, train
 from ..engine.store import Run
 from . import encoding, grids, pruning, quantization
 from .common import score
@@ -50,7 +50,7 @@ def finetune(run: Run, dataset, grid, epochs: int = EPOCHS) -> list[nn.Module]:
 
 def per_stack(run: Run, dataset, variants: int) -> int:
     """How many of ``variants`` to fine-tune in one stack: all on CUDA; on a CPU as many as keep one step's widest
-    stacked activation within ``sweep.CPU_STEP_BYTES``, the rule that sizes seed batches: stacked DNN and ViT
+    stacked activation within ``sweep.CPU_STEP_BYTES``, the rule that sizes stacked seeds: stacked DNN and ViT
     variants train several times faster there, wide CNNs' stacked convolutions slower (benchmarks/speed.py times
     both ways)."""
     if dataset.train.x.device.type == "cuda":
@@ -92,7 +92,7 @@ def _finetune_stack(run: Run, dataset, grid, epochs: int) -> list[nn.Module]:
     for _ in range(epochs):
         stack.train_epoch(opt, train.LOSSES[cfg.loss], dataset.train, cfg.batch_size, order)
     for k, net in enumerate(nets):
-        state = stack.state_dict(k)
+        state = fused.split(net, stack.state_dict(k))[0]
         for name, m in mask.items():
             state[name] = state[name] * m[k].cpu()  # as make_permanent folds the mask in: pruned weights exactly 0
         net.to("cpu").load_state_dict(state)

@@ -1,16 +1,19 @@
 """The model families of the paper, the Phase-1 shape generator, and architecture normalisation.
 
 A **family** is one record (``Family``): its builder, the limits of its knobs, the knob a sweep varies, how it
-describes itself in a table, whether a CPU stacks its seeds, and its weight layers. Adding a family is adding a
-record to ``FAMILIES`` (and a grid to a profile). Every architecture is a family name plus a small dict of knobs
-(``arch``); the builder's keyword defaults are the one place where architecture defaults live, and
-``normalise_arch`` fills them in and validates, so that a run's identity never depends on whether a default was
-spelled out.
+describes itself in a table, whether a CPU stacks its seeds, its fused form and its weight layers. Adding a family
+is adding a record to ``FAMILIES`` (and a grid to a profile); a family whose record names a fused module
+(``engine.fused``) trains many architectures as one program, any other one architecture at a time. Every
+architecture is a family name plus a small dict of knobs (``arch``); the builder's keyword defaults are the one
+place where architecture defaults live, and ``normalise_arch`` fills them in and validates, so that a run's identity
+never depends on whether a default was spelled out.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
+import json
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from . import fused
 from .errors import ConfigError
 
 LADDER = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000)  # the paper's 12 widths
@@ -136,7 +140,8 @@ class Family:
     knob: str  # the knob a profile's grid varies
     describe: Callable[[dict], dict]  # arch -> uniform table columns: depth, width and the family's own
     label: Callable[[dict], str]  # arch -> a short readable model name for tables and tooltips
-    cpu_stacks_seeds: bool  # stacking seeds on a CPU measured faster (convolutions and attention: slower)
+    cpu_stacks_seeds: bool  # on a CPU, one architecture's seeds train faster stacked (vmap) than one by one
+    fused: type | None = None  # the module that trains many architectures of the family as one (engine.fused)
     weight_layers: Callable[[nn.Module], list] = linear_and_conv  # what pruning and quantization act on
     components: Callable[[nn.Module], dict] = layer_components  # parameter groups whose precision is probed apart
     resolve: Callable[[dict, tuple], dict] = field(default=lambda arch, input_shape: arch)  # input-shaped defaults
@@ -157,15 +162,15 @@ FAMILIES = {f.name: f for f in (
     Family("dnn", "DNN", mlp, {"widths": (1, 100_000)}, "widths",
            describe=lambda a: {"depth": len(a["widths"]), "width": a["widths"][0],
                                "widths": "-".join(map(str, a["widths"])), "shape": shape_of(a["widths"])},
-           label=lambda a: "DNN " + "-".join(map(str, a["widths"])), cpu_stacks_seeds=True),
+           label=lambda a: "DNN " + "-".join(map(str, a["widths"])), cpu_stacks_seeds=True, fused=fused.FusedMLP),
     Family("cnn", "CNN", cnn, {"channels": (1, 4096)}, "channels",
            describe=lambda a: {"depth": 1, "width": a["channels"], "channels": a["channels"]},
-           label=lambda a: f"CNN {a['channels']} ch", cpu_stacks_seeds=False),
+           label=lambda a: f"CNN {a['channels']} ch", cpu_stacks_seeds=False, fused=fused.FusedCNN),
     Family("vit", "ViT", ViT, {"dim": (1, 4096), "depth": (1, 64), "heads": (1, 64), "patch": (1, 64),
                                "mlp_ratio": (1, 16)}, "dim",
            describe=lambda a: {"depth": a["depth"], "width": a["dim"], "dim": a["dim"], "heads": a["heads"],
                                "patch": a["patch"], "mlp_ratio": a["mlp_ratio"]},
-           label=lambda a: f"ViT dim {a['dim']} × {a['depth']}", cpu_stacks_seeds=False, components=vit_components,
+           label=lambda a: f"ViT dim {a['dim']} × {a['depth']}", cpu_stacks_seeds=True, components=vit_components,
            resolve=lambda a, shape: {**a, "patch": a["patch"] or default_patch(shape)}, validate=_check_vit),
 )}
 
@@ -225,6 +230,31 @@ def describe(family_name: str, arch: dict) -> dict:
 def n_params(model: nn.Module) -> int:
     """Learnable parameters, biases included."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What one image costs an architecture: what bundles are sized and their wall time shared by."""
+    params: int  # learnable parameters
+    flops: int  # forward FLOPs per image
+    activations: int  # values per image that the layers output (what a training step keeps for its backward)
+
+
+@functools.cache
+def footprint(family_name: str, arch_json: str, input_shape: tuple, n_classes: int) -> Footprint:
+    """An architecture's ``Footprint`` (``arch_json``: its arch as sorted JSON), traced on the meta device: no memory,
+    no arithmetic. FLOPs are counted by ``torch.utils.flop_counter``."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.device("meta"):
+        model = build(family_name, json.loads(arch_json), input_shape, n_classes)
+        values = [0]
+        hooks = [m.register_forward_hook(lambda m, i, out: values.append(out.numel()))
+                 for m in model.modules() if not list(m.children()) and not isinstance(m, (nn.Flatten, nn.Identity))]
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(torch.empty(1, *input_shape))
+        for hook in hooks:
+            hook.remove()
+    return Footprint(n_params(model), counter.get_total_flops(), sum(values))
 
 
 # -- the design grids ---------------------------------------------------------------------------------------------

@@ -1,17 +1,22 @@
 """Run many configs through any ``concurrent.futures.Executor``; what the store already holds is not trained again.
 
 The same sweep runs in-process (``SerialExecutor``), on a local process pool (``process_pool``) or on a Dask
-cluster (``distributed.Client(...).get_executor()``; ``dask-jobqueue`` for Slurm/PBS) with no code change. Each task
-loads its data, trains and writes its run to the store itself, so the driver holds nothing that an interruption
-could lose: start the sweep again and only the missing runs are trained.
+cluster (``distributed.Client(...).get_executor()``; ``dask-jobqueue`` for Slurm/PBS) with no code change. A task is
+a bundle of runs trained as one program (``bundles``); it loads its data, trains and writes its runs to the store
+itself, so the driver holds nothing that an interruption could lose: start the sweep again and only the missing
+runs are trained (a killed task loses its own unfinished runs, at most about ``BUNDLE_SECONDS`` of work).
 """
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 import os
 import random
+import sys
+import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -24,21 +29,66 @@ from .errors import ConfigError, MinarchError
 from .store import Store
 
 
-SEED_BATCH = 32  # seeds trained together in one task at most (the paper's 30 fit in one)
+SEED_BATCH = 32  # seeds stacked in one program at most (the paper's 30 fit in one)
 CPU_STEP_BYTES = 16 * 2**20  # on a CPU, the stacked minibatches of one step stay about this small (cache-sized)
+BUNDLE_SECONDS = 300  # a bundle's estimated wall time at most: a killed sweep loses at most about this much
+FLOP_RATE = {"cpu": 5e10, "cuda": 5e12}  # FLOP/s a worker is assumed to reach, to estimate a bundle's wall time
 
 
-def seed_batch_for(cfg: RunConfig, device) -> int:
-    """How many seeds of ``cfg``'s configuration to stack per task. All of them on CUDA. On a CPU only DNNs, and only
-    as many as keep one step's stacked input within ``CPU_STEP_BYTES``: benchmarks/speed.py measures stacking
-    up to 6x faster there, but slower for convolutions and attention (``Family.cpu_stacks_seeds``), and slower
-    again once the stacked minibatches outgrow the cache (30 CIFAR-10 seeds ran 1.5x slower than 10)."""
+@dataclass(frozen=True)
+class Limits:
+    """How large a bundle may grow: ``memory`` bytes of training state (weights, gradients and optimiser state, a
+    minibatch's activations and their gradients; default ``settings.bundle_memory()``) and ``seconds`` of
+    estimated wall time. A member that exceeds the memory alone trains alone, and the sweep says so once."""
+    memory: int | None = None
+    seconds: float = BUNDLE_SECONDS
+
+    def __post_init__(self):
+        if self.memory is not None and (isinstance(self.memory, bool) or not isinstance(self.memory, int)
+                                        or self.memory < 2**20):
+            raise ConfigError(f"bundle memory must be a whole number of bytes >= 1 MiB, got {self.memory!r}")
+        if isinstance(self.seconds, bool) or not isinstance(self.seconds, (int, float)) or not self.seconds > 0:
+            raise ConfigError(f"bundle seconds must be a number > 0, got {self.seconds!r}")
+
+    @property
+    def bytes(self) -> int:
+        return self.memory if self.memory is not None else settings.bundle_memory()
+
+
+def seeds_per_program(cfg: RunConfig, device, architectures: int) -> int:
+    """How many seeds a bundle stacks (``train.Stack``). On CUDA all of them (up to ``SEED_BATCH``). On a CPU a
+    bundle of several architectures takes one seed (its fused program is large enough: a fused quick DNN grid
+    stacked over 5 seeds ran 0.8x one seed at a time); one architecture's seeds stack where its family's record
+    says it pays (``Family.cpu_stacks_seeds``: DNNs and ViTs, not the convolutions), as many as keep one step's
+    stacked input within ``CPU_STEP_BYTES`` (30 CIFAR-10 seeds ran 1.5x slower than 10)."""
     if settings.device(device).type == "cuda":
         return SEED_BATCH
-    if not models.family(cfg.family).cpu_stacks_seeds:
+    if architectures > 1 or not models.family(cfg.family).cpu_stacks_seeds:
         return 1
     per_seed = cfg.batch_size * math.prod(dataset_spec(cfg.dataset).input_shape) * 4  # float32 bytes
     return max(1, min(SEED_BATCH, CPU_STEP_BYTES // per_seed))
+
+
+def footprint(cfg: RunConfig) -> models.Footprint:
+    s = dataset_spec(cfg.dataset)
+    return models.footprint(cfg.family, json.dumps(cfg.arch, sort_keys=True), s.input_shape, s.n_classes)
+
+
+def memory(cfg: RunConfig) -> int:
+    """Bytes one run takes in a bundle: float32 weights, gradients and two optimiser moments, and a minibatch's
+    activations with their gradients."""
+    f = footprint(cfg)
+    return 16 * f.params + 8 * cfg.batch_size * f.activations
+
+
+def flops(cfg: RunConfig) -> float:
+    """The model arithmetic of training one run: three passes' worth per training image and epoch (forward,
+    backward), one per monitored image (the per-epoch history rows) and the final evaluation."""
+    s = dataset_spec(cfg.dataset)
+    images = (cfg.train_per_class * s.n_classes if cfg.train_per_class else
+              (s.official[0] if s.official else 50_000) - cfg.val_per_class * s.n_classes)
+    monitor = 3 * train.MONITOR_PER_CLASS * s.n_classes
+    return footprint(cfg).flops * ((3 * images + monitor) * cfg.epochs + 2 * images)
 
 
 class SweepError(MinarchError):
@@ -69,49 +119,52 @@ def process_pool(workers: int | None = None) -> ProcessPoolExecutor:
 
 
 def run(configs, store: Store | str | os.PathLike | None = None, *, executor: Executor | None = None, device=None,
-        data_root=None, seed_batch: int | None = None, progress: bool | None = None) -> pd.DataFrame:
+        data_root=None, limits: Limits = Limits(), fuse: bool = True, progress: bool | None = None) -> pd.DataFrame:
     """Make sure every config has a stored run; return the table of those runs.
 
-    The missing runs of one configuration are trained together (``train.train_seeds``), up to ``seed_batch`` seeds
-    per task (default: ``seed_batch_for`` the configuration and device); each is stored as its own run. Bad input
-    (``MinarchError``: missing data, an unwritable store) stops the sweep at once with its own message. Other errors
-    do not: the remaining tasks complete and are stored, then ``SweepError`` lists the failures. A run that diverges
-    (NaN/inf loss) is a result, stored with status ``diverged``.
+    The missing runs are cut into bundles (``bundles``), each trained as one program by one task
+    (``train.train_bundle``) and stored as separate runs. Bad input (``MinarchError``: missing data, an unwritable
+    store) stops the sweep at once with its own message. Other errors do not: the remaining tasks complete and are
+    stored, then ``SweepError`` lists the failures. A run that diverges (NaN/inf loss) is a result, stored with
+    status ``diverged``.
 
-    The tasks go out in a fixed shuffled order, and the progress bar's time left is the average rate since the start
-    times the runs left: in the profile's order (dataset by dataset, cheap DNNs before CNNs and ViTs) no rate read
-    from the runs done so far holds for the rest; mixed, the runs done are a fair sample of those left (measured on
-    the quick book in commit 237c0be's message).
+    The bundles go out in a fixed shuffled order, and the progress bar counts runs; its time left is the time so
+    far scaled by the estimated FLOPs left over those done (``flops``): bundles differ in runs and in cost per run.
     """
     store = store if isinstance(store, Store) else Store(store)
     configs = list({c.run_id: c for c in configs}.values())
     device = str(device) if device is not None else None
     missing = [c for c in configs if store.get(c) is None]
-    batches = seed_batches(missing, seed_batch if seed_batch is not None else lambda cfg: seed_batch_for(cfg, device))
-    random.Random(0).shuffle(batches)  # a fixed mixed order, for the time left (above)
+    tasks = bundles(missing, device, limits, fuse)
+    random.Random(0).shuffle(tasks)  # a fixed mixed order: the work done is a fair sample of the work left
     executor = executor or SerialExecutor()
     window = 2 * _workers(executor)  # tasks in flight: enough to keep workers busy, few enough to stop promptly
     if progress is None:
         progress = os.environ.get("MINARCH_PROGRESS", "1") != "0"
-    bar = tqdm(total=len(configs), initial=len(configs) - sum(map(len, batches)), desc="runs", unit="run",
-               smoothing=0, disable=not progress)
-    todo, failures, pending = iter(batches), [], {}
+    bar = tqdm(total=len(configs), initial=len(configs) - len(missing), desc="runs", unit="run", smoothing=0,
+               disable=not progress, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} runs [{elapsed}{postfix}]")
+    cost = {id(t): sum(map(flops, t)) for t in tasks}
+    left, done, start = sum(cost.values()), 0.0, time.monotonic()
+    bar.set_postfix_str("?")
+    todo, failures, pending = iter(tasks), [], {}
     try:
         while True:
-            while len(pending) < window and (batch := next(todo, None)) is not None:
-                args = ([c.to_dict() for c in batch], str(store.root), device,
+            while len(pending) < window and (task := next(todo, None)) is not None:
+                args = ([c.to_dict() for c in task], str(store.root), device,
                         None if data_root is None else str(data_root))
-                pending[executor.submit(train_and_store, *args)] = batch
+                pending[executor.submit(train_and_store, *args)] = task
             if not pending:
                 break
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                batch, err = pending.pop(future), future.exception()
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task, err = pending.pop(future), future.exception()
                 if isinstance(err, MinarchError):
                     raise err  # bad input (missing data, unwritable store...) would fail every run alike
                 if err is not None:
-                    failures += [(cfg, err) for cfg in batch]
-                bar.update(len(batch))
+                    failures += [(cfg, err) for cfg in task]
+                done, left = done + cost[id(task)], left - cost[id(task)]
+                bar.set_postfix_str(_clock((time.monotonic() - start) * left / done) if done else "?", refresh=False)
+                bar.update(len(task))
     finally:
         for future in pending:
             future.cancel()
@@ -122,30 +175,78 @@ def run(configs, store: Store | str | os.PathLike | None = None, *, executor: Ex
     return store.table(configs=configs)
 
 
-def seed_batches(configs: list[RunConfig], size) -> list[list[RunConfig]]:
-    """The configs grouped by everything but their seed, in order of first appearance, and cut into batches of at
-    most ``size`` seeds (a number, or a function of the group's first config)."""
-    groups: dict[str, list[RunConfig]] = {}
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d} left" if hours else f"{minutes:02d}:{secs:02d} left"
+
+
+def bundles(configs: list[RunConfig], device=None, limits: Limits = Limits(), fuse: bool = True,
+            warn=lambda text: print(text, file=sys.stderr)) -> list[list[RunConfig]]:
+    """The configs cut into bundles (``train.train_bundle``): configs that share every setting of the training
+    loop, their family and a set of seeds (``rectangles``), ``seeds_per_program`` seeds at a time, and as many
+    architectures as fit ``limits`` (several only where the family has a fused form and ``fuse``; ``fuse=False``
+    trains one architecture at a time: the benchmark's baseline)."""
+    out, alone = [], []
+    budget = limits.seconds * FLOP_RATE[settings.device(device).type]  # FLOPs
+    for rect in rectangles(configs):
+        archs = list(dict.fromkeys(train.arch_key(c) for c in rect))
+        seeds = list(dict.fromkeys(c.seed for c in rect))
+        cell = {(train.arch_key(c), c.seed): c for c in rect}
+        fusable = fuse and models.family(rect[0].family).fused is not None
+        n = seeds_per_program(rect[0], device, len(archs) if fusable else 1)
+        n = max(1, min(n, limits.bytes // max(memory(cell[a, seeds[0]]) for a in archs)))  # seeds within memory
+        costs = [(memory(cell[a, seeds[0]]) * min(n, len(seeds)), flops(cell[a, seeds[0]]) * min(n, len(seeds)))
+                 for a in archs]
+        alone += [cell[a, seeds[0]] for a, (m, _) in zip(archs, costs) if m > limits.bytes]
+        # as few bundles as the limits allow, about equal in cost
+        parts = max(1, math.ceil(sum(m for m, _ in costs) / limits.bytes), math.ceil(sum(f for _, f in costs) / budget))
+        even = (sum(m for m, _ in costs) / parts, sum(f for _, f in costs) / parts)
+        groups, used = [[]], (0, 0.0)  # architectures per bundle; the last one's bytes and FLOPs
+        for a, (m, f) in zip(archs, costs):
+            if groups[-1] and (not fusable or used[0] + m > limits.bytes or used[1] + f > budget
+                               or used[0] >= even[0] or used[1] >= even[1]):
+                groups.append([])
+                used = (0, 0.0)
+            groups[-1].append(a)
+            used = (used[0] + m, used[1] + f)
+        for i in range(0, len(seeds), n):
+            out += [[cell[a, s] for s in seeds[i:i + n] for a in group] for group in groups]
+    if alone:
+        warn(f"{len(alone)} configuration(s) need more than the bundle memory of {limits.bytes / 2**30:.2f} GiB even "
+             f"alone and train alone, e.g. {alone[0].family} {alone[0].arch} ({memory(alone[0]) / 2**30:.2f} GiB); "
+             "raise MINARCH_BUNDLE_MEMORY (or --bundle-memory) if this machine can hold them")
+    return out
+
+
+def rectangles(configs: list[RunConfig]) -> list[list[RunConfig]]:
+    """The configs grouped by family and every setting of the training loop, then by the set of seeds each
+    architecture has among them: each group holds every one of its architectures with every one of its seeds (a
+    sweep that was interrupted leaves some seeds of some architectures stored)."""
+    loops: dict[str, dict[str, list[RunConfig]]] = {}
     for cfg in configs:
-        groups.setdefault(cfg.replace(seed=0).run_id, []).append(cfg)
-    batches = []
-    for group in groups.values():
-        n = size(group[0]) if callable(size) else size
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"seed_batch must be an integer >= 1, got {n!r}")
-        batches += [group[i:i + n] for i in range(0, len(group), n)]
-    return batches
+        key = json.dumps({k: v for k, v in cfg.to_dict().items() if k not in ("arch", "seed")}, sort_keys=True)
+        loops.setdefault(key, {}).setdefault(train.arch_key(cfg), []).append(cfg)
+    out = []
+    for by_arch in loops.values():
+        by_seeds: dict[tuple, list[RunConfig]] = {}
+        for cfgs in by_arch.values():
+            by_seeds.setdefault(tuple(sorted(c.seed for c in cfgs)), []).extend(sorted(cfgs, key=lambda c: c.seed))
+        out += list(by_seeds.values())
+    return out
 
 
 def train_and_store(cfgs: list[dict], store_root: str, device: str | None = None, data_root: str | None = None):
-    """One task of a sweep, self-contained so that any executor can ship it: train the seeds not yet stored."""
+    """One task of a sweep, self-contained so that any executor can ship it: train the bundle's runs not yet
+    stored (another worker may have stored some: what is left is trained as the bundles it still forms)."""
     store = Store(store_root)
-    cfgs = [c for c in map(RunConfig.from_dict, cfgs) if store.get(c) is None]  # another worker may have stored some
+    cfgs = [c for c in map(RunConfig.from_dict, cfgs) if store.get(c) is None]
     if cfgs:
         dev = settings.device(device)
-        results = train.train_seeds(cfgs, train.load_data(cfgs[0], dev, data_root), dev)
-        for cfg, result in zip(cfgs, results):
-            store.put(cfg, result, device=str(dev))
+        dataset = train.load_data(cfgs[0], dev, data_root)
+        for bundle in rectangles(cfgs):
+            for cfg, result in zip(bundle, train.train_bundle(bundle, dataset, dev)):
+                store.put(cfg, result, device=str(dev))
     return [c.run_id for c in cfgs]
 
 

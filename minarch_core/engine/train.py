@@ -1,4 +1,4 @@
-"""Train runs: the seeds of one configuration together, as one stacked computation over tensors on the device.
+"""Train runs: a bundle of configurations (architectures and seeds) as one program over tensors on the device.
 
 Seeded and reproducible: ``cfg.seed`` fixes the initialisation (drawn on the CPU, so CPU and CUDA runs start from
 the same weights) and the order of the training examples in every epoch. The history has one row per epoch, epoch 0
@@ -7,15 +7,19 @@ clean evaluation pass over a fixed stratified subset of that split (``MONITOR_PE
 same images every epoch and every run). The trained model is then evaluated once on the whole splits: ``final``,
 which is what a run's accuracies are. A run whose loss turns NaN or infinite stops and is recorded as ``diverged``.
 
-Seed batching: configs that differ only in their seed are trained at once. Their weights are stacked
-(``torch.func.stack_module_state``) and one ``vmap``-ed step updates every seed, each on its own minibatch of its
-own data order. Adam, AdamW and SGD act on each element alone and the loss is a sum over seeds, so every seed gets
-exactly the updates it would get trained alone (up to float rounding; ``tests/test_train.py`` checks this against
-the plain single-model loop, ``train_epoch`` and ``evaluate``, which pruning's fine-tuning also uses).
+Bundles: configs that share every setting of the training loop (dataset, data subset, batch size, epochs,
+optimiser, learning rate, loss) see the same minibatches whenever they share a seed, because a run's order is drawn
+from its seed alone. So the architectures of one seed train as one program, their family's fused module
+(``engine.fused``), and the seeds' programs stack along a leading axis (``torch.func.stack_module_state`` +
+``vmap``), each on its own minibatch. Adam, AdamW and SGD act on each element alone and the loss is a sum over
+seeds and members, so every run gets exactly the updates it would get trained alone (up to float rounding;
+``tests/test_train.py`` and ``tests/test_fused.py`` check this against the plain single-model loop, ``train_epoch``
+and ``evaluate``, which pruning's fine-tuning also uses).
 """
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -25,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from . import data as data_, models, settings
+from . import data as data_, fused, models, settings
 from .config import RunConfig
 from .errors import ConfigError
 
@@ -48,12 +52,23 @@ class Result:
     final: dict  # METRICS of the trained model on the whole splits (a diverged run: its last history row)
 
 
+def cross_entropy(logits, y):
+    """The mean cross-entropy of a model's ``logits`` (batch, classes); of a fused program's (batch, members,
+    classes), each member's own over the batch: (members,)."""
+    if logits.dim() == 2:
+        return F.cross_entropy(logits, y)
+    return F.cross_entropy(logits.transpose(1, 2), y[:, None].expand(-1, logits.shape[1]), reduction="none").mean(0)
+
+
 def mse_loss(logits, y):
-    """Squared error between the logits and one-hot targets (Hui & Belkin, 2021)."""
-    return F.mse_loss(logits, F.one_hot(y, logits.shape[1]).to(logits.dtype))
+    """Squared error between the logits and one-hot targets (Hui & Belkin, 2021); per member as ``cross_entropy``."""
+    target = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
+    if logits.dim() == 2:
+        return F.mse_loss(logits, target)
+    return (logits - target[:, None]).pow(2).mean((0, 2))
 
 
-LOSSES = {"cross_entropy": F.cross_entropy, "mse": mse_loss}
+LOSSES = {"cross_entropy": cross_entropy, "mse": mse_loss}
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
 
@@ -70,55 +85,95 @@ def build_model(cfg: RunConfig, dataset: data_.Dataset) -> torch.nn.Module:
 
 
 def train(cfg: RunConfig, dataset: data_.Dataset | None = None, device=None) -> Result:
-    """Train one run (a batch of one seed)."""
-    return train_seeds([cfg], dataset, device)[0]
+    """Train one run (a bundle of one)."""
+    return train_bundle([cfg], dataset, device)[0]
 
 
-def train_seeds(cfgs: list[RunConfig], dataset: data_.Dataset | None = None, device=None) -> list[Result]:
-    """Train configs that differ only in ``seed`` together; one ``Result`` per config, as if each ran alone.
+def arch_key(cfg: RunConfig) -> str:
+    return json.dumps(cfg.arch, sort_keys=True)
 
-    ``time_s`` in the histories is the batch's wall time divided by its number of seeds: the cost of one run.
-    History rows are measured on ``dataset.monitor(MONITOR_PER_CLASS)``; ``final`` on the whole splits.
-    """
+
+def check_bundle(cfgs: list[RunConfig]) -> tuple[list[str], list[int]]:
+    """A bundle's architectures and seeds, in order of first appearance. It holds configs of one family that share
+    every setting of the training loop, every architecture with every seed once, and several architectures only
+    where the family has a fused form; anything else is a ConfigError that says so."""
     first = cfgs[0]
-    if any(c.replace(seed=first.seed) != first for c in cfgs):
-        raise ConfigError("train_seeds trains configs that differ only in their seed: group the others apart")
+    if any(c.replace(arch=first.arch, seed=first.seed) != first for c in cfgs if c.family == first.family) or \
+            any(c.family != first.family for c in cfgs):
+        raise ConfigError("a bundle trains configs of one family that differ only in architecture and seed: "
+                          "group the others apart (sweep.bundles does)")
+    archs, seeds = list(dict.fromkeys(map(arch_key, cfgs))), list(dict.fromkeys(c.seed for c in cfgs))
+    if len({(arch_key(c), c.seed) for c in cfgs}) != len(cfgs) or len(cfgs) != len(archs) * len(seeds):
+        raise ConfigError(f"a bundle trains every one of its {len(archs)} architectures with every one of its "
+                          f"{len(seeds)} seeds once, but was given {len(cfgs)} configs: group them by seed set")
+    if len(archs) > 1 and models.family(first.family).fused is None:
+        raise ConfigError(f"family {first.family!r} has no fused form: bundle one architecture at a time")
+    return archs, seeds
+
+
+def train_bundle(cfgs: list[RunConfig], dataset: data_.Dataset | None = None, device=None) -> list[Result]:
+    """Train a bundle (``check_bundle``) as one program; one ``Result`` per config, in order, as if each ran alone.
+
+    ``time_s`` in a history is the run's share of the bundle's wall time: the wall time divided among its seeds,
+    and among a seed's architectures by their forward FLOPs (what a run would cost alone, but for the per-call
+    overheads the bundle shares). History rows are measured on ``dataset.monitor(MONITOR_PER_CLASS)``; ``final`` on
+    the whole splits. A run that diverges stops there; the others go on undisturbed (no parameter element is shared).
+    """
+    archs, seeds = check_bundle(cfgs)
+    first = cfgs[0]
     device = settings.device(device)
     dataset = (dataset or load_data(first, device)).to(device)
-    nets = [build_model(c, dataset) for c in cfgs]
-    stack = Stack(nets, device)
+    cell = {(arch_key(c), c.seed): c for c in cfgs}
+    nets = [[build_model(cell[a, s], dataset) for a in archs] for s in seeds]
+    programs = [fused.fuse(row, models.family(first.family).fused) for row in nets]
+    flops = [models.footprint(first.family, a, dataset.input_shape, dataset.n_classes).flops for a in archs]
+    share = [f / sum(flops) / len(seeds) for f in flops]
+    stack = Stack(programs, device)
     opt = optimizer(first, stack.params.values())
-    loss_fn, orders = LOSSES[first.loss], [torch.Generator().manual_seed(c.seed) for c in cfgs]
+    loss_fn, orders = LOSSES[first.loss], [torch.Generator().manual_seed(s) for s in seeds]
     monitor = dataset.monitor(MONITOR_PER_CLASS)
     start = time.perf_counter()
-    histories = [[row] for row in stack.evaluate(monitor, loss_fn, epoch=0, time_s=0.0)]
-    states, live = [None] * len(cfgs), list(range(len(cfgs)))
+    histories = [[[{**row, "time_s": 0.0}] for row in rows] for rows in stack.evaluate(monitor, loss_fn, epoch=0)]
+    states = [[None] * len(archs) for _ in seeds]
+    live = {(s, m) for s in range(len(seeds)) for m in range(len(archs))}
     for epoch in range(1, first.epochs + 1):
         stack.train_epoch(opt, loss_fn, dataset.train, first.batch_size, orders)
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # the epoch's queued GPU work belongs to its time
-        elapsed = (time.perf_counter() - start) / len(cfgs)
-        for i, row in enumerate(stack.evaluate(monitor, loss_fn, epoch, elapsed)):
-            if i in live:
-                histories[i].append(row)
-                if not math.isfinite(row["train_loss"]):  # diverged: this run ends here, the others go on
-                    states[i] = stack.state_dict(i)
-                    live.remove(i)
+        elapsed = time.perf_counter() - start
+        for s, rows in enumerate(stack.evaluate(monitor, loss_fn, epoch)):
+            diverged = [m for m, row in enumerate(rows) if (s, m) in live and not math.isfinite(row["train_loss"])]
+            for m, row in enumerate(rows):
+                if (s, m) in live:
+                    histories[s][m].append({**row, "time_s": elapsed * share[m]})
+            if diverged:  # these runs end here, the others go on
+                members = fused.split(programs[s], stack.state_dict(s))
+                for m in diverged:
+                    states[s][m] = members[m]
+                    live.discard((s, m))
         if not live:
             break
-    finals = [{k: h[-1][k] for k in METRICS} for h in histories]
+    finals = [[{k: h[-1][k] for k in METRICS} for h in rows] for rows in histories]
     if live:
-        for i, row in enumerate(stack.evaluate(dataset, loss_fn, epoch=-1, time_s=0.0)):
-            if i in live:
-                states[i], finals[i] = stack.state_dict(i), {k: row[k] for k in METRICS}
-    n_params = models.n_params(nets[0])
-    return [Result(pd.DataFrame(h), s, "ok" if i in live else "diverged", n_params, f)
-            for i, (h, s, f) in enumerate(zip(histories, states, finals))]
+        for s, rows in enumerate(stack.evaluate(dataset, loss_fn, epoch=-1)):
+            members = fused.split(programs[s], stack.state_dict(s)) if any((s, m) in live for m in range(len(archs))) \
+                else []
+            for m, row in enumerate(rows):
+                if (s, m) in live:
+                    states[s][m], finals[s][m] = members[m], {k: row[k] for k in METRICS}
+    sizes = [models.n_params(net) for net in nets[0]]
+    results = {}
+    for s, seed in enumerate(seeds):
+        for m, a in enumerate(archs):
+            results[a, seed] = Result(pd.DataFrame(histories[s][m]), states[s][m],
+                                      "ok" if (s, m) in live else "diverged", sizes[m], finals[s][m])
+    return [results[arch_key(c), c.seed] for c in cfgs]
 
 
 class Stack:
-    """The weights of several same-shaped models (a configuration's seeds, or the fine-tuned variants of one model)
-    stacked along a leading axis, called through ``vmap``."""
+    """The programs of several seeds (each a model, or a fused module of a bundle's architectures; or the
+    fine-tuned variants of one model) stacked along a leading axis and called through ``vmap``. A stack of one is
+    called directly: vmap cost a single program 20-60 % of its step on a CPU."""
 
     def __init__(self, nets: list[torch.nn.Module], device, weights=None):
         """``weights`` (optional) maps the stacked parameters to the weights the forward pass uses: quantization-aware
@@ -129,19 +184,31 @@ class Stack:
         skeleton = copy.deepcopy(nets[0]).to("meta")
 
         def loss_and_logits(p, b, x, y, loss_fn):
+            """Each member's loss (members,) and logits (batch, members, classes): a model is a program of one."""
             logits = functional_call(skeleton, (p, b), (x,))
+            if logits.dim() == 2:
+                return loss_fn(logits, y)[None], logits[:, None]
             return loss_fn(logits, y), logits
 
-        self._step = vmap(loss_and_logits, in_dims=(0, 0, 0, 0, None))  # each seed its own minibatch
-        self._eval = vmap(loss_and_logits, in_dims=(0, 0, None, None, None))  # every model the same rows
+        if self.size == 1:
+            def one(p, b, x, y, loss_fn, shared):
+                first = lambda t: {k: v[0] for k, v in t.items()}  # noqa: E731
+                loss, logits = loss_and_logits(first(p), first(b), x if shared else x[0], y if shared else y[0],
+                                               loss_fn)
+                return loss[None], logits[None]
+            self._step = lambda p, b, x, y, loss_fn: one(p, b, x, y, loss_fn, False)
+            self._eval = lambda p, b, x, y, loss_fn: one(p, b, x, y, loss_fn, True)
+        else:
+            self._step = vmap(loss_and_logits, in_dims=(0, 0, 0, 0, None))  # each seed its own minibatch
+            self._eval = vmap(loss_and_logits, in_dims=(0, 0, None, None, None))  # every program the same rows
         self.chunk = eval_chunk(skeleton, self.size, torch.device(device))
-        self._graph, self._static, self._warm = None, None, 0  # the captured training step (CUDA)
+        self._graphs, self._warm = {}, 0  # the captured training steps (CUDA), by what they depend on
 
     def train_epoch(self, opt, loss_fn, split: data_.Split, batch_size: int,
                     orders: list[torch.Generator] | torch.Generator) -> None:
-        """One pass over ``split`` per model, each in the order its own generator draws, or all in the one order of
-        a single generator (the same minibatches, gathered once); minibatches are slices. On CUDA, full minibatches
-        replay a captured graph of the whole step (``_replay``)."""
+        """One pass over ``split`` per program, each in the order its own generator draws, or all in the one order
+        of a single generator (the same minibatches, gathered once); minibatches are slices. On CUDA, full
+        minibatches replay a captured graph of the whole step (``_replay``)."""
         if isinstance(orders, torch.Generator):
             perms = torch.randperm(len(split), generator=orders).to(split.x.device)
         else:
@@ -153,25 +220,28 @@ class Stack:
                 self._eager_step(opt, loss_fn, x, y)
 
     def _losses(self, x, y, loss_fn) -> torch.Tensor:
-        """Each model's loss on its minibatch (``y`` with the stack's leading axis) or on the shared one."""
+        """Each program's members' losses (programs, members) on its minibatch (``y`` with the stack's leading axis)
+        or on the shared one."""
         params = self.weights(self.params) if self.weights else self.params
         return (self._step if y.dim() == 2 else self._eval)(params, self.buffers, x, y, loss_fn)[0]
 
     def _eager_step(self, opt, loss_fn, x, y) -> None:
         losses = self._losses(x, y, loss_fn)
         opt.zero_grad(set_to_none=True)
-        losses.sum().backward()  # the sum's gradient for each seed's weights is that seed's own gradient
+        losses.sum().backward()  # the sum's gradient for each member's weights is that member's own gradient
         opt.step()
 
     def _replay(self, opt, loss_fn, x, y) -> bool:
         """Run this step as a replay of a CUDA graph of the whole step (forward, backward, optimiser: one launch
-        instead of hundreds; the per-step launch overhead bounded small models on a GPU). The first
-        ``GRAPH_WARMUP`` steps run eagerly on a side stream, as graph capture requires; the next full minibatch is
-        captured, then replayed from static input buffers. Only full minibatches come here (``train_epoch``). False
-        when the step must run eagerly (a CPU, graphs off, an optimiser that cannot be captured)."""
+        instead of hundreds; the per-step launch overhead bounded small models on a GPU), one graph per minibatch
+        shape and loss. The first ``GRAPH_WARMUP`` steps run eagerly on a side stream, as graph capture requires;
+        the next full minibatch is captured, then replayed from static input buffers. Only full minibatches come
+        here (``train_epoch``). False when the step must run eagerly (a CPU, graphs off, an optimiser that cannot
+        be captured)."""
         if x.device.type != "cuda" or not CUDA_GRAPHS or not getattr(opt, "minarch_capturable", False):
             return False
-        if self._graph is None:
+        key = (tuple(x.shape), tuple(y.shape), loss_fn, id(opt))
+        if key not in self._graphs:
             if self._warm < GRAPH_WARMUP:
                 side = torch.cuda.Stream(x.device)
                 side.wait_stream(torch.cuda.current_stream(x.device))
@@ -180,43 +250,44 @@ class Stack:
                 torch.cuda.current_stream(x.device).wait_stream(side)
                 self._warm += 1
                 return True
-            self._static = (x.clone(), y.clone())
+            static = (x.clone(), y.clone())
             graph = torch.cuda.CUDAGraph()
             opt.zero_grad(set_to_none=True)
             with torch.cuda.graph(graph):
-                self._losses(*self._static, loss_fn).sum().backward()
+                self._losses(*static, loss_fn).sum().backward()
                 opt.step()
-            self._graph = graph  # captured, not yet run: the replay below runs this step
-        self._static[0].copy_(x)
-        self._static[1].copy_(y)
-        self._graph.replay()
+            self._graphs[key] = (graph, static)  # captured, not yet run: the replay below runs this step
+        graph, static = self._graphs[key]
+        static[0].copy_(x)
+        static[1].copy_(y)
+        graph.replay()
         return True
 
     @torch.inference_mode()
-    def measure(self, split: data_.Split, loss_fn) -> tuple[list[float], list[float]]:
-        """(mean loss, accuracy) of every stacked model on ``split``, in chunks, with one host sync."""
-        loss_sum = torch.zeros(self.size, device=split.x.device)
-        correct = torch.zeros(self.size, device=split.x.device, dtype=torch.long)
+    def measure(self, split: data_.Split, loss_fn) -> tuple[list[list[float]], list[list[float]]]:
+        """(mean loss, accuracy) of every program's every member on ``split``, each (programs, members), in chunks,
+        with one host sync."""
+        loss_sum = correct = None
         for i in range(0, len(split), self.chunk):
             x, y = split.x[i:i + self.chunk], split.y[i:i + self.chunk]
-            loss, logits = self._eval(self.params, self.buffers, x, y, loss_fn)
-            loss_sum += loss.float() * len(y)
-            correct += (logits.argmax(-1) == y).sum(-1)
+            params = self.weights(self.params) if self.weights else self.params
+            loss, logits = self._eval(params, self.buffers, x, y, loss_fn)
+            hits = (logits.argmax(-1) == y[:, None]).sum(1)
+            loss_sum = loss.float() * len(y) + (0 if loss_sum is None else loss_sum)
+            correct = hits + (0 if correct is None else correct)
         return (loss_sum / len(split)).tolist(), (correct / len(split)).tolist()
 
-    def evaluate(self, dataset: data_.Dataset, loss_fn, epoch: int, time_s: float) -> list[dict]:
-        """One history row per seed: loss and accuracy on every split."""
-        rows = [{"epoch": epoch} for _ in range(self.size)]
-        for name in ("train", "val", "test"):
-            for row, loss, acc in zip(rows, *self.measure(getattr(dataset, name), loss_fn)):
-                row[f"{name}_loss"], row[f"{name}_acc"] = loss, acc
-        for row in rows:
-            row["time_s"] = time_s
-        return rows
+    def evaluate(self, dataset: data_.Dataset, loss_fn, epoch: int) -> list[list[dict]]:
+        """One history row per program and member: loss and accuracy on every split."""
+        measured = {name: self.measure(getattr(dataset, name), loss_fn) for name in ("train", "val", "test")}
+        return [[{"epoch": epoch, **{f"{name}_{kind}": values[k][s][m] for name, values in measured.items()
+                                     for k, kind in enumerate(("loss", "acc"))}}
+                 for m in range(len(measured["train"][0][s]))] for s in range(self.size)]
 
     def state_dict(self, i: int) -> dict:
+        """Program ``i``'s parameters and buffers (on the device; ``fused.split`` takes them apart)."""
         tensors = {**self.params, **self.buffers}
-        return {k: tensors[k][i].detach().cpu().clone() for k in self.keys}
+        return {k: tensors[k][i].detach() for k in self.keys}
 
 
 def eval_chunk(model: torch.nn.Module, seeds: int, device: torch.device) -> int:
@@ -233,6 +304,8 @@ def eval_chunk(model: torch.nn.Module, seeds: int, device: torch.device) -> int:
 def widest_activation(model: torch.nn.Module) -> int | None:
     """Values per image of ``model``'s widest activation, traced on the meta device (None for a module that
     ``models.build`` did not make, whose input shape is unknown). A flattened input is no new activation."""
+    if isinstance(model, fused.Fused):
+        return model.widest
     shape = getattr(model, "minarch_input_shape", None)  # set by models.build
     if shape is None:
         return None
@@ -248,7 +321,7 @@ def widest_activation(model: torch.nn.Module) -> int | None:
              if not list(m.children()) and not isinstance(m, views)]
     try:
         with torch.no_grad():
-            skeleton(torch.empty(1, *shape, device="meta"))
+            skeleton(torch.empty(1, *shape, device="meta", dtype=next(skeleton.parameters()).dtype))
     finally:
         for hook in hooks:
             hook.remove()
@@ -273,7 +346,8 @@ def evaluate_states(model: torch.nn.Module, states: list[dict], split: data_.Spl
             net = copy.deepcopy(model)
             net.load_state_dict(state)
             nets.append(net)
-        out += list(zip(*Stack(nets, split.x.device).measure(split, loss_fn)))
+        losses, accuracies = Stack(nets, split.x.device).measure(split, loss_fn)
+        out += [(loss, acc) for (loss,), (acc,) in zip(losses, accuracies)]  # one member per program
     return out
 
 
