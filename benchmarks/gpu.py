@@ -119,7 +119,7 @@ def main(argv=None):
         print(f"re-projected from {args.reproject} ({len(loaded)} tasks of {epochs} epochs), no training here")
     else:
         warm = [c.replace(epochs=1) for c in queue[0][1][:2]]
-        train.train_seeds(warm, dataset, dev)  # CUDA context, kernels and allocator warmed outside the timings
+        train.train_bundle(warm, dataset, dev)  # CUDA context, kernels and allocator warmed outside the timings
     print(f"== paper profile on {args.dataset}: {n_train} training images, {paper.seeds} seeds per task, "
           f"{epochs} epochs per sampled task ==")
     print(f"{'grid':7s} {'model':26s} {'params':>10s} {'seeds':>5s} {'s/epoch':>8s} {'final s':>8s} "
@@ -131,7 +131,7 @@ def main(argv=None):
         cfgs = [c.replace(epochs=epochs) for c in group]
         sync(dev)
         start = time.perf_counter()
-        results = train.train_seeds(cfgs, dataset, dev)
+        results = train.train_bundle(cfgs, dataset, dev)
         sync(dev)
         total = time.perf_counter() - start
         # the trainer's own clock, from a seed that ran every epoch (a diverged seed's history stops early)
@@ -249,7 +249,7 @@ def _task(cfgs: list[dict]) -> None:
     """One sweep task in a worker process: the seeds of one configuration, trained on CUDA."""
     cfgs = [RunConfig.from_dict(c) for c in cfgs]
     dataset = train.load_data(cfgs[0], "cuda")
-    train.train_seeds(cfgs, dataset, "cuda")
+    train.train_bundle(cfgs, dataset, "cuda")
     torch.cuda.synchronize()
 
 

@@ -49,7 +49,8 @@ def forward(run, images: int, variants: int = 1) -> float:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="cifar10")
-    parser.add_argument("--results", default=None, help="the built store (default: MINARCH_RESULTS, else results/ of the project root)")
+    parser.add_argument("--results", default=None,
+                        help="the built store (default: MINARCH_RESULTS, else results/ of the project root)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -7,11 +7,15 @@ Prints, side by side, in model-epochs per second on the same configs, data and e
    ``torch.optim.Adam``, every split evaluated every epoch at batch 1,000: what a careful practitioner writes) and
    against the **textbook loop** (a torchvision-style dataset of PIL images + ToTensor + Normalize + DataLoader), a
    second, labelled baseline that mostly measures its data pipeline;
-2. seed batching: 30 seeds trained as the sweep batches them vs one at a time, in the project's trainer;
-3. whole-sweep utilisation: the model FLOPs of everything the quick sweep computes (training, per-epoch monitor
-   evaluation, the final evaluation), divided by its projected wall time and by the fp32 matmul peak: the largest of
-   the readings taken before each dataset and at the end of the same run (a VM's speed drifts within a run),
-   overall and per family;
+2. seed batching: 30 seeds of one configuration trained as the sweep stacks them vs one at a time;
+3. the quick profile's training measured whole, on one worker: every bundle the sweep cuts it into
+   (``sweep.bundles``: a seed's architectures of a family fused into one program, ViT seeds stacked) against the
+   baseline of one configuration per bundle (``fuse=False``: today's seed-stacked engine but for the fusion), each
+   bundle trained for 0 and 1 epochs and projected to the profile's 15, per family and in total; the bundles'
+   utilisation (the model FLOPs of everything the sweep computes: training, per-epoch monitor evaluation, the final
+   evaluation, over their wall time and the fp32 matmul peak, the largest of the readings taken before each dataset
+   and at the end of the run: a VM's speed drifts within a run); and the competent plain loop's projection (from the
+   models of 1) against the bundles';
 4. the compression frontier: a model's 35 compressed variants evaluated as the frontier does
    (``train.evaluate_states``: stacked on CUDA; on a CPU one at a time in cache-sized chunks, since stacking measured
    slower there) vs one model at a time in batches of 4,096 rows, with the one-at-a-time pass's utilisation (what
@@ -26,10 +30,10 @@ Prints, side by side, in model-epochs per second on the same configs, data and e
    when it trained every run) against its 20-minute target, where its wall time went, and why: its training beside
    the floor of its model arithmetic at the matmul peak, its chapters, and the lever that is left.
 
-An epoch is one pass over a stratified 5,000-image training subset plus the evaluation that loop records. FLOPs are
-counted exactly by torch.utils.flop_counter. Projections price every run of a profile with a per-epoch cost
-a + b x FLOPs fitted per trainer, dataset and family (the seeds batched as that profile's sweep batches them), at the
-profile's data sizes and epochs. Never part of the tests: timings are not assertions.
+In 1 and 2 an epoch is one pass over a stratified 5,000-image training subset plus the evaluation that loop
+records. FLOPs are counted exactly by torch.utils.flop_counter. The plain and textbook loops' projections price every
+run of the quick profile with a per-epoch cost a + b x FLOPs fitted per loop, dataset and family, at the profile's
+data sizes and epochs. Never part of the tests: timings are not assertions.
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ import re
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -58,7 +63,8 @@ from minarch_core.engine import data, models, profiles, sweep, train
 from minarch_core.engine.config import RunConfig
 
 SUBSET = dict(train_per_class=500, val_per_class=100)
-TARGETS = {"competent loop, quick sweep": 3.0, "utilisation, quick sweep": 0.50, "utilisation, CNN": 0.25,
+TARGETS = {"bundles vs seed-stacked, quick training": 1.5, "bundles vs seed-stacked, worst family": 1.0,
+           "competent loop, quick sweep": 3.0, "utilisation, quick sweep": 0.50, "utilisation, CNN": 0.25,
            "utilisation, ViT": 0.25, "frontier evaluation vs one at a time": 10.0,
            "frontier chapter, min added per dataset": 3.0, "quick book from an empty store, min": 20.0}
 LOWER_IS_BETTER = {"frontier chapter, min added per dataset", "quick book from an empty store, min"}
@@ -242,12 +248,61 @@ def compress_speed(name: str) -> tuple[float, float]:
 
 
 def minarch_epoch_s(cfgs: list[RunConfig], dataset: data.Dataset) -> float:
-    """Seconds per model-epoch of training ``cfgs`` as a sweep does (``train.train_seeds`` on the seed batches
-    ``sweep.seed_batch_for`` chooses), the untrained row excluded."""
+    """Seconds per model-epoch of training ``cfgs`` as a sweep does (``train.train_bundle`` on its ``bundles``),
+    the untrained row excluded (a run's ``time_s``: its share of its bundle's time)."""
     seconds = 0.0
-    for batch in sweep.seed_batches(cfgs, lambda cfg: sweep.seed_batch_for(cfg, DEVICE)):
-        seconds += float(train.train_seeds(batch, dataset, DEVICE)[0].history.time_s.iloc[-1]) * len(batch)
+    for bundle in sweep.bundles(cfgs, DEVICE):
+        seconds += sum(float(r.history.time_s.iloc[-1]) for r in train.train_bundle(bundle, dataset, DEVICE))
     return seconds / len(cfgs) / cfgs[0].epochs
+
+
+def quick_training(name: str, family: str, fuse: bool) -> float:
+    """Seconds to train the quick profile's every ``family`` run of ``name`` on one worker, as its sweep cuts them
+    into bundles (``fuse=False``: one configuration per bundle), measured whole: every bundle trained with 0
+    epochs (its fixed cost: building, the untrained row, the final evaluation of the whole splits) and with 1, the
+    profile's time being the first plus its epochs times the difference."""
+    quick = profiles.get("quick")
+    dataset = data.load(name, train_per_class=quick.train_per_class, val_per_class=quick.val_per_class)
+    seconds = 0.0
+    for bundle in sweep.bundles([c for c in quick.configs(name) if c.family == family], DEVICE, fuse=fuse):
+        timed = []
+        for epochs in (0, 1):  # the bundles as the profile's epochs cut them, trained for 0 and 1
+            start = time.perf_counter()
+            train.train_bundle([c.replace(epochs=epochs) for c in bundle], dataset, DEVICE)
+            timed.append(time.perf_counter() - start)
+        seconds += timed[0] + quick.epochs * (timed[1] - timed[0])
+    return seconds
+
+
+BEFORE = "2577ece"  # the engine before bundles: one configuration's seeds per task (train_seeds, seed_batch_for)
+BEFORE_CHILD = """
+import json, sys, time
+from minarch_core.engine import data, profiles, sweep, train
+name, family = sys.argv[1:]
+quick = profiles.get("quick")
+dataset = data.load(name, train_per_class=quick.train_per_class, val_per_class=quick.val_per_class)
+seconds = 0.0
+for batch in sweep.seed_batches([c for c in quick.configs(name) if c.family == family],
+                                lambda cfg: sweep.seed_batch_for(cfg, "cpu")):
+    timed = []
+    for epochs in (0, 1):
+        start = time.perf_counter()
+        train.train_seeds([c.replace(epochs=epochs) for c in batch], dataset, "cpu")
+        timed.append(time.perf_counter() - start)
+    seconds += timed[0] + quick.epochs * (timed[1] - timed[0])
+print(json.dumps(seconds))
+"""
+
+
+def before_bundles(name: str, family: str, tree: str) -> float:
+    """``quick_training`` with the engine of commit ``BEFORE`` (checked out at ``tree``), in a process of its own:
+    today's engine before bundles, measured in the same run and on the same machine as the bundles."""
+    env = {**os.environ, "PYTHONPATH": tree, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    done = subprocess.run([sys.executable, "-c", BEFORE_CHILD, name, family], capture_output=True, text=True,
+                          env=env, cwd=tree)
+    if done.returncode:
+        raise RuntimeError(f"the engine of {BEFORE} failed: {done.stderr[-2000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def sizes(name: str) -> tuple[tuple[int, int, int], int, int]:
@@ -264,14 +319,11 @@ def flops_per_epoch(family: str, arch: dict, name: str, n_train: int, n_eval: in
 
 def cost_models(rows: list[dict], key: str, flops: str) -> dict[str, tuple[float, float]]:
     """Per family, (a, b) of seconds per epoch = a + b x FLOPs (column ``flops``) fitted to its measured models'
-    column ``key`` (b alone for one model). ``batched_or_quick``: the 30-seed time where measured, else the quick
-    sweep's (what the paper profile's seed batches cost)."""
+    column ``key`` (b alone for one model)."""
     out = {}
     for family in dict.fromkeys(r["cfg"].family for r in rows):
         rs = [r for r in rows if r["cfg"].family == family]
-        t = [(r["batched"] if r["batched"] == r["batched"] else r["quick"]) if key == "batched_or_quick" else r[key]
-             for r in rs]
-        f = [r[flops] for r in rs]
+        t, f = [r[key] for r in rs], [r[flops] for r in rs]
         out[family] = common.fit(f, t) if len(rs) > 1 else (0.0, t[0] / f[0])
     return out
 
@@ -356,17 +408,16 @@ def why_missed(book: dict, profile: profiles.Profile, peak: float, target_min: f
 
 
 def largest_task_peak_rss(name: str) -> float:
-    """Peak resident memory (bytes) of a fresh process training the quick profile's largest seed batch."""
+    """Peak resident memory (bytes) of a fresh process training the quick profile's largest bundle (by its
+    estimated memory) for one epoch."""
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(1) as pool:
         return pool.apply(_peak_rss_child, (name,))
 
 
 def _peak_rss_child(name: str) -> float:
-    quick = profiles.get("quick")
-    largest = max(quick.grids["dnn"].values, key=lambda widths: (len(widths), max(widths)))
-    cfgs = [c for c in quick.configs(name, ["dnn"]) if c.arch["widths"] == list(largest)]
-    train.train_seeds([c.replace(epochs=1) for c in cfgs], device=DEVICE)
+    largest = max(sweep.bundles(profiles.get("quick").configs(name), DEVICE), key=lambda b: sum(map(sweep.memory, b)))
+    train.train_bundle([c.replace(epochs=1) for c in largest], device=DEVICE)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
@@ -379,8 +430,21 @@ def main(argv=None):
     print(f"minarch benchmarks/speed.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {commit or 'unknown'}")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch "
           f"{torch.__version__}, python {platform.python_version()}")
-    peak = common.Peak()
-    results, achieved, quick = {}, {}, profiles.get("quick")
+    peak, results, achieved = common.Peak(), {}, {}
+    with tempfile.TemporaryDirectory(prefix="minarch-before-") as tree:
+        subprocess.run(["git", "worktree", "add", "--detach", "--force", tree, BEFORE], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            measure(args, peak, results, achieved, tree)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", tree], cwd=ROOT, capture_output=True)
+    report(args, peak, results, achieved)
+    return 0
+
+
+def measure(args, peak: common.Peak, results: dict, achieved: dict, tree: str) -> None:
+    """Every per-dataset section of the output; ``tree`` holds the engine of ``BEFORE``."""
+    quick = profiles.get("quick")
     for name in args.datasets:
         print(f"fp32 matmul peak (4096x4096 torch.mm), the largest reading so far: {peak.read() / 1e9:.1f} GFLOP/s")
         dataset, splits = data.load(name, **SUBSET), textbook_splits(name)
@@ -393,42 +457,47 @@ def main(argv=None):
             n = models.n_params(train.build_model(cfg, dataset))
             textbook, plain = textbook_epoch_s(cfg, splits, dataset), competent_epoch_s(cfg, dataset)
             single = minarch_epoch_s([cfg], dataset)
-            stacks = sweep.seed_batch_for(cfg, DEVICE) > 1
+            stacks = sweep.seeds_per_program(cfg, DEVICE, 1) > 1
             batched = (minarch_epoch_s([cfg.replace(seed=s) for s in range(args.seeds)], dataset)
                        if stacks and n <= 100_000 else float("nan"))
             full = len(dataset.train) + len(dataset.val) + len(dataset.test)
-            mon = common.monitor_images(len(dataset.train), len(dataset.val), len(dataset.test))
-            quick_cost = (minarch_epoch_s([cfg.replace(seed=s) for s in range(quick.seeds)], dataset)
-                          if stacks else single)
             rows.append(dict(cfg=cfg, params=n, textbook=textbook, plain=plain, single=single, batched=batched,
-                             quick=quick_cost, flops_full=flops_per_epoch(family, cfg.arch, name, len(dataset.train), full),
-                             flops_monitor=flops_per_epoch(family, cfg.arch, name, len(dataset.train), mon)))
+                             flops_full=flops_per_epoch(family, cfg.arch, name, len(dataset.train), full)))
             label = f"{family} " + ",".join(f"{k}={v}" for k, v in arch.items() if k != "patch")
             stacked = f"{1 / batched:9.2f} {single / batched:7.1f}x" if batched == batched else f"{'-':>9s} {'-':>8s}"
             print(f"{label:34s} {n:9,d} {1 / textbook:9.2f} {1 / plain:7.2f} {1 / single:8.2f} {plain / single:7.1f}x "
                   f"{stacked}", flush=True)
-        fits = {key: cost_models(rows, key, flops) for key, flops in (
-            ("textbook", "flops_full"), ("plain", "flops_full"), ("quick", "flops_monitor"))}
-        secs = {key: projected(quick, name, fits[key], monitor=key == "quick") for key in fits}
-        mine_s, mine_flops = secs["quick"]
-        total = sum(mine_s.values())
-        rate = {fam: mine_flops[fam] / mine_s[fam] for fam in mine_s}  # FLOP/s; over the largest peak at the end
-        util = {fam: r / peak.value for fam, r in rate.items()}
-        results[name] = {"competent loop, quick sweep": sum(secs["plain"][0].values()) / total}
-        achieved[name] = {"utilisation, quick sweep": sum(mine_flops.values()) / total,
-                          "utilisation, CNN": rate.get("cnn", np.nan), "utilisation, ViT": rate.get("vit", np.nan)}
-        stacked = [r for r in rows if r["batched"] == r["batched"]]
-        gain = float(np.exp(np.mean([np.log(r["single"] / r["batched"]) for r in stacked])))
+        fits = {key: cost_models(rows, key, "flops_full") for key in ("textbook", "plain")}
+        secs = {key: sum(projected(quick, name, fits[key], monitor=False)[0].values()) for key in fits}
+        stacked = [np.log(r["single"] / r["batched"]) for r in rows if r["batched"] == r["batched"]]
         print(f"\nseed batching, {args.seeds} seeds vs one at a time (geometric mean over the models <= 100k "
-              f"parameters whose seeds the sweep stacks on {DEVICE}): {gain:.1f}x")
-        print(f"quick sweep of {name} ({len(quick.configs(name))} runs), projected on one worker with "
-              f"{torch.get_num_threads()} threads: minarch {total / 60:.1f} min, the competent plain loop "
-              f"{sum(secs['plain'][0].values()) / 60:.1f} min, the textbook loop {sum(secs['textbook'][0].values()) / 3600:.1f} h")
-        print("  minutes and utilisation (model FLOPs / wall time / matmul peak) by family: " + ", ".join(
-            f"{fam} {mine_s[fam] / 60:.1f} min at {util[fam]:.0%}" for fam in mine_s))
-        paper_s, _ = projected(profiles.get("paper"), name, cost_models(rows, "batched_or_quick", "flops_monitor"),
-                               monitor=True)
-        print(f"paper profile of {name}, projected: {sum(paper_s.values()) / 3600:.0f} h on this machine")
+              f"parameters whose seeds the sweep stacks on {DEVICE}): {float(np.exp(np.mean(stacked))):.1f}x")
+        mine, alone, before = {}, {}, {}
+        for family in models.FAMILIES:  # the three side by side, family by family, so that drift spares the ratios
+            mine[family] = quick_training(name, family, fuse=True)
+            alone[family] = quick_training(name, family, fuse=False)
+            before[family] = before_bundles(name, family, tree)
+        flops = projected(quick, name, {f: (0.0, 0.0) for f in models.FAMILIES}, monitor=True)[1]
+        total = sum(mine.values())
+        rate = {fam: flops[fam] / mine[fam] for fam in mine}  # FLOP/s; over the largest peak at the end
+        results[name] = {"competent loop, quick sweep": secs["plain"] / total,
+                         "bundles vs seed-stacked, quick training": sum(before.values()) / total,
+                         "bundles vs seed-stacked, worst family": min(before[f] / mine[f] for f in mine)}
+        achieved[name] = {"utilisation, quick sweep": sum(flops.values()) / total,
+                          "utilisation, CNN": rate.get("cnn", np.nan), "utilisation, ViT": rate.get("vit", np.nan)}
+        print(f"quick sweep of {name} ({len(quick.configs(name))} runs) on one worker with {torch.get_num_threads()} "
+              f"threads, measured whole for 0 and 1 epochs and projected to {quick.epochs}: bundles {total / 60:.1f} "
+              f"min; the engine before bundles (seed-stacked, commit {BEFORE}) {sum(before.values()) / 60:.1f} min "
+              f"({sum(before.values()) / total:.2f}x); this engine one configuration per bundle "
+              f"{sum(alone.values()) / 60:.1f} min ({sum(alone.values()) / total:.2f}x: what fusing adds); "
+              f"projected from the models above: the competent plain loop {secs['plain'] / 60:.1f} min "
+              f"({secs['plain'] / total:.2f}x), the textbook loop {secs['textbook'] / 3600:.1f} h")
+        print(f"  by family, minutes: bundles / before bundles / one configuration per bundle, and the bundles' "
+              f"utilisation (model FLOPs / wall time / matmul peak, {peak.value / 1e9:.0f} GFLOP/s so far): "
+              + ", ".join(
+                  f"{fam} {mine[fam] / 60:.1f} / {before[fam] / 60:.1f} ({before[fam] / mine[fam]:.2f}x) / "
+                  f"{alone[fam] / 60:.1f} ({alone[fam] / mine[fam]:.2f}x) at {rate[fam] / peak.value:.0%}"
+                  for fam in mine), flush=True)
         speed = frontier_speed(name, peak.value)
         results[name]["frontier evaluation vs one at a time"] = min(one / st for st, one, *_ in speed.values())
         print("frontier variants on the test split: " + ", ".join(
@@ -445,8 +514,13 @@ def main(argv=None):
         print(f"pruning and sizing the 35 variants of a 4x500 DNN: {ours:.1f} s as the frontier does (kthvalue "
               f"selection, bytes counted) vs {theirs:.1f} s with torch's topk L1Unstructured and the packed bytes' "
               f"length ({theirs / ours:.1f}x)\n", flush=True)
+
+
+def report(args, peak: common.Peak, results: dict, achieved: dict) -> None:
+    """The closing sections: memory, the book builds' records and the targets."""
+    quick = profiles.get("quick")
     rss = largest_task_peak_rss(args.datasets[-1])
-    print(f"peak memory of the quick profile's largest task ({args.datasets[-1]}): {rss / 2**30:.2f} GiB per worker")
+    print(f"peak memory of the quick profile's largest bundle ({args.datasets[-1]}): {rss / 2**30:.2f} GiB per worker")
     book, empty = book_record(), book_record(pipeline.EMPTY_STORE_RECORD)
     peak.read()
     print(f"fp32 matmul peak readings: {peak.text()}; every utilisation below is over the largest")
@@ -473,7 +547,6 @@ def main(argv=None):
             continue
         met = value <= target if label in LOWER_IS_BETTER else value >= target
         print(f"{label:40s} {value:8.2f} (target {target:g}): {'met' if met else 'missed'}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def assert_as_alone(result, cfg, dataset, dtype=torch.float32):
     for j, col in enumerate(cols):  # histories are measured in float32 (their losses summed as such)
         split = len(getattr(monitor, col.split("_")[0]))
         if col.endswith("_acc"):
-            torch.testing.assert_close(got[:, j], history[:, j], rtol=0, atol=tol["images"] / split + 1e-6)  # float32 values
+            torch.testing.assert_close(got[:, j], history[:, j], rtol=0, atol=tol["images"] / split + 1e-6)
         else:
             torch.testing.assert_close(got[:, j], history[:, j], rtol=tol["loss"], atol=1e-6)
     assert result.history.epoch.tolist() == list(range(cfg.epochs + 1))

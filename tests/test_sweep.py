@@ -28,9 +28,11 @@ def test_serial_sweep_stores_every_run_and_reruns_train_nothing(tmp_path, tiny_r
     table = sweep.run(configs(), tmp_path, data_root=tiny_root)
     assert len(table) == 6 and sum(map(len, bundles_trained)) == 6
     assert len(bundles_trained) == 2  # a CPU fuses a seed's three DNNs into one program
+    files = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
     again = sweep.run(configs() + configs(), tmp_path, data_root=tiny_root)  # duplicates are one run
     assert len(bundles_trained) == 2
     assert sorted(again.run_id) == sorted(table.run_id)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == files  # no file rewritten
 
 
 def test_an_interrupted_sweep_trains_only_what_is_missing(tmp_path, tiny_root, monkeypatch):

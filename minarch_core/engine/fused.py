@@ -34,7 +34,7 @@ class Fused(nn.Module):
         self.size = len(members)
         self.places: list[dict] = [{} for _ in members]  # member -> its state key -> (fused name, index, fold)
         self.index: dict[str, torch.Tensor] = {}
-        self.widest = 0  # values per image of the widest activation (evaluation chunks are sized by it)
+        self.widest = 0  # values per image of its widest activation (train.eval_chunk sizes evaluation chunks by it)
         self.minarch_input_shape = getattr(members[0], "minarch_input_shape", None)
 
     def place(self, member: int, key: str, name: str, index, shape=None, fold=None) -> None:
@@ -105,7 +105,9 @@ class FusedMLP(Fused):
         self.heads = names
         self.index["heads"] = torch.cat(inputs)
         self.index["order"] = torch.tensor([order.index(i) for i in range(self.size)])  # head order -> member order
-        self.widest = zero + 1
+        # the first layer: chunks sized by it ran fastest (the quick MNIST DNNs of a seed: 226 rows, 0.77 s a monitor
+        # pass, against 1.24 s with the 61 rows that counting every layer's rows stacked gave)
+        self.widest = len(self.first_bias) + 1
 
     def _bucket(self, name: str, linears: list[tuple[str, nn.Linear]], group: list[int], n_in: int, n_out: int):
         """``group``'s members' layers as one (k, n_out, n_in) weight and (k, n_out, 1) bias, zero-padded."""
