@@ -109,3 +109,13 @@ def test_overview_pools_seeds(tmp_path, tiny_root):
     assert view.width.tolist() == [2, 4, 8]
     assert (view.seeds == 2).all() and view.params.is_monotonic_increasing
     assert (view.test_min <= view.test_acc).all() and (view.test_acc <= view.test_max).all()
+
+
+def test_time_left_prices_each_familys_bundles_at_its_own_rate():
+    dnn, vit, cnn = (RunConfig("mnist", f, a) for f, a in (("dnn", {"widths": [4]}), ("vit", {"dim": 8}),
+                                                           ("cnn", {"channels": 2})))
+    left = [[dnn], [vit], [cnn]]
+    cost = {id(left[0]): 1000.0, id(left[1]): 100.0, id(left[2]): 55.0}
+    seen = {"dnn": [500.0, 5.0], "vit": [50.0, 5.0]}  # 100 and 10 FLOP/s; 550 / 10 s = 55 FLOP/s overall
+    assert sweep._time_left(left, cost, seen, workers=2) == "00:10 left"  # (10 + 10 + 1) s over 2 workers
+    assert sweep._time_left(left, cost, {}, workers=2) == "?"

@@ -128,8 +128,11 @@ def run(configs, store: Store | str | os.PathLike | None = None, *, executor: Ex
     stored, then ``SweepError`` lists the failures. A run that diverges (NaN/inf loss) is a result, stored with
     status ``diverged``.
 
-    The bundles go out in a fixed shuffled order, and the progress bar counts runs; its time left is the time so
-    far scaled by the estimated FLOPs left over those done (``flops``): bundles differ in runs and in cost per run.
+    The bundles go out in a fixed shuffled order, and the progress bar counts runs. Its time left prices the
+    bundles left by their FLOPs (``flops``) at the rate each family's finished bundles reached (the rate of all
+    finished ones for a family not seen yet), over the workers: families train at very different rates (the quick
+    book's DNN bundles at 60-80 GFLOP/s on 2 cores, CNNs at 15-23, ViTs at 7-9), so neither runs nor FLOPs alone
+    measure what is left.
     """
     store = store if isinstance(store, Store) else Store(store)
     configs = list({c.run_id: c for c in configs}.values())
@@ -144,7 +147,8 @@ def run(configs, store: Store | str | os.PathLike | None = None, *, executor: Ex
     bar = tqdm(total=len(configs), initial=len(configs) - len(missing), desc="runs", unit="run", smoothing=0,
                disable=not progress, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} runs [{elapsed}{postfix}]")
     cost = {id(t): sum(map(flops, t)) for t in tasks}
-    left, done, start = sum(cost.values()), 0.0, time.monotonic()
+    left = list(tasks)  # not yet finished
+    seen: dict[str, list[float]] = {}  # family -> [FLOPs, seconds] of its finished bundles
     bar.set_postfix_str("?")
     todo, failures, pending = iter(tasks), [], {}
     try:
@@ -162,8 +166,11 @@ def run(configs, store: Store | str | os.PathLike | None = None, *, executor: Ex
                     raise err  # bad input (missing data, unwritable store...) would fail every run alike
                 if err is not None:
                     failures += [(cfg, err) for cfg in task]
-                done, left = done + cost[id(task)], left - cost[id(task)]
-                bar.set_postfix_str(_clock((time.monotonic() - start) * left / done) if done else "?", refresh=False)
+                else:
+                    totals = seen.setdefault(task[0].family, [0.0, 0.0])
+                    totals[0], totals[1] = totals[0] + cost[id(task)], totals[1] + future.result()[1]
+                left.remove(task)
+                bar.set_postfix_str(_time_left(left, cost, seen, _workers(executor)), refresh=False)
                 bar.update(len(task))
     finally:
         for future in pending:
@@ -173,6 +180,15 @@ def run(configs, store: Store | str | os.PathLike | None = None, *, executor: Ex
         lines = "\n".join(f"  {c.run_id} {c.family} {c.arch} seed {c.seed}: {e!r}" for c, e in failures)
         raise SweepError(f"{len(failures)} of {len(configs)} runs failed (the rest are stored):\n{lines}")
     return store.table(configs=configs)
+
+
+def _time_left(left: list, cost: dict, seen: dict, workers: int) -> str:
+    """The bundles ``left`` priced at their families' rates so far (``run``), over the workers."""
+    if not any(s for _, s in seen.values()):
+        return "?"
+    overall = sum(f for f, _ in seen.values()) / sum(s for _, s in seen.values())
+    rate = {fam: f / s if s else overall for fam, (f, s) in seen.items()}
+    return _clock(sum(cost[id(t)] / rate.get(t[0].family, overall) for t in left) / workers)
 
 
 def _clock(seconds: float) -> str:
@@ -238,7 +254,9 @@ def rectangles(configs: list[RunConfig]) -> list[list[RunConfig]]:
 
 def train_and_store(cfgs: list[dict], store_root: str, device: str | None = None, data_root: str | None = None):
     """One task of a sweep, self-contained so that any executor can ship it: train the bundle's runs not yet
-    stored (another worker may have stored some: what is left is trained as the bundles it still forms)."""
+    stored (another worker may have stored some: what is left is trained as the bundles it still forms). Returns
+    the run ids and the seconds it took."""
+    start = time.perf_counter()
     store = Store(store_root)
     cfgs = [c for c in map(RunConfig.from_dict, cfgs) if store.get(c) is None]
     if cfgs:
@@ -247,7 +265,7 @@ def train_and_store(cfgs: list[dict], store_root: str, device: str | None = None
         for bundle in rectangles(cfgs):
             for cfg, result in zip(bundle, train.train_bundle(bundle, dataset, dev)):
                 store.put(cfg, result, device=str(dev))
-    return [c.run_id for c in cfgs]
+    return [c.run_id for c in cfgs], time.perf_counter() - start
 
 
 def overview(table: pd.DataFrame) -> pd.DataFrame:

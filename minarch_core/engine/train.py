@@ -98,8 +98,7 @@ def check_bundle(cfgs: list[RunConfig]) -> tuple[list[str], list[int]]:
     every setting of the training loop, every architecture with every seed once, and several architectures only
     where the family has a fused form; anything else is a ConfigError that says so."""
     first = cfgs[0]
-    if any(c.replace(arch=first.arch, seed=first.seed) != first for c in cfgs if c.family == first.family) or \
-            any(c.family != first.family for c in cfgs):
+    if any(c.family != first.family or c.replace(arch=first.arch, seed=first.seed) != first for c in cfgs):
         raise ConfigError("a bundle trains configs of one family that differ only in architecture and seed: "
                           "group the others apart (sweep.bundles does)")
     archs, seeds = list(dict.fromkeys(map(arch_key, cfgs))), list(dict.fromkeys(c.seed for c in cfgs))
@@ -156,8 +155,7 @@ def train_bundle(cfgs: list[RunConfig], dataset: data_.Dataset | None = None, de
     finals = [[{k: h[-1][k] for k in METRICS} for h in rows] for rows in histories]
     if live:
         for s, rows in enumerate(stack.evaluate(dataset, loss_fn, epoch=-1)):
-            members = fused.split(programs[s], stack.state_dict(s)) if any((s, m) in live for m in range(len(archs))) \
-                else []
+            members = fused.split(programs[s], stack.state_dict(s))
             for m, row in enumerate(rows):
                 if (s, m) in live:
                     states[s][m], finals[s][m] = members[m], {k: row[k] for k in METRICS}
