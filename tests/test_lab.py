@@ -145,7 +145,7 @@ def test_every_chapter_runs_from_its_folder_as_it_is_and_draws_its_figures(lab_c
         html = [d["text/html"] for d in shown if "text/html" in d]
         assert html or any("text/markdown" in d for d in shown), f"{name}: a figure cell shows nothing:\n{cell.source}"
         for page in html:
-            assert "window.vegaEmbed=" in page and "vegaEmbed('#altair-viz-" in page  # the scripts inline
+            assert "window.vegaEmbed=" in page and "vegaEmbed('#vis-" in page  # the Vega scripts carried along
         charts += len(html)
     assert charts or name == "reproducing"  # the one chapter without a chart
     assert not (lab_checkout / "notebooks" / "results").exists()

@@ -2,11 +2,12 @@
 
 Charts carry tooltips, and legend selections where they help. ``use_renderer("book")`` makes a notebook emit
 charts as HTML that calls the Vega scripts the book ships in ``book/_static/vega`` (no network needed); in
-JupyterLab the default renderer draws them from scripts inlined in each output. ``save`` writes SVG and PNG copies
+JupyterLab the default renderer draws them from the same scripts carried by the outputs themselves. ``save`` writes SVG and PNG copies
 through vl-convert.
 """
 from __future__ import annotations
 
+import functools
 import json
 import textwrap
 import uuid
@@ -95,23 +96,37 @@ def size_labels(frame: pd.DataFrame) -> pd.Series:
 
 
 def use_renderer(name: str = "default") -> None:
-    """``book``: charts as HTML calling the book's own vega-embed. ``default``: Altair's default (HTML) renderer
-    with the Vega scripts inlined, so that JupyterLab draws the charts with no network (by default they load from a
-    CDN, and JupyterLab 4's own Vega renderer stops at Vega-Lite 5 while Altair 6 writes 6). Anything else:
-    Altair's renderer of that name."""
-    if name == "book":
-        alt.renderers.register("book", _book_renderer)
-    alt.renderers.enable(name, **({"template": "inline"} if name == "default" else {}))
+    """``book``: charts as HTML calling the book's own vega-embed (``book/_static/vega``). ``default``, for
+    JupyterLab: charts as HTML that carry the Vega scripts themselves (vl-convert's bundle, run once per page), so
+    they draw with no network. Altair's own default loads them from a CDN; its "inline" template declares the same
+    names in every output, so in one JupyterLab page only the first chart drew; and JupyterLab 4's own Vega renderer
+    stops at Vega-Lite 5 while Altair 6 writes 6. Anything else: Altair's renderer of that name."""
+    if name in RENDERERS:
+        alt.renderers.register(name, RENDERERS[name])
+    alt.renderers.enable(name)
 
 
-def _book_renderer(spec: dict, **_) -> dict:
+def _html(spec: dict, scripts: str = "") -> dict:
+    """A chart as an HTML output: a div, and a script in its own scope that runs ``scripts`` (unless vega-embed is
+    there already) and draws ``spec`` with vega-embed, once the page has it."""
     div = f"vis-{uuid.uuid4().hex[:10]}"
     options = json.dumps({"renderer": "svg",  # scales down to a narrower text column (minarch.css), tooltips intact
                           "actions": {"export": True, "source": False, "compiled": False, "editor": False}})
-    script = (f"(function(){{var spec={json.dumps(spec)};function draw(){{vegaEmbed('#{div}',spec,{options})"
+    load = f"if(!window.vegaEmbed){{{scripts}}}" if scripts else ""
+    script = (f"(function(){{{load}var spec={json.dumps(spec)};function draw(){{vegaEmbed('#{div}',spec,{options})"
               f".catch(function(e){{console.error(e);}});}}if(window.vegaEmbed){{draw();}}"
               f"else{{window.addEventListener('load',draw);}}}})();")
     return {"text/html": f'<div id="{div}" class="minarch-chart"></div><script>{script}</script>'}
+
+
+@functools.cache
+def _vega_scripts() -> str:
+    import vl_convert as vlc
+    from altair.utils.html import vl_version_for_vl_convert
+    return vlc.javascript_bundle(vl_version=vl_version_for_vl_convert())
+
+
+RENDERERS = {"book": lambda spec, **_: _html(spec), "default": lambda spec, **_: _html(spec, _vega_scripts())}
 
 
 def save(chart: alt.TopLevelMixin, stem: str | Path) -> list[Path]:
