@@ -10,8 +10,9 @@ Prints, side by side, in model-epochs per second on the same configs, data and e
 2. seed batching: 30 seeds of one configuration trained as the sweep stacks them vs one at a time;
 3. the quick profile's training measured whole, on one worker: every bundle the sweep cuts it into
    (``sweep.bundles``: a seed's architectures of a family fused into one program, ViT seeds stacked) against the
-   baseline of one configuration per bundle (``fuse=False``: today's seed-stacked engine but for the fusion), each
-   bundle trained for 0 and 1 epochs and projected to the profile's 15, per family and in total; the bundles'
+   engine before bundles (commit ``BEFORE``, checked out in a git worktree and run in a process of its own) and
+   this engine with one configuration per bundle (``fuse=False``: what fusing alone adds), each bundle trained for
+   two epochs and projected to the profile's 15, per family and in total; the bundles'
    utilisation (the model FLOPs of everything the sweep computes: training, per-epoch monitor evaluation, the final
    evaluation, over their wall time and the fp32 matmul peak, the largest of the readings taken before each dataset
    and at the end of the run: a VM's speed drifts within a run); and the competent plain loop's projection (from the
@@ -256,21 +257,23 @@ def minarch_epoch_s(cfgs: list[RunConfig], dataset: data.Dataset) -> float:
     return seconds / len(cfgs) / cfgs[0].epochs
 
 
+TIMED_EPOCHS = 2  # epochs each bundle of the quick profile trains in the benchmark
+
+
 def quick_training(name: str, family: str, fuse: bool) -> float:
     """Seconds to train the quick profile's every ``family`` run of ``name`` on one worker, as its sweep cuts them
-    into bundles (``fuse=False``: one configuration per bundle), measured whole: every bundle trained with 0
-    epochs (its fixed cost: building, the untrained row, the final evaluation of the whole splits) and with 1, the
-    profile's time being the first plus its epochs times the difference."""
+    into bundles (``fuse=False``: one configuration per bundle), measured whole: every bundle trained for
+    ``TIMED_EPOCHS`` epochs, its epochs' time (monitor rows included) read from its runs' histories (their
+    ``time_s`` add up to it) and scaled to the profile's epochs, the rest of its wall time (building, the untrained
+    row, the final evaluation of the whole splits) counted once."""
     quick = profiles.get("quick")
     dataset = data.load(name, train_per_class=quick.train_per_class, val_per_class=quick.val_per_class)
     seconds = 0.0
     for bundle in sweep.bundles([c for c in quick.configs(name) if c.family == family], DEVICE, fuse=fuse):
-        timed = []
-        for epochs in (0, 1):  # the bundles as the profile's epochs cut them, trained for 0 and 1
-            start = time.perf_counter()
-            train.train_bundle([c.replace(epochs=epochs) for c in bundle], dataset, DEVICE)
-            timed.append(time.perf_counter() - start)
-        seconds += timed[0] + quick.epochs * (timed[1] - timed[0])
+        start = time.perf_counter()  # the bundles as the profile's epochs cut them
+        results = train.train_bundle([c.replace(epochs=TIMED_EPOCHS) for c in bundle], dataset, DEVICE)
+        wall, timed = time.perf_counter() - start, sum(float(r.history.time_s.iloc[-1]) for r in results)
+        seconds += wall - timed + quick.epochs * timed / TIMED_EPOCHS
     return seconds
 
 
@@ -278,18 +281,16 @@ BEFORE = "2577ece"  # the engine before bundles: one configuration's seeds per t
 BEFORE_CHILD = """
 import json, sys, time
 from minarch_core.engine import data, profiles, sweep, train
-name, family = sys.argv[1:]
+name, family, timed_epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 quick = profiles.get("quick")
 dataset = data.load(name, train_per_class=quick.train_per_class, val_per_class=quick.val_per_class)
 seconds = 0.0
 for batch in sweep.seed_batches([c for c in quick.configs(name) if c.family == family],
                                 lambda cfg: sweep.seed_batch_for(cfg, "cpu")):
-    timed = []
-    for epochs in (0, 1):
-        start = time.perf_counter()
-        train.train_seeds([c.replace(epochs=epochs) for c in batch], dataset, "cpu")
-        timed.append(time.perf_counter() - start)
-    seconds += timed[0] + quick.epochs * (timed[1] - timed[0])
+    start = time.perf_counter()
+    results = train.train_seeds([c.replace(epochs=timed_epochs) for c in batch], dataset, "cpu")
+    wall, timed = time.perf_counter() - start, sum(float(r.history.time_s.iloc[-1]) for r in results)
+    seconds += wall - timed + quick.epochs * timed / timed_epochs
 print(json.dumps(seconds))
 """
 
@@ -298,8 +299,8 @@ def before_bundles(name: str, family: str, tree: str) -> float:
     """``quick_training`` with the engine of commit ``BEFORE`` (checked out at ``tree``), in a process of its own:
     today's engine before bundles, measured in the same run and on the same machine as the bundles."""
     env = {**os.environ, "PYTHONPATH": tree, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    done = subprocess.run([sys.executable, "-c", BEFORE_CHILD, name, family], capture_output=True, text=True,
-                          env=env, cwd=tree)
+    done = subprocess.run([sys.executable, "-c", BEFORE_CHILD, name, family, str(TIMED_EPOCHS)],
+                          capture_output=True, text=True, env=env, cwd=tree)
     if done.returncode:
         raise RuntimeError(f"the engine of {BEFORE} failed: {done.stderr[-2000:]}")
     return float(done.stdout.strip().splitlines()[-1])
@@ -486,8 +487,8 @@ def measure(args, peak: common.Peak, results: dict, achieved: dict, tree: str) -
         achieved[name] = {"utilisation, quick sweep": sum(flops.values()) / total,
                           "utilisation, CNN": rate.get("cnn", np.nan), "utilisation, ViT": rate.get("vit", np.nan)}
         print(f"quick sweep of {name} ({len(quick.configs(name))} runs) on one worker with {torch.get_num_threads()} "
-              f"threads, measured whole for 0 and 1 epochs and projected to {quick.epochs}: bundles {total / 60:.1f} "
-              f"min; the engine before bundles (seed-stacked, commit {BEFORE}) {sum(before.values()) / 60:.1f} min "
+              f"threads, measured whole for {TIMED_EPOCHS} epochs and projected to {quick.epochs}: bundles "
+              f"{total / 60:.1f} min; the engine before bundles (seed-stacked, commit {BEFORE}) {sum(before.values()) / 60:.1f} min "
               f"({sum(before.values()) / total:.2f}x); this engine one configuration per bundle "
               f"{sum(alone.values()) / 60:.1f} min ({sum(alone.values()) / total:.2f}x: what fusing adds); "
               f"projected from the models above: the competent plain loop {secs['plain'] / 60:.1f} min "

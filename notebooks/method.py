@@ -83,7 +83,8 @@ ch.table("datasets", datasets, {c: (c, None) for c in datasets.columns}, "The da
 # family train as one fused program (`engine.fused`; the idea of HFTA and ParallelMLPs): a DNN bundle's first
 # layers are one matrix product on the shared input, its deeper layers and classifiers batched products over members
 # of the same shape (layers narrower than 64 units padded with zeros that stay exactly zero); a CNN bundle's
-# convolutions are one product over the image's patches, its heads one batched product over channels. Every
+# convolutions are one convolution, its heads one batched product over channels (on CUDA: on a CPU, where fused CNNs
+# measured no faster than one at a time, each CNN trains alone). Every
 # parameter element belongs to one member, the members' losses are summed, and Adam, AdamW and SGD act on each
 # element alone, so each member gets the updates it would get trained alone and is stored as its own run: a test
 # trains bundles of mixed DNNs and CNNs in float64 on MNIST and finds every weight within 1e-12 of its solo

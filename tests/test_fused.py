@@ -170,6 +170,7 @@ def test_bundles_group_what_can_train_together_and_respect_their_limits():
     dnn = [t for t in tasks if t[0].family == "dnn"]
     assert len(dnn) == quick.seeds and len(dnn[0]) > 50  # a CPU fuses a seed's DNNs, one seed per program
     assert {len(t) for t in tasks if t[0].family == "vit"} == {quick.seeds}  # a ViT's seeds stacked, unfused
+    assert {len(t) for t in tasks if t[0].family == "cnn"} == {1}  # a CPU trains CNNs alone (Family.cpu_fuses)
     baseline = sweep.bundles(configs, "cpu", fuse=False)
     assert all(len({train.arch_key(c) for c in t}) == 1 for t in baseline)
     small = sweep.bundles(configs, "cpu", sweep.Limits(memory=2**20 * 16))

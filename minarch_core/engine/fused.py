@@ -9,13 +9,14 @@ SGD) its own update, as if it trained alone (up to float rounding: a fused produ
 - DNN (``FusedMLP``): the first layer of every member is one matrix product on the shared input; each deeper layer
   one batched product per bucket of members whose layer has the same (padded) shape, their inputs gathered by row
   (activations are kept units x batch, so a gather copies whole rows); the classifiers likewise.
-- CNN (``FusedCNN``): one convolution with every member's channels, as one product over the image's patches; each
-  channel's slice of its member's linear head as one batched product over channels, summed into its member's logits.
+- CNN (``FusedCNN``): one convolution with every member's channels; each channel's slice of its member's linear head
+  as one batched product over channels, summed into its member's logits.
 - Families without a fused form train one architecture at a time, their seeds stacked. The ViT is one: padding
   different widths to one is exact only with LayerNorms masked per member, and on a CPU it costs more arithmetic
   than it saves calls (the quick grid's dims 4-32, each with 5 seeds stacked, took 22 ms a step together; padded to
-  dim 32 they would do the work of four dim-32 stacks, 30 ms). CNN bundles fused on a CPU measured about as fast as
-  their members alone (their steps are bound by memory traffic, which fusing does not reduce), DNN bundles 1.5-2x.
+  dim 32 they would do the work of four dim-32 stacks, 30 ms). CNN bundles fused on a CPU measured 0.8-1.0x their
+  members one at a time (their steps are bound by memory traffic, which fusing does not reduce), so a CPU trains
+  CNNs one architecture at a time (``Family.cpu_fuses``); DNN bundles measured 1.4-2x.
 
 Prior art: HFTA (arXiv 2102.02344) fuses identical models into batched operators; ParallelMLPs (MDPI AI 4(1):2)
 fuses MLPs of different widths into one, as ``FusedMLP`` does.
@@ -174,11 +175,10 @@ class FusedCNN(Fused):
         self.widest = start * self.head_weight.shape[1]
 
     def forward(self, x):
-        # the convolution as one product over the image patches, channel-major (channels, batch x positions), so
-        # that the head's product and every backward pass run on contiguous rows (the same sums as conv2d's)
-        patches = F.unfold(x, self.conv_weight.shape[-2:]).transpose(0, 1).flatten(1)  # (taps, batch x positions)
-        h = torch.addmm(self.conv_bias[:, None], self.conv_weight.flatten(1), patches).relu()
-        per_channel = torch.bmm(h.view(len(h), len(x), -1), self.head_weight)  # (channels, batch, classes)
+        # channel-major (channels, batch, positions) after the convolution, so that the head's product and the
+        # backward passes run on contiguous rows (relu's backward on the transposed gradient was 10x slower)
+        h = F.conv2d(x, self.conv_weight, self.conv_bias).transpose(0, 1).contiguous().relu_().flatten(2)
+        per_channel = torch.bmm(h, self.head_weight)  # (channels, batch, classes)
         logits = per_channel.new_zeros(self.size, len(x), self.classes).index_add(0, self.index["owner"], per_channel)
         return (logits + self.head_bias[:, None]).transpose(0, 1)  # (batch, members, classes)
 

@@ -142,6 +142,7 @@ class Family:
     label: Callable[[dict], str]  # arch -> a short readable model name for tables and tooltips
     cpu_stacks_seeds: bool  # on a CPU, one architecture's seeds train faster stacked (vmap) than one by one
     fused: type | None = None  # the module that trains many architectures of the family as one (engine.fused)
+    cpu_fuses: bool = True  # on a CPU, a fused bundle trains faster than its architectures one at a time
     weight_layers: Callable[[nn.Module], list] = linear_and_conv  # what pruning and quantization act on
     components: Callable[[nn.Module], dict] = layer_components  # parameter groups whose precision is probed apart
     resolve: Callable[[dict, tuple], dict] = field(default=lambda arch, input_shape: arch)  # input-shaped defaults
@@ -165,7 +166,8 @@ FAMILIES = {f.name: f for f in (
            label=lambda a: "DNN " + "-".join(map(str, a["widths"])), cpu_stacks_seeds=True, fused=fused.FusedMLP),
     Family("cnn", "CNN", cnn, {"channels": (1, 4096)}, "channels",
            describe=lambda a: {"depth": 1, "width": a["channels"], "channels": a["channels"]},
-           label=lambda a: f"CNN {a['channels']} ch", cpu_stacks_seeds=False, fused=fused.FusedCNN),
+           label=lambda a: f"CNN {a['channels']} ch", cpu_stacks_seeds=False, fused=fused.FusedCNN,
+           cpu_fuses=False),
     Family("vit", "ViT", ViT, {"dim": (1, 4096), "depth": (1, 64), "heads": (1, 64), "patch": (1, 64),
                                "mlp_ratio": (1, 16)}, "dim",
            describe=lambda a: {"depth": a["depth"], "width": a["dim"], "dim": a["dim"], "heads": a["heads"],

@@ -201,15 +201,17 @@ def bundles(configs: list[RunConfig], device=None, limits: Limits = Limits(), fu
             warn=lambda text: print(text, file=sys.stderr)) -> list[list[RunConfig]]:
     """The configs cut into bundles (``train.train_bundle``): configs that share every setting of the training
     loop, their family and a set of seeds (``rectangles``), ``seeds_per_program`` seeds at a time, and as many
-    architectures as fit ``limits`` (several only where the family has a fused form and ``fuse``; ``fuse=False``
-    trains one architecture at a time: the benchmark's baseline)."""
+    architectures as fit ``limits``: several only where the family has a fused form, that form pays on the device
+    (``Family.cpu_fuses``: on a CPU a quick grid's CNNs fused ran 0.8-1.0x one at a time, bound by memory traffic)
+    and ``fuse`` (``fuse=False`` trains one architecture at a time: the benchmark's baseline)."""
     out, alone = [], []
     budget = limits.seconds * FLOP_RATE[settings.device(device).type]  # FLOPs
     for rect in rectangles(configs):
         archs = list(dict.fromkeys(train.arch_key(c) for c in rect))
         seeds = list(dict.fromkeys(c.seed for c in rect))
         cell = {(train.arch_key(c), c.seed): c for c in rect}
-        fusable = fuse and models.family(rect[0].family).fused is not None
+        family = models.family(rect[0].family)
+        fusable = fuse and family.fused is not None and (family.cpu_fuses or settings.device(device).type == "cuda")
         n = seeds_per_program(rect[0], device, len(archs) if fusable else 1)
         n = max(1, min(n, limits.bytes // max(memory(cell[a, seeds[0]]) for a in archs)))  # seeds within memory
         costs = [(memory(cell[a, seeds[0]]) * min(n, len(seeds)), flops(cell[a, seeds[0]]) * min(n, len(seeds)))
