@@ -7,7 +7,6 @@ from conftest import real_mnist
 
 from minarch_core.engine import settings, train
 from minarch_core.engine.config import RunConfig
-from minarch_core.engine.errors import ConfigError
 
 TINY = dict(val_per_class=20, train_per_class=30)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # CUDA's own checks where a GPU is present
