@@ -32,21 +32,19 @@ renderer = "default"
 figures = None
 
 # %%
-import html
-
-from IPython.display import HTML, Markdown
+from IPython.display import Markdown
 
 from minarch_core.analyses import findings, frontier
-from minarch_core.book import chapter, plots
+from minarch_core.book import chapter, plots, tables
 from minarch_core.engine import data, profiles
 
 ch = chapter.from_notebook("findings", globals())
-tables = {name: ch.load_all(name) for name in ("configurations", "runs", "minimal", "minimal_draws", "redundancy",
-                                                "matched_redundancy", "tolerance")}
-claims = findings.all_claims(*tables.values())
+saved = {name: ch.load_all(name) for name in ("configurations", "runs", "minimal", "minimal_draws", "redundancy",
+                                               "matched_redundancy", "tolerance")}
+claims = findings.all_claims(*saved.values())
 ch.tables.save(None, "findings", claims)  # a table of the whole study
-dnn_global = tables["redundancy"].query("scope == 'global' and family == 'dnn'")  # depth means DNN layers
-ch.figure(plots.summary(tables["minimal"], dnn_global, tables["tolerance"].query("granularity == 'tensor'")),
+dnn_global = saved["redundancy"].query("scope == 'global' and family == 'dnn'")  # depth means DNN layers
+ch.figure(plots.summary(saved["minimal"], dnn_global, saved["tolerance"].query("granularity == 'tensor'")),
           "summary")
 
 # %% [markdown]
@@ -59,19 +57,7 @@ ch.figure(plots.summary(tables["minimal"], dnn_global, tables["tolerance"].query
 # bound. Each part links to the chapter whose figure shows it.
 
 # %%
-def link(row):
-    page = row.figure if row.figure in ("method", "findings") else f"{row.dataset or ch.dataset}/{row.figure}"
-    return f"<a href='{page}.html'>{html.escape(row.figure)}</a>"
-
-
-first = ~claims.claim.duplicated()  # each claim named once, above its parts
-rows = "".join(
-    f"<tr><td>{f'<b>{html.escape(r.claim)}</b><br><i>the paper: {html.escape(r.paper)}</i>' if new else ''}</td>"
-    f"<td>{html.escape(r.part)}</td><td>{html.escape(r.text)}</td>"
-    f"<td><b>{r.verdict}</b></td><td>{link(r)}</td></tr>" for r, new in zip(claims.itertuples(), first))
-HTML(f"<table class='minarch-table'><caption>The paper's claims against the <code>{ch.study.name}</code> profile "
-     f"({', '.join(data.spec(d).title for d in ch.datasets)})</caption><thead><tr><th>claim</th><th>part</th>"
-     f"<th>this book (95% interval)</th><th>verdict</th><th>figure</th></tr></thead><tbody>{rows}</tbody></table>")
+tables.claims(claims, ch.study.name, ch.datasets, {d: data.spec(d).title for d in ch.datasets})
 
 # %%
 counts = claims.verdict.value_counts().reindex(list(findings.VERDICTS), fill_value=0)

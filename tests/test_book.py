@@ -96,6 +96,7 @@ def browser():
     driver.quit()
 
 
+AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text()  # axe-core 4.12.1 (tests/vendor/README.md)
 WIDTHS = """
 const column = document.querySelector('article.bd-article p');  // the text column: a paragraph's width
 const limit = column.getBoundingClientRect().width + 1;
@@ -137,6 +138,13 @@ def test_pages_read_as_a_reader_reads_them(book, browser):
             assert title in browser.title and title in heading, f"{page}: {browser.title!r} / {heading!r}"
         limit, wide = browser.execute_script(WIDTHS)
         assert not wide, f"{page}: wider than the {limit}-pixel text column: {wide}"
+        if "minarch-chart" in text:  # axe-core: every chart named for screen readers, and its actions menu
+            browser.execute_script(AXE)
+            found = browser.execute_async_script(
+                "const done = arguments[arguments.length - 1]; axe.run(document.querySelectorAll('.minarch-chart'),"
+                " {runOnly: ['svg-img-alt', 'summary-name', 'role-img-alt']}).then(r => done(r.violations"
+                ".map(v => v.id + ': ' + v.nodes.length + ' ' + v.nodes[0].html.slice(0, 120))));")
+            assert not found, f"{page}: {found}"
         browser.save_screenshot(str(shots / (page.replace("/", "-") + ".png")))
         total += browser.execute_script("return document.querySelectorAll('.minarch-chart').length")
     browser.set_window_size(1200, 2000)  # a laptop window, where the column is narrowest: each figure scales to it
@@ -161,3 +169,19 @@ def test_repository_buttons_follow_the_one_url_setting(tmp_path):
     config["repository"]["url"] = "https://github.com/someone/minarch"
     (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
     assert pipeline.book_config(tmp_path)["html"] == {"use_repository_button": True, "use_issues_button": True}
+
+
+def test_every_link_of_every_page_leads_to_a_built_file(book):
+    """Relative links (chapters, downloads, figures) resolve inside the built book: none to a 'nan/' page."""
+    import re
+    from urllib.parse import unquote, urlsplit
+    _, html = book
+    broken = []
+    for page in PAGES:
+        text = (html / page).read_text()
+        for href in re.findall(r"""(?:href|src)=["']([^"'#?]+)""", text):
+            if urlsplit(href).scheme or href.startswith(("//", "mailto:")):
+                continue
+            if not ((html / page).parent / unquote(href)).resolve().exists():
+                broken.append(f"{page}: {href}")
+    assert not broken, broken

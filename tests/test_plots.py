@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -108,3 +109,13 @@ def test_book_renderer_and_saved_files(tmp_path, configs):
     assert "window.vegaEmbed=" not in html  # the book page loads vega-embed once, from book/_static
     svg, png = plots.save(plots.phase1(configs), tmp_path / "fig" / "phase1")
     assert svg.read_text().startswith("<svg") and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_claims_table_links_a_part_across_datasets_to_the_first_dataset():
+    from minarch_core.book import tables
+    claims = pd.DataFrame({"claim": ["a <claim>", "a <claim>", "b"], "paper": ["p", "p", "q"],
+                           "part": ["x", "y", "z"], "text": ["1 & 2", "3", "4"], "verdict": ["agrees"] * 3,
+                           "figure": ["regimes", "pruning", "method"], "dataset": ["cifar10", np.nan, None]})
+    page = tables.claims(claims, "smoke", ["mnist", "cifar10"], {"mnist": "MNIST", "cifar10": "CIFAR-10"}).data
+    assert re.findall(r"href='([^']+)'", page) == ["cifar10/regimes.html", "mnist/pruning.html", "method.html"]
+    assert page.count("<b>a &lt;claim&gt;</b>") == 1 and "1 &amp; 2" in page and "(MNIST, CIFAR-10)" in page

@@ -108,15 +108,41 @@ def use_renderer(name: str = "default") -> None:
 
 def _html(spec: dict, scripts: str = "") -> dict:
     """A chart as an HTML output: a div, and a script in its own scope that runs ``scripts`` (unless vega-embed is
-    there already) and draws ``spec`` with vega-embed, once the page has it."""
+    there already) and draws ``spec`` with vega-embed, once the page has it. For screen readers, the chart's SVG
+    is labelled by its description (Vega renders ``description`` as its ``aria-label``; ``describe`` gives one
+    where the figure has none) and the actions menu is named."""
+    spec = {**spec, "description": spec.get("description") or describe(spec)}
     div = f"vis-{uuid.uuid4().hex[:10]}"
     options = json.dumps({"renderer": "svg",  # scales down to a narrower text column (minarch.css), tooltips intact
                           "actions": {"export": True, "source": False, "compiled": False, "editor": False}})
     load = f"if(!window.vegaEmbed){{{scripts}}}" if scripts else ""
     script = (f"(function(){{{load}var spec={json.dumps(spec)};function draw(){{vegaEmbed('#{div}',spec,{options})"
+              f".then(function(){{var m=document.querySelector('#{div} summary');"
+              f"if(m){{m.setAttribute('aria-label','Chart actions: save as SVG or PNG');}}}})"
               f".catch(function(e){{console.error(e);}});}}if(window.vegaEmbed){{draw();}}"
               f"else{{window.addEventListener('load',draw);}}}})();")
     return {"text/html": f'<div id="{div}" class="minarch-chart"></div><script>{script}</script>'}
+
+
+def describe(spec: dict) -> str:
+    """A chart in words for people who cannot see it: its titles and its panels' titles, in order."""
+    titles = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            title = node.get("title")
+            text = title.get("text") if isinstance(title, dict) else title
+            for t in ([text] if isinstance(text, str) else text if isinstance(text, list) else []):
+                if isinstance(t, str) and t and t not in titles and not node.get("field"):  # not an axis title
+                    titles.append(t)
+            for key, value in node.items():
+                if key in ("spec", "layer", "hconcat", "vconcat", "concat", "facet"):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+    walk(spec)
+    return "Chart: " + ("; ".join(titles) if titles else "an interactive figure of this page") + "."
 
 
 @functools.cache

@@ -25,3 +25,23 @@ def show(frame: pd.DataFrame, columns: dict, caption: str, download: str | None 
     if len(frame) > fold_after:
         body = (f"<details><summary>{html.escape(caption)} ({len(frame)} rows): show</summary>{body}</details>")
     return HTML(body + (f"<p class='minarch-download'>{link.strip()}</p>" if link else ""))
+
+
+def claims(claims_: pd.DataFrame, study: str, datasets: list[str], titles: dict) -> HTML:
+    """The findings table: one row per part of each claim (the paper's statement once, above its parts), this
+    book's estimate, the verdict and a link to the chapter whose figure shows it. A part of one dataset links to
+    that dataset's chapter; a part across datasets (no dataset) to the first dataset's."""
+    def link(row) -> str:
+        dataset = row.dataset if isinstance(row.dataset, str) and row.dataset else datasets[0]
+        page = row.figure if row.figure in ("method", "findings") else f"{dataset}/{row.figure}"
+        return f"<a href='{html.escape(page)}.html'>{html.escape(row.figure)}</a>"
+
+    first = ~claims_.claim.duplicated()
+    rows = "".join(
+        f"<tr><td>{f'<b>{html.escape(r.claim)}</b><br><i>the paper: {html.escape(r.paper)}</i>' if new else ''}"
+        f"</td><td>{html.escape(r.part)}</td><td>{html.escape(r.text)}</td><td><b>{html.escape(r.verdict)}</b></td>"
+        f"<td>{link(r)}</td></tr>" for r, new in zip(claims_.itertuples(), first))
+    return HTML(f"<table class='minarch-table'><caption>The paper's claims against the <code>{html.escape(study)}"
+                f"</code> profile ({', '.join(titles[d] for d in datasets)})</caption><thead><tr><th>claim</th>"
+                f"<th>part</th><th>this book (95% interval)</th><th>verdict</th><th>figure</th></tr></thead>"
+                f"<tbody>{rows}</tbody></table>")
