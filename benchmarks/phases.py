@@ -4,15 +4,16 @@
     python benchmarks/phases.py --dataset cifar10 [--results results] [--threads 1]
 
 Times, for one dataset of the quick study, what the chapter computes in order: the post-training variants of every
-chosen run (by family), the quantization-aware fine-tuning of the frontier's owners, the whole test split of the
-reported variants, and the component sensitivity of the representatives; nothing is saved. One thread by default,
-as the book runs two datasets' chapters at once on two cores. Beside each phase's time it prints its model
-arithmetic (FLOPs counted exactly by torch.utils.flop_counter: per image, times the images and variants each phase
-evaluates or trains dense, as it does; component sensitivity's in a second, untimed pass, as it runs), that
-arithmetic's time at the matmul peak of the same thread count, and the utilisation; then what share of the peak
-the chapter's target (``CHAPTER_TARGET_S`` on one core) would need. To compare two commits, run it from both
-checkouts at the same time (one core each, the same machine state): the ratio of their totals is the change, free
-of the machine's drift between builds. Never part of the tests: timings are not assertions.
+chosen run, raced on the validation split (by family; it prints what racing saved), the quantization-aware
+fine-tuning of the frontier's owners, the whole test split of the reported variants, and the component sensitivity of
+the representatives; nothing is saved. One thread by default, as the book runs two datasets' chapters at once on two
+cores. Beside each phase's time it prints its model arithmetic (FLOPs counted exactly by torch.utils.flop_counter:
+per image, times the images and variants each phase evaluates or trains dense, as it does; component sensitivity's in
+a second, untimed pass, as it runs), that arithmetic's time at the matmul peak of the same thread count, and the
+utilisation; then what share of the peak the chapter's target (``CHAPTER_TARGET_S`` on one core) would need. To
+compare two commits, run it from both checkouts at the same time (one core each, the same machine state): the ratio
+of their totals is the change, free of the machine's drift between builds. Never part of the tests: timings are not
+assertions.
 """
 from __future__ import annotations
 
@@ -25,10 +26,8 @@ import time
 import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from tqdm import tqdm
 
 from minarch_core.analyses import components, frontier, recovery
-from minarch_core.analyses.common import run_columns
 from minarch_core.book import chapter
 from minarch_core.engine import train
 from minarch_core.engine.errors import MinarchError
@@ -60,7 +59,8 @@ def main(argv=None):
                                                 "epochs": None, "train_per_class": None, "device": "cpu",
                                                 "results": args.results, "data": None, "workers": 1,
                                                 "renderer": "default", "figures": None})
-        runs = frontier.chosen_runs(ch.store, ch.load("configurations"), ch.load("runs"))
+        grid = ch.study.compression
+        runs = frontier.chosen_runs(ch.store, ch.ask("configurations"), ch.ask("runs"), grid.seeds)
     except MinarchError as err:  # a dataset not offered, or no built store of it: the error says which, and the fix
         print(f"phases.py: error: {err}", file=sys.stderr)
         return 2
@@ -70,21 +70,23 @@ def main(argv=None):
     n_train, n_val, n_test = len(sizes.train), len(sizes.val), len(sizes.test)
     seconds, flops, frames = collections.Counter(), collections.Counter(), []
     start = time.perf_counter()
-    for run in tqdm(runs, desc="post-training variants", unit="model"):  # progress on stderr, the table on stdout
+    by_run = {run.run_id: run for run in runs}
+    for family in dict.fromkeys(run.config.family for run in runs):  # progress on stderr, the table on stdout
         t = time.perf_counter()
-        frames.append(frontier.variants(run, **ch.where).assign(**run_columns(run)))
-        phase = f"post-training variants, {run.config.family}"
+        frames.append(frontier.race([r for r in runs if r.config.family == family], grid.frontier, **ch.where))
+        phase = f"post-training variants, {family}"
         seconds[phase] += time.perf_counter() - t
-        flops[phase] += forward(run, n_val, len(frames[-1]))
+        flops[phase] += sum(forward(by_run[r.run_id], r.val_images) for r in frames[-1].itertuples())
     post = pd.concat(frames, ignore_index=True)
+    raced, whole = post.val_images.sum(), len(post) * n_val
     tuned = ch.store.runs_of(frontier.owners(post).drop_duplicates("run_id"))
     t = time.perf_counter()
-    aware = frontier.measure(tuned, recovery.variants, **ch.where)
-    phase, grid = "quantization-aware fine-tuning", len(recovery.SPARSITIES) * len(recovery.BITS)
+    aware = frontier.measure(tuned, recovery.variants, grid=grid.recovery, **ch.where)
+    phase, variants = "quantization-aware fine-tuning", len(frontier.pairs(grid.recovery))
     seconds[phase] = time.perf_counter() - t
     for run in tuned:  # each variant's training steps, then its validation and test splits
         step = common.per_image(run.config.dataset, run.config.family, run.config.arch)[0]
-        flops[phase] += grid * recovery.EPOCHS * n_train * step + forward(run, n_val + n_test, grid)
+        flops[phase] += variants * grid.recovery.epochs * n_train * step + forward(run, n_val + n_test, variants)
     t = time.perf_counter()
     table = pd.concat([post, aware], ignore_index=True)
     done = frontier.complete(table, ch.store, frontier.reported(table), **ch.where)
@@ -93,14 +95,14 @@ def main(argv=None):
     measured = done[table.test_acc.isna() & done.test_acc.notna()].run_id.value_counts()
     flops[phase] = sum(forward(run, n_test, measured[run.run_id]) for run in runs if run.run_id in measured)
     t = time.perf_counter()
-    representatives = ch.store.runs_of(ch.load("representatives"))
-    components.table(representatives, **ch.where)
+    representatives = ch.store.runs_of(ch.ask("representatives"))
+    components.table(representatives, grid.components, **ch.where)
     phase = "component sensitivity"
     seconds[phase] = time.perf_counter() - t
     total = time.perf_counter() - start
     peak.read()
     with FlopCounterMode(display=False) as counted:  # again, counted as it runs (its shared layers run once)
-        components.table(representatives, **ch.where)  # untimed: the counter's overhead is large here
+        components.table(representatives, grid.components, **ch.where)  # untimed: the counter's overhead is large here
     flops[phase] = counted.get_total_flops()
     print(f"minarch benchmarks/phases.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {commit or 'unknown'}, "
           f"{args.dataset}, {args.threads} thread(s): {len(runs)} runs, {len(tuned)} fine-tuned")
@@ -110,6 +112,9 @@ def main(argv=None):
     for phase in [*seconds, "total"]:
         s, f = (total, sum(flops.values())) if phase == "total" else (seconds[phase], flops[phase])
         print(f"  {phase:40s} {s:7.1f} s  {f / 1e9:10.0f} GFLOP  {f / peak.value:9.1f} s  {f / s / peak.value:6.0%}")
+    print(f"  racing: {raced:,} of the {whole:,} validation image-evaluations that measuring every variant on the "
+          f"whole split takes ({whole / raced:.2f}x fewer); {int(post.groupby(frontier.KEYS).finished.all().sum()):,} "
+          f"of {post.groupby(frontier.KEYS).ngroups:,} variants finished")
     print(why(seconds, flops, peak.value, total))
     return 0
 

@@ -6,17 +6,19 @@ import sys
 
 import pandas as pd
 
-from .analyses import frontier
+from .analyses import frontier, tables
 from .book.chapter import CHAPTERS, PARAMETERS, check
-from .engine import data, profiles, settings, sweep
+from .engine import data, models, profiles, settings, sweep
 from .engine.errors import ConfigError, MinarchError
 from .engine.store import Store
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    settings.keep_freed_memory()  # a sweep in this process, or recommend measuring a test split
     try:
-        return {"sweep": _sweep, "book": _book, "chapter": _chapter, "recommend": _recommend}[args.command](args)
+        return {"sweep": _sweep, "book": _book, "chapter": _chapter, "recommend": _recommend,
+                "table": _table}[args.command](args)
     except MinarchError as err:
         print(f"minarch: error: {err}", file=sys.stderr)
         return 2
@@ -73,16 +75,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search a study's compression frontier (every stable model pruned and quantized, sized by its "
                     "real encoding) for the smallest variant whose validation accuracy reaches the target with the "
                     "given confidence over seeds; print it with its test accuracy (measured now, and kept, when the "
-                    "chapter did not report that variant). The frontier is computed by the 'smallest' chapter (make "
-                    "book, or minarch chapter smallest --dataset D).")
+                    "chapter did not report that variant). The frontier table is the one the 'smallest' chapter "
+                    "shows; on a store where only training ran, it is computed first (with the tables it reads).")
     r.add_argument("--dataset", required=True, choices=list(data.DATASETS), help="the dataset")
     for name in ("min_accuracy", "confidence", "max_bytes"):
         p = frontier.ASK[name]
         r.add_argument(f"--{name.replace('_', '-')}", type=p.parse, default=p.default, required=p.default is None
                        and not p.optional, help=f"{p.help}: {p.allowed()}")
-    r.add_argument("--family", default=None, choices=list(frontier.GRIDS), help="only this family")
+    r.add_argument("--family", default=None, choices=list(models.FAMILIES), help="only this family")
     for name in ("seeds", "epochs", "train_per_class"):
         _option(r, name, "(the study's override, as when it was built)")
+
+    t = commands.add_parser(
+        "table", parents=[shared], help="an analysis table of a study, computed if missing",
+        description="Print (or write as CSV) one analysis table of a study and dataset: the stored one while what it "
+                    "was computed from is unchanged, else computed now, with the tables it reads (minarch_core/"
+                    "analyses/tables.py). Needs the study's runs trained (minarch sweep, or make book).")
+    t.add_argument("name", choices=list(tables.TABLES), help="the table")
+    t.add_argument("--dataset", required=True, choices=list(data.DATASETS), help="the dataset")
+    for name in ("seeds", "epochs", "train_per_class"):
+        _option(t, name, "(the study's override)")
+    t.add_argument("--csv", default=None, help="write the whole table to this CSV file instead of printing it")
 
     c = commands.add_parser(
         "chapter", help="re-run one chapter notebook with papermill",
@@ -152,10 +165,25 @@ def _chapter(args) -> int:
     return 0
 
 
-def _recommend(args) -> int:
+def _where(args) -> tables.Where:
     study = profiles.study(args.profile, seeds=args.seeds, epochs=args.epochs, train_per_class=args.train_per_class)
-    answer = frontier.ask(Store(args.results), study, args.dataset, args.min_accuracy, args.family, args.max_bytes,
-                          args.confidence, device=args.device, data_root=args.data)
+    return tables.Where(Store(args.results), study, args.dataset, str(settings.device(args.device)),
+                        settings.data_root(args.data))
+
+
+def _table(args) -> int:
+    frame = tables.get(args.name, _where(args))
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+        print(f"{args.name} of {args.dataset}: {len(frame):,} rows written to {args.csv}")
+    else:
+        with pd.option_context("display.width", 120, "display.max_columns", 12):
+            print(frame)
+    return 0
+
+
+def _recommend(args) -> int:
+    answer = tables.recommend(_where(args), args.min_accuracy, args.family, args.max_bytes, args.confidence)
     overrides = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (("seeds", args.seeds), ("epochs", args.epochs),
                                                                      ("train_per_class", args.train_per_class)) if v)
     print("\n".join(answer.lines(args.dataset, args.profile, overrides)))

@@ -39,7 +39,7 @@ from minarch_core.book import chapter, plots, tables
 from minarch_core.engine import data, profiles
 
 ch = chapter.from_notebook("findings", globals())
-saved = {name: ch.load_all(name) for name in ("configurations", "runs", "minimal", "minimal_draws", "redundancy",
+saved = {name: ch.ask_all(name) for name in ("configurations", "runs", "minimal", "minimal_draws", "redundancy",
                                                "matched_redundancy", "tolerance")}
 claims = findings.all_claims(*saved.values())
 ch.tables.save(None, "findings", claims)  # a table of the whole study
@@ -83,7 +83,7 @@ Markdown(f"Of {len(claims)} claim parts, {counts['agrees']} agree with the paper
 # together: how many bytes each accuracy costs on each dataset.
 
 # %%
-front = frontier.pareto(frontier.summarise(ch.load_all("frontier")), by=("dataset",))
+front = frontier.pareto(frontier.summarise(ch.ask_all("frontier")), by=("dataset",))
 ch.figure(plots.frontiers(front), "frontiers")
 
 # %%
@@ -94,7 +94,7 @@ Markdown(frontier.across(front))
 # 2-4 bits where post-training quantization collapses), per dataset and bit width:
 
 # %%
-recovered = ch.load_all("recovery")
+recovered = ch.ask_all("recovery")
 ch.table("recovery", plots.labelled(recovered), {
     "dataset_title": ("dataset", None), "bits": ("bits", "{:.0f}"), "float32": ("float32", "{:.1%}"),
     "post_training": ("post-training", "{:.1%}"), "quantization_aware": ("quantization-aware", "{:.1%}"),

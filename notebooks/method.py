@@ -33,7 +33,7 @@ import dataclasses
 import pandas as pd
 from IPython.display import Markdown
 
-from minarch_core.analyses import components, frontier, pruning, quantization, recovery, regimes
+from minarch_core.analyses import racing, regimes
 from minarch_core.book import chapter, plots
 from minarch_core.engine import config, data, models, profiles, sweep, train
 
@@ -194,10 +194,18 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 #   to each precision below (symmetric, per output channel) or cast to float16; pruned weights stay exactly zero.
 #   Size is the byte count of a real encoding (`analyses.encoding`: bit-packed integer codes with their float32
 #   scales, per tensor the cheaper of dense, bitmap and 4-bit relative-index layouts), tested to round-trip.
-#   Every variant is measured on the whole validation split (the faint points of the frontier figure); the test
-#   split only for the variants the chapter reports (each family's Pareto set, the recommendations, the recovery
-#   comparison) and for any that `recommend` chooses later, which it measures then. `recommend` chooses on the validation split by a one-sided Student-t lower bound over seeds and
-#   reports the test split. Recovery fine-tunes the configurations that own the frontier for a few epochs at low
+#   The validation split is **raced** (`analyses.racing`): within a family, every variant (a configuration at a
+#   sparsity and precision, its seeds pooled) is measured on the same growing slices of the validation images, in
+#   one fixed random order, and stops once a paired test proves that a variant no larger is more accurate. The
+#   test is a betting confidence sequence for sampling without replacement (Waudby-Smith and Ramdas, 2024) on the
+#   per-image differences of the two variants' fractions of right seeds, valid at every stage, with a Bonferroni
+#   correction over every pair of the family's variants; so, but for a stated small chance per family, a stopped
+#   variant is on no Pareto front, and the frontier and every answer are drawn from variants measured on the whole
+#   split (a tolerance that also stops near-ties exists, and is off: it would let a variant just below a target
+#   stop one just above it). The test split is measured only for the variants the chapter reports (each family's
+#   Pareto set, the recommendations, the recovery comparison) and for any that `recommend` chooses later, which
+#   it measures then. `recommend` chooses on the validation split by a one-sided Student-t lower bound over seeds
+#   and reports the test split. Recovery fine-tunes the configurations that own the frontier for a few epochs at low
 #   bit widths with the masks held and the rounding in the loop (straight-through). Component sensitivity rounds one
 #   component group at a time to a few bit widths, the rest float32, and measures the paired drop on the test
 #   split's monitor subset. The exact grids follow.
@@ -210,14 +218,16 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 # when it spans it. Bounds are compared as bounds.
 
 # %%
-Markdown(f"Sparsities: {', '.join(f'{s:.0%}' for s in pruning.SPARSITIES)}. Precisions, from the most precise down: "
-         f"{', '.join(str(p) + ('' if isinstance(p, str) else ' bits') for p in quantization.PRECISIONS)}. "
-         f"The frontier's sparsities: {', '.join(f'{s:.0%}' for s in frontier.SPARSITIES)}; its precisions: "
-         f"{', '.join(frontier.precision_text(str(p)) for p in frontier.PRECISIONS)}; {frontier.SEEDS} seeds per "
-         f"configuration; recovery: {recovery.EPOCHS} epochs at {', '.join(map(str, recovery.BITS))} bits and "
-         f"{', '.join(f'{s:.0%}' for s in recovery.SPARSITIES)} sparsity. History rows are measured on at most "
-         f"{train.MONITOR_PER_CLASS} images per class of each split (training semantics version {config.SEMANTICS}). "
-         f"Component sensitivity: {', '.join(map(str, components.BITS))} bits.")
+grid = ch.study.compression
+ch.table("compression", pd.DataFrame(grid.summary()), {c: (c, None) for c in grid.summary()[0]},
+         "The compression grid of this study: each slice's variants are every sparsity x precision x integer grid")
+Markdown(f"Racing tests after {', '.join(f'{n:,}' for n in racing.STAGES)} images and the whole split, against the "
+         f"{racing.CANDIDATES} most accurate no-larger variants so far, with a {racing.ALPHA:.0%} chance per dataset "
+         f"and family that any variant stops wrongly. "
+         f"The frontier compresses {grid.seeds} seeds per stable configuration; a loss of accuracy up to "
+         f"{grid.tolerance:.0%} counts as kept (pruning redundancy, quantization tolerance). The grid is part of the "
+         f"study, and of its id: a changed grid names new tables. History rows are measured on at most "
+         f"{train.MONITOR_PER_CLASS} images per class of each split (training semantics version {config.SEMANTICS}).")
 
 # %% [markdown]
 # ## Chapter parameters

@@ -36,16 +36,13 @@ renderer = "default"
 figures = None
 
 # %%
-import pandas as pd
 from IPython.display import Markdown
 
-from minarch_core.analyses import pruning, regimes
+from minarch_core.analyses import pruning
 from minarch_core.book import chapter, plots, tables
 
 ch = chapter.from_notebook("pruning", globals())
-models = ch.store.runs_of(ch.load("representatives"))
-curves = ch.save("pruning", pd.concat([pruning.curves(models, scope=scope, **ch.where) for scope in pruning.SCOPES],
-                                      ignore_index=True))
+curves = ch.ask("pruning")
 ch.figure(plots.pruning_curves(curves), "pruning")
 
 # %% [markdown]
@@ -53,7 +50,7 @@ ch.figure(plots.pruning_curves(curves), "pruning")
 # one point of the dense model.
 
 # %%
-redundancy = ch.save("redundancy", pruning.redundancy(curves))
+redundancy = ch.ask("redundancy")
 ch.figure(plots.redundancy_bars(redundancy), "redundancy")
 
 # %%
@@ -75,14 +72,7 @@ Markdown("Global pruning, averaged over seeds: the representative DNNs keep thei
 # and pruned globally, each with several seeds.
 
 # %%
-configs, features = ch.load("configurations"), ch.load("runs")
-bands = pruning.matched_bands(configs)
-matched = pd.DataFrame(columns=["config_id", "band", "depth", "redundancy"])
-if len(bands):
-    seeds = ch.store.runs_of(regimes.seed_runs(bands, features))
-    matched = pruning.redundancy(pruning.curves(seeds, scope="global", **ch.where)).merge(
-        bands[["config_id", "band"]], on="config_id")
-ch.save("matched_redundancy", matched)
+matched = ch.ask("matched_redundancy")
 ch.figure(plots.matched_depth(matched), "matched_depth") if len(matched) else Markdown(
     "No size band holds a network of every depth that learns the task: the grid cannot compare depths at matched "
     "size here.")
@@ -95,7 +85,7 @@ Markdown(pruning.depth_in_words(matched)) if len(matched) else None
 # **collapse** to near chance. How many models are in each phase at each sparsity:
 
 # %%
-phase_counts = curves.assign(phase=pruning.phases(curves)).pivot_table(
+phase_counts = curves.assign(phase=pruning.phases(curves, ch.study.compression.tolerance)).pivot_table(
     index="sparsity", columns="phase", values="run_id", aggfunc="count", fill_value=0)
 phase_counts = phase_counts.reindex(columns=["plateau", "decline", "collapse"], fill_value=0).reset_index()
 ch.table("phases", phase_counts, {"sparsity": ("sparsity", "{:.0%}"), "plateau": ("plateau", None),

@@ -36,21 +36,17 @@ renderer = "default"
 figures = None
 
 # %%
-import pandas as pd
 from IPython.display import Markdown
 
 from minarch_core.analyses import findings, quantization
 from minarch_core.book import chapter, plots, tables
 
 ch = chapter.from_notebook("quantization", globals())
-models = ch.store.runs_of(ch.load("representatives"))
-curves = ch.save("quantization", pd.concat([
-    quantization.curves(models, scheme="symmetric", granularity="tensor", **ch.where),
-    quantization.curves(models, scheme="asymmetric", granularity="channel", **ch.where)], ignore_index=True))
+curves = ch.ask("quantization")
 ch.figure(plots.quantization_curves(curves), "quantization")
 
 # %%
-tolerance = ch.save("tolerance", quantization.tolerance(curves))
+tolerance = ch.ask("tolerance")
 t = tolerance[tolerance.granularity == "tensor"].assign(relative=lambda f: findings.relative_drop(f))
 t = t.groupby(["config_id", "model"]).agg(n_params=("n_params", "first"), min_bits=("min_bits", "median"),
                                           drop_4bit=("drop_4bit", "mean"), relative=("relative", "mean"),
@@ -76,6 +72,7 @@ ch.table("tolerance", tolerance.assign(setting=tolerance.scheme + ", per " + tol
 # As a cross-check, the largest representative DNN runs from int8 weights through torch's int8 kernel:
 
 # %%
+models = ch.store.runs_of(ch.ask("representatives"))
 dnns = [m for m in models if m.config.family == "dnn"]
 check = quantization.int8_crosscheck(max(dnns or models, key=lambda m: m.summary["n_params"]), ch.data_root)
 Markdown(f"Its Linear layers stored as int8 take **{check['int8_linear_bytes']:,} bytes**. Fake and real int8 "

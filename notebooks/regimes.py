@@ -47,8 +47,7 @@ from minarch_core.analyses import regimes
 from minarch_core.book import chapter, plots, tables
 
 ch = chapter.from_notebook("regimes", globals())
-features = ch.features()
-configs = regimes.configurations(features)
+features, configs = ch.ask("runs"), ch.ask("configurations")
 ch.table("thresholds", regimes.thresholds_table(), {"threshold": ("threshold", None), "value": ("value", "{:g}"),
                                                      "meaning": ("meaning", None)}, "The regime rule's thresholds")
 
@@ -70,8 +69,7 @@ ch.table("regime_counts", counts, {"family": ("family", None), **{r: (r, None) f
 # be: the estimate is then an upper bound, marked "≤".
 
 # %%
-minimal = ch.save("minimal", regimes.minimal_params(features))
-ch.save("minimal_draws", regimes.minimal_draws(features))
+minimal = ch.ask("minimal")
 ch.figure(plots.phase2(configs, minimal), "phase2")
 
 # %%
@@ -84,7 +82,7 @@ Markdown(f"Minimal learnable parameters for learning the task on {ch.title}:\n\n
 # their defaults (dashed): a flat line is a conclusion that does not depend on that choice.
 
 # %%
-sensitivity = ch.save("sensitivity", regimes.sensitivity(features))
+sensitivity = ch.ask("sensitivity")
 ch.figure(plots.sensitivity(sensitivity), "sensitivity")
 
 # %%
@@ -105,7 +103,7 @@ Markdown("\n".join(spread(f, m) for f, m in sensitivity.groupby("family")))
 # and the parameter counts at which it has climbed 50 %, 90 % and 99 % of the way from its floor to its plateau.
 
 # %%
-plateau = ch.save("plateau", regimes.fit_plateau(configs))
+plateau = ch.ask("plateau")
 fitted, declined = plateau[plateau.plateau.notna()], plateau[plateau.plateau.isna()]
 notes = [f"{plots.family_titles()[r.family]} has only {r.configs} configurations: a four-parameter curve through so "
          f"few points would fit them whatever their shape, so no curve is fitted." for r in declined.itertuples()
@@ -130,7 +128,7 @@ examples = regimes.examples(configs, features)
 ch.figure(plots.learning_curves(ch.store.histories(configs=ch.configs()), examples), "learning_curves")
 
 # %%
-reps = ch.save("representatives", regimes.representatives(configs, features))
+reps = ch.ask("representatives")
 Markdown(f"The pruning and quantization chapters study **{reps.config_id.nunique()} representative models**, "
          f"chosen by rule: per family and depth, the smallest and the largest configuration that learns the task "
          f"and one between, each with its {reps.groupby('config_id').size().min()} lowest seeds "

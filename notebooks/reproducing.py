@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 from IPython.display import HTML, Markdown, display
 
-from minarch_core.book import benchmarks, chapter, plots
+from minarch_core.book import benchmarks, chapter, plots, tables
 from minarch_core.engine import data, profiles
 
 ch = chapter.from_notebook("reproducing", globals())
@@ -76,10 +76,7 @@ if ch.figures is None:
     display(Markdown("No figure folder was given to this chapter, so no archive was written."))
 else:
     archive = ch.store.export(prof, info["datasets"], ch.figures / "reproducing")
-    display(HTML(f"<p><a href='../figures/reproducing/{archive.name}' download>Download <code>{archive.name}</code></a> "
-                 f"({archive.stat().st_size / 2**20:.1f} MiB): <code>runs.parquet</code>, <code>histories.parquet</code>, "
-                 f"<code>study.json</code> and <code>&lt;dataset&gt;/&lt;table&gt;.parquet</code> for "
-                 f"{', '.join(data.spec(d).title for d in info['datasets'])}.</p>"))
+    display(tables.archive(archive, [data.spec(d).title for d in info["datasets"]]))
 
 # %% [markdown]
 # ## Commands

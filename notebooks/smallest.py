@@ -16,17 +16,20 @@
 # %% [markdown]
 # # The smallest model
 #
-# What is the smallest model, in bytes, that reaches a given accuracy on this dataset, and how sure is that? This
-# page takes every configuration that learns the task (the [regimes chapter](regimes.ipynb)'s learning and
-# overfitting regimes) from the family grids, a few seeds each, and compresses each trained model both ways at
-# once: L1 pruning (one-shot, global) to a grid of sparsities, then the surviving weights rounded to a few bits
-# (symmetric, one grid per output channel) or cast to float16. Every variant is sized by a real encoding (integer
-# codes bit-packed with their scales; a sparse tensor stored as a bitmap or as relative indices when that is
-# smaller) and evaluated on the whole validation split, which every choice on this page reads. The test split is
-# then measured for the variants this page reports (each family's frontier, the recommendations, the recovery
-# comparison): chosen on validation, they are the same whichever variants are measured further, and the others
-# need not pay for the largest split. The settings, as the code holds them, follow; the
-# [method chapter](../method.ipynb) gives the rest.
+# What is the smallest model, in bytes, that reaches a given accuracy on this dataset, and how sure is that? This page
+# takes every configuration that learns the task (the [regimes chapter](regimes.ipynb)'s learning and overfitting
+# regimes) from the family grids, a few seeds each, and compresses each trained model both ways at once: L1 pruning
+# (one-shot, global) to a grid of sparsities, then the surviving weights rounded to a few bits (symmetric, one grid per
+# output channel) or cast to float16. Every variant is sized by a real encoding (integer codes bit-packed with their
+# scales; a sparse tensor stored as a bitmap or as relative indices when that is smaller) and evaluated on the
+# validation split, which every choice on this page reads. That evaluation is a race: within each family, the variants
+# are measured on growing random slices of the validation images, and a variant stops once a paired test on the same
+# images proves that a no-larger variant is more accurate, with a small, stated chance per family that any stops wrongly
+# (the settings below; the method chapter gives the test); a stopped variant could not be on the frontier, and the
+# others are measured on the whole split. The test split is then measured for the variants this page reports (each
+# family's frontier, the recommendations, the recovery comparison): chosen on validation, they are the same whichever
+# variants are measured further, and the others need not pay for the largest split. The settings, as the code holds
+# them, follow; the [method chapter](../method.ipynb) gives the rest.
 
 # %% tags=["parameters"]
 dataset = "mnist"
@@ -44,22 +47,15 @@ figures = None
 # %%
 from IPython.display import Markdown, display
 
-import pandas as pd
-
 from minarch_core.analyses import components, frontier, recovery, references
 from minarch_core.book import chapter, plots, tables
 
 ch = chapter.from_notebook("smallest", globals())
-runs = frontier.chosen_runs(ch.store, ch.load("configurations"), ch.load("runs"))
-post = frontier.measure(runs, progress=False, **ch.where)
-tuned = ch.store.runs_of(frontier.owners(post).drop_duplicates("run_id"))
-aware = frontier.measure(tuned, recovery.variants, progress=False, **ch.where)
-table = pd.concat([post, aware], ignore_index=True)
-table = ch.save("frontier", frontier.complete(table, ch.store, frontier.reported(table), progress=False, **ch.where))
+table = ch.ask("frontier")
 summary = frontier.summarise(table)
 front = frontier.pareto(summary)
 refs = references.table(ch.dataset)
-display(Markdown(frontier.settings_text(table)))
+display(Markdown(frontier.settings_text(table, ch.study.compression)))
 ch.figure(plots.frontier(summary, front, refs), "frontier")
 
 # %% [markdown]
@@ -85,7 +81,7 @@ Markdown(frontier.ownership(frontier.pareto(summary, by=("dataset",))))
 # before any fine-tuning, so fine-tuning, which also repairs what pruning cost, can end above it.
 
 # %%
-gains = ch.save("recovery", recovery.gain(summary))
+gains = ch.ask("recovery")
 ch.table("recovery", gains, {
     "bits": ("bits", "{:.0f}"), "float32": ("float32", tables.ACCURACY),
     "post_training": ("post-training", tables.ACCURACY), "quantization_aware": ("quantization-aware", tables.ACCURACY),
@@ -105,8 +101,7 @@ ch.table("recovery", gains, {
 # noisy, and the subset costs a fraction of the whole split's time.
 
 # %%
-sens = ch.save("components", components.table(ch.store.runs_of(ch.load("representatives")), **ch.where))
-rank = ch.save("component_ranking", components.ranking(sens))
+rank = ch.ask("component_ranking")
 ch.figure(plots.components(rank), "components")
 
 # %%

@@ -57,8 +57,8 @@ Markdown(f"The `{p.name}` profile trains **{len(runs):,} runs** on **{title}**: 
 # with the range of test accuracy over seeds as a vertical bar. Click a shape in the legend to single it out.
 
 # %%
-features = ch.save("runs", ch.features())  # one row per run: what the findings resample
-configs = ch.save("configurations", regimes.configurations(features))
+features = ch.ask("runs")  # one row per run: what the findings resample
+configs = ch.ask("configurations")
 ch.figure(plots.phase1(configs), "phase1")
 
 # %%

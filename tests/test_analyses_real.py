@@ -4,6 +4,7 @@ from conftest import real_mnist
 
 from minarch_core.analyses import pruning, quantization, regimes
 from minarch_core.engine import sweep
+from minarch_core.engine.compression import DEFAULT
 from minarch_core.engine.config import RunConfig
 from minarch_core.engine.store import Store
 
@@ -32,8 +33,9 @@ def test_regimes_minimal_params_and_representatives(real_store):
 @real_mnist
 def test_pruning_and_quantization_on_real_models(real_store):
     run = real_store.get(RunConfig("mnist", "dnn", {"widths": [64, 64]}, seed=0, epochs=3, train_per_class=200))
-    p = pruning.redundancy(pruning.curves([run], sparsities=(0, 0.3, 0.6, 0.9, 0.99))).iloc[0]
+    p = pruning.redundancy(pruning.curves([run], DEFAULT.pruning.only(sparsities=(0, 0.3, 0.6, 0.9, 0.99)))).iloc[0]
     assert p.dense_acc > 0.8 and p.redundancy >= 0.3 and p.collapse_at == 0.99
-    qc = quantization.tolerance(quantization.curves([run], precisions=("float32", 8, 4, 2))).iloc[0]
+    grid = DEFAULT.quantization.only(precisions=("float32", 8, 4, 2))
+    qc = quantization.tolerance(quantization.curves([run], grid)).iloc[0]
     assert abs(qc.drop_8bit) < 0.01 < qc.drop_2bit and qc.min_bits <= 8
     assert quantization.int8_crosscheck(run)["argmax_agreement"] > 0.999

@@ -10,9 +10,12 @@ import torch
 from minarch_core.analyses import encoding, frontier, grids, pruning, quantization, recovery
 from minarch_core.analyses.common import run_columns
 from minarch_core.engine import sweep, train
+from minarch_core.engine.compression import DEFAULT
 from minarch_core.engine.config import RunConfig
 from minarch_core.engine.errors import ConfigError
 from minarch_core.engine.store import Store
+
+GRID = DEFAULT.frontier.only(sparsities=(0.0, 0.9), precisions=("float32", 4, 2))
 
 T90_2 = 1.8856180831641267  # Student t, 2 degrees of freedom, one-sided 90 %
 
@@ -20,19 +23,17 @@ T90_2 = 1.8856180831641267  # Student t, 2 degrees of freedom, one-sided 90 %
 def test_every_variant_is_what_its_encoding_decodes_to(tiny_store, tiny_root):
     store, configs = tiny_store
     run = store.get(configs[1])
-    table = frontier.variants(run, sparsities=(0.0, 0.9), precisions=("float32", 4, 2), device="cpu",
-                              data_root=tiny_root).assign(**run_columns(run))
+    table = frontier.variants(run, GRID, device="cpu", data_root=tiny_root).assign(**run_columns(run))
     assert len(table) == 6 and table.size_bytes.is_unique and table.test_acc.isna().all()  # the second stage's
     table = frontier.complete(table, store, table, device="cpu", data_root=tiny_root, progress=False)
     dataset = train.load_data(run.config, "cpu", tiny_root)
     for row in table.itertuples():
         pruned = pruning.make_permanent(pruning.prune_to(run.model(dataset), row.sparsity))
-        precision = quantization.precision_of(row.precision)
-        packed = encoding.encode(pruned, precision, scheme=frontier.SCHEME, granularity=frontier.GRANULARITY)
+        precision = grids.precision_of(row.precision)
+        packed = encoding.encode(pruned, precision, scheme=row.scheme, granularity=row.granularity)
         assert len(packed) == row.size_bytes  # the table's bytes are the encoding's
         decoded = encoding.decode(packed, run.model(dataset))
-        expected = quantization.quantize_model(copy.deepcopy(pruned), precision, frontier.SCHEME,
-                                               frontier.GRANULARITY)
+        expected = quantization.quantize_model(copy.deepcopy(pruned), precision, row.scheme, row.granularity)
         for a, b in zip(decoded.parameters(), expected.parameters()):
             assert torch.equal(a, b)  # the weights whose accuracy the table reports
         assert train.evaluate(decoded, dataset.test)[1] == pytest.approx(row.test_acc, abs=1e-6)  # rebuilt alike
@@ -54,7 +55,7 @@ def hand_table():
     for name, (size, val, test) in variants.items():
         for seed, (v, t) in enumerate(zip(val, test)):
             rows.append(dict(dataset="mnist", config_id=name, method="post-training", sparsity=0.5, precision="4",
-                             family="dnn",
+                             family="dnn", scheme="symmetric", granularity="channel",
                              model=f"DNN {name}", n_params=size, bits=4, achieved=0.5, size_bytes=size,
                              dense_bytes=4 * size, run_id=f"{name}{seed}", val_acc=v, test_acc=t))
     return pd.DataFrame(rows)
@@ -100,8 +101,36 @@ def test_bad_questions_get_clear_errors(kwargs, message):
         frontier.recommend(hand_table(), **kwargs)
 
 
+def test_a_variant_racing_stopped_is_neither_a_frontier_point_nor_an_answer():
+    table = hand_table().assign(finished=True)
+    table.loc[table.config_id == "Y", "finished"] = False  # as if a no-larger variant had been proven better
+    assert frontier.pareto(frontier.summarise(table)).config_id.tolist() == ["X", "Z"]
+    assert frontier.recommend(table, 0.90).row.config_id == "X"  # Y would be chosen had it finished
+
+
+def test_owners_near_best_and_across_datasets():
+    table = pd.concat([hand_table(), hand_table().assign(dataset="cifar10", run_id=lambda f: "c" + f.run_id)])
+    owners = frontier.owners(table[table.dataset == "mnist"], configs=2)
+    assert set(owners.config_id) == {"Y", "X"} and len(owners) == 6  # Y, X, Z own one point each: the first two
+    front = frontier.pareto(frontier.summarise(table), by=("dataset",))
+    near = frontier.near_best(front, within=0.025).set_index("dataset")
+    assert near.loc["mnist", "config_id"] == "X" and near.loc["mnist", "best"] == pytest.approx(0.99)  # Y: 0.96 < 0.965
+    assert frontier.near_best(front, within=0.0).config_id.tolist() == ["Z", "Z"]
+    text = frontier.across(front, within=0.025)
+    assert text.count("**500 B**") == 2 and "reach 97.0% against the best 99.0%" in text
+    with pytest.raises(ConfigError, match="within must be a fraction"):
+        frontier.near_best(front, within=2)
+
+
+@pytest.mark.parametrize("float32, post, aware, verdict", [
+    (np.nan, 0.5, 0.9, "no float32 reference"), (0.95, 0.93, 0.94, "post-training did not collapse"),
+    (0.95, 0.60, 0.945, "holds"), (0.95, 0.60, 0.90, "recovery falls short")])
+def test_the_recovery_verdict_follows_its_thresholds(float32, post, aware, verdict):
+    assert recovery.verdict(float32, post, aware) == verdict
+
+
 def test_an_empty_frontier_says_what_to_run():
-    with pytest.raises(ConfigError, match="sweep the dataset"):
+    with pytest.raises(ConfigError, match="no configuration of the study learns the task"):
         frontier.recommend(hand_table().iloc[:0], 0.9)
 
 
@@ -127,10 +156,11 @@ def test_quantization_aware_finetuning_recovers_what_post_training_rounding_lose
     cfg = RunConfig("mnist", "dnn", {"widths": [16, 16]}, epochs=4, val_per_class=20, train_per_class=60)
     sweep.run([cfg], store, data_root=tiny_root, device="cpu", progress=False)
     run = store.get(cfg)
-    ptq = frontier.variants(run, sparsities=(0.0,), precisions=(2,), device="cpu", data_root=tiny_root)
+    ptq = frontier.variants(run, GRID.only(sparsities=(0.0,), precisions=(2,)), device="cpu", data_root=tiny_root)
     ptq = frontier.complete(ptq.assign(**run_columns(run)), store, ptq.assign(**run_columns(run)), device="cpu",
                             data_root=tiny_root, progress=False)
-    qat = recovery.variants(run, sparsities=(0.0,), bits=(2,), device="cpu", data_root=tiny_root)
+    qat = recovery.variants(run, DEFAULT.recovery.only(sparsities=(0.0,), precisions=(2,)), device="cpu",
+                            data_root=tiny_root)
     assert qat.test_acc.iloc[0] >= ptq.test_acc.iloc[0] + 0.2
     assert qat.size_bytes.iloc[0] == pytest.approx(ptq.size_bytes.iloc[0], rel=0.05)  # the same encoding
     tuned, = recovery.finetune(run, train.load_data(cfg, "cpu", tiny_root), [(0.9, 3)], epochs=1)
@@ -247,31 +277,29 @@ def test_the_book_reports_test_accuracy_only_for_variants_chosen_on_validation()
 
 @pytest.fixture(scope="module")
 def two_seeds(tiny_root, tmp_path_factory):
-    """A store with two seeds of a small DNN and their post-training frontier saved as the smoke study's table."""
+    """A store with two seeds of a small DNN, its study's frontier table stored as the chapter would have stored it
+    but with no variant's test split measured yet: (where it is, that table)."""
+    from minarch_core.analyses import tables
     from minarch_core.engine import profiles
     store = Store(tmp_path_factory.mktemp("ask-store"))
-    configs = [RunConfig("mnist", "dnn", {"widths": [16]}, seed=seed, epochs=3, val_per_class=20,
-                         train_per_class=60) for seed in (0, 1)]
-    sweep.run(configs, store, data_root=tiny_root, device="cpu", progress=False)
-    runs = [store.get(c) for c in configs]
-    table = pd.concat([frontier.variants(r, sparsities=(0.0, 0.9), precisions=("float32", 4, 2), device="cpu",
-                                         data_root=tiny_root).assign(**run_columns(r)) for r in runs])
-    study = profiles.study("smoke")
-    store.tables(study).save("mnist", "frontier", table.reset_index(drop=True))
-    return store, study
+    study = profiles.get("smoke").replace(seeds=2, epochs=3, train_per_class=60, val_per_class=20,
+                                          grids={"dnn": profiles.Grid("dnn", ((16,),))})
+    sweep.run(study.configs("mnist"), store, data_root=tiny_root, device="cpu", progress=False)
+    runs = [store.get(c) for c in study.configs("mnist")]
+    table = pd.concat([frontier.variants(r, GRID, device="cpu", data_root=tiny_root).assign(**run_columns(r))
+                       for r in runs], ignore_index=True)
+    where = tables.Where(store, study, "mnist", "cpu", tiny_root)
+    store.tables(study).save("mnist", "frontier", table, tables.fingerprint("frontier", where))
+    return where, table
 
 
-def test_recommend_measures_the_chosen_variants_test_split_on_demand_and_keeps_it(two_seeds, tiny_root, capsys):
-    from minarch_core import cli
-    store, study = two_seeds
-    before = store.tables(study).load("mnist", "frontier")
+def test_recommend_measures_the_chosen_variants_test_split_on_demand_and_keeps_it(two_seeds):
+    from minarch_core.analyses import tables
+    where, before = two_seeds
     assert before.test_acc.isna().all()
-    code = cli.main(["recommend", "--dataset", "mnist", "--profile", "smoke", "--results", str(store.root),
-                     "--data", str(tiny_root), "--device", "cpu", "--min-accuracy", "0.2", "--confidence", "0.5"])
-    out = capsys.readouterr().out
-    answer = frontier.recommend(store.tables(study).load("mnist", "frontier"), 0.2, confidence=0.5)
-    assert code == 0 and f"test accuracy {answer.row.test_mean:.2%}" in out and "nan" not in out
-    after = store.tables(study).load("mnist", "frontier")
+    answer = tables.recommend(where, 0.2, confidence=0.5)
+    assert answer.met and not np.isnan(answer.row.test_mean)
+    after = tables.get("frontier", where)  # kept, and still taken as current
     chosen = (after[frontier.KEYS[1:]] == answer.row[frontier.KEYS[1:]]).all(axis=1)
     assert after[chosen].test_acc.notna().all() and len(after[chosen]) == 2  # both seeds, measured and kept
     assert after[~chosen].test_acc.isna().all()  # nothing else was measured
@@ -279,7 +307,6 @@ def test_recommend_measures_the_chosen_variants_test_split_on_demand_and_keeps_i
 
 
 def test_measuring_the_test_split_without_the_trained_runs_says_what_it_needs(two_seeds, tmp_path):
-    store, study = two_seeds
-    table = store.tables(study).load("mnist", "frontier")
+    _, table = two_seeds
     with pytest.raises(ConfigError, match="measured from their trained runs, and runs .* are not in the store"):
         frontier.complete(table, Store(tmp_path / "elsewhere"), table.iloc[:1])

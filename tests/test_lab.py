@@ -76,7 +76,7 @@ def test_outside_a_checkout_a_chapter_names_the_store_it_looked_in(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     ch = chapter.open_chapter("regimes", profile="smoke")
     with pytest.raises(ConfigError) as err:
-        ch.features()
+        ch.ask("runs")
     assert str(tmp_path.resolve() / "results") in str(err.value) and "make book" in str(err.value)
 
 

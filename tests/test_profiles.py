@@ -1,6 +1,6 @@
 import pytest
 
-from minarch_core.engine import data, models, profiles
+from minarch_core.engine import compression, data, models, profiles
 from minarch_core.engine.errors import ConfigError
 
 
@@ -38,3 +38,49 @@ def test_vit_patch_follows_the_image_size_so_every_dataset_has_16_patches():
 def test_bad_profile_input(call, message):
     with pytest.raises(ConfigError, match=message):
         call()
+
+
+def every_grid_change():
+    """One changed value of every field of the compression grid that its slice varies, each a valid grid."""
+    grid = compression.DEFAULT
+    yield "seeds", grid.replace(seeds=4)
+    yield "tolerance", grid.replace(tolerance=0.02)
+    changes = {"sparsities": lambda s: (*s.sparsities[:-1], 0.42), "precisions": lambda s: s.precisions[:-1],
+               "epochs": lambda s: s.epochs + 1, "scopes": lambda s: ("layer",),
+               "settings": lambda s: (("asymmetric", "tensor"),)}
+    for name in ("pruning", "quantization", "frontier", "recovery", "components"):
+        for field, change in changes.items():
+            if field not in compression.FIXED[name] and not (name in ("frontier", "recovery") and field == "settings"):
+                yield f"{name}.{field}", grid.replace(**{name: {field: change(getattr(grid, name))}})
+    yield "frontier and recovery settings", grid.replace(frontier={"settings": (("asymmetric", "channel"),)},
+                                                         recovery={"settings": (("asymmetric", "channel"),)})
+
+
+def test_every_field_of_the_compression_grid_changes_the_study_id():
+    quick = profiles.get("quick")
+    ids = {quick.study_id}
+    for field, grid in every_grid_change():
+        changed = quick.replace(compression=grid)
+        assert changed.study_id not in ids, field
+        ids.add(changed.study_id)
+    assert quick.replace(compression=compression.Compression()).study_id == quick.study_id  # equal grids, one id
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"frontier": {"precisions": (8, "int4")}}, r"frontier\.precisions: unknown precision 'int4'.*1\.\.16"),
+    ({"quantization": {"precisions": (17,)}}, r"quantization\.precisions: unknown precision 17"),
+    ({"pruning": {"sparsities": (0.0, 1.0)}}, r"pruning\.sparsities: 1\.0 is not a sparsity.*\[0, 1\)"),
+    ({"frontier": {"sparsities": (-0.1,)}}, r"frontier\.sparsities"),
+    ({"pruning": {"scopes": ("row",)}}, r"pruning\.scopes: unknown pruning scope 'row'"),
+    ({"quantization": {"settings": (("symmetric", "row"),)}}, r"quantization\.settings"),
+    ({"recovery": {"precisions": ("float16",)}}, r"recovery\.precisions: .*integer bit widths"),
+    ({"recovery": {"epochs": -1}}, r"recovery\.epochs"),
+    ({"seeds": 0}, r"seeds"), ({"tolerance": 1.5}, r"tolerance"),
+    ({"frontier": {"settings": (("symmetric", "channel"), ("asymmetric", "channel"))}}, r"frontier\.settings"),
+    ({"frontier": {"scopes": ("layer",)}}, r"frontier\.scopes: the frontier slice does not vary its scopes"),
+    ({"quantization": {"sparsities": (0.0, 0.5)}}, r"quantization\.sparsities: .*does not vary"),
+    ({"pruning": {"precisions": ("float32", 8)}}, r"pruning\.precisions: .*does not vary"),
+])
+def test_a_bad_compression_grid_names_its_field(change, message):
+    with pytest.raises(ConfigError, match=message):
+        compression.DEFAULT.replace(**change)

@@ -9,6 +9,7 @@ from torch.nn.utils import prune
 
 from minarch_core.analyses import pruning
 from minarch_core.engine import models, train
+from minarch_core.engine.compression import DEFAULT
 from minarch_core.engine.errors import ConfigError
 
 
@@ -126,10 +127,17 @@ def test_curve_on_a_stored_run_leaves_the_dense_run_alone(tiny_store, tiny_data)
 def test_finetuning_keeps_the_masks_and_iterative_pruning_reaches_each_target(tiny_store, tiny_data):
     store, configs = tiny_store
     run = store.get(configs[1])
+    one_shot = pruning.curve(run, sparsities=(0, 0.6, 0.9))
     for iterative in (False, True):
         c = pruning.curve(run, sparsities=(0, 0.6, 0.9), finetune_epochs=2, iterative=iterative)
         assert c.achieved.tolist() == pytest.approx([0, 0.6, 0.9], abs=1e-3)
         assert c.method.iloc[0] == ("iterative" if iterative else "one-shot")
+        assert c.test_loss.iloc[0] == one_shot.test_loss.iloc[0]  # the dense model is never fine-tuned
+        assert (c.test_loss.iloc[1:] != one_shot.test_loss.iloc[1:]).all()  # the pruned ones were
+        assert c.test_acc.iloc[2] >= one_shot.test_acc.iloc[2]  # and fine-tuning recovers what 90 % pruning lost
+    grid = DEFAULT.pruning.only(sparsities=(0.0, 0.9), scopes=("global",), epochs=2)  # the grid's fine-tuning
+    assert pruning.curves([run], grid).test_loss.tolist() == pytest.approx(
+        pruning.curve(run, sparsities=(0, 0.9), finetune_epochs=2).test_loss.tolist())
 
 
 def test_fine_tuning_by_hand_keeps_pruned_weights_zero(tiny_store, tiny_data):
@@ -144,7 +152,7 @@ def test_fine_tuning_by_hand_keeps_pruned_weights_zero(tiny_store, tiny_data):
 
 def test_cnn_kernels_are_pruned_too(tiny_store, tiny_data):
     store, configs = tiny_store
-    c = pruning.curves([store.get(configs[2])], sparsities=(0, 0.5))
+    c = pruning.curves([store.get(configs[2])], DEFAULT.pruning.only(sparsities=(0, 0.5), scopes=("global",)))
     assert c.family.unique().tolist() == ["cnn"] and c.achieved.iloc[1] == pytest.approx(0.5, abs=1e-3)
 
 

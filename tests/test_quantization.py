@@ -4,6 +4,7 @@ import torch
 
 from minarch_core.analyses import encoding, grids, quantization as q
 from minarch_core.engine import models
+from minarch_core.engine.compression import DEFAULT
 from minarch_core.engine.errors import ConfigError
 
 BITS = [2, 3, 4, 5, 6, 8, 10, 12, 16]
@@ -14,22 +15,27 @@ def weights(seed=0, shape=(16, 50)):
     return torch.randn(*shape) * 0.2 + 0.05
 
 
-@pytest.mark.parametrize("bits", BITS)
-@pytest.mark.parametrize("scheme", grids.SCHEMES)
-def test_per_tensor_matches_torch_reference_exactly(bits, scheme):
-    w = weights()
-    scale, zero, qmin, qmax = grids.grid(w, bits, scheme, "tensor")
-    ref = torch.fake_quantize_per_tensor_affine(w, scale.item(), int(zero.item()), qmin, qmax)
-    assert torch.equal(grids.fake_quantize(w, bits, scheme, "tensor"), ref)
+def levels(w, scale, zero, qmin, qmax):
+    """The values the encoding decodes a tensor's integer codes to: the grid's arithmetic, element by element."""
+    return (grids.codes(w, scale, zero, qmin, qmax) - zero) * scale
 
 
 @pytest.mark.parametrize("bits", BITS)
 @pytest.mark.parametrize("scheme", grids.SCHEMES)
-def test_per_channel_matches_torch_reference_exactly(bits, scheme):
-    w = weights(shape=(8, 3, 3, 3))  # a conv kernel: channels along dim 0
-    scale, zero, qmin, qmax = grids.grid(w, bits, scheme, "channel")
-    ref = torch.fake_quantize_per_channel_affine(w, scale.flatten(), zero.flatten().to(torch.int32), 0, qmin, qmax)
-    assert torch.equal(grids.fake_quantize(w, bits, scheme, "channel"), ref)
+@pytest.mark.parametrize("granularity, shape", [("tensor", (16, 50)), ("channel", (8, 3, 3, 3))])
+def test_the_quantizer_gives_the_values_the_encoding_decodes_exactly(bits, scheme, granularity, shape):
+    """torch's fake-quantize ops (what ``quantize`` calls) land on the levels of the codes the encoding stores."""
+    w = weights(shape=shape)
+    assert torch.equal(grids.quantize(w, bits, scheme, granularity), levels(w, *grids.grid(w, bits, scheme,
+                                                                                            granularity)))
+
+
+@pytest.mark.parametrize("granularity", grids.GRANULARITIES)
+def test_the_quantizer_trains_through_the_straight_through_estimator(granularity):
+    w = weights().requires_grad_()
+    (grids.quantize(w, 3, "symmetric", granularity) * torch.arange(50.0)).sum().backward()
+    assert torch.equal(w.grad, torch.arange(50.0).expand(16, 50))  # identity inside the grid's range
+    assert torch.equal(grids.quantize(w, "float16"), w.detach().half().float())
 
 
 @pytest.mark.parametrize("bits", BITS)
@@ -38,12 +44,12 @@ def test_per_channel_matches_torch_reference_exactly(bits, scheme):
 def test_error_is_at_most_half_a_step_and_quantizing_twice_changes_nothing(bits, scheme, granularity):
     w = weights(seed=bits)
     g = grids.grid(w, bits, scheme, granularity)
-    once = grids.fake_quantize(w, bits, scheme, granularity)
+    once = grids.quantize(w, bits, scheme, granularity)
     float_slack = 4 * torch.finfo(torch.float32).eps * w.abs().max()
     assert ((w - once).abs() <= g[0] / 2 + float_slack).all()
-    assert torch.equal(grids.apply_grid(once, *g), once)  # on its grid, a quantized tensor stays put
+    assert torch.equal(levels(once, *g), once)  # on its grid, a quantized tensor stays put
     if scheme == "symmetric":  # and the symmetric grid of a quantized tensor is the same grid
-        assert torch.equal(grids.fake_quantize(once, bits, scheme, granularity), once)
+        assert torch.equal(grids.quantize(once, bits, scheme, granularity), once)
     groups = once if granularity == "channel" else [once]
     assert max(len(torch.unique(g_)) for g_ in groups) <= 2 ** bits  # levels per tensor / per channel
 
@@ -51,17 +57,17 @@ def test_error_is_at_most_half_a_step_and_quantizing_twice_changes_nothing(bits,
 def test_small_integers_round_trip_exactly_at_16_bits():
     w = torch.randint(-32767, 32768, (1000,)).float()
     w[0] = 32767  # scale 1: every integer is a grid level
-    assert torch.equal(grids.fake_quantize(w, 16, "symmetric"), w)
+    assert torch.equal(grids.quantize(w, 16, "symmetric"), w)
     u = torch.randint(0, 65536, (1000,)).float()
     u[0], u[1] = 0, 65535
-    assert torch.equal(grids.fake_quantize(u, 16, "asymmetric"), u)
+    assert torch.equal(grids.quantize(u, 16, "asymmetric"), u)
 
 
 def test_degenerate_grids_give_numbers_not_nans():
-    assert torch.equal(grids.fake_quantize(torch.zeros(5, 5), 4), torch.zeros(5, 5))
+    assert torch.equal(grids.quantize(torch.zeros(5, 5), 4), torch.zeros(5, 5))
     w = weights()
-    assert torch.equal(grids.fake_quantize(w, 1, "symmetric"), torch.zeros_like(w))  # the symmetric 1-bit grid is {0}
-    assert len(torch.unique(grids.fake_quantize(w, 1, "asymmetric"))) == 2
+    assert torch.equal(grids.quantize(w, 1, "symmetric"), torch.zeros_like(w))  # the symmetric 1-bit grid is {0}
+    assert len(torch.unique(grids.quantize(w, 1, "asymmetric"))) == 2
 
 
 @pytest.mark.parametrize("args, message", [((0,), "bits must be an integer in 1..16"), ((17,), "1..16"),
@@ -69,7 +75,7 @@ def test_degenerate_grids_give_numbers_not_nans():
                                            ((8, "symmetric", "row"), "unknown granularity")])
 def test_bad_quantization_requests(args, message):
     with pytest.raises(ConfigError, match=message):
-        grids.fake_quantize(weights(), *args)
+        grids.quantize(weights(), *args)
 
 
 def test_quantize_model_touches_weights_only_unless_asked():
@@ -105,7 +111,8 @@ def test_curve_and_the_int8_kernel_cross_check(tiny_store, tiny_data):
     check = q.int8_crosscheck(run)
     assert check["max_abs_logit_diff"] < 1e-3 and check["argmax_agreement"] == 1.0
     assert check["int8_test_acc"] == check["fake_test_acc"]
-    cnn = q.curves([store.get(configs[2])], precisions=("float32", 8), granularity="channel")
+    cnn = q.curves([store.get(configs[2])], DEFAULT.quantization.only(precisions=("float32", 8),
+                                                                     settings=(("symmetric", "channel"),)))
     assert cnn.family.unique().tolist() == ["cnn"] and abs(cnn["drop"].iloc[1]) < 0.05
 
 

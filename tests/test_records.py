@@ -31,16 +31,15 @@ def shapes_dataset(monkeypatch, tmp_path):
 
 
 def test_a_new_dataset_appears_in_sweeps_chapters_and_the_table_of_contents(shapes_dataset, tmp_path, capsys):
-    configs = profiles.get("smoke").configs("shapes", ["dnn", "cnn"])
+    configs = profiles.get("smoke").configs("shapes")
     table = sweep.run(configs, Store(tmp_path / "results"), progress=False)
     assert len(table) == len(configs) and set(table.dataset) == {"shapes"}
     features = regimes.run_features(table, Store(tmp_path / "results").histories("shapes"))
     assert (features.failed == (features.test_acc < 0.1 + 0.1)).all()  # chance from the record's 10 classes
 
     ch = chapter.open_chapter(dataset="shapes", profile="smoke", results=str(tmp_path / "results"))
-    assert ch.dataset == "shapes" and len(ch.features(["dnn", "cnn"])) == len(configs)
-    ch.save("probe", pd.DataFrame({"x": [1]}))
-    assert ch.load("probe").x.tolist() == [1]
+    assert ch.dataset == "shapes" and len(ch.ask("runs")) == len(configs)
+    assert set(ch.ask("configurations").family) == set(models.FAMILIES)
 
     toc = pipeline.table_of_contents()
     assert toc["parts"][1] == {"caption": "Block shapes", "chapters": [
@@ -112,14 +111,15 @@ def test_two_studies_in_one_store_keep_their_own_tables(tiny_store):
     a = chapter.open_chapter(dataset="mnist", profile="smoke", seeds=2, results=str(store.root))
     b = chapter.open_chapter(dataset="mnist", profile="smoke", seeds=3, results=str(store.root))
     assert a.study.study_id != b.study.study_id and a.study.study_id.startswith("smoke-")
-    a.save("minimal", pd.DataFrame({"min_params": [100]}))
-    b.save("minimal", pd.DataFrame({"min_params": [200]}))
-    assert a.load("minimal").min_params.tolist() == [100] and b.load("minimal").min_params.tolist() == [200]
+    a.tables.save("mnist", "minimal", pd.DataFrame({"min_params": [100]}))
+    b.tables.save("mnist", "minimal", pd.DataFrame({"min_params": [200]}))
+    assert a.tables.load("mnist", "minimal").min_params.tolist() == [100]
+    assert b.tables.load("mnist", "minimal").min_params.tolist() == [200]
     again = chapter.open_chapter(dataset="mnist", profile="smoke", seeds=2, results=str(store.root))
-    assert again.load("minimal").min_params.tolist() == [100]  # the same study finds its tables again
+    assert again.tables.load("mnist", "minimal").min_params.tolist() == [100]  # the same study finds its tables
     assert (a.tables.folder / "study.json").exists()
     with pytest.raises(ConfigError, match="no regimes table for mnist in study smoke-"):
-        a.load("regimes")
+        a.tables.load("mnist", "regimes")
 
 
 def test_the_chapter_context_carries_device_and_data_root(tmp_path):

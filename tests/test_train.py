@@ -1,3 +1,4 @@
+import copy
 import math
 import sys
 
@@ -172,11 +173,20 @@ def test_variants_evaluated_together_score_as_they_do_one_by_one(tiny_root, fami
     states = []
     for scale in (1.0, 0.5, 0.0, -2.0):  # any weight sets of the architecture, e.g. its compressed variants
         states.append({k: v * scale for k, v in model.state_dict.items()})
-    together = train.evaluate_states(base, states, dataset.test, group=3)  # two groups: 3 + 1
-    for state, (loss, acc) in zip(states, together):
+    together = train.evaluate_states(base, states, dataset.test, group=3)  # CUDA: two stacks, 3 + 1
+    nets = [copy.deepcopy(base) for _ in states]
+    for net, state in zip(nets, states):
+        net.load_state_dict(state)
+    losses, accuracies = train.Stack(nets, "cpu").measure(dataset.test, train.cross_entropy)  # stacked, here too
+    halved = train.Stack(nets[:1], "cpu", weights=lambda p: {k: v * 0.5 for k, v in p.items()})  # as recovery rounds
+    (half_loss,), (half_acc,) = (m[0] for m in halved.measure(dataset.test, train.cross_entropy))
+    for i, state in enumerate(states):
         base.load_state_dict(state)
         alone = train.evaluate(base, dataset.test)
-        assert acc == pytest.approx(alone[1], abs=1e-6) and loss == pytest.approx(alone[0], rel=1e-4, abs=1e-6)
+        for loss, acc in (together[i], (losses[i][0], accuracies[i][0])):
+            assert acc == pytest.approx(alone[1], abs=1e-6) and loss == pytest.approx(alone[0], rel=1e-4, abs=1e-6)
+    base.load_state_dict(states[1])  # the weights function's halving is what is measured, not the stored weights
+    assert (half_loss, half_acc) == pytest.approx(train.evaluate(base, dataset.test), rel=1e-4, abs=1e-6)
 
 
 @pytest.mark.parametrize("family, arch", [("dnn", {"widths": [16, 8]}), ("cnn", {"channels": 3}),

@@ -15,15 +15,14 @@ import pandas as pd
 import torch
 
 from ..engine import models, train
+from ..engine.compression import DEFAULT, Slice
 from ..engine.errors import ConfigError
 from ..engine.store import Run
 from .common import monitor_test, run_columns
-from .grids import fake_quantize
-
-BITS = (8, 4, 3, 2)
+from .grids import bits_of, quantize
 
 
-def sensitivity(run: Run, bits=BITS, device=None, data_root=None) -> pd.DataFrame:
+def sensitivity(run: Run, bits=DEFAULT.components.precisions, device=None, data_root=None) -> pd.DataFrame:
     """One row per (component, bits) of ``run``'s model: accuracy on the test sample and its drop from float32."""
     dataset = train.load_data(run.config, device, data_root)
     model = run.model(dataset)
@@ -36,7 +35,7 @@ def sensitivity(run: Run, bits=BITS, device=None, data_root=None) -> pd.DataFram
     return out.iloc[1:].reset_index(drop=True)
 
 
-def variants(model, bits=BITS) -> tuple[list[dict], list[dict]]:
+def variants(model, bits=DEFAULT.components.precisions) -> tuple[list[dict], list[dict]]:
     """The float model's state dict and one per (component, bits), each a row saying which: the float tensors are
     shared, not copied, so ``train.evaluate_states`` sees which layers a variant keeps."""
     state = model.state_dict()
@@ -46,17 +45,20 @@ def variants(model, bits=BITS) -> tuple[list[dict], list[dict]]:
             variant = dict(state)
             for name in names:
                 w = state[name]
-                variant[name] = fake_quantize(w, b, "symmetric", "channel" if w.dim() > 1 and w.shape[0] > 1
-                                              else "tensor")
+                variant[name] = quantize(w, b, "symmetric", "channel" if w.dim() > 1 and w.shape[0] > 1
+                                         else "tensor")
             states.append(variant)
-            rows.append({"component": component, "bits": b, "n_values": sum(state[n].numel() for n in names)})
+            rows.append({"component": component, "bits": bits_of(b),
+                         "n_values": sum(state[n].numel() for n in names)})
     return rows, states
 
 
-def table(runs, **options) -> pd.DataFrame:
-    """``sensitivity`` of several runs, with their dataset, seed and architecture columns."""
+def table(runs, grid: Slice = DEFAULT.components, **options) -> pd.DataFrame:
+    """``sensitivity`` of several runs at the compression grid's ``components`` precisions, with their dataset,
+    seed and architecture columns."""
     with torch.inference_mode():
-        return pd.concat([sensitivity(r, **options).assign(**run_columns(r)) for r in runs], ignore_index=True)
+        return pd.concat([sensitivity(r, grid.precisions, **options).assign(**run_columns(r)) for r in runs],
+                         ignore_index=True)
 
 
 def ranking(sens: pd.DataFrame, low=(4, 3, 2)) -> pd.DataFrame:

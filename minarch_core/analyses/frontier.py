@@ -1,19 +1,22 @@
 """The compression frontier: the smallest model, in bytes, that reaches an accuracy, and how sure that is.
 
 A **variant** is a trained model pruned (one-shot, global L1 magnitude over its family's weight layers) to a sparsity
-of ``SPARSITIES``, its surviving weights then rounded to a precision of ``PRECISIONS`` (a symmetric grid per output
-channel, or a float cast; pruned weights stay exactly zero, since every grid keeps 0 at 0). Its size is the byte
-count of ``encoding.encode`` (headers, scales and the cheaper of dense and sparse layouts, per tensor). Its accuracy
-is measured by ``train.evaluate_states`` (the variants of one model stacked in one batched pass on CUDA, one at a
-time on a CPU, where that measured faster) in two stages: every variant on the whole validation split, which all
-choosing reads (the figure's faint points show it); then, by ``complete``, the whole test split for the variants the
+of the compression grid's ``frontier`` slice (``engine.compression``), its surviving weights then rounded to one of
+its precisions (on the slice's one integer grid, symmetric per output channel by default, or a float cast; pruned
+weights stay exactly zero, since every grid keeps 0 at 0). Its size is the byte count of ``encoding.encode``
+(headers, scales and the cheaper of dense and sparse layouts, per tensor). Its accuracy is measured in two stages.
+First the validation split, which all choosing reads, **raced** (``race``, rule and guarantee in ``racing``): within
+each family, a variant stops being measured once a no-larger variant is proven more accurate on the images measured
+so far, so only variants that could be on the frontier are measured on the whole split (``variants`` measures every
+one on it, the reference the tests hold racing to). Then, by ``complete``, the whole test split for the variants the
 book reports (``reported``) and for any that ``ask`` chooses later. A variant's test accuracy is the same number
 either way, so skipping it for the variants nobody reports changes no answer.
 
-Choices: the frontier is drawn from the stable configurations (regime learning or overfitting) of the family grids
-(``GRIDS``: square DNNs, CNNs, ViTs), ``SEEDS`` seeds each. ``recommend`` chooses on the **validation** split, by a
-one-sided Student-t lower bound on the seeds' mean accuracy at the asked confidence, and reports the **test** split:
-choosing on test accuracy would flatter every answer.
+Choices: the frontier is drawn from the stable configurations (regime learning or overfitting) of every family
+(``models.FAMILIES``; of the DNNs, the square ones), the grid's ``seeds`` seeds each. ``recommend`` chooses on the
+**validation** split, by a one-sided Student-t lower bound on the seeds' mean accuracy at the asked confidence, among
+the variants racing let finish, and reports the **test** split: choosing on test accuracy would flatter every
+answer.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy import stats
 from tqdm import tqdm
 
@@ -30,16 +34,12 @@ from ..engine import data, models, train
 from ..engine.errors import ConfigError
 from ..engine.params import Param
 from ..engine.store import Run
-from . import encoding, pruning, quantization, recovery
+from ..engine.compression import DEFAULT, Compression, Slice
+from . import encoding, pruning, quantization, racing, recovery
 from .common import chance, run_columns, score, square
-from .grids import FLOATS, STORED
+from .grids import FLOATS, bits_of, precision_of
 from .regimes import LEARNS, THRESHOLDS
 
-SPARSITIES = (0.0, 0.5, 0.75, 0.9, 0.95)
-PRECISIONS = ("float32", "float16", 8, 6, 4, 3, 2)
-SCHEME, GRANULARITY = STORED
-GRIDS = ("dnn", "cnn", "vit")
-SEEDS = 3  # seeds per configuration: enough for an interval, three fifths of the quick profile's cost
 ASK = {
     "min_accuracy": Param("min_accuracy", float, None, "the accuracy to reach (a fraction)", 0.0, 1.0),
     "confidence": Param("confidence", float, 0.9, "one-sided confidence over seeds", 0.5, 0.999),
@@ -49,36 +49,119 @@ KEYS = ["dataset", "config_id", "method", "sparsity", "precision"]
 WIDTH = 84  # characters per line of recommend's answer (a page's text column fits 86)
 
 
-def compressed(fresh, grid=None):
-    """The (sparsity, precision) variants of a trained model in ``grid`` (default: every pair of ``SPARSITIES`` x
-    ``PRECISIONS``), ``fresh()`` returning a new copy of it: yields (sparsity, precision, the pruned float model,
-    the variant's state dict). The model is pruned once per sparsity."""
-    grid = grid if grid is not None else [(s, p) for s in SPARSITIES for p in PRECISIONS]
+def pairs(grid: Slice) -> list[tuple]:
+    """Every (sparsity, precision) of a slice of the compression grid."""
+    return [(s, p) for s in grid.sparsities for p in grid.precisions]
+
+
+def compressed(fresh, pairs_, setting):
+    """The (sparsity, precision) variants of a trained model in ``pairs_`` on the integer grid ``setting`` (scheme,
+    granularity), ``fresh()`` returning a new copy of it: yields (sparsity, precision, the pruned float model, the
+    variant's state dict). The model is pruned once per sparsity."""
     pruned = {}
-    for sparsity, precision in grid:
+    for sparsity, precision in pairs_:
         if sparsity not in pruned:
             pruned[sparsity] = pruning.make_permanent(pruning.prune_to(fresh(), sparsity))
-        quantized = quantization.quantize_model(copy.deepcopy(pruned[sparsity]), precision, SCHEME, GRANULARITY)
+        quantized = quantization.quantize_model(copy.deepcopy(pruned[sparsity]), precision, *setting)
         yield sparsity, precision, pruned[sparsity], quantized.state_dict()
 
 
-def variants(run: Run, sparsities=SPARSITIES, precisions=PRECISIONS, device=None, data_root=None) -> pd.DataFrame:
-    """One row per (sparsity, precision) of ``run``'s model: achieved sparsity, stored bytes, and the loss and
-    accuracy on the validation split; the test split's columns are NaN until ``complete`` measures them."""
+def variants(run: Run, grid: Slice = DEFAULT.frontier, device=None, data_root=None) -> pd.DataFrame:
+    """One row per (sparsity, precision) of ``grid`` of ``run``'s model: achieved sparsity, stored bytes, and the
+    loss and accuracy on the whole validation split; the test split's columns are NaN until ``complete`` measures
+    them. Every variant measured whole: what ``race`` is held to."""
     dataset = train.load_data(run.config, device, data_root)
-    dense, loss_fn = run.model(dataset), train.LOSSES[run.config.loss]
-    dense_bytes = encoding.size(dense)
+    rows, states = _built(run, dataset, grid)
+    measured = score(rows, run.model(dataset), states, {"val": dataset.val}, train.LOSSES[run.config.loss])
+    return pd.DataFrame(measured).assign(test_loss=np.nan, test_acc=np.nan)
+
+
+def _built(run: Run, dataset, grid: Slice) -> tuple[list[dict], list[dict]]:
+    """Every variant of ``grid`` of ``run``'s model: its row (what it is, its bytes; not yet measured) and its
+    weights."""
+    (scheme, granularity), dense_bytes = grid.settings[0], encoding.size(run.model(dataset))
     rows, states = [], []
-    grid = [(s, p) for s in sparsities for p in precisions]
-    for sparsity, precision, pruned, state in compressed(lambda: run.model(dataset), grid):
+    for sparsity, precision, pruned, state in compressed(lambda: run.model(dataset), pairs(grid), grid.settings[0]):
         states.append(state)
         rows.append({"run_id": run.run_id, "method": "post-training", "sparsity": sparsity,
                      "achieved": pruning.sparsity_of(pruned), "precision": str(precision),
-                     "bits": quantization.bits_of(precision),
-                     "size_bytes": encoding.size(pruned, precision, scheme=SCHEME, granularity=GRANULARITY),
+                     "bits": bits_of(precision), "scheme": scheme, "granularity": granularity,
+                     "size_bytes": encoding.size(pruned, precision, scheme=scheme, granularity=granularity),
                      "dense_bytes": dense_bytes})
-    measured = score(rows, dense, states, {"val": dataset.val}, loss_fn)
-    return pd.DataFrame(measured).assign(test_loss=np.nan, test_acc=np.nan)
+    return rows, states
+
+
+def race(runs: list[Run], grid: Slice = DEFAULT.frontier, tolerance: float = racing.TOLERANCE, device=None,
+         data_root=None, progress: bool = True) -> pd.DataFrame:
+    """``variants`` of every run, with each run's dataset, seed and architecture columns, raced within each family
+    (``racing``): a variant stops being measured once a no-larger variant of its family is proven more accurate on
+    the validation images measured so far. ``val_images`` says how many images each row's validation columns
+    were measured on; ``finished`` rows, the whole split, exactly as ``variants`` measures them."""
+    families = {}
+    for run in runs:
+        families.setdefault(run.config.family, []).append(run)
+    if not families:
+        raise ConfigError("no stable trained model to compress: sweep the dataset first (minarch sweep)")
+    with tqdm(total=0, desc="frontier, racing", unit="model-stage", disable=not progress) as bar:
+        return pd.concat([_race(members, grid, tolerance, device, data_root, bar) for members in families.values()],
+                         ignore_index=True)
+
+
+RACE_CACHE_BYTES = 1 << 30  # the variants' weights kept between stages; beyond it, a run's are rebuilt per stage
+
+
+def _race(runs: list[Run], grid: Slice, tolerance: float, device, data_root, bar) -> pd.DataFrame:
+    """``race`` of one family's runs (one dataset)."""
+    dataset = train.load_data(runs[0].config, device, data_root)
+    loss_fn, setting, pairs_ = train.LOSSES[runs[0].config.loss], grid.settings[0], pairs(grid)
+    order, n = racing.order(len(dataset.val)).to(dataset.val.x.device), len(dataset.val)
+    bar.total += len(runs) * len(racing.stages(n))
+    bar.refresh()
+    rows, states, keys, cached = [], [], {}, 0
+    for run in runs:  # every variant once: its row, and its weights while they fit the cache
+        mine, weights = _built(run, dataset, grid)
+        weight = 4 * models.n_params(run.model(dataset)) * len(weights)
+        states.append(weights if cached + weight <= RACE_CACHE_BYTES else None)
+        cached += weight if states[-1] is not None else 0
+        for row in mine:
+            rows.append({**row, **run_columns(run)})
+            keys.setdefault((rows[-1]["config_id"], row["sparsity"], row["precision"]), []).append(len(rows) - 1)
+    groups = list(keys.values())  # a variant: one configuration's seeds at one (sparsity, precision)
+    group_of = np.empty(len(rows), dtype=int)
+    for g, members in enumerate(groups):
+        group_of[members] = g
+    sizes = np.array([max(rows[i]["size_bytes"] for i in members) for members in groups])
+    racing_, measured = np.ones(len(groups), dtype=bool), np.zeros(len(groups), dtype=int)
+    loss_sums, right = np.zeros(len(rows)), [[] for _ in rows]
+    start = 0
+    for end in racing.stages(n):
+        idx = order[start:end]
+        split = data.Split(dataset.val.x[idx], dataset.val.y[idx])
+        for r, run in enumerate(runs):
+            mine = [r * len(pairs_) + j for j in range(len(pairs_)) if racing_[group_of[r * len(pairs_) + j]]]
+            if mine:
+                weights = states[r] or [s for *_, s in compressed(lambda run=run: run.model(dataset),
+                                                                  [pairs_[i - r * len(pairs_)] for i in mine],
+                                                                  setting)]
+                if states[r] is not None:
+                    weights = [weights[i - r * len(pairs_)] for i in mine]
+                sums, hit = train.hits(run.model(dataset), weights, split, loss_fn)
+                for i, loss_sum, h in zip(mine, sums, hit):
+                    loss_sums[i] += loss_sum
+                    right[i].append(h)
+            bar.update(1)
+        measured[racing_] = end
+        start = end
+        if end < n:
+            active = np.flatnonzero(racing_)
+            p = torch.stack([torch.stack([torch.cat(right[i]) for i in groups[g]]).float().mean(0) for g in active])
+            racing_[active[racing.stopped(p, sizes[active], n, len(groups), tolerance)]] = False
+    for i, row in enumerate(rows):
+        images = int(measured[group_of[i]])
+        hits_ = torch.cat(right[i])
+        row.update(val_images=images, finished=images == n, val_loss=loss_sums[i] / images,
+                   val_acc=hits_.sum().item() / images, test_loss=np.nan, test_acc=np.nan)
+    return pd.DataFrame(rows)
 
 
 def reported(table: pd.DataFrame) -> pd.DataFrame:
@@ -111,17 +194,18 @@ def complete(table: pd.DataFrame, store, variants_: pd.DataFrame, device=None, d
     for run in tqdm(runs, desc="frontier test split", unit="model", disable=not progress):
         rows = todo[todo.run_id == run.run_id]
         dataset = train.load_data(run.config, device, data_root)
-        grid = list(zip(rows.sparsity, rows.precision.map(quantization.precision_of)))
-        states = [state for *_, state in compressed(lambda: run.model(dataset), grid)]
+        pairs_ = list(zip(rows.sparsity, rows.precision.map(precision_of)))
+        setting = (rows.scheme.iloc[0], rows.granularity.iloc[0])  # as ``variants`` stored it
+        states = [state for *_, state in compressed(lambda: run.model(dataset), pairs_, setting)]
         measured = train.evaluate_states(run.model(dataset), states, dataset.test, train.LOSSES[run.config.loss])
         out.loc[rows.index, ["test_loss", "test_acc"]] = np.array(measured, dtype=float)
     return out
 
 
-def chosen_runs(store, configurations: pd.DataFrame, runs: pd.DataFrame, seeds: int = SEEDS) -> list[Run]:
-    """The runs the frontier is drawn from: of every stable configuration of the family grids, the first ``seeds``
-    seeds that did not diverge."""
-    stable = square(configurations[configurations.regime.isin(LEARNS) & configurations.family.isin(GRIDS)])
+def chosen_runs(store, configurations: pd.DataFrame, runs: pd.DataFrame, seeds: int = DEFAULT.seeds) -> list[Run]:
+    """The runs the frontier is drawn from: of every stable configuration (of the DNNs, the square ones), the first
+    ``seeds`` seeds that did not diverge."""
+    stable = square(configurations[configurations.regime.isin(LEARNS)])
     picked = runs[runs.config_id.isin(stable.config_id) & (runs.status == "ok")]
     picked = picked.sort_values("seed").groupby("config_id", sort=False).head(seeds)
     return store.runs_of(picked.sort_values(["family", "n_params", "seed"]))
@@ -142,14 +226,16 @@ def summarise(table: pd.DataFrame, confidence: float = ASK["confidence"].default
     """One row per variant of a configuration, its seeds pooled: bytes (the largest seed's), the mean and the
     one-sided lower bound of validation accuracy, and the test split's mean and two-sided interval at
     ``confidence`` (Student t over seeds; NaN bounds with a single seed, NaN throughout where ``complete`` has not
-    measured it)."""
+    measured it). ``finished``: measured on the whole validation split (not stopped by racing)."""
     ASK["confidence"].check(confidence)
     arch = [c for c in ("family", "model", "depth", "width", "n_params") if c in table]
-    g = table.groupby(KEYS, sort=False)
-    out = g.agg(**{c: (c, "first") for c in arch}, bits=("bits", "first"), achieved=("achieved", "mean"),
+    finished = table["finished"].astype("boolean").fillna(True) if "finished" in table else True
+    g = table.assign(finished=finished).groupby(KEYS, sort=False)
+    setting = [c for c in ("scheme", "granularity") if c in table]
+    out = g.agg(**{c: (c, "first") for c in arch + setting}, bits=("bits", "first"), achieved=("achieved", "mean"),
                 size_bytes=("size_bytes", "max"), dense_bytes=("dense_bytes", "first"), seeds=("run_id", "count"),
-                val_mean=("val_acc", "mean"), val_sd=("val_acc", "std"), test_mean=("test_acc", "mean"),
-                test_sd=("test_acc", "std")).reset_index()
+                finished=("finished", "all"), val_mean=("val_acc", "mean"), val_sd=("val_acc", "std"),
+                test_mean=("test_acc", "mean"), test_sd=("test_acc", "std")).reset_index()
     one = stats.t.ppf(confidence, out.seeds - 1) / np.sqrt(out.seeds)  # NaN for one seed
     two = stats.t.ppf((1 + confidence) / 2, out.seeds - 1) / np.sqrt(out.seeds)
     out["val_low"] = out.val_mean - one * out.val_sd
@@ -164,8 +250,9 @@ def pareto(summary: pd.DataFrame, by=("dataset", "family"), accuracy: str = "val
     ``by``: the frontier, smallest first. Chosen on validation accuracy by default, so that the test accuracy the
     book reports for its points played no part in choosing them. A variant whose accuracy is below its dataset's
     chance + the regimes' ``fail_margin`` has learned nothing of the task (a seed that ends there failed) and is no
-    point of the frontier, however small."""
-    learned = summary[summary[accuracy] >= chance(summary) + THRESHOLDS["fail_margin"].default]
+    point of the frontier, however small. Variants that racing stopped are beaten by a no-larger one: none is."""
+    learned = summary[(summary[accuracy] >= chance(summary) + THRESHOLDS["fail_margin"].default)
+                      & summary.get("finished", True)]
     keep = []
     for _, g in learned.groupby(list(by), sort=True):
         best = -np.inf
@@ -190,13 +277,13 @@ class Answer:
     def lines(self, dataset: str, profile: str = "quick", overrides: str = "") -> list[str]:
         """The answer for people; ``overrides`` (e.g. " --seeds 3") names the study as the command line does."""
         r = self.row
-        precision = r.precision if r.precision in FLOATS else f"{r.precision}-bit ({SCHEME}, per channel)"
+        precision = r.precision if r.precision in FLOATS else f"{r.precision}-bit ({r.scheme}, per {r.granularity})"
         pruned = sparsity_text(r.sparsity) + ("" if r.sparsity == 0 else " (global L1)")
         tuned = ", fine-tuned with the rounding in the loop" if r.method == "quantization-aware" else ""
         what = f"{r.model} ({int(r.n_params):,} parameters), {pruned}, weights at {precision}{tuned}"
         accuracy = (f"test accuracy {r.test_mean:.2%} (mean of {int(r.seeds)} seeds; {self.confidence:.0%} "
                     f"interval {r.test_low:.2%}..{r.test_high:.2%})" if not np.isnan(r.test_mean) else
-                    "test accuracy not measured yet (frontier.ask measures it)")
+                    "test accuracy not measured yet (tables.recommend measures it)")
         if self.met:
             head = [f"smallest model reaching {self.target:.1%} on {dataset} with {self.confidence:.0%} confidence:",
                     f"  {what}",
@@ -213,7 +300,7 @@ class Answer:
                     f"  {what}: {int(r.size_bytes):,} bytes, validation lower bound {r.val_low:.2%}",
                     f"  {accuracy}",
                     f"  to search further, train larger models or more seeds: minarch sweep --dataset {dataset} "
-                    f"--profile paper --family {r.family}, then build its frontier (minarch chapter smallest)"]
+                    f"--profile paper --family {r.family}, then ask again (its frontier is computed then)"]
         head = [textwrap.fill(line, WIDTH, subsequent_indent="    ") for line in head]  # a terminal's width
         limits = (f" --family {self.family}" if self.family else "") + \
             (f" --max-bytes {self.max_bytes}" if self.max_bytes else "")
@@ -229,14 +316,14 @@ def recommend(table: pd.DataFrame, min_accuracy: float, family: str | None = Non
     ASK["min_accuracy"].check(min_accuracy)
     ASK["max_bytes"].check(max_bytes)
     if table.empty:
-        raise ConfigError("the compression frontier is empty: sweep the dataset and compute its frontier first "
-                          "(make book, or minarch chapter smallest)")
+        raise ConfigError("the compression frontier is empty: no configuration of the study learns the task; sweep "
+                          "larger models (minarch sweep --profile paper)")
     seeds = table.groupby(["config_id", "method", "sparsity", "precision"]).run_id.nunique()
     if seeds.max() < 2:
         raise ConfigError(f"the frontier holds {seeds.max()} seed per configuration: a confidence bound needs at "
                           f"least 2; build it from a study with --seeds 2 or more")
     summary = summarise(table, confidence)
-    pool = summary
+    pool = summary[summary.finished]  # racing stopped the others: a no-larger variant beats each
     if family is not None:
         if family not in set(summary.family):
             raise ConfigError(f"family {family!r} has no stable model in the frontier: choose one of "
@@ -253,20 +340,6 @@ def recommend(table: pd.DataFrame, min_accuracy: float, family: str | None = Non
         return Answer(True, best, min_accuracy, confidence, len(pool), family, max_bytes)
     closest = pool.sort_values(["val_low", "size_bytes"], ascending=[False, True]).iloc[0]
     return Answer(False, closest, min_accuracy, confidence, len(pool), family, max_bytes)
-
-
-def ask(store, study, dataset: str, min_accuracy: float, family: str | None = None, max_bytes: int | None = None,
-        confidence: float = ASK["confidence"].default, device=None, data_root=None) -> Answer:
-    """``recommend`` on the frontier table that ``study``'s smallest-model chapter stored for ``dataset``. A chosen
-    variant that the chapter did not report has no whole-test accuracy yet: it is measured now (``complete``) and
-    kept in the stored table, so that every answer reports it."""
-    tables = store.tables(study)
-    table = tables.load(dataset, "frontier")
-    answer = recommend(table, min_accuracy, family, max_bytes, confidence)
-    if np.isnan(answer.row.test_mean):
-        table = complete(table, store, answer.row.to_frame().T, device, data_root, progress=False)
-        answer = recommend(tables.save(dataset, "frontier", table), min_accuracy, family, max_bytes, confidence)
-    return answer
 
 
 def targets(summary: pd.DataFrame, dataset: str, levels=(0.5, 0.75, 0.9, 0.97, 1.0)) -> list[float]:
@@ -367,19 +440,33 @@ def across(front: pd.DataFrame, within: float = 0.01) -> str:
             f"bytes that near-best accuracy costs: {', '.join(order)}.")
 
 
-def settings_text(table: pd.DataFrame) -> str:
-    """The frontier's settings in words, from the constants that set them and from ``table`` (one dataset's
+def settings_text(table: pd.DataFrame, grid: Compression = DEFAULT) -> str:
+    """The frontier's settings in words, from the study's compression ``grid`` and from ``table`` (one dataset's
     variants, completed): how many models it compressed and fine-tuned, and how many of its post-training variants
     were measured on the whole test split (for the chapter's first lines)."""
-    titles = [models.family(f).title for f in GRIDS]
+    titles = [models.family(f).title for f in models.FAMILIES if f in set(table.family)]
     post, tuned = table[table.method == "post-training"], table[table.method == "quantization-aware"]
     variants_ = post.groupby(KEYS).test_acc.count()
-    return (f"**Settings**: {post.run_id.nunique()} trained models ({SEEDS} seeds per stable configuration of the "
-            f"{', '.join(titles[:-1])} and {titles[-1]} grids); sparsities "
-            f"{', '.join(f'{s:.0%}' for s in SPARSITIES)}; precisions "
-            f"{', '.join(precision_text(str(p)) for p in PRECISIONS)} ({SCHEME}, per {GRANULARITY}); recovery: "
-            f"{tuned.run_id.nunique()} models fine-tuned {recovery.EPOCHS} epochs at "
-            f"{', '.join(map(str, recovery.BITS))} bits and sparsities "
-            f"{', '.join(f'{s:.0%}' for s in recovery.SPARSITIES)}; confidence {ASK['confidence'].default:.0%}; "
+    front, rec = grid.frontier, grid.recovery
+    return (f"**Settings**: {post.run_id.nunique()} trained models ({grid.seeds} seeds per stable configuration of "
+            f"the {', '.join(titles[:-1])} and {titles[-1]} grids); sparsities "
+            f"{', '.join(f'{s:.0%}' for s in front.sparsities)}; precisions "
+            f"{', '.join(precision_text(str(p)) for p in front.precisions)} ({front.settings[0][0]}, per "
+            f"{front.settings[0][1]}); recovery: {tuned.run_id.nunique()} models fine-tuned {rec.epochs} epochs at "
+            f"{', '.join(map(str, rec.precisions))} bits and sparsities "
+            f"{', '.join(f'{s:.0%}' for s in rec.sparsities)}; confidence {ASK['confidence'].default:.0%}; "
             f"the whole test split measured for {(variants_ > 0).sum():,} of the {len(variants_):,} post-training "
-            f"variants (those reported) and every fine-tuned one.")
+            f"variants (those reported) and every fine-tuned one. " + racing_text(post))
+
+
+def racing_text(post: pd.DataFrame) -> str:
+    """What racing saved on the validation split, in words, from the post-training rows ``race`` measured."""
+    if "val_images" not in post or post.empty:
+        return ""
+    whole = post.groupby("dataset").val_images.transform("max")
+    finished = post.groupby(KEYS).finished.all()
+    return (f"Racing (stages of {', '.join(f'{s:,}' for s in racing.STAGES)} images, then the whole split; "
+            f"{racing.ALPHA:.0%} chance per family that any variant stops wrongly) let {finished.sum():,} of the "
+            f"{len(finished):,} variants finish and measured {post.val_images.sum() / whole.sum():.0%} of the "
+            f"validation image-evaluations that measuring every variant on the whole split takes "
+            f"({whole.sum() / post.val_images.sum():.1f}x fewer).")

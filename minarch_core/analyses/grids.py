@@ -1,17 +1,16 @@
-"""Uniform integer grids and float casts: the precisions a weight can be stored at. Quantization measures what
-they cost in accuracy; the encoding stores the codes they give."""
+"""Uniform integer grids and float casts: the precisions a weight can be stored at, and the one quantizer
+(``quantize``) that post-training quantization, quantization-aware fine-tuning and component sensitivity call. The
+encoding stores the integer codes of the same grids (``codes``); its decoder gives back ``quantize``'s values."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 from ..engine import models
+from ..engine.compression import FLOAT_PRECISIONS, GRANULARITIES, SCHEMES
 from ..engine.errors import ConfigError
 
-FLOATS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-SCHEMES = ("symmetric", "asymmetric")
-GRANULARITIES = ("tensor", "channel")
-STORED = ("symmetric", "channel")  # the grid the compression frontier stores integer weights on (scheme, granularity)
+FLOATS = dict(zip(FLOAT_PRECISIONS, (torch.float32, torch.bfloat16, torch.float16)))
 
 
 def grid(w: torch.Tensor, bits: int, scheme: str = "symmetric", granularity: str = "tensor"):
@@ -38,14 +37,27 @@ def codes(w: torch.Tensor, scale, zero, qmin: int, qmax: int) -> torch.Tensor:
     return torch.clamp(torch.round(w * (1 / scale)) + zero, qmin, qmax)
 
 
-def apply_grid(w: torch.Tensor, scale, zero, qmin: int, qmax: int) -> torch.Tensor:
-    """Round ``w`` to the grid's nearest level and map it back to float."""
-    return (codes(w, scale, zero, qmin, qmax) - zero) * scale
+def quantize(w: torch.Tensor, precision, scheme: str = "symmetric", granularity: str = "tensor") -> torch.Tensor:
+    """``w`` at ``precision``: cast to a float type and back (``"float16"``), or rounded to a ``precision``-bit grid
+    (``grid``) by torch's ``fake_quantize_per_{tensor,channel}_affine`` and mapped back to float (a symmetric 1-bit
+    grid is {0}). Differentiable: its gradient is the straight-through estimator (identity inside the grid's range),
+    what quantization-aware fine-tuning trains through. The grid is taken from ``w`` itself, without gradient."""
+    if precision in FLOATS:
+        return w.to(FLOATS[precision]).to(w.dtype)
+    scale, zero, qmin, qmax = grid(w.detach(), precision, scheme, granularity)
+    if granularity == "channel" and w.dim() > 1:
+        return torch.fake_quantize_per_channel_affine(w, scale.flatten(), zero.flatten().to(torch.int32), 0,
+                                                      qmin, qmax)
+    return torch.fake_quantize_per_tensor_affine(w, scale.reshape(()), zero.reshape(()).to(torch.int32), qmin, qmax)
 
 
-def fake_quantize(w: torch.Tensor, bits: int, scheme: str = "symmetric", granularity: str = "tensor") -> torch.Tensor:
-    """``w`` rounded to a ``bits``-bit uniform grid and mapped back to float (a symmetric 1-bit grid is {0})."""
-    return apply_grid(w, *grid(w, bits, scheme, granularity))
+def bits_of(precision) -> int:
+    return {"float32": 32, "bfloat16": 16, "float16": 16}.get(precision, precision)
+
+
+def precision_of(text: str):
+    """A precision as tables store it ("float16", "4") back as ``quantize_model`` takes it ("float16", 4)."""
+    return text if text in FLOATS else int(text)
 
 
 def targets(model: nn.Module, include_biases: bool = False) -> list[tuple[nn.Module, str]]:

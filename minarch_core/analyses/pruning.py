@@ -6,7 +6,8 @@ Conv2d weight, the ViT's patch embedding included), biases, LayerNorms, position
 out, as ShrinkBench does. Pruning is one-shot from the dense weights by default; ``finetune_epochs`` fine-tunes after
 pruning with the run's own optimiser settings, the masks held (pruned weights stay zero, no regrowth); ``iterative``
 walks the sparsity grid upwards, pruning the surviving weights and fine-tuning at each step (iterative magnitude
-pruning). Every model is a fresh copy built from the stored weights, so the dense run is never altered.
+pruning). Every model is a fresh copy built from the stored weights, so the dense run is never altered. The
+sparsities and scopes measured are the study's compression grid (``engine.compression``, slice ``pruning``).
 """
 from __future__ import annotations
 
@@ -17,14 +18,12 @@ from torch import nn
 from torch.nn.utils import prune
 
 from ..engine import models, train
+from ..engine.compression import DEFAULT, SCOPES, Slice
 from ..engine.errors import ConfigError
 from ..engine.store import Run
 from . import encoding
 from .common import chance, info_of, run_columns, score, square
 from .regimes import LEARNS
-
-SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
-SCOPES = ("global", "layer")
 
 
 class L1Magnitude(prune.BasePruningMethod):
@@ -33,16 +32,20 @@ class L1Magnitude(prune.BasePruningMethod):
     pruning (``benchmarks/speed.py`` times the frontier's pruning both ways). The same weights are pruned up to
     ties: of weights whose magnitudes tie at the threshold, the first in memory order go (topk leaves which
     unspecified). The masks, the reparametrisation and the pruning of already pruned tensors (only the surviving
-    weights are ranked) are torch's own."""
+    weights are ranked) are torch's own, through its public ``BasePruningMethod`` interface."""
     PRUNING_TYPE = "unstructured"
 
-    def __init__(self, amount):
-        prune._validate_pruning_amount_init(amount)
+    def __init__(self, amount: float | int):
+        """``amount``: a fraction of the weights (a float in 0..1), or a count of them (an int), as torch takes it."""
+        if isinstance(amount, bool) or not isinstance(amount, float | int) or amount < 0 or \
+                (isinstance(amount, float) and amount > 1):
+            raise ConfigError(f"the amount to prune must be a fraction in 0..1 or a count >= 0, got {amount!r}")
         self.amount = amount
 
     def compute_mask(self, t, default_mask):
-        k = prune._compute_nparams_toprune(self.amount, t.nelement())
-        prune._validate_pruning_amount(k, t.nelement())
+        k = self.amount if isinstance(self.amount, int) else round(self.amount * t.nelement())  # torch's count
+        if k > t.nelement():
+            raise ConfigError(f"cannot prune {k} weights of a tensor of {t.nelement()}")
         mask = default_mask.clone(memory_format=torch.contiguous_format)
         if k:
             magnitude = t.detach().abs().reshape(-1)
@@ -99,9 +102,10 @@ def make_permanent(model: nn.Module) -> nn.Module:
 
 def masked_state(model: nn.Module) -> dict:
     """``model``'s state dict with every pruned weight as its masked value under its own name (what
-    ``make_permanent`` would leave), the model itself untouched."""
+    ``make_permanent`` would leave), the model itself untouched: a copy, which training the model further (as
+    iterative pruning does) leaves as it was."""
     state = model.state_dict()
-    return {k.removesuffix("_orig"): v * state[k.removesuffix("_orig") + "_mask"] if k.endswith("_orig") else v
+    return {k.removesuffix("_orig"): v * state[k.removesuffix("_orig") + "_mask"] if k.endswith("_orig") else v.clone()
             for k, v in state.items() if not k.endswith("_mask")}
 
 
@@ -116,7 +120,7 @@ def sparsity_of(model: nn.Module, keep_classifier_dense: bool = False) -> float:
     return sum(int((t == 0).sum()) for t in tensors) / sum(t.numel() for t in tensors)
 
 
-def curve(run: Run, sparsities=SPARSITIES, scope: str = "global", keep_classifier_dense: bool = False,
+def curve(run: Run, sparsities=DEFAULT.pruning.sparsities, scope: str = "global", keep_classifier_dense: bool = False,
           finetune_epochs: int = 0, iterative: bool = False, splits=("test",), device=None,
           data_root=None) -> pd.DataFrame:
     """Accuracy (and loss) of ``run``'s model on ``splits`` at each sparsity: one row per sparsity."""
@@ -143,9 +147,12 @@ def curve(run: Run, sparsities=SPARSITIES, scope: str = "global", keep_classifie
                                      loss_fn))
 
 
-def curves(runs, **options) -> pd.DataFrame:
-    """``curve`` for several runs, with each run's dataset, seed and architecture columns."""
-    return pd.concat([curve(run, **options).assign(**run_columns(run)) for run in runs], ignore_index=True)
+def curves(runs, grid: Slice = DEFAULT.pruning, **options) -> pd.DataFrame:
+    """``curve`` of several runs at every sparsity and scope of the compression grid's slice, fine-tuned its
+    ``epochs`` after pruning, with each run's dataset, seed and architecture columns."""
+    return pd.concat([curve(run, grid.sparsities, scope, finetune_epochs=grid.epochs, **options)
+                      .assign(**run_columns(run))
+                      for scope in grid.scopes for run in runs], ignore_index=True)
 
 
 def matched_bands(configs: pd.DataFrame, ratio: float = 1.3) -> pd.DataFrame:
@@ -173,7 +180,8 @@ def matched_bands(configs: pd.DataFrame, ratio: float = 1.3) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*configs.columns, "band"])
 
 
-def redundancy(curves_: pd.DataFrame, tolerance: float = 0.01, collapse_margin: float = 0.05) -> pd.DataFrame:
+def redundancy(curves_: pd.DataFrame, tolerance: float = DEFAULT.tolerance,
+               collapse_margin: float = 0.05) -> pd.DataFrame:
     """Per curve: dense accuracy; the redundancy (the largest sparsity up to which every tested sparsity keeps test
     accuracy within ``tolerance`` of dense); and where the curve collapses (first sparsity at most the dataset's
     chance + ``collapse_margin``)."""
@@ -193,7 +201,7 @@ def redundancy(curves_: pd.DataFrame, tolerance: float = 0.01, collapse_margin: 
     return out.sort_values([k for k in ("scope", "family", "depth", "n_params") if k in out], ignore_index=True)
 
 
-def phases(curves_: pd.DataFrame, tolerance: float = 0.01, collapse_margin: float = 0.05) -> pd.Series:
+def phases(curves_: pd.DataFrame, tolerance: float = DEFAULT.tolerance, collapse_margin: float = 0.05) -> pd.Series:
     """Each point's pruning phase: ``plateau`` (within tolerance of dense), ``collapse`` (near the dataset's
     chance) or ``decline`` (in between)."""
     dense = curves_[curves_.sparsity == 0].set_index("run_id").test_acc.groupby(level=0).first()

@@ -5,9 +5,10 @@ Linear and Conv2d weight, the ViT's patch embedding included) are rounded to a u
 to measure what a precision costs), per tensor or per output channel, symmetric (zero point 0, levels
 -(2^(b-1)-1)..2^(b-1)-1) or asymmetric (levels 0..2^b-1 spanning [min, max] and 0); or cast to float16 / bfloat16.
 Biases (and LayerNorm, positions) stay float32 unless ``include_biases``. Activations stay float32. The rounding is
-exactly that of ``torch.fake_quantize_per_{tensor,channel}_affine`` (tested), and ``int8_crosscheck`` runs the
-8-bit per-channel model through torch's real int8 weight kernel (``aten._weight_int8pack_mm``) to show that fake and
-real quantization agree.
+``grids.quantize`` (torch's ``fake_quantize_per_{tensor,channel}_affine`` on the grid's levels), and
+``int8_crosscheck``, the independent check, runs the 8-bit per-channel model through torch's real int8 weight kernel
+(``aten._weight_int8pack_mm``) to show that fake and real quantization agree. The precisions and settings measured
+are the study's compression grid (``engine.compression``, slice ``quantization``).
 """
 from __future__ import annotations
 
@@ -18,13 +19,11 @@ import torch
 from torch import nn
 
 from ..engine import train
+from ..engine.compression import DEFAULT, Slice
 from ..engine.store import Run
 from . import encoding
 from .common import info_of, run_columns, score
-from .grids import FLOATS, fake_quantize, grid, targets
-
-INT_BITS = (16, 12, 10, 8, 6, 5, 4, 3, 2)
-PRECISIONS = ("float32", "bfloat16", "float16", *INT_BITS)  # from the most precise down
+from .grids import FLOATS, bits_of, grid, quantize, targets
 
 
 def quantize_model(model: nn.Module, precision, scheme: str = "symmetric", granularity: str = "tensor",
@@ -33,11 +32,11 @@ def quantize_model(model: nn.Module, precision, scheme: str = "symmetric", granu
     with torch.no_grad():
         for module, name in targets(model, include_biases):
             w = getattr(module, name)
-            w.copy_(_at(w, precision, scheme, "tensor" if name == "bias" else granularity))
+            w.copy_(quantize(w, precision, scheme, "tensor" if name == "bias" else granularity))
     return model
 
 
-def curve(run: Run, precisions=PRECISIONS, scheme: str = "symmetric", granularity: str = "tensor",
+def curve(run: Run, precisions=DEFAULT.quantization.precisions, scheme: str = "symmetric", granularity: str = "tensor",
           include_biases: bool = False, splits=("test",), device=None, data_root=None) -> pd.DataFrame:
     """Accuracy (and loss) of ``run``'s model on ``splits`` at each precision, with the packed size: one row per
     precision."""
@@ -56,12 +55,14 @@ def curve(run: Run, precisions=PRECISIONS, scheme: str = "symmetric", granularit
     return out
 
 
-def curves(runs, **options) -> pd.DataFrame:
-    """``curve`` for several runs, with each run's dataset, seed and architecture columns."""
-    return pd.concat([curve(run, **options).assign(**run_columns(run)) for run in runs], ignore_index=True)
+def curves(runs, grid: Slice = DEFAULT.quantization, **options) -> pd.DataFrame:
+    """``curve`` of several runs at every precision and (scheme, granularity) of the compression grid's slice, with
+    each run's dataset, seed and architecture columns."""
+    return pd.concat([curve(run, grid.precisions, scheme, granularity, **options).assign(**run_columns(run))
+                      for scheme, granularity in grid.settings for run in runs], ignore_index=True)
 
 
-def tolerance(curves_: pd.DataFrame, tol: float = 0.01) -> pd.DataFrame:
+def tolerance(curves_: pd.DataFrame, tol: float = DEFAULT.tolerance) -> pd.DataFrame:
     """Per model (and scheme, granularity): float32 accuracy, the lowest integer bit width such that it and every
     higher one tested stay within ``tol`` of float32, and the accuracy drop at 8, 4 and 2 bits."""
     keys = [k for k in ("run_id", "scheme", "granularity") if k in curves_]
@@ -116,18 +117,3 @@ def int8_crosscheck(run: Run, data_root=None) -> dict:
             "argmax_agreement": float((a.argmax(1) == b.argmax(1)).float().mean()),
             "fake_test_acc": float((a.argmax(1) == dataset.test.y).float().mean()),
             "int8_test_acc": float((b.argmax(1) == dataset.test.y).float().mean()), "int8_linear_bytes": int8_bytes}
-
-
-def _at(w: torch.Tensor, precision, scheme: str, granularity: str) -> torch.Tensor:
-    if precision in FLOATS:
-        return w.to(FLOATS[precision]).to(w.dtype)
-    return fake_quantize(w, precision, scheme, granularity)
-
-
-def bits_of(precision) -> int:
-    return {"float32": 32, "bfloat16": 16, "float16": 16}.get(precision, precision)
-
-
-def precision_of(text: str):
-    """A precision as tables store it ("float16", "4") back as ``quantize_model`` takes it ("float16", 4)."""
-    return text if text in FLOATS else int(text)

@@ -3,12 +3,13 @@ in the loop, against post-training quantization of the same model.
 
 In every forward pass of the fine-tuning, each weight layer's weight is the pruned weight (times the mask
 ``torch.nn.utils.prune`` computed, so pruned weights stay zero and get no gradient) rounded to the frontier's grid
-(symmetric, per output channel, the scale taken from the current weights) by
-``torch.fake_quantize_per_channel_affine``, whose gradient is the straight-through estimator (identity inside the
-grid's range). The run's own optimiser settings and loss are used; the data order is drawn from its seed. The
-variants of one model are fine-tuned together, stacked as the trainer stacks seeds (``finetune``). The fine-tuned
-model is then quantized exactly as post-training variants are, so both arms are sized by the same encoding; its
-variants are few and all compared, so each is measured on the validation split and the whole test split at once.
+(symmetric, per output channel, the scale taken from the current weights) by the one quantizer, ``grids.quantize``,
+whose gradient is the straight-through estimator (identity inside the grid's range). Which sparsities, bit widths and
+epochs: the compression grid's ``recovery`` slice (``engine.compression``). The run's own optimiser settings and loss
+are used; the data order is drawn from its seed. The variants of one model are fine-tuned together, stacked as the
+trainer stacks seeds (``finetune``). The fine-tuned model is then quantized exactly as post-training variants are, so
+both arms are sized by the same encoding; its variants are few and all compared, so each is measured on the
+validation split and the whole test split at once.
 """
 from __future__ import annotations
 
@@ -21,30 +22,26 @@ import torch
 from torch import nn
 
 from ..engine import fused, sweep, train
+from ..engine.compression import DEFAULT, Slice
 from ..engine.store import Run
 from . import encoding, grids, pruning, quantization
 from .common import score
 
-SCHEME, GRANULARITY = grids.STORED  # the frontier's grid: the same variants, recovered
 
-EPOCHS = 2  # fine-tuning epochs per variant: "a few", at the cost of two epochs of the run's own training
-BITS = (4, 3, 2)  # where post-training quantization starts to cost accuracy
-SPARSITIES = (0.0, 0.75, 0.9)
-
-
-def finetune(run: Run, dataset, grid, epochs: int = EPOCHS) -> list[nn.Module]:
-    """``run``'s model pruned to each (sparsity, bits) of ``grid`` and fine-tuned ``epochs`` with ``bits``-bit
-    weights in the loop, the variants stacked ``per_stack`` at a time and trained together (``train.Stack``): every
-    variant takes the same minibatches, in the run's own data order, with its own weights, mask, grid and optimiser
-    state, so each gets the updates it would get alone (up to float rounding; tested against a single model under
-    torch's pruning and quantization hooks). Returns the models in ``grid``'s order, masks made permanent, weights
-    still float (to be quantized)."""
+def finetune(run: Run, dataset, grid, epochs: int = DEFAULT.recovery.epochs,
+             setting=DEFAULT.recovery.settings[0]) -> list[nn.Module]:
+    """``run``'s model pruned to each (sparsity, bits) of ``grid`` and fine-tuned ``epochs`` with ``bits``-bit weights
+    (on the integer grid ``setting``: scheme, granularity) in the loop, the variants stacked ``per_stack`` at a time
+    and trained together (``train.Stack``): every variant takes the same minibatches, in the run's own data order,
+    with its own weights, mask, grid and optimiser state, so each gets the updates it would get alone (up to float
+    rounding; tested against a single model under torch's pruning and quantization hooks). Returns the models in
+    ``grid``'s order, masks made permanent, weights still float (to be quantized)."""
     size = per_stack(run, dataset, len(grid))
     order = sorted(range(len(grid)), key=lambda i: grid[i][1])  # each bit width a contiguous slice of a stack
     tuned = {}
     for start in range(0, len(order), size):
         group = order[start:start + size]
-        tuned.update(zip(group, _finetune_stack(run, dataset, [grid[i] for i in group], epochs)))
+        tuned.update(zip(group, _finetune_stack(run, dataset, [grid[i] for i in group], epochs, setting)))
     return [tuned[i] for i in range(len(grid))]
 
 
@@ -59,7 +56,7 @@ def per_stack(run: Run, dataset, variants: int) -> int:
     return max(1, min(variants, sweep.CPU_STEP_BYTES // step))
 
 
-def _finetune_stack(run: Run, dataset, grid, epochs: int) -> list[nn.Module]:
+def _finetune_stack(run: Run, dataset, grid, epochs: int, setting) -> list[nn.Module]:
     """``finetune`` of the variants in ``grid`` (sorted by bits) as one stack."""
     cfg, nets, masks = run.config, [], []
     for sparsity, _ in grid:
@@ -74,15 +71,17 @@ def _finetune_stack(run: Run, dataset, grid, epochs: int) -> list[nn.Module]:
         slices.append((slice(start, start + n), bits))
         start += n
 
-    def rounded(params):  # each weight masked, then rounded to its variant's grid (a scale per output channel)
+    scheme, granularity = setting
+
+    def rounded(params):  # each weight masked, then rounded to its variant's grid
         out = dict(params)
         for name, m in mask.items():
             w, parts = params[name] * m, []
             for rows, bits in slices:
-                flat = w[rows].flatten(0, 1)  # the variants' output channels, each a row with its own scale
-                scale, zero, qmin, qmax = grids.grid(flat.detach(), bits, SCHEME, GRANULARITY)
-                parts.append(torch.fake_quantize_per_channel_affine(  # its gradient: the straight-through estimator
-                    flat, scale.flatten(), zero.flatten().to(torch.int32), 0, qmin, qmax).view_as(w[rows]))
+                if granularity == "channel":  # the variants' output channels, each a row with its own scale
+                    parts.append(grids.quantize(w[rows].flatten(0, 1), bits, scheme, granularity).view_as(w[rows]))
+                else:  # one scale per variant
+                    parts += [grids.quantize(v, bits, scheme, granularity)[None] for v in w[rows]]
             out[name] = torch.cat(parts)
         return out
 
@@ -99,28 +98,31 @@ def _finetune_stack(run: Run, dataset, grid, epochs: int) -> list[nn.Module]:
     return nets
 
 
-def variants(run: Run, sparsities=SPARSITIES, bits=BITS, epochs: int = EPOCHS, device=None,
-             data_root=None) -> pd.DataFrame:
-    """Rows like ``frontier.variants`` (method "quantization-aware") for every sparsity x bit width."""
+def variants(run: Run, grid: Slice = DEFAULT.recovery, device=None, data_root=None) -> pd.DataFrame:
+    """Rows like ``frontier.variants`` (method "quantization-aware") for every sparsity x bit width of ``grid``."""
     dataset = train.load_data(run.config, device, data_root)
     dense, loss_fn = run.model(dataset), train.LOSSES[run.config.loss]
     rows, states, dense_bytes = [], [], encoding.size(dense)
-    grid = [(s, b) for s in sparsities for b in bits]
-    for (sparsity, b), tuned in zip(grid, finetune(run, dataset, grid, epochs)):
-        states.append(quantization.quantize_model(copy.deepcopy(tuned), b, SCHEME, GRANULARITY).state_dict())
+    pairs = [(s, b) for s in grid.sparsities for b in grid.precisions]
+    scheme, granularity = grid.settings[0]
+    for (sparsity, b), tuned in zip(pairs, finetune(run, dataset, pairs, grid.epochs, grid.settings[0])):
+        states.append(quantization.quantize_model(copy.deepcopy(tuned), b, scheme, granularity).state_dict())
         rows.append({"run_id": run.run_id, "method": "quantization-aware", "sparsity": sparsity,
-                     "achieved": pruning.sparsity_of(tuned), "precision": str(b), "bits": b,
-                     "size_bytes": encoding.size(tuned, b, scheme=SCHEME, granularity=GRANULARITY),
-                     "dense_bytes": dense_bytes, "finetune_epochs": epochs})
+                     "achieved": pruning.sparsity_of(tuned), "precision": str(b), "bits": b, "scheme": scheme,
+                     "granularity": granularity, "size_bytes": encoding.size(tuned, b, scheme=scheme,
+                                                                             granularity=granularity),
+                     "dense_bytes": dense_bytes, "finetune_epochs": grid.epochs})
     splits = {"val": dataset.val, "test": dataset.test}  # all reported: few
     return pd.DataFrame(score(rows, dense, states, splits, loss_fn))
 
 
 def compared(summary: pd.DataFrame) -> pd.DataFrame:
     """The post-training rows of ``summary`` that ``gain`` compares with the quantization-aware ones: the same
-    configurations and sparsities, at ``BITS`` and at float32."""
-    tuned = summary[summary.method == "quantization-aware"][["dataset", "config_id", "sparsity"]].drop_duplicates()
-    post = summary[(summary.method == "post-training") & (summary.bits.isin(BITS) | (summary.precision == "float32"))]
+    configurations and sparsities, at the fine-tuned bit widths and at float32."""
+    aware = summary[summary.method == "quantization-aware"]
+    tuned = aware[["dataset", "config_id", "sparsity"]].drop_duplicates()
+    post = summary[(summary.method == "post-training") & (summary.bits.isin(set(aware.bits))
+                                                           | (summary.precision == "float32"))]
     return post.merge(tuned, on=["dataset", "config_id", "sparsity"])
 
 
@@ -128,7 +130,8 @@ def gain(summary: pd.DataFrame) -> pd.DataFrame:
     """Per bit width: the mean test accuracy of post-training and of quantization-aware variants of the same
     configurations and sparsities, and the difference (the recovery)."""
     cols = ["dataset", "config_id", "sparsity"]
-    wide = summary[summary.bits.isin(BITS)].pivot_table(index=[*cols, "bits"], columns="method",
+    bits = set(summary[summary.method == "quantization-aware"].bits)
+    wide = summary[summary.bits.isin(bits)].pivot_table(index=[*cols, "bits"], columns="method",
                                                         values="test_mean").dropna()
     wide = wide.rename(columns={"post-training": "post_training", "quantization-aware": "quantization_aware"})
     f32 = summary[(summary.precision == "float32") & (summary.method == "post-training")].set_index(cols).test_mean

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..analyses import regimes
+from ..analyses import tables as analysis
 from ..engine import data, profiles, settings, sweep
 from ..engine.errors import ConfigError
 from ..engine.params import Param
@@ -143,16 +143,6 @@ class Chapter:
                 return sweep.run(configs, self.store, executor=pool, **run)
         return sweep.run(configs, self.store, **run)
 
-    def features(self, grids=None) -> pd.DataFrame:
-        """Per-run features (regimes.run_features) of this chapter's runs; they must have been trained."""
-        configs = self.configs(grids)
-        table = self.store.table(configs=configs)
-        if len(table) < len(configs):
-            raise ConfigError(f"{len(configs) - len(table)} of the {len(configs)} runs of study {self.study.study_id} "
-                              f"on {self.dataset} are not in {self.store.root}: execute the sweep chapter first "
-                              f"(or make book)")
-        return regimes.run_features(table, self.store.histories(configs=configs))
-
     @property
     def folder(self) -> str:
         """The chapter's subfolder of the figure folder: its dataset's name, or the chapter's own name."""
@@ -175,16 +165,15 @@ class Chapter:
             link = f"{'../' * (2 if self.spec.per_dataset else 1)}figures/{self.folder}/{name}.csv"  # from its page
         return tables.show(frame, columns, caption, link, **options)
 
-    def save(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
-        """Keep an analysis table of this study for later chapters (the findings read every dataset's)."""
-        return self.tables.save(self.dataset, name, frame)
+    def ask(self, name: str, dataset: str | None = None) -> pd.DataFrame:
+        """Analysis table ``name`` of this study and dataset (``analyses.tables``): the stored one while what it
+        was computed from is unchanged, else computed now."""
+        where = analysis.Where(self.store, self.study, dataset or self.dataset, self.device, self.data_root)
+        return analysis.get(name, where)
 
-    def load(self, name: str, dataset: str | None = None) -> pd.DataFrame:
-        return self.tables.load(dataset or self.dataset, name)
-
-    def load_all(self, name: str) -> pd.DataFrame:
+    def ask_all(self, name: str) -> pd.DataFrame:
         """A table of every dataset of the chapter, stacked."""
-        return pd.concat([self.load(name, d).assign(dataset=d) for d in self.datasets], ignore_index=True)
+        return pd.concat([self.ask(name, d).assign(dataset=d) for d in self.datasets], ignore_index=True)
 
 
 def from_notebook(name: str, namespace: dict) -> Chapter:
@@ -207,6 +196,7 @@ def open_chapter(name: str = "sweep", **values) -> Chapter:
         raise ParameterError("notebook parameter 'datasets' names no dataset: pass e.g. -p datasets mnist,cifar10")
     study = profiles.study(p["profile"], **{k: p[k] for k in STUDY[1:]})
     device = str(settings.device(p["device"]))  # fails here, not mid-chapter, when CUDA is asked for and absent
+    settings.keep_freed_memory()  # the kernel evaluates and fine-tunes: reuse its activations' buffers
     plots.use_renderer(p["renderer"])
     store = Store(p["results"])
     return Chapter(spec, datasets, study, store, store.tables(study), device, settings.data_root(p["data"]),

@@ -27,6 +27,15 @@ def show(frame: pd.DataFrame, columns: dict, caption: str, download: str | None 
     return HTML(body + (f"<p class='minarch-download'>{link.strip()}</p>" if link else ""))
 
 
+def archive(path, titles: list[str]) -> HTML:
+    """The link to a study's archive (``Store.export``), from the reproducing page, with what it holds."""
+    name = html.escape(path.name)
+    return HTML(f"<p><a href='../figures/reproducing/{name}' download>Download <code>{name}</code></a> "
+                f"({path.stat().st_size / 2**20:.1f} MiB): <code>runs.parquet</code>, <code>histories.parquet</code>, "
+                f"<code>study.json</code> and <code>&lt;dataset&gt;/&lt;table&gt;.parquet</code> for "
+                f"{html.escape(', '.join(titles))}.</p>")
+
+
 def claims(claims_: pd.DataFrame, study: str, datasets: list[str], titles: dict) -> HTML:
     """The findings table: one row per part of each claim (the paper's statement once, above its parts), this
     book's estimate, the verdict and a link to the chapter whose figure shows it. A part of one dataset links to

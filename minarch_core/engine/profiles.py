@@ -7,7 +7,8 @@
 A profile is a set of named grids, each a model family and the values of the knob that family sweeps (``Grid``):
 ``shapes`` (Phase 1: DNN depth x size x step pattern), ``dnn`` (Phase 2 square DNNs), ``cnn`` and ``vit``. Any
 field can be overridden (``profile.replace(seeds=5)``); a profile with its overrides is a **study**, and
-``study_id`` names the analysis tables it produces, so two studies never overwrite each other's.
+``study_id`` names the analysis tables it produces, so two studies never overwrite each other's. The compression
+grid the analyses measure (``engine.compression``) is part of the study, and of its id.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from . import models
+from . import compression as compression_, models
 from .config import RunConfig
 from .errors import ConfigError
 from .params import Param, check_fields
@@ -61,6 +62,7 @@ class Profile:
     train_per_class: int | None  # None: the whole training split
     grids: dict  # grid name -> Grid, in the order they are swept
     val_per_class: int = 500  # validation images per class, carved from the official training set
+    compression: compression_.Compression = compression_.DEFAULT  # the variants the analyses measure
 
     def __post_init__(self):
         for name in ("seeds", "epochs", "val_per_class"):
@@ -69,6 +71,9 @@ class Profile:
         check_fields(self, OVERRIDES, f"profile {self.name!r}:")
         for grid in self.grids.values():
             models.family(grid.family)
+        if not isinstance(self.compression, compression_.Compression):
+            raise ConfigError(f"profile {self.name!r}: compression must be an engine.compression.Compression, "
+                              f"got {type(self.compression).__name__}")
 
     def replace(self, **changes) -> Profile:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -79,7 +84,8 @@ class Profile:
 
     @property
     def study_id(self) -> str:
-        """The profile's name and a hash of everything it trains: what names the analysis tables of this study."""
+        """The profile's name and a hash of everything it trains and measures (its compression grid included): what
+        names the analysis tables of this study."""
         canonical = json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
         return f"{self.name}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
 

@@ -151,7 +151,7 @@ class Store:
             for name, frame in (("runs", self.table(configs=configs)), ("histories", self.histories(configs=configs))):
                 archive.writestr(f"{name}.parquet", frame.to_parquet(index=False))
             for file in sorted(tables.rglob("*")):
-                if file.is_file() and not file.name.startswith("."):
+                if file.is_file() and not file.name.startswith(".") and file.suffix != ".fingerprint":
                     archive.write(file, file.relative_to(tables).as_posix())
         os.replace(tmp, path)
         return path
@@ -214,7 +214,8 @@ def row(run: Run) -> dict:
 
 
 class Tables:
-    """The analysis tables of one study, one Parquet file per dataset and table, each written atomically."""
+    """The analysis tables of one study, one Parquet file per dataset and table, each written atomically, with the
+    fingerprint of what it was computed from beside it (``<table>.fingerprint``; ``analyses.tables``)."""
 
     def __init__(self, folder: Path, study: dict):
         self.folder, self.study = Path(folder), study
@@ -223,20 +224,30 @@ class Tables:
         """Where a table of ``dataset`` lives (None: a table of the whole study, such as the findings)."""
         return (self.folder / data.spec(dataset).name if dataset else self.folder) / f"{name}.parquet"
 
-    def save(self, dataset: str, name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    def save(self, dataset: str, name: str, frame: pd.DataFrame, fingerprint: str | None = None) -> pd.DataFrame:
+        """Write the table, then its fingerprint (none: the table is kept, but never taken as up to date); a kill
+        between the two leaves a table without one, computed again when next asked for."""
         path = self.path(dataset, name)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not (self.folder / "study.json").exists():
                 _write_atomic(self.folder / "study.json", json.dumps(self.study, indent=1))
+            path.with_suffix(".fingerprint").unlink(missing_ok=True)
             frame.to_parquet(tmp, index=False)
             os.replace(tmp, path)
+            if fingerprint is not None:
+                _write_atomic(path.with_suffix(".fingerprint"), fingerprint)
         except OSError as err:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write the analysis table {path} ({err.strerror or err}): make the results root "
                              f"writable and give it free space") from err
         return frame
+
+    def fingerprint(self, dataset: str, name: str) -> str | None:
+        """The fingerprint the table was stored with (None: no table, or none kept)."""
+        path = self.path(dataset, name).with_suffix(".fingerprint")
+        return path.read_text() if path.exists() and self.path(dataset, name).exists() else None
 
     def load(self, dataset: str, name: str) -> pd.DataFrame:
         path = self.path(dataset, name)

@@ -259,6 +259,7 @@ def train_and_store(cfgs: list[dict], store_root: str, device: str | None = None
     stored (another worker may have stored some: what is left is trained as the bundles it still forms). Returns
     the run ids and the seconds it took."""
     start = time.perf_counter()
+    settings.keep_freed_memory()  # this process trains: its activations' buffers are reused, not mapped afresh
     store = Store(store_root)
     cfgs = [c for c in map(RunConfig.from_dict, cfgs) if store.get(c) is None]
     if cfgs:

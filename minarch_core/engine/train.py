@@ -40,7 +40,6 @@ GRAPH_WARMUP = 3  # eager steps before the capture
 CPU_EVAL_BYTES = 4 * 2**20  # on a CPU, an evaluation chunk's widest activation (all seeds) stays about this small
 MONITOR_PER_CLASS = 200  # images per class of each split that the per-epoch history rows are measured on
 METRICS = tuple(f"{split}_{m}" for split in ("train", "val", "test") for m in ("loss", "acc"))
-settings.keep_freed_memory()  # every process that trains or evaluates: workers, notebook kernels, the CLI
 
 
 @dataclass
@@ -434,13 +433,36 @@ def evaluate(model: torch.nn.Module, split: data_.Split, loss_fn=F.cross_entropy
              chunk: int | None = None) -> tuple[float, float]:
     """(mean loss, accuracy) of ``model`` on ``split``, in chunks of ``chunk`` rows (default ``eval_chunk``'s),
     with one host sync."""
+    loss_sum, right = _pass(model, split, loss_fn, chunk)
+    return loss_sum.item() / len(split), right.sum().item() / len(split)
+
+
+@torch.inference_mode()
+def hits(model: torch.nn.Module, states: list[dict], split: data_.Split,
+         loss_fn=F.cross_entropy) -> tuple[list[float], torch.Tensor]:
+    """Per weight set in ``states`` (``model``'s architecture): its loss summed over ``split``, and which of the
+    split's images it classifies right ((states, images) bool, on the CPU): what racing compares variants by,
+    image by image. One weight set at a time, as ``evaluate`` measures one."""
+    model = copy.deepcopy(model).to(split.x.device)
+    sums, right = [], []
+    for state in states:
+        model.load_state_dict(state)
+        loss_sum, r = _pass(model, split, loss_fn)
+        sums.append(loss_sum)
+        right.append(r)
+    if not states:
+        return [], torch.zeros(0, len(split), dtype=torch.bool)
+    return torch.stack(sums).tolist(), torch.stack(right).cpu()
+
+
+def _pass(model: torch.nn.Module, split: data_.Split, loss_fn, chunk: int | None = None):
+    """One evaluation pass: the loss summed over ``split`` (a device scalar) and each image's hit (bool)."""
     model.eval()
     chunk = chunk or eval_chunk(model, 1, split.x.device)
-    loss_sum = torch.zeros((), device=split.x.device)
-    correct = torch.zeros((), device=split.x.device, dtype=torch.long)
+    loss_sum, right = torch.zeros((), device=split.x.device), []
     for i in range(0, len(split), chunk):
         logits = model(split.x[i:i + chunk]).float()
         target = split.y[i:i + chunk]
         loss_sum += loss_fn(logits, target) * len(target)
-        correct += (logits.argmax(1) == target).sum()
-    return loss_sum.item() / len(split), correct.item() / len(split)
+        right.append(logits.argmax(1) == target)
+    return loss_sum, torch.cat(right) if right else torch.zeros(0, dtype=torch.bool, device=split.x.device)

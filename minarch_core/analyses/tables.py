@@ -1,0 +1,248 @@
+"""The analysis tables of a study, each a function whose parameters name the tables it reads.
+
+``get("frontier", at)`` returns one dataset's frontier table: stored under the study id and reused while what it was
+computed from is unchanged, else computed (the tables it reads first, by the same rule) and stored. A table's
+parameters are its inputs (``representatives``, ``runs`` ...), all but the first, ``at`` (a ``Where``: the store,
+the study, the dataset and where to compute): a small graph, in the spirit of Hamilton's functions. "Unchanged" is a
+fingerprint kept beside each stored table: a hash of the table's name and version, of the code of the package's
+engine and analyses (any change there computes every table again), and of its inputs' fingerprints; the runs
+table's covers the ids of the runs it reads. So a table is computed again when an input changes, and only then.
+Notebooks and the CLI ask for tables and plot or print them; none computes a table another reads, and
+``minarch recommend`` answers on a store where only training ran.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from ..engine.errors import ConfigError
+from ..engine.profiles import Profile
+from ..engine.store import Store
+from . import components as components_, frontier as frontier_, pruning as pruning_, quantization as quantization_
+from . import recovery as recovery_, regimes
+
+
+@dataclass(frozen=True)
+class Where:
+    """Which tables (a study's, of one dataset, in a store) and where to compute them."""
+    store: Store
+    study: Profile
+    dataset: str
+    device: str | None = None
+    data_root: str | Path | None = None
+
+    @property
+    def grid(self):
+        return self.study.compression
+
+    @property
+    def compute(self) -> dict:
+        return {"device": self.device, "data_root": self.data_root}
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    make: Callable
+    inputs: tuple[str, ...]
+    version: int  # bumped when what the table computes changes in a way the code hash would not show
+
+
+TABLES: dict[str, Table] = {}
+
+
+def table(version: int = 1):
+    """Register the function as the table of its name, its parameters after ``at`` as its inputs."""
+    def register(make):
+        inputs = tuple(list(inspect.signature(make).parameters)[1:])
+        TABLES[make.__name__] = Table(make.__name__, make, inputs, version)
+        return make
+    return register
+
+
+def get(name: str, at: Where, _prints: dict | None = None) -> pd.DataFrame:
+    """Table ``name`` of ``at``'s study and dataset: the stored one while its fingerprint holds, else computed."""
+    prints = {} if _prints is None else _prints  # each fingerprint worked out once per question
+    spec, tables = _spec(name), at.store.tables(at.study)
+    mine = fingerprint(name, at, prints)
+    if tables.fingerprint(at.dataset, name) == mine:
+        return tables.load(at.dataset, name)
+    frame = spec.make(at, *(get(i, at, prints) for i in spec.inputs))
+    return tables.save(at.dataset, name, frame, mine)
+
+
+def fingerprint(name: str, at: Where, _prints: dict | None = None) -> str:
+    """What table ``name`` of ``at`` is computed from, hashed: its name, version, the code, its inputs'."""
+    prints = {} if _prints is None else _prints
+    if name not in prints:
+        spec = _spec(name)
+        parts = [name, str(spec.version), code()] + [fingerprint(i, at, prints) for i in spec.inputs]
+        if not spec.inputs:  # a table read from the store itself: the runs it reads
+            parts += _run_ids(at)
+        prints[name] = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return prints[name]
+
+
+@functools.cache
+def code() -> str:
+    """A hash of the engine's and the analyses' source: what every table is computed by."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted([*(root / "engine").glob("*.py"), *(root / "analyses").glob("*.py")]):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def recommend(at: Where, min_accuracy: float, family: str | None = None, max_bytes: int | None = None,
+              confidence: float = frontier_.ASK["confidence"].default) -> frontier_.Answer:
+    """``frontier.recommend`` on the study's frontier table of the dataset (computed first if the store holds only
+    trained runs). A chosen variant that the book did not report has no whole-test accuracy yet: it is measured now
+    (``frontier.complete``) and kept in the stored table, under the same fingerprint, so that every answer reports
+    it."""
+    table = get("frontier", at)
+    answer = frontier_.recommend(table, min_accuracy, family, max_bytes, confidence)
+    if pd.isna(answer.row.test_mean):
+        table = frontier_.complete(table, at.store, answer.row.to_frame().T, progress=False, **at.compute)
+        at.store.tables(at.study).save(at.dataset, "frontier", table, fingerprint("frontier", at))
+        answer = frontier_.recommend(table, min_accuracy, family, max_bytes, confidence)
+    return answer
+
+
+def order() -> list[str]:
+    """Every table, each after the tables it reads."""
+    done: list[str] = []
+
+    def visit(name, path=()):
+        if name in path:
+            raise ConfigError(f"the analysis tables read each other in a circle: {' -> '.join((*path, name))}")
+        for i in _spec(name).inputs:
+            visit(i, (*path, name))
+        if name not in done:
+            done.append(name)
+    for name in TABLES:
+        visit(name)
+    return done
+
+
+def _spec(name: str) -> Table:
+    if name not in TABLES:
+        raise ConfigError(f"unknown analysis table {name!r}: choose one of {list(TABLES)}")
+    return TABLES[name]
+
+
+def _configs(at: Where):
+    return at.study.configs(at.dataset)
+
+
+def _run_ids(at: Where) -> list[str]:
+    configs = _configs(at)
+    ids = [c.run_id for c in configs if at.store.path(c).exists()]  # runs are stored whole, by a rename
+    if len(ids) < len(configs):
+        raise ConfigError(f"{len(configs) - len(ids)} of the {len(configs)} runs of study {at.study.study_id} on "
+                          f"{at.dataset} are not in {at.store.root}: train them first (minarch sweep --dataset "
+                          f"{at.dataset} --profile {at.study.name}, or make book)")
+    return sorted(ids)
+
+
+# -- the tables ------------------------------------------------------------------------------------------------------
+
+@table()
+def runs(at: Where) -> pd.DataFrame:
+    """One row per run of the study on the dataset: its configuration, final metrics and history features."""
+    configs = _configs(at)
+    return regimes.run_features(at.store.table(configs=configs), at.store.histories(configs=configs))
+
+
+@table()
+def configurations(at: Where, runs: pd.DataFrame) -> pd.DataFrame:
+    return regimes.configurations(runs)
+
+
+@table()
+def minimal(at: Where, runs: pd.DataFrame) -> pd.DataFrame:
+    return regimes.minimal_params(runs)
+
+
+@table()
+def minimal_draws(at: Where, runs: pd.DataFrame) -> pd.DataFrame:
+    return regimes.minimal_draws(runs)
+
+
+@table()
+def sensitivity(at: Where, runs: pd.DataFrame) -> pd.DataFrame:
+    return regimes.sensitivity(runs)
+
+
+@table()
+def plateau(at: Where, configurations: pd.DataFrame) -> pd.DataFrame:
+    return regimes.fit_plateau(configurations)
+
+
+@table()
+def representatives(at: Where, configurations: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    return regimes.representatives(configurations, runs)
+
+
+@table()
+def pruning(at: Where, representatives: pd.DataFrame) -> pd.DataFrame:
+    return pruning_.curves(at.store.runs_of(representatives), at.grid.pruning, **at.compute)
+
+
+@table()
+def redundancy(at: Where, pruning: pd.DataFrame) -> pd.DataFrame:
+    return pruning_.redundancy(pruning, at.grid.tolerance)
+
+
+@table()
+def matched_redundancy(at: Where, configurations: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Redundancy of the square DNNs in bands of matched size, every seed (globally pruned)."""
+    bands = pruning_.matched_bands(configurations)
+    if bands.empty:
+        return pd.DataFrame(columns=["config_id", "band", "depth", "redundancy"])
+    seeds = at.store.runs_of(regimes.seed_runs(bands, runs))
+    curves = pruning_.curves(seeds, at.grid.pruning.only(scopes=("global",)), **at.compute)
+    return pruning_.redundancy(curves, at.grid.tolerance).merge(bands[["config_id", "band"]], on="config_id")
+
+
+@table()
+def quantization(at: Where, representatives: pd.DataFrame) -> pd.DataFrame:
+    return quantization_.curves(at.store.runs_of(representatives), at.grid.quantization, **at.compute)
+
+
+@table()
+def tolerance(at: Where, quantization: pd.DataFrame) -> pd.DataFrame:
+    return quantization_.tolerance(quantization, at.grid.tolerance)
+
+
+@table()
+def frontier(at: Where, configurations: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Every variant of the stable configurations, raced on validation; the owners' quantization-aware variants;
+    the whole test split of the variants the book reports."""
+    grid = at.grid
+    chosen = frontier_.chosen_runs(at.store, configurations, runs, grid.seeds)
+    post = frontier_.race(chosen, grid.frontier, progress=False, **at.compute)
+    tuned = at.store.runs_of(frontier_.owners(post).drop_duplicates("run_id"))
+    aware = frontier_.measure(tuned, recovery_.variants, grid=grid.recovery, progress=False, **at.compute)
+    table_ = pd.concat([post, aware], ignore_index=True)
+    return frontier_.complete(table_, at.store, frontier_.reported(table_), progress=False, **at.compute)
+
+
+@table()
+def recovery(at: Where, frontier: pd.DataFrame) -> pd.DataFrame:
+    return recovery_.gain(frontier_.summarise(frontier))
+
+
+@table()
+def components(at: Where, representatives: pd.DataFrame) -> pd.DataFrame:
+    return components_.table(at.store.runs_of(representatives), at.grid.components, **at.compute)
+
+
+@table()
+def component_ranking(at: Where, components: pd.DataFrame) -> pd.DataFrame:
+    return components_.ranking(components)
