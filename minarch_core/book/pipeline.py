@@ -124,6 +124,13 @@ def present(nb, spec, parameters: dict) -> None:
         metadata={"tags": []}))
 
 
+def _tables_computed(profile: str, results: str | None, since: float) -> dict:
+    """How many of the study's analysis tables this build computed (the rest it reused: ``analyses.tables``)."""
+    folder = Store(results).tables(profiles.study(profile)).folder
+    stamps = [p.stat().st_mtime for p in folder.rglob("*.fingerprint")]
+    return {"tables_computed": sum(t >= since for t in stamps), "tables": len(stamps)}
+
+
 def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 1, device: str | None = None,
           results: str | None = None, data_root: str | None = None, html: bool = True,
           cell_timeout: int | None = 6 * 3600, log: bool = False, root: Path = ROOT) -> Path:
@@ -169,6 +176,7 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
             info = {"commit": _commit(), "profile": profile, "datasets": datasets,
                     "started": started.strftime("%Y-%m-%d %H:%M UTC"), "seconds": time.perf_counter() - start,
                     "parallel": parallel, "notebooks": list(timings), "runs_trained": trained, "runs": total_runs,
+                    **_tables_computed(profile, results, started.timestamp()),
                     "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores" + _gpu()}
             (book / "build-info.json").write_text(json.dumps(info, indent=1))
             if total_runs and trained == total_runs:  # the benchmark's book-from-an-empty-store record, kept

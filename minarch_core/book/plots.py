@@ -110,7 +110,8 @@ def _html(spec: dict, scripts: str = "") -> dict:
     """A chart as an HTML output: a div, and a script in its own scope that runs ``scripts`` (unless vega-embed is
     there already) and draws ``spec`` with vega-embed, once the page has it. For screen readers, the chart's SVG
     is labelled by its description (Vega renders ``description`` as its ``aria-label``; ``describe`` gives one
-    where the figure has none) and the actions menu is named."""
+    where the figure has none), the actions menu is named, and a layer with nothing to draw in a panel (an empty
+    mark container, which Vega still gives a role) is hidden from screen readers."""
     spec = {**spec, "description": spec.get("description") or describe(spec)}
     div = f"vis-{uuid.uuid4().hex[:10]}"
     options = json.dumps({"renderer": "svg",  # scales down to a narrower text column (minarch.css), tooltips intact
@@ -118,7 +119,9 @@ def _html(spec: dict, scripts: str = "") -> dict:
     load = f"if(!window.vegaEmbed){{{scripts}}}" if scripts else ""
     script = (f"(function(){{{load}var spec={json.dumps(spec)};function draw(){{vegaEmbed('#{div}',spec,{options})"
               f".then(function(){{var m=document.querySelector('#{div} summary');"
-              f"if(m){{m.setAttribute('aria-label','Chart actions: save as SVG or PNG');}}}})"
+              f"if(m){{m.setAttribute('aria-label','Chart actions: save as SVG or PNG');}}"
+              f"document.querySelectorAll('#{div} svg g[role=graphics-symbol]:empty:not([aria-label])')"
+              f".forEach(function(g){{g.setAttribute('aria-hidden','true');}});}})"
               f".catch(function(e){{console.error(e);}});}}if(window.vegaEmbed){{draw();}}"
               f"else{{window.addEventListener('load',draw);}}}})();")
     return {"text/html": f'<div id="{div}" class="minarch-chart"></div><script>{script}</script>'}
