@@ -113,55 +113,51 @@ RACE_CACHE_BYTES = 1 << 30  # the variants' weights kept between stages; beyond 
 def _race(runs: list[Run], grid: Slice, tolerance: float, device, data_root, bar) -> pd.DataFrame:
     """``race`` of one family's runs (one dataset)."""
     dataset = train.load_data(runs[0].config, device, data_root)
-    loss_fn, setting, pairs_ = train.LOSSES[runs[0].config.loss], grid.settings[0], pairs(grid)
-    order, n = racing.order(len(dataset.val)).to(dataset.val.x.device), len(dataset.val)
+    loss_fn, n = train.LOSSES[runs[0].config.loss], len(dataset.val)
     bar.total += len(runs) * len(racing.stages(n))
     bar.refresh()
-    rows, states, keys, cached = [], [], {}, 0
+    rows, weights, cached = [], [], 0  # rows[r][j]: run r's variant j (of ``pairs(grid)``)
     for run in runs:  # every variant once: its row, and its weights while they fit the cache
-        mine, weights = _built(run, dataset, grid)
-        weight = 4 * models.n_params(run.model(dataset)) * len(weights)
-        states.append(weights if cached + weight <= RACE_CACHE_BYTES else None)
-        cached += weight if states[-1] is not None else 0
-        for row in mine:
-            rows.append({**row, **run_columns(run)})
-            keys.setdefault((rows[-1]["config_id"], row["sparsity"], row["precision"]), []).append(len(rows) - 1)
-    groups = list(keys.values())  # a variant: one configuration's seeds at one (sparsity, precision)
-    group_of = np.empty(len(rows), dtype=int)
-    for g, members in enumerate(groups):
-        group_of[members] = g
-    sizes = np.array([max(rows[i]["size_bytes"] for i in members) for members in groups])
+        mine, states = _built(run, dataset, grid)
+        rows.append([{**row, **run_columns(run)} for row in mine])
+        size = 4 * models.n_params(run.model(dataset)) * len(states)
+        weights.append(states if cached + size <= RACE_CACHE_BYTES else None)
+        cached += size if weights[-1] is not None else 0
+    keys = {}  # a variant: one configuration's seeds at one (sparsity, precision)
+    for r, mine in enumerate(rows):
+        for j, row in enumerate(mine):
+            keys.setdefault((row["config_id"], row["sparsity"], row["precision"]), []).append((r, j))
+    groups = list(keys.values())
+    group_of = {member: g for g, members in enumerate(groups) for member in members}
+    sizes = np.array([max(rows[r][j]["size_bytes"] for r, j in members) for members in groups])
     racing_, measured = np.ones(len(groups), dtype=bool), np.zeros(len(groups), dtype=int)
-    loss_sums, right = np.zeros(len(rows)), [[] for _ in rows]
-    start = 0
+    loss_sums, right = {}, {member: [] for member in group_of}
+    order, start = racing.order(n).to(dataset.val.x.device), 0
     for end in racing.stages(n):
-        idx = order[start:end]
-        split = data.Split(dataset.val.x[idx], dataset.val.y[idx])
+        split = data.Split(dataset.val.x[order[start:end]], dataset.val.y[order[start:end]])
         for r, run in enumerate(runs):
-            mine = [r * len(pairs_) + j for j in range(len(pairs_)) if racing_[group_of[r * len(pairs_) + j]]]
-            if mine:
-                weights = states[r] or [s for *_, s in compressed(lambda run=run: run.model(dataset),
-                                                                  [pairs_[i - r * len(pairs_)] for i in mine],
-                                                                  setting)]
-                if states[r] is not None:
-                    weights = [weights[i - r * len(pairs_)] for i in mine]
-                sums, hit = train.hits(run.model(dataset), weights, split, loss_fn)
-                for i, loss_sum, h in zip(mine, sums, hit):
-                    loss_sums[i] += loss_sum
-                    right[i].append(h)
+            js = [j for j in range(len(rows[r])) if racing_[group_of[r, j]]]
+            if js:
+                states = [weights[r][j] for j in js] if weights[r] is not None else \
+                    [s for *_, s in compressed(lambda: run.model(dataset), [pairs(grid)[j] for j in js],
+                                               grid.settings[0])]
+                for j, loss_sum, hit in zip(js, *train.hits(run.model(dataset), states, split, loss_fn)):
+                    loss_sums[r, j] = loss_sums.get((r, j), 0.0) + loss_sum
+                    right[r, j].append(hit)
             bar.update(1)
-        measured[racing_] = end
-        start = end
-        if end < n:
+        measured[racing_], start = end, end
+        if end < n:  # the test, on every image measured so far
             active = np.flatnonzero(racing_)
-            p = torch.stack([torch.stack([torch.cat(right[i]) for i in groups[g]]).float().mean(0) for g in active])
+            p = torch.stack([torch.stack([torch.cat(right[m]) for m in groups[g]]).float().mean(0) for g in active])
             racing_[active[racing.stopped(p, sizes[active], n, len(groups), tolerance)]] = False
-    for i, row in enumerate(rows):
-        images = int(measured[group_of[i]])
-        hits_ = torch.cat(right[i])
-        row.update(val_images=images, finished=images == n, val_loss=loss_sums[i] / images,
-                   val_acc=hits_.sum().item() / images, test_loss=np.nan, test_acc=np.nan)
-    return pd.DataFrame(rows)
+    out = []
+    for r, mine in enumerate(rows):
+        for j, row in enumerate(mine):
+            images = int(measured[group_of[r, j]])
+            out.append({**row, "val_images": images, "finished": images == n, "val_loss": loss_sums[r, j] / images,
+                        "val_acc": torch.cat(right[r, j]).sum().item() / images, "test_loss": np.nan,
+                        "test_acc": np.nan})
+    return pd.DataFrame(out)
 
 
 def reported(table: pd.DataFrame) -> pd.DataFrame:
