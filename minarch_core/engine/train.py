@@ -444,10 +444,10 @@ def hits(model: torch.nn.Module, states: list[dict], split: data_.Split,
     split's images it classifies right ((states, images) bool, on the CPU): what racing compares variants by,
     image by image. One weight set at a time, as ``evaluate`` measures one."""
     model = copy.deepcopy(model).to(split.x.device)
-    sums, right = [], []
+    chunk, sums, right = eval_chunk(model, 1, split.x.device), [], []  # the chunk once: sizing it traces the model
     for state in states:
         model.load_state_dict(state)
-        loss_sum, r = _pass(model, split, loss_fn)
+        loss_sum, r = _pass(model, split, loss_fn, chunk)
         sums.append(loss_sum)
         right.append(r)
     if not states:
