@@ -26,3 +26,14 @@ def test_the_speed_benchmark_quotes_the_last_phases_run(tmp_path):
     assert "cifar10, commit abc1234" in line
     assert line.endswith("the target, 6 min on one core, needs 69% of the matmul peak")
     assert "not measured" in speed.phases_why(str(tmp_path / "missing.txt"))
+
+
+def test_the_speed_benchmark_reads_what_racing_saved_from_the_last_phases_run(tmp_path):
+    out = tmp_path / "phases-latest.txt"
+    out.write_text("minarch benchmarks/phases.py, 2026-12-04 14:40 UTC, commit abc1234, cifar10, 1 thread(s): 75 runs\n"
+                   "  racing: 1,000 of the 2,120 validation image-evaluations that measuring every variant on the "
+                   "whole split takes (2.12x fewer); 322 of 875 variants finished\n"
+                   "  the target, 6 min on one core, needs 69% of the matmul peak\n")
+    assert speed.racing_saving(str(out)) == 2.12
+    assert speed.phases_why(str(out)).endswith("needs 69% of the matmul peak")  # the why stays the last line
+    assert speed.racing_saving(str(tmp_path / "missing.txt")) is None
