@@ -81,7 +81,7 @@ def main(argv=None):
     raced, whole = post.val_images.sum(), len(post) * n_val
     tuned = ch.store.runs_of(frontier.owners(post).drop_duplicates("run_id"))
     t = time.perf_counter()
-    aware = frontier.measure(tuned, recovery.variants, grid=grid.recovery, **ch.where)
+    aware, _ = recovery.measure(tuned, grid.recovery, **ch.where)
     phase, variants = "quantization-aware fine-tuning", len(frontier.pairs(grid.recovery))
     seconds[phase] = time.perf_counter() - t
     for run in tuned:  # each variant's training steps, then its validation and test splits

@@ -159,8 +159,9 @@ def test_quantization_aware_finetuning_recovers_what_post_training_rounding_lose
     ptq = frontier.variants(run, GRID.only(sparsities=(0.0,), precisions=(2,)), device="cpu", data_root=tiny_root)
     ptq = frontier.complete(ptq.assign(**run_columns(run)), store, ptq.assign(**run_columns(run)), device="cpu",
                             data_root=tiny_root, progress=False)
-    qat = recovery.variants(run, DEFAULT.recovery.only(sparsities=(0.0,), precisions=(2,)), device="cpu",
-                            data_root=tiny_root)
+    qat, weights = recovery.variants(run, DEFAULT.recovery.only(sparsities=(0.0,), precisions=(2,)), device="cpu",
+                                     data_root=tiny_root)
+    assert list(weights) == [f"{run.run_id}/0/2"]  # the fine-tuned weights, kept for the store
     assert qat.test_acc.iloc[0] >= ptq.test_acc.iloc[0] + 0.2
     assert qat.size_bytes.iloc[0] == pytest.approx(ptq.size_bytes.iloc[0], rel=0.05)  # the same encoding
     tuned, = recovery.finetune(run, train.load_data(cfg, "cpu", tiny_root), [(0.9, 3)], epochs=1)

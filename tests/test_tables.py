@@ -1,10 +1,12 @@
 """Analysis tables with declared inputs: computed from a store where only training ran, reused while their inputs
 hold, computed again when an input changes and only then."""
+import pandas as pd
 import pytest
 
 from minarch_core import cli
-from minarch_core.analyses import tables
-from minarch_core.engine import profiles, sweep
+from minarch_core.analyses import components, encoding, frontier, pruning, quantization, regimes, tables
+from minarch_core.analyses import variants as variants_
+from minarch_core.engine import profiles, sweep, train
 from minarch_core.engine.errors import ConfigError
 from minarch_core.engine.store import Store
 
@@ -49,12 +51,12 @@ def test_a_table_is_computed_with_its_inputs_once_then_reused_and_recomputed_onl
     assert made == ["runs", "configurations", "frontier"] and frontier.finished.any()
     assert tables.get("frontier", trained).equals(frontier) and len(made) == 3  # stored and still current
     tables.get("redundancy", trained)
-    assert made[3:] == ["representatives", "pruning", "redundancy"]  # runs and configurations reused
+    assert made[3:] == ["representatives", "variants", "pruning", "redundancy"]  # runs and configurations reused
     spec = tables.TABLES["representatives"]  # what representatives computes changes: it and what reads it, again
     monkeypatch.setitem(tables.TABLES, "representatives", spec.__class__(spec.name, spec.make, spec.inputs, 2))
     tables.get("redundancy", trained)
     tables.get("frontier", trained)
-    assert made[6:] == ["representatives", "pruning", "redundancy"]
+    assert made[7:] == ["representatives", "variants", "pruning", "redundancy"]  # the frontier reads none of them
 
 
 def test_recommend_and_the_table_command_answer_on_a_store_where_only_training_ran(trained, capsys, monkeypatch):
@@ -74,3 +76,61 @@ def test_asking_on_a_store_without_the_runs_names_the_sweep(tmp_path):
     where = tables.Where(Store(tmp_path / "empty"), profiles.get("smoke"), "mnist")
     with pytest.raises(ConfigError, match=r"minarch sweep --dataset mnist --profile smoke, or make book"):
         tables.get("frontier", where)
+
+
+def test_the_curve_slices_are_views_of_one_table_each_variant_measured_once(trained, monkeypatch):
+    """The pruning curves, quantization curves and component sensitivity read from the compression table equal what
+    each slice's own function computes on the same runs (weights, bytes and accuracies alike), and a variant that
+    several slices ask for (the unpruned float32 model, a float cast in both settings) is evaluated once."""
+    evaluated = []
+    real = variants_.train.evaluate_states
+    monkeypatch.setattr(variants_.train, "evaluate_states",
+                        lambda model, states, *a, **k: evaluated.append(len(states)) or real(model, states, *a, **k))
+    table, grid = tables.get("variants", trained), trained.grid
+    reps = tables.get("representatives", trained)
+    asked = variants_.requests(grid, reps, regimes.seed_runs(pruning.matched_bands(
+        tables.get("configurations", trained)), tables.get("runs", trained)))
+    whole = asked[asked.c_component == variants_.WHOLE].filter(like="c_").drop_duplicates()
+    assert sum(evaluated) == len(whole) + (table.slice == "components").sum()  # each component variant is its own
+    assert sum(evaluated) < len(table) and table.shared.any() and set(table.slice) >= {"pruning", "quantization"}
+    runs = trained.store.runs_of(reps)
+    options = {"device": "cpu", "data_root": trained.data_root}
+    for name, theirs, keys in (
+            ("pruning", pruning.curves(runs, grid.pruning, **options), ["run_id", "scope", "sparsity"]),
+            ("quantization", quantization.curves(runs, grid.quantization, **options),
+             ["run_id", "scheme", "granularity", "precision"]),
+            ("components", components.table(runs, grid.components, **options), ["run_id", "component", "bits"])):
+        mine = tables.get(name, trained)
+        pd.testing.assert_frame_equal(mine.sort_values(keys, ignore_index=True)[list(theirs.columns)],
+                                      theirs.sort_values(keys, ignore_index=True), check_dtype=False)
+
+
+def test_fine_tuned_weights_are_stored_with_their_table_and_rebuild_its_variants(trained):
+    at = tables.Where(trained.store, trained.study.replace(compression=trained.grid.replace(
+        pruning={"epochs": 1, "sparsities": (0.0, 0.5)})), "mnist", "cpu", trained.data_root)
+    stored = at.store.tables(at.study)
+    curves = tables.get("pruning", at)
+    tuned = stored.weights("mnist", "variants")
+    assert set(tuned) == {f"{r}/{scope}/0.5/1" for r in curves.run_id.unique() for scope in at.grid.pruning.scopes}
+    front = tables.get("frontier", at)
+    aware = front[front.method == "quantization-aware"]
+    weights = stored.weights("mnist", "frontier")
+    assert set(weights) == {f"{r.run_id}/{r.sparsity:g}/{r.precision}" for r in aware.itertuples()}
+    r = aware.iloc[-1]
+    run, = at.store.runs_of(aware.iloc[[-1]])
+    model = run.model(train.load_data(run.config, "cpu", at.data_root))
+    model.load_state_dict(weights[f"{r.run_id}/{r.sparsity:g}/{r.precision}"])
+    assert encoding.size(model, int(r.precision), scheme=r.scheme, granularity=r.granularity) == r.size_bytes
+    assert pruning.sparsity_of(model) == pytest.approx(r.achieved)
+
+
+def test_a_test_accuracy_measured_on_demand_reaches_the_tables_read_from_the_frontier(trained):
+    front = tables.get("frontier", trained)
+    tables.get("compression", trained)
+    todo = front[front.test_acc.isna()].iloc[[0]]
+    done = frontier.complete(front, trained.store, todo, device="cpu", data_root=trained.data_root, progress=False)
+    tables.amend("frontier", trained, done)
+    both = tables.get("compression", trained)
+    post = done[done.method == "post-training"]
+    assert post.test_acc.notna().sum() > front[front.method == "post-training"].test_acc.notna().sum()
+    assert both.loc[both.slice == "frontier", "test_acc"].notna().sum() == post.test_acc.notna().sum()

@@ -207,17 +207,6 @@ def chosen_runs(store, configurations: pd.DataFrame, runs: pd.DataFrame, seeds: 
     return store.runs_of(picked.sort_values(["family", "n_params", "seed"]))
 
 
-def measure(runs: list[Run], make=None, progress: bool = True, **options) -> pd.DataFrame:
-    """``make(run, **options)`` (default ``variants``; ``recovery.variants`` for the fine-tuned arm) of every run,
-    with each run's dataset, seed and architecture columns."""
-    make = make or variants
-    frames = [make(run, **options).assign(**run_columns(run))
-              for run in tqdm(runs, desc="frontier", unit="model", disable=not progress)]
-    if not frames:
-        raise ConfigError("no stable trained model to compress: sweep the dataset first (minarch sweep)")
-    return pd.concat(frames, ignore_index=True)
-
-
 def summarise(table: pd.DataFrame, confidence: float = ASK["confidence"].default) -> pd.DataFrame:
     """One row per variant of a configuration, its seeds pooled: bytes (the largest seed's), the mean and the
     one-sided lower bound of validation accuracy, and the test split's mean and two-sided interval at

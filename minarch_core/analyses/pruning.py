@@ -124,20 +124,16 @@ def curve(run: Run, sparsities=DEFAULT.pruning.sparsities, scope: str = "global"
           finetune_epochs: int = 0, iterative: bool = False, splits=("test",), device=None,
           data_root=None) -> pd.DataFrame:
     """Accuracy (and loss) of ``run``'s model on ``splits`` at each sparsity: one row per sparsity."""
-    cfg = run.config
-    dataset = train.load_data(cfg, device, data_root)
-    loss_fn = train.LOSSES[cfg.loss]
-    order = torch.Generator().manual_seed(cfg.seed)
+    dataset = train.load_data(run.config, device, data_root)
+    loss_fn = train.LOSSES[run.config.loss]
+    order = torch.Generator().manual_seed(run.config.seed)  # iterative pruning's one data order, step after step
     model = None
     rows, states = [], []
     for target in sorted(sparsities):
         if model is None or not iterative:
             model = run.model(dataset)
         prune_to(model, target, scope, keep_classifier_dense)
-        if finetune_epochs and target > 0:
-            opt = train.optimizer(cfg, model.parameters())
-            for _ in range(finetune_epochs):
-                train.train_epoch(model, opt, loss_fn, dataset.train, cfg.batch_size, order)
+        finetune(model, run, dataset, finetune_epochs if target > 0 else 0, order if iterative else None)
         states.append(masked_state(model))
         rows.append({"run_id": run.run_id, "scope": scope, "method": "iterative" if iterative else "one-shot",
                      "finetune_epochs": finetune_epochs, "classifier_dense": keep_classifier_dense,
@@ -145,6 +141,18 @@ def curve(run: Run, sparsities=DEFAULT.pruning.sparsities, scope: str = "global"
                      "size_bytes": encoding.size(_with(run.model(dataset), model))})  # float32, sparse layouts
     return pd.DataFrame(score(rows, run.model(dataset), states, {s: getattr(dataset, s) for s in splits},
                                      loss_fn))
+
+
+def finetune(model: nn.Module, run: Run, dataset, epochs: int, order: torch.Generator | None = None) -> nn.Module:
+    """Fine-tune a pruned ``model`` (masks attached, so pruned weights stay zero and get no gradient) ``epochs`` on
+    ``dataset``'s training split with ``run``'s optimiser settings and loss, in the data order of ``order`` (default:
+    drawn afresh from the run's seed, so a one-shot variant's fine-tuning does not depend on the others')."""
+    cfg = run.config
+    order = order or torch.Generator().manual_seed(cfg.seed)
+    opt = train.optimizer(cfg, model.parameters()) if epochs else None
+    for _ in range(epochs):
+        train.train_epoch(model, opt, train.LOSSES[cfg.loss], dataset.train, cfg.batch_size, order)
+    return model
 
 
 def curves(runs, grid: Slice = DEFAULT.pruning, **options) -> pd.DataFrame:

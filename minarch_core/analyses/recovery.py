@@ -25,7 +25,7 @@ from ..engine import fused, sweep, train
 from ..engine.compression import DEFAULT, Slice
 from ..engine.store import Run
 from . import encoding, grids, pruning, quantization
-from .common import score
+from .common import run_columns, score
 
 
 def finetune(run: Run, dataset, grid, epochs: int = DEFAULT.recovery.epochs,
@@ -98,14 +98,17 @@ def _finetune_stack(run: Run, dataset, grid, epochs: int, setting) -> list[nn.Mo
     return nets
 
 
-def variants(run: Run, grid: Slice = DEFAULT.recovery, device=None, data_root=None) -> pd.DataFrame:
-    """Rows like ``frontier.variants`` (method "quantization-aware") for every sparsity x bit width of ``grid``."""
+def variants(run: Run, grid: Slice = DEFAULT.recovery, device=None, data_root=None) -> tuple[pd.DataFrame, dict]:
+    """Rows like ``frontier.variants`` (method "quantization-aware") for every sparsity x bit width of ``grid``, and
+    the fine-tuned weights of each (before the final rounding, which ``grid``'s setting redoes exactly), by
+    "run_id/sparsity/bits"."""
     dataset = train.load_data(run.config, device, data_root)
     dense, loss_fn = run.model(dataset), train.LOSSES[run.config.loss]
-    rows, states, dense_bytes = [], [], encoding.size(dense)
+    rows, states, weights, dense_bytes = [], [], {}, encoding.size(dense)
     pairs = [(s, b) for s in grid.sparsities for b in grid.precisions]
     scheme, granularity = grid.settings[0]
     for (sparsity, b), tuned in zip(pairs, finetune(run, dataset, pairs, grid.epochs, grid.settings[0])):
+        weights[f"{run.run_id}/{sparsity:g}/{b}"] = tuned.state_dict()
         states.append(quantization.quantize_model(copy.deepcopy(tuned), b, scheme, granularity).state_dict())
         rows.append({"run_id": run.run_id, "method": "quantization-aware", "sparsity": sparsity,
                      "achieved": pruning.sparsity_of(tuned), "precision": str(b), "bits": b, "scheme": scheme,
@@ -113,7 +116,17 @@ def variants(run: Run, grid: Slice = DEFAULT.recovery, device=None, data_root=No
                                                                              granularity=granularity),
                      "dense_bytes": dense_bytes, "finetune_epochs": grid.epochs})
     splits = {"val": dataset.val, "test": dataset.test}  # all reported: few
-    return pd.DataFrame(score(rows, dense, states, splits, loss_fn))
+    return pd.DataFrame(score(rows, dense, states, splits, loss_fn)), weights
+
+
+def measure(runs: list[Run], grid: Slice = DEFAULT.recovery, device=None, data_root=None) -> tuple[pd.DataFrame, dict]:
+    """``variants`` of every run, with each run's dataset, seed and architecture columns, and all their weights."""
+    frames, weights = [], {}
+    for run in runs:
+        frame, tuned = variants(run, grid, device, data_root)
+        frames.append(frame.assign(**run_columns(run)))
+        weights.update(tuned)
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), weights
 
 
 def compared(summary: pd.DataFrame) -> pd.DataFrame:

@@ -12,20 +12,23 @@ Notebooks and the CLI ask for tables and plot or print them; none computes a tab
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
+from ..engine import data, sweep
 from ..engine.errors import ConfigError
 from ..engine.profiles import Profile
 from ..engine.store import Store
 from . import components as components_, frontier as frontier_, pruning as pruning_, quantization as quantization_
-from . import recovery as recovery_, regimes
+from . import recovery as recovery_, regimes, variants as variants_
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,9 @@ def get(name: str, at: Where, _prints: dict | None = None) -> pd.DataFrame:
     mine = fingerprint(name, at, prints)
     if tables.fingerprint(at.dataset, name) == mine:
         return tables.load(at.dataset, name)
-    frame = spec.make(at, *(get(i, at, prints) for i in spec.inputs))
-    return tables.save(at.dataset, name, frame, mine)
+    made = spec.make(at, *(get(i, at, prints) for i in spec.inputs))
+    frame, weights = made if isinstance(made, tuple) else (made, None)  # a table with fine-tuned models: both
+    return tables.save(at.dataset, name, frame, mine, weights)
 
 
 def fingerprint(name: str, at: Where, _prints: dict | None = None) -> str:
@@ -109,9 +113,56 @@ def recommend(at: Where, min_accuracy: float, family: str | None = None, max_byt
     answer = frontier_.recommend(table, min_accuracy, family, max_bytes, confidence)
     if pd.isna(answer.row.test_mean):
         table = frontier_.complete(table, at.store, answer.row.to_frame().T, progress=False, **at.compute)
-        at.store.tables(at.study).save(at.dataset, "frontier", table, fingerprint("frontier", at))
+        amend("frontier", at, table)
         answer = frontier_.recommend(table, min_accuracy, family, max_bytes, confidence)
     return answer
+
+
+def amend(name: str, at: Where, frame: pd.DataFrame) -> None:
+    """Store ``frame`` as table ``name`` under its current fingerprint (what it was computed from is unchanged: it
+    only holds more, such as a test accuracy measured on demand), and mark every stored table computed from it out
+    of date, so that each is made again from the amended one when next asked for."""
+    tables = at.store.tables(at.study)
+    tables.save(at.dataset, name, frame, fingerprint(name, at))
+    for other in TABLES:
+        if name in _reads(other):
+            tables.path(at.dataset, other).with_suffix(".fingerprint").unlink(missing_ok=True)
+
+
+def _reads(name: str) -> set[str]:
+    """Every table that table ``name`` is computed from, directly or not."""
+    inputs = set(_spec(name).inputs)
+    return inputs.union(*(_reads(i) for i in inputs))
+
+
+HEAVY = ("variants", "frontier")  # the tables that measure models: nearly all of a book's analysis time
+
+
+def compute(study: Profile, datasets, store: Store, workers: int = 1, device=None, data_root=None,
+            announce=None) -> list[dict]:
+    """Every dataset's ``HEAVY`` tables (and what they read), computed ahead of the chapters by ``workers``
+    processes that split the cores, the largest first (the hardest dataset's, each table alone a task), so that
+    the cores stay busy until the last finishes; the chapters then only read. ``announce(label)`` gives a context
+    (the build's ticker) around each table; returns one record per table: dataset, table and seconds."""
+    tasks = [(d, name) for d in reversed(data.by_difficulty(datasets)) for name in HEAVY]
+    run = functools.partial(_compute_one, study, store.root, device, data_root)
+    announce = announce or (lambda label: contextlib.nullcontext())
+    if workers <= 1 or len(tasks) == 1:
+        out = []
+        for dataset, name in tasks:
+            with announce(f"{name} table — {data.spec(dataset).title}"):
+                out.append(run(dataset, name))
+        return out
+    with sweep.process_pool(workers) as pool:
+        futures = [pool.submit(run, dataset, name) for dataset, name in tasks]
+        with announce(f"the {len(tasks)} largest analysis tables, {workers} at a time"):
+            return [f.result() for f in futures]
+
+
+def _compute_one(study: Profile, root, device, data_root, dataset: str, name: str) -> dict:
+    start = time.perf_counter()
+    get(name, Where(Store(root), study, dataset, device, data_root))
+    return {"dataset": dataset, "chapter": f"{name} table", "seconds": round(time.perf_counter() - start, 1)}
 
 
 def order() -> list[str]:
@@ -190,8 +241,22 @@ def representatives(at: Where, configurations: pd.DataFrame, runs: pd.DataFrame)
 
 
 @table()
-def pruning(at: Where, representatives: pd.DataFrame) -> pd.DataFrame:
-    return pruning_.curves(at.store.runs_of(representatives), at.grid.pruning, **at.compute)
+def variants(at: Where, representatives: pd.DataFrame, configurations: pd.DataFrame,
+             runs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The compression table's curve part: every variant the pruning, quantization and component slices ask for
+    (``variants.requests``: the representatives, and every seed of the matched-depth bands), each measured once; one
+    row per request, so that each slice's view is a selection. With the weights of the fine-tuned ones."""
+    bands = regimes.seed_runs(pruning_.matched_bands(configurations), runs)
+    asked = variants_.requests(at.grid, representatives, bands)
+    unique = asked[["c_" + k for k in variants_.KEY]].drop_duplicates().rename(columns=lambda c: c[2:])
+    runs_ = at.store.runs_of(pd.concat([representatives, bands]).drop_duplicates("run_id"))
+    measured = variants_.measure(runs_, unique, **at.compute)
+    return variants_.joined(asked, measured.table), measured.weights
+
+
+@table()
+def pruning(at: Where, variants: pd.DataFrame) -> pd.DataFrame:
+    return variants_.pruning_curves(variants)
 
 
 @table()
@@ -200,19 +265,18 @@ def redundancy(at: Where, pruning: pd.DataFrame) -> pd.DataFrame:
 
 
 @table()
-def matched_redundancy(at: Where, configurations: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+def matched_redundancy(at: Where, variants: pd.DataFrame, configurations: pd.DataFrame) -> pd.DataFrame:
     """Redundancy of the square DNNs in bands of matched size, every seed (globally pruned)."""
     bands = pruning_.matched_bands(configurations)
     if bands.empty:
         return pd.DataFrame(columns=["config_id", "band", "depth", "redundancy"])
-    seeds = at.store.runs_of(regimes.seed_runs(bands, runs))
-    curves = pruning_.curves(seeds, at.grid.pruning.only(scopes=("global",)), **at.compute)
+    curves = variants_.pruning_curves(variants, "matched")
     return pruning_.redundancy(curves, at.grid.tolerance).merge(bands[["config_id", "band"]], on="config_id")
 
 
 @table()
-def quantization(at: Where, representatives: pd.DataFrame) -> pd.DataFrame:
-    return quantization_.curves(at.store.runs_of(representatives), at.grid.quantization, **at.compute)
+def quantization(at: Where, variants: pd.DataFrame) -> pd.DataFrame:
+    return variants_.quantization_curves(variants)
 
 
 @table()
@@ -221,16 +285,25 @@ def tolerance(at: Where, quantization: pd.DataFrame) -> pd.DataFrame:
 
 
 @table()
-def frontier(at: Where, configurations: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Every variant of the stable configurations, raced on validation; the owners' quantization-aware variants;
-    the whole test split of the variants the book reports."""
+def frontier(at: Where, configurations: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The compression table's frontier part: every variant of the stable configurations, raced on validation; the
+    owners' quantization-aware variants (with their fine-tuned weights); the whole test split of the variants the
+    book reports."""
     grid = at.grid
     chosen = frontier_.chosen_runs(at.store, configurations, runs, grid.seeds)
     post = frontier_.race(chosen, grid.frontier, progress=False, **at.compute)
     tuned = at.store.runs_of(frontier_.owners(post).drop_duplicates("run_id"))
-    aware = frontier_.measure(tuned, recovery_.variants, grid=grid.recovery, progress=False, **at.compute)
+    aware, weights = recovery_.measure(tuned, grid.recovery, **at.compute)
     table_ = pd.concat([post, aware], ignore_index=True)
-    return frontier_.complete(table_, at.store, frontier_.reported(table_), progress=False, **at.compute)
+    return frontier_.complete(table_, at.store, frontier_.reported(table_), progress=False, **at.compute), weights
+
+
+@table()
+def compression(at: Where, variants: pd.DataFrame, frontier: pd.DataFrame) -> pd.DataFrame:
+    """The one compression table of the dataset: every variant the study's grid asks for, by slice, with its bytes
+    and what was measured of it (its two parts stacked: what ``minarch table`` shows and the archive holds)."""
+    return pd.concat([variants, frontier.assign(slice=frontier.method.map(
+        {"post-training": "frontier", "quantization-aware": "recovery"}))], ignore_index=True)
 
 
 @table()
@@ -239,8 +312,8 @@ def recovery(at: Where, frontier: pd.DataFrame) -> pd.DataFrame:
 
 
 @table()
-def components(at: Where, representatives: pd.DataFrame) -> pd.DataFrame:
-    return components_.table(at.store.runs_of(representatives), at.grid.components, **at.compute)
+def components(at: Where, variants: pd.DataFrame) -> pd.DataFrame:
+    return variants_.sensitivity(variants)
 
 
 @table()

@@ -2,7 +2,9 @@
 then compile the HTML.
 
 The sweeps of every dataset run first, in this process, with a live progress bar (runs done of total, rate, time
-left); the sweep chapters then find every run stored. Then the method chapter; per dataset sweep -> regimes ->
+left); the sweep chapters then find every run stored. Then the analysis tables that measure models
+(``analyses.tables.compute``: each dataset's compression table, ``workers`` processes at a time, the largest first),
+so that the chapters only read them. Then the method chapter; per dataset sweep -> regimes ->
 pruning -> quantization -> smallest, ``workers`` datasets at a time; then the cross-dataset findings and the
 reproducing chapter, each announced as it starts ("[5/18] Pruning — MNIST") with its time when done. Notebooks are
 read from their jupytext ``.py`` sources and written, executed, to ``book/<dataset>/``. A
@@ -32,6 +34,7 @@ import papermill
 import yaml
 from jupyter_client.manager import AsyncKernelManager
 
+from ..analyses import tables
 from ..engine import data, profiles, sweep
 from ..engine.errors import MinarchError
 from ..engine.store import Store
@@ -153,6 +156,8 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
     start = time.perf_counter()
     trained, total_runs = train(profile, datasets, workers, device, results, data_root)
     timings.append({"dataset": "all", "chapter": "training", "seconds": round(time.perf_counter() - start, 1)})
+    timings += tables.compute(profiles.study(profile), datasets, Store(results), workers, device, data_root,
+                              announce=Ticker)
     total = sum(len(datasets) if c.per_dataset else 1 for c in CHAPTERS.values())
 
     count, lock = iter(range(1, total + 1)), threading.Lock()

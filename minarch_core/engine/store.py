@@ -13,6 +13,7 @@ the run namespace, and named by the study (profile plus overrides) that made the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -59,10 +60,14 @@ class Run:
     def state_dict(self) -> dict:
         return torch.load(self.path / "model.pt", map_location="cpu", weights_only=True)
 
+    @functools.cached_property
+    def _weights(self) -> dict:  # read once: the analyses build a run's model anew for every variant
+        return self.state_dict()
+
     def model(self, dataset) -> torch.nn.Module:
         """A fresh copy of the trained model on ``dataset``'s device; the stored weights are never touched."""
         model = build_model(self.config, dataset)
-        model.load_state_dict(self.state_dict())
+        model.load_state_dict(self._weights)
         return model.to(dataset.train.x.device)
 
 
@@ -151,7 +156,7 @@ class Store:
             for name, frame in (("runs", self.table(configs=configs)), ("histories", self.histories(configs=configs))):
                 archive.writestr(f"{name}.parquet", frame.to_parquet(index=False))
             for file in sorted(tables.rglob("*")):
-                if file.is_file() and not file.name.startswith(".") and file.suffix != ".fingerprint":
+                if file.is_file() and not file.name.startswith(".") and file.suffix == ".parquet":
                     archive.write(file, file.relative_to(tables).as_posix())
         os.replace(tmp, path)
         return path
@@ -224,9 +229,12 @@ class Tables:
         """Where a table of ``dataset`` lives (None: a table of the whole study, such as the findings)."""
         return (self.folder / data.spec(dataset).name if dataset else self.folder) / f"{name}.parquet"
 
-    def save(self, dataset: str, name: str, frame: pd.DataFrame, fingerprint: str | None = None) -> pd.DataFrame:
-        """Write the table, then its fingerprint (none: the table is kept, but never taken as up to date); a kill
-        between the two leaves a table without one, computed again when next asked for."""
+    def save(self, dataset: str, name: str, frame: pd.DataFrame, fingerprint: str | None = None,
+             weights: dict | None = None) -> pd.DataFrame:
+        """Write the table (and ``weights``, the state dicts of its fine-tuned models by name, beside it as
+        ``<table>.weights.pt``; None leaves those stored as they are), then its fingerprint (none: the table is
+        kept, but never taken as up to date); a kill before the fingerprint leaves a table without one, computed
+        again when next asked for."""
         path = self.path(dataset, name)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
         try:
@@ -234,6 +242,8 @@ class Tables:
             if not (self.folder / "study.json").exists():
                 _write_atomic(self.folder / "study.json", json.dumps(self.study, indent=1))
             path.with_suffix(".fingerprint").unlink(missing_ok=True)
+            if weights is not None:
+                self._save_weights(path.with_suffix(".weights.pt"), weights)
             frame.to_parquet(tmp, index=False)
             os.replace(tmp, path)
             if fingerprint is not None:
@@ -248,6 +258,20 @@ class Tables:
         """The fingerprint the table was stored with (None: no table, or none kept)."""
         path = self.path(dataset, name).with_suffix(".fingerprint")
         return path.read_text() if path.exists() and self.path(dataset, name).exists() else None
+
+    def weights(self, dataset: str, name: str) -> dict:
+        """The fine-tuned models' state dicts stored with a table, by name ({} when it has none)."""
+        path = self.path(dataset, name).with_suffix(".weights.pt")
+        return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
+
+    @staticmethod
+    def _save_weights(path: Path, weights: dict) -> None:
+        if not weights:
+            path.unlink(missing_ok=True)
+            return
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        torch.save(weights, tmp)
+        os.replace(tmp, path)
 
     def load(self, dataset: str, name: str) -> pd.DataFrame:
         path = self.path(dataset, name)
