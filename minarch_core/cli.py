@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 
 from .analyses import frontier, tables
-from .book.chapter import CHAPTERS, PARAMETERS, check
+from .book.parameters import CHAPTERS, PARAMETERS, check
 from .engine import data, models, profiles, settings, sweep
 from .engine.errors import ConfigError, MinarchError
 from .engine.store import Store

@@ -34,7 +34,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 from minarch_core.analyses import racing, regimes
-from minarch_core.book import chapter, plots
+from minarch_core.book import chapter, parameters, plots
 from minarch_core.engine import config, data, models, profiles, sweep, train
 
 ch = chapter.from_notebook("method", globals())
@@ -209,6 +209,12 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 #   bit widths with the masks held and the rounding in the loop (straight-through). Component sensitivity rounds one
 #   component group at a time to a few bit widths, the rest float32, and measures the paired drop on the test
 #   split's monitor subset. The exact grids follow.
+# - **One compression table per dataset** holds every variant these slices ask for, with its bytes and what was
+#   measured of it. A variant that several slices ask for is built and evaluated once: the unpruned float32 model
+#   is the first point of both pruning scopes and both quantization settings, a float16 cast is one variant in
+#   both integer settings, and a matched-depth band's seed that is also a representative has one global curve. The
+#   pruning and quantization curves and the component sensitivity are views of that table; the fine-tuned
+#   variants' weights are stored with it.
 #
 # ## Findings
 #
@@ -238,6 +244,6 @@ Markdown(f"Racing tests after {', '.join(f'{n:,}' for n in racing.STAGES)} image
 
 # %%
 params = pd.DataFrame([{"parameter": p.name, "default": repr(p.default), "takes": p.allowed(), "meaning": p.help,
-                        "chapters": ", ".join(c.name for c in chapter.CHAPTERS.values() if p.name in c.parameters)}
-                       for p in chapter.PARAMETERS.values()])
+                        "chapters": ", ".join(c.name for c in parameters.CHAPTERS.values() if p.name in c.parameters)}
+                       for p in parameters.PARAMETERS.values()])
 ch.table("parameters", params, {c: (c, None) for c in params.columns}, "Chapter parameters", fold_after=20)

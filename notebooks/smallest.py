@@ -62,8 +62,9 @@ ch.figure(plots.frontier(summary, front, refs), "frontier")
 # The lines join each family's Pareto frontier (chosen on validation accuracy: no variant of that family is both
 # smaller and more accurate there), each point the mean test accuracy over seeds with their interval as a bar. The
 # faint points are the other variants (a triangle when fine-tuned, see below) at their mean validation accuracy, the
-# number the choice compared; the line's heights are test accuracies, so a faint point can sit a little above it
-# where validation and test differ. The diamonds are published tiny models of other architectures (tagged as in
+# number the choice compared, measured on the images racing had reached when it stopped them (their tooltip says how
+# many); the line's heights are test accuracies, so a faint point can sit a little above it where validation and
+# test differ. The diamonds are published tiny models of other architectures (tagged as in
 # the table at the end of this page), sized as float32: they use convolutions with pooling, normalisation,
 # augmentation and long schedules, which the paper's families do not.
 

@@ -12,7 +12,7 @@ import yaml
 from conftest import has_dataset
 
 from minarch_core.book import pipeline
-from minarch_core.book.chapter import CHAPTERS
+from minarch_core.book.parameters import CHAPTERS
 from minarch_core.engine import data, profiles
 
 DATASETS = list(data.DATASETS)

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from minarch_core.book import chapter, pipeline
+from minarch_core.book import chapter, parameters, pipeline
 from minarch_core.engine import settings
 from minarch_core.engine.errors import ConfigError
 
@@ -127,7 +127,7 @@ def lab_checkout(smoke_book, tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("name", list(chapter.CHAPTERS))
+@pytest.mark.parametrize("name", list(parameters.CHAPTERS))
 def test_every_chapter_runs_from_its_folder_as_it_is_and_draws_its_figures(lab_checkout, name, monkeypatch):
     """As JupyterLab runs it: the kernel in notebooks/, no setting for the store, only the profile changed."""
     monkeypatch.delenv("MINARCH_RESULTS")

@@ -8,7 +8,7 @@ import threading
 import jupytext
 import pytest
 
-from minarch_core.book import chapter, pipeline
+from minarch_core.book import parameters, pipeline
 
 NOTEBOOKS = sorted((pipeline.ROOT / "notebooks").glob("*.py"))
 
@@ -18,7 +18,7 @@ def cells(nb):
 
 
 def test_every_chapter_has_a_notebook():
-    assert [p.stem for p in NOTEBOOKS] == sorted(chapter.CHAPTERS)
+    assert [p.stem for p in NOTEBOOKS] == sorted(parameters.CHAPTERS)
 
 
 @pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
@@ -32,7 +32,7 @@ def test_pairs_are_in_sync(py):
 @pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
 def test_parameters_cell_is_the_chapters_record_in_both_files(py):
     """Every notebook sets exactly the parameters its chapter record names, to their declared defaults."""
-    spec = chapter.CHAPTERS[py.stem]
+    spec = parameters.CHAPTERS[py.stem]
     for path in (py, py.with_suffix(".ipynb")):
         tagged = [c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
@@ -40,8 +40,8 @@ def test_parameters_cell_is_the_chapters_record_in_both_files(py):
         exec(tagged[0].source, {}, values)
         assert list(values) == list(spec.parameters), f"{path.name} must set {spec.parameters}"
         for name, value in values.items():
-            assert value == chapter.PARAMETERS[name].default, f"{path.name}: {name} = {value!r}, declared default " \
-                f"{chapter.PARAMETERS[name].default!r}"
+            assert value == parameters.PARAMETERS[name].default, f"{path.name}: {name} = {value!r}, declared default " \
+                f"{parameters.PARAMETERS[name].default!r}"
 
 
 @pytest.mark.parametrize("name, value, message", [

@@ -11,7 +11,7 @@ from torch import nn
 
 from minarch_core import cli
 from minarch_core.analyses import pruning, quantization, regimes
-from minarch_core.book import chapter, pipeline
+from minarch_core.book import chapter, parameters, pipeline
 from minarch_core.engine import data, models, profiles, sweep
 from minarch_core.engine.config import RunConfig
 from minarch_core.engine.errors import ConfigError
@@ -125,7 +125,7 @@ def test_two_studies_in_one_store_keep_their_own_tables(tiny_store):
 def test_the_chapter_context_carries_device_and_data_root(tmp_path):
     ch = chapter.open_chapter(dataset="cifar10", profile="smoke", device="cpu", data=str(tmp_path))
     assert ch.where == {"device": "cpu", "data_root": tmp_path}
-    with pytest.raises(chapter.ParameterError, match="unknown notebook parameter\\(s\\) \\['colour'\\]"):
+    with pytest.raises(parameters.ParameterError, match="unknown notebook parameter\\(s\\) \\['colour'\\]"):
         chapter.open_chapter(colour="blue")
     with pytest.raises(ConfigError, match="device 'cuda:7' was asked for but CUDA is not available"):
         chapter.open_chapter(device="cuda:7")

@@ -98,8 +98,8 @@ def code() -> str:
     """A hash of the engine's and the analyses' source: what every table is computed by."""
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for path in sorted([*(root / "engine").glob("*.py"), *(root / "analyses").glob("*.py")]):
-        digest.update(path.name.encode() + path.read_bytes())
+    for path in sorted([*(root / "engine").rglob("*.py"), *(root / "analyses").rglob("*.py")]):
+        digest.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
     return digest.hexdigest()
 
 

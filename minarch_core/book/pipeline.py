@@ -38,7 +38,7 @@ from ..analyses import tables
 from ..engine import data, profiles, sweep
 from ..engine.errors import MinarchError
 from ..engine.store import Store
-from .chapter import CHAPTERS, chapter as chapter_spec, check
+from .parameters import CHAPTERS, chapter as chapter_spec, check
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: notebooks/, book/ sources, _config.yml, _toc.yml
 PER_DATASET = [c.name for c in CHAPTERS.values() if c.per_dataset]  # in dependency order

@@ -485,7 +485,9 @@ def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFram
         domain=["post-training", "quantization-aware"], range=["circle", "triangle-up"]))
     cloud = alt.Chart(d).mark_point(size=14, opacity=0.3, filled=True, clip=True).encode(
         x=x, y=y, color=family_color(), shape=method, tooltip=[
-            *tip, alt.Tooltip("test_mean:Q", format=".2%", title="validation accuracy"), alt.Tooltip("method:N")])
+            *tip, alt.Tooltip("test_mean:Q", format=".2%", title="validation accuracy"),
+            *([alt.Tooltip("val_images:Q", format=",", title="validation images measured")] if "val_images" in d
+              else []), alt.Tooltip("method:N")])
     line = alt.Chart(f).mark_line(point=alt.OverlayMarkDef(size=30)).encode(
         x=x, y=y, color=family_color(), detail="family:N", tooltip=[
             *tip, alt.Tooltip("test_mean:Q", format=".2%"),
