@@ -206,7 +206,11 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 #   Pareto set, the recommendations, the recovery comparison) and for any that `recommend` chooses later, which
 #   it measures then. `recommend` chooses on the validation split by a one-sided Student-t lower bound over seeds
 #   and reports the test split. Recovery fine-tunes the configurations that own the frontier for a few epochs at low
-#   bit widths with the masks held and the rounding in the loop (straight-through). Component sensitivity rounds one
+#   bit widths with the masks held and the rounding in the loop (straight-through), every variant of its grid,
+#   stacked: no sound rule says beforehand which fine-tuned variant cannot reach the frontier, since fine-tuning
+#   also repairs what pruning cost and can end above the unpruned model (tried on the quick book, a rule that skipped
+#   the variants whose size some variant already filled at that model's accuracy dropped points of CIFAR-10's
+#   frontier); the smallest-model chapter says how many fine-tuned variants each frontier holds. Component sensitivity rounds one
 #   component group at a time to a few bit widths, the rest float32, and measures the paired drop on the test
 #   split's monitor subset. The exact grids follow.
 # - **One compression table per dataset** holds every variant these slices ask for, with its bytes and what was

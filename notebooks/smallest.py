@@ -90,6 +90,9 @@ ch.table("recovery", gains, {
     "Mean test accuracy of the same configurations and sparsities, rounded after training or fine-tuned rounded "
     f"(collapse: more than {recovery.COLLAPSE:.0%} below float32; held: within {recovery.HELD:.0%})")
 
+# %%
+Markdown(frontier.recovery_text(summary))
+
 # %% [markdown]
 # ## Which parts tolerate low precision
 #

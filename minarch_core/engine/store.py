@@ -146,7 +146,8 @@ class Store:
     def export(self, study, datasets, folder: str | os.PathLike) -> Path:
         """Everything a study computed, as ``<folder>/<study id>.zip``: ``runs.parquet`` (one row per run of the
         study's configs on ``datasets``), ``histories.parquet`` (every epoch of those runs), ``study.json`` and every
-        analysis table (``<dataset>/<table>.parquet``). What the book offers for download."""
+        analysis table (``<dataset>/<table>.parquet``; not the fine-tuned weights some keep beside them, which
+        ``Tables.weights`` reads). What the book offers for download."""
         configs = [c for d in datasets for c in study.configs(d)]
         path = Path(folder) / f"{study.study_id}.zip"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +157,7 @@ class Store:
             for name, frame in (("runs", self.table(configs=configs)), ("histories", self.histories(configs=configs))):
                 archive.writestr(f"{name}.parquet", frame.to_parquet(index=False))
             for file in sorted(tables.rglob("*")):
-                if file.is_file() and not file.name.startswith(".") and file.suffix == ".parquet":
+                if file.is_file() and not file.name.startswith(".") and file.suffix in (".parquet", ".json"):
                     archive.write(file, file.relative_to(tables).as_posix())
         os.replace(tmp, path)
         return path

@@ -161,3 +161,19 @@ def racing_text(post: pd.DataFrame) -> str:
             f"validation image-evaluations that measuring every variant on the whole split takes "
             f"({whole.sum() / post.val_images.sum():.1f}x fewer).")
 
+
+
+def recovery_text(summary: pd.DataFrame) -> str:
+    """How much of the frontier the fine-tuned variants hold, in words: what fine-tuning only the owners' recovery
+    grid (no finer rule picks which of their variants to fine-tune) buys."""
+    aware = summary[summary.method == "quantization-aware"]
+    if aware.empty:
+        return "No variant was fine-tuned."
+    keys = ["config_id", "sparsity", "precision", "method"]
+
+    def held(front):
+        return int(aware.merge(front[keys], on=keys).shape[0])
+    family, overall = choose.pareto(summary), choose.pareto(summary, by=("dataset",))
+    return (f"Of the {len(aware)} fine-tuned variants ({aware.config_id.nunique()} configurations, every sparsity "
+            f"and bit width of the recovery grid), **{held(family)}** are on their family's Pareto set and "
+            f"**{held(overall)}** on the frontier across families, which holds {len(overall)} points.")
