@@ -18,7 +18,7 @@ def main(argv=None) -> int:
     settings.keep_freed_memory()  # a sweep in this process, or recommend measuring a test split
     try:
         return {"sweep": _sweep, "book": _book, "chapter": _chapter, "recommend": _recommend,
-                "table": _table}[args.command](args)
+                "export": _export, "inspect": _inspect, "table": _table}[args.command](args)
     except MinarchError as err:
         print(f"minarch: error: {err}", file=sys.stderr)
         return 2
@@ -77,14 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
                     "given confidence over seeds; print it with its test accuracy (measured now, and kept, when the "
                     "chapter did not report that variant). The frontier table is the one the 'smallest' chapter "
                     "shows; on a store where only training ran, it is computed first (with the tables it reads).")
-    r.add_argument("--dataset", required=True, choices=list(data.DATASETS), help="the dataset")
-    for name in ("min_accuracy", "confidence", "max_bytes"):
-        p = frontier.ASK[name]
-        r.add_argument(f"--{name.replace('_', '-')}", type=p.parse, default=p.default, required=p.default is None
-                       and not p.optional, help=f"{p.help}: {p.allowed()}")
-    r.add_argument("--family", default=None, choices=list(models.FAMILIES), help="only this family")
-    for name in ("seeds", "epochs", "train_per_class"):
-        _option(r, name, "(the study's override, as when it was built)")
+    _question(r)
+
+    e = commands.add_parser(
+        "export", parents=[shared], help="write recommend's answer as model.onnx, model.minarch and a card",
+        description="Take recommend's answer home: one seed of the chosen variant (the lower median of its seeds' "
+                    "validation accuracies) written to --out as model.onnx (int8 initialisers with "
+                    "DequantizeLinear at 8 bits or fewer), model.minarch (the packed bytes the frontier counts, "
+                    "behind a header; minarch inspect reads it) and card.json / card.md. Nothing is written when "
+                    "nothing reaches the target.")
+    _question(e)
+    e.add_argument("--out", required=True, help="the folder to write (must not exist, or be empty)")
+    e.add_argument("--force", action="store_true", help="write into a folder that holds files, replacing ours")
+    i = commands.add_parser("inspect", help="the layout of a model.minarch file, tensor by tensor",
+                            description="Read a model.minarch file (minarch export) and print its header and, per "
+                                        "tensor, its values (bits or float type), layout, kept values and bytes.")
+    i.add_argument("file", help="the model.minarch file")
 
     t = commands.add_parser(
         "table", parents=[shared], help="an analysis table of a study, computed if missing",
@@ -149,6 +157,18 @@ def _book(args) -> int:
     return 0
 
 
+def _question(parser) -> None:
+    """recommend's question (and export's): the dataset, the target and its limits, the study's overrides."""
+    parser.add_argument("--dataset", required=True, choices=list(data.DATASETS), help="the dataset")
+    for name in ("min_accuracy", "confidence", "max_bytes"):
+        p = frontier.ASK[name]
+        parser.add_argument(f"--{name.replace('_', '-')}", type=p.parse, default=p.default,
+                            required=p.default is None and not p.optional, help=f"{p.help}: {p.allowed()}")
+    parser.add_argument("--family", default=None, choices=list(models.FAMILIES), help="only this family")
+    for name in ("seeds", "epochs", "train_per_class"):
+        _option(parser, name, "(the study's override, as when it was built)")
+
+
 def _chapter(args) -> int:
     from .book import pipeline
     spec = CHAPTERS[args.name]
@@ -188,6 +208,31 @@ def _recommend(args) -> int:
                                                                      ("train_per_class", args.train_per_class)) if v)
     print("\n".join(answer.lines(args.dataset, args.profile, overrides)))
     return 0 if answer.met else 1
+
+
+def _export(args) -> int:
+    from .analyses import export
+    done, answer = export.export(_where(args), args.min_accuracy, args.out, args.family, args.max_bytes,
+                                 args.confidence, args.force)
+    if done is None:
+        overrides = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (
+            ("seeds", args.seeds), ("epochs", args.epochs), ("train_per_class", args.train_per_class)) if v)
+        print("\n".join(answer.lines(args.dataset, args.profile, overrides)) + "\nnothing written")
+        return 1
+    c = done.card
+    print(f"{c['model']}, {c['sparsity']:.0%} pruned, {c['precision']} ({c['recovery']}), seed {c['seed']}: "
+          f"{c['payload_bytes']:,} payload bytes; written to {done.folder}: {', '.join(export.FILES)}")
+    return 0
+
+
+def _inspect(args) -> int:
+    from . import packed
+    from .analyses import export
+    try:
+        print("\n".join(export.inspect(args.file)))
+    except (packed.FormatError, OSError) as err:
+        raise ConfigError(f"cannot read {args.file}: {err}") from None
+    return 0
 
 
 def _value(text: str):

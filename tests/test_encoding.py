@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from minarch_core import packed as packed_
 from minarch_core.analyses import encoding, pruning, quantization
 from minarch_core.engine import models
 
@@ -21,7 +22,7 @@ def weights(m):
 def test_bits_pack_and_unpack(bits):
     values = np.random.default_rng(bits).integers(0, 2 ** bits, 1001)
     packed = encoding.pack_bits(values, bits)
-    assert len(packed) == (1001 * bits + 7) // 8 and (encoding.unpack_bits(packed, bits, 1001) == values).all()
+    assert len(packed) == (1001 * bits + 7) // 8 and (packed_.unpack_bits(packed, bits, 1001) == values).all()
 
 
 @pytest.mark.parametrize("family, arch", [("dnn", {"widths": [20, 10]}), ("cnn", {"channels": 4}),

@@ -16,22 +16,19 @@ measures (equal values; a pruned -0.0 comes back as 0.0) (``tests/test_encoding.
 from __future__ import annotations
 
 import copy
-import struct
 
 import numpy as np
 import torch
 from torch import nn
 
+from .. import packed
+from ..packed import FLOAT, GAP_BITS, GRID, INT, TENSOR as HEADER
 from .grids import FLOATS, codes, grid, targets
 
-DENSE, BITMAP, RELATIVE = 0, 1, 2
-LAYOUTS = ("dense", "bitmap", "relative")
-FLOAT, INT = 0, 1
-FLOAT_TYPES = list(FLOATS)  # float32, bfloat16, float16: stored by index
-GAP_BITS = 4
+DENSE, BITMAP, RELATIVE = 0, 1, 2  # packed.LAYOUTS, in order
+FLOAT_TYPES = list(FLOATS)  # float32, bfloat16, float16: stored by index, as packed.FLOAT_TYPES reads them
 GAP_LIMIT = 2 ** GAP_BITS - 1  # the largest step one relative index holds
-HEADER = struct.Struct("<BBBI")  # layout, kind, float type index or bit width, count (elements, kept or entries)
-GRID = struct.Struct("<BI")  # asymmetric?, number of scales
+assert tuple(FLOAT_TYPES) == packed.FLOAT_TYPES
 
 
 def pack_bits(values: np.ndarray, bits: int, chunk: int = 1 << 16) -> bytes:
@@ -44,11 +41,6 @@ def pack_bits(values: np.ndarray, bits: int, chunk: int = 1 << 16) -> bytes:
     return np.packbits(np.concatenate(planes) if planes else np.zeros(0, np.uint8)).tobytes()
 
 
-def unpack_bits(data, bits: int, count: int) -> np.ndarray:
-    planes = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: count * bits].reshape(count, bits)
-    return (planes.astype(np.int64) << np.arange(bits - 1, -1, -1)).sum(1)
-
-
 def encode(model: nn.Module, precision="float32", scheme: str = "symmetric", granularity: str = "tensor",
            include_biases: bool = False) -> bytes:
     """``model`` (dense or pruned float weights) stored at ``precision`` as ``quantization.quantize_model`` sets it:
@@ -57,14 +49,14 @@ def encode(model: nn.Module, precision="float32", scheme: str = "symmetric", gra
 
 
 def decode(data: bytes, model: nn.Module) -> nn.Module:
-    """A copy of ``model`` (the same architecture) holding the parameters that ``data`` encodes."""
-    out, offset = copy.deepcopy(model), 0
+    """A copy of ``model`` (the same architecture) holding the parameters that ``data`` encodes (read by
+    ``packed.decode``, the one decoder, which needs numpy only)."""
+    out = copy.deepcopy(model)
+    params = list(out.parameters())
+    arrays, _ = packed.decode(data, [tuple(p.shape) for p in params])
     with torch.no_grad():
-        for p in out.parameters():
-            values, offset = _read_tensor(data, offset, p.numel())
-            p.copy_(values.reshape(p.shape))
-    if offset != len(data):
-        raise ValueError(f"{len(data) - offset} bytes left over: the data does not encode this architecture")
+        for p, values in zip(params, arrays):
+            p.copy_(torch.from_numpy(values))
     return out
 
 
@@ -77,11 +69,7 @@ def size(model: nn.Module, precision="float32", scheme: str = "symmetric", granu
 
 def layouts(data: bytes, model: nn.Module) -> list[str]:
     """The layout chosen for each parameter tensor (dense, bitmap or relative)."""
-    found, offset = [], 0
-    for p in model.parameters():
-        found.append(LAYOUTS[data[offset]])
-        _, offset = _read_tensor(data, offset, p.numel())
-    return found
+    return [i["layout"] for i in packed.decode(data, [tuple(p.shape) for p in model.parameters()])[1]]
 
 
 # -- one tensor --------------------------------------------------------------------------------------------------------
@@ -139,40 +127,3 @@ def _layout(kept: np.ndarray, kind: int, parameter: int, grid_bytes: bytes, stor
     gaps = np.full(entries, GAP_LIMIT, dtype=np.int64)  # fillers, then each step's last gap
     gaps[np.cumsum(fillers + 1) - 1] = steps - fillers * GAP_LIMIT
     return head + pack_bits(gaps, GAP_BITS) + store(np.cumsum(gaps) - 1)
-
-
-def _read_tensor(data: bytes, offset: int, n: int) -> tuple[torch.Tensor, int]:
-    layout, kind, parameter, count = HEADER.unpack_from(data, offset)
-    offset += HEADER.size
-    if kind == INT:
-        asymmetric, scales = GRID.unpack_from(data, offset)
-        offset += GRID.size
-        scale = torch.from_numpy(np.frombuffer(data, "<f4", scales, offset).copy())
-        offset += 4 * scales
-        zero = torch.zeros(scales)
-        if asymmetric:
-            zero = torch.from_numpy(np.frombuffer(data, "<i4", scales, offset).astype(np.float32))
-            offset += 4 * scales
-        qmin = 0 if asymmetric else -(2 ** (parameter - 1) - 1)
-        per = n // scales  # elements per scale (output channels are the leading dimension)
-    if layout == DENSE:
-        places = np.arange(n)
-    elif layout == BITMAP:
-        places = np.flatnonzero(np.unpackbits(np.frombuffer(data, np.uint8, (n + 7) // 8, offset))[:n])
-        offset += (n + 7) // 8
-    else:
-        size_ = (count * GAP_BITS + 7) // 8
-        places = np.cumsum(unpack_bits(data[offset:offset + size_], GAP_BITS, count)) - 1
-        offset += size_
-    out = torch.zeros(n)
-    if kind == FLOAT:
-        dtype = FLOATS[FLOAT_TYPES[parameter]]
-        width = torch.finfo(dtype).bits // 8
-        raw = np.frombuffer(data, "<i2" if width == 2 else "<i4", len(places), offset).copy()
-        out[places] = torch.from_numpy(raw).view(dtype).float()
-        return out, offset + width * len(places)
-    size_ = (len(places) * parameter + 7) // 8
-    q = torch.from_numpy(unpack_bits(data[offset:offset + size_], parameter, len(places)) + qmin).float()
-    channel = torch.from_numpy(places // per)
-    out[places] = (q - zero[channel]) * scale[channel]  # grids.apply_grid's arithmetic, element by element
-    return out, offset + size_

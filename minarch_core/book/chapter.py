@@ -4,6 +4,8 @@ for analysis tables and shows figures and tables.
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +84,10 @@ class Chapter:
             plots.save(chart, self.figures / self.folder / name)
         return chart
 
+    def link(self, name: str) -> str:
+        """The relative link from the chapter's page to file ``name`` of its figure folder."""
+        return f"{'../' * (2 if self.spec.per_dataset else 1)}figures/{self.folder}/{name}"
+
     def table(self, name: str, frame: pd.DataFrame, columns: dict, caption: str, **options):
         """``frame`` shown for people (``tables.show``); the full frame is saved as CSV beside the figures (when a
         figure folder is set) and linked from the page."""
@@ -90,14 +96,33 @@ class Chapter:
             path = self.figures / self.folder / f"{name}.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
             frame.to_csv(path, index=False)
-            link = f"{'../' * (2 if self.spec.per_dataset else 1)}figures/{self.folder}/{name}.csv"  # from its page
+            link = self.link(f"{name}.csv")
         return tables.show(frame, columns, caption, link, **options)
+
+    def at(self, dataset: str | None = None) -> analysis.Where:
+        """Where this chapter's analysis tables of ``dataset`` (default its own) live and are computed."""
+        return analysis.Where(self.store, self.study, dataset or self.dataset, self.device, self.data_root)
 
     def ask(self, name: str, dataset: str | None = None) -> pd.DataFrame:
         """Analysis table ``name`` of this study and dataset (``analyses.tables``): the stored one while what it
         was computed from is unchanged, else computed now."""
-        where = analysis.Where(self.store, self.study, dataset or self.dataset, self.device, self.data_root)
-        return analysis.get(name, where)
+        return analysis.get(name, self.at(dataset))
+
+    def exported(self, answers: pd.DataFrame, table: pd.DataFrame):
+        """Each met answer of ``answers`` (``frontier.answers`` on the frontier ``table``) exported as
+        ``export.write`` writes it, zipped beside the figures (when a figure folder is set) and linked."""
+        from ..analyses import export
+        met = answers[answers.met == "yes"]
+        if self.figures is None or met.empty:
+            return tables.downloads([], "no figure folder was given" if len(met) else "no target was met")
+        folder, links = self.figures / self.folder / "models", []
+        for _, row in met.iterrows():
+            name = f"{self.dataset}-{round(row.target * 100)}"
+            with tempfile.TemporaryDirectory() as tmp:
+                done = export.write(self.at(), export.seed_of(table, row), row, Path(tmp) / name)
+                path = Path(shutil.make_archive(str(folder / name), "zip", tmp, name))
+            links.append((row.target, done.card, self.link(f"models/{path.name}")))
+        return tables.downloads(links)
 
     def ask_all(self, name: str) -> pd.DataFrame:
         """A table of every dataset of the chapter, stacked."""

@@ -36,6 +36,19 @@ def archive(path, titles: list[str]) -> HTML:
                 f"{html.escape(', '.join(titles))}.</p>")
 
 
+def downloads(links: list, why_none: str = "") -> HTML:
+    """The exported models as downloads, one line each: (target, the export's card, the zip's link)."""
+    if not links:
+        return HTML(f"<p>No model exported: {html.escape(why_none)}.</p>")
+    items = "".join(
+        f"<li>{target:.0%}: <a href='{html.escape(link)}' download>{html.escape(card['model'])}, "
+        f"{card['sparsity']:.0%} pruned, {html.escape(card['precision'])} "
+        f"({html.escape(card['recovery'])})</a>, {card['payload_bytes']:,} bytes of weights "
+        f"(<code>model.onnx</code>, <code>model.minarch</code>, <code>card.json</code>, <code>card.md</code>)</li>"
+        for target, card, link in links)
+    return HTML(f"<ul class='minarch-download'>{items}</ul>")
+
+
 def claims(claims_: pd.DataFrame, study: str, datasets: list[str], titles: dict) -> HTML:
     """The findings table: one row per part of each claim (the paper's statement once, above its parts), this
     book's estimate, the verdict and a link to the chapter whose figure shows it. A part of one dataset links to

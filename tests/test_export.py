@@ -1,0 +1,101 @@
+"""Taking the smallest model home: the exported files compute what the book measured, and bad files are refused."""
+import copy
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from minarch_core import cli, packed
+from minarch_core.analyses import export, frontier, tables
+from minarch_core.analyses.grids import precision_of
+from minarch_core.analyses.quantization import quantize_model
+from minarch_core.engine import profiles, sweep, train
+from minarch_core.engine.store import Store
+
+FLIPS = 2  # test images on which onnxruntime's prediction may differ from torch's (float sums in another order)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_root):
+    """A store holding only the training runs of a small study of every family (two seeds) on synthetic data."""
+    study = profiles.get("smoke").replace(seeds=2, epochs=8, train_per_class=300, val_per_class=20, grids={
+        "dnn": profiles.square((16,), (1,)), "cnn": profiles.Grid("cnn", (2,)),
+        "vit": profiles.Grid("vit", (16,), {"depth": 1, "heads": 2})})  # each learns the task: in the frontier
+    store = Store(tmp_path_factory.mktemp("export") / "results")
+    sweep.run(study.configs("mnist"), store, data_root=tiny_root, device="cpu", progress=False)
+    return tables.Where(store, study, "mnist", "cpu", tiny_root)
+
+
+def session(path):
+    """onnxruntime as the card says to run it: without folding DequantizeLinear into integer kernels (which
+    would also round the activations)."""
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    return ort.InferenceSession(str(path), options)
+
+
+@pytest.mark.parametrize("family", ["dnn", "cnn", "vit"])
+def test_an_exported_variant_computes_what_the_book_measured(trained, tmp_path, family):
+    done, answer = export.export(trained, 0.2, tmp_path / family, family=family)
+    assert answer.met and {f.name for f in done.folder.iterdir()} == set(export.FILES)
+    card = json.loads((done.folder / "card.json").read_text())
+    table = tables.get("frontier", trained)
+    chosen = np.logical_and.reduce([(table[k] == answer.row[k]).to_numpy() for k in frontier.KEYS])
+    seeds = table[chosen].sort_values("val_acc", ignore_index=True)
+    row = seeds.iloc[(len(seeds) - 1) // 2]  # the lower median on validation
+    assert card["run_id"] == row.run_id == export.seed_of(table, answer.row).run_id
+    assert card["payload_bytes"] == row.size_bytes
+    assert card["file_bytes"] == (done.folder / "model.minarch").stat().st_size > card["payload_bytes"]
+    run, model = export.weights(trained, row)
+    ours = quantize_model(copy.deepcopy(model), precision_of(card["precision"]), card["scheme"],
+                          card["granularity"]).eval()
+    header, arrays, _ = packed.read(done.folder / "model.minarch")
+    assert all(np.array_equal(arrays[n], p.detach().numpy()) for n, p in ours.named_parameters())  # bit for bit
+    test = train.load_data(run.config, "cpu", trained.data_root).test
+    with torch.inference_mode():
+        mine = ours(test.x).argmax(1).numpy()
+    theirs = session(done.folder / "model.onnx").run(None, {"image": test.x.numpy()})[0].argmax(1)
+    assert (mine != theirs).sum() <= FLIPS
+    assert abs((theirs == test.y.numpy()).mean() - card["test_accuracy"]) <= FLIPS / len(test.y)
+    if family in ("dnn", "cnn"):
+        assert (packed.forward(header, arrays, test.x.numpy()).argmax(1) != mine).sum() <= FLIPS
+
+
+def test_inspect_reads_a_file_and_refuses_a_truncated_a_foreign_and_a_future_one(trained, tmp_path, capsys):
+    done, _ = export.export(trained, 0.2, tmp_path / "m", family="dnn")
+    path = done.folder / "model.minarch"
+    assert cli.main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    header, _, _ = packed.read(path)
+    assert f"payload {done.card['payload_bytes']:,} bytes" in out
+    assert all(t["name"] in out for t in header["tensors"]) and any(f" {k} " in out for k in packed.LAYOUTS)
+    good = path.read_bytes()
+    for name, blob, message in (
+            ("truncated", good[:-3], "truncated|ends inside"),
+            ("magic", b"X" + good[1:], "not a .minarch file"),
+            ("future", good[:8] + (packed.FORMAT_VERSION + 1).to_bytes(2, "little") + good[10:], "format version"),
+            ("longer", good + b"\0", "left over")):
+        bad = tmp_path / f"{name}.minarch"
+        bad.write_bytes(blob)
+        with pytest.raises(packed.FormatError, match=message):
+            packed.read(bad)
+        assert cli.main(["inspect", str(bad)]) == 2 and "cannot read" in capsys.readouterr().err
+
+
+def test_export_writes_nothing_for_an_unreached_target_and_keeps_a_full_folder(trained, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli.profiles, "study", lambda *a, **k: trained.study)  # the CLI's study: the small one
+    args = ["export", "--dataset", "mnist", "--results", str(trained.store.root), "--data", str(trained.data_root),
+            "--device", "cpu"]
+    smallest = int(frontier.summarise(tables.get("frontier", trained)).size_bytes.min())  # learns less than all
+    assert cli.main([*args, "--min-accuracy", "1.0", "--max-bytes", str(smallest), "--out",
+                     str(tmp_path / "none")]) == 1
+    assert "nothing written" in capsys.readouterr().out and not (tmp_path / "none").exists()
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "mine.txt").write_text("keep me")
+    assert cli.main([*args, "--min-accuracy", "0.2", "--out", str(full)]) == 2
+    assert "--force" in capsys.readouterr().err and sorted(p.name for p in full.iterdir()) == ["mine.txt"]
+    assert cli.main([*args, "--min-accuracy", "0.2", "--out", str(full), "--force"]) == 0
+    assert {p.name for p in full.iterdir()} == {"mine.txt", *export.FILES}
