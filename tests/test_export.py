@@ -7,11 +7,16 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from conftest import real_mnist
+
 from minarch_core import cli, packed
 from minarch_core.analyses import export, frontier, tables
+from minarch_core.analyses.common import run_columns
 from minarch_core.analyses.grids import precision_of
 from minarch_core.analyses.quantization import quantize_model
 from minarch_core.engine import profiles, sweep, train
+from minarch_core.engine.compression import DEFAULT
+from minarch_core.engine.config import RunConfig
 from minarch_core.engine.store import Store
 
 FLIPS = 2  # test images on which onnxruntime's prediction may differ from torch's (float sums in another order)
@@ -99,3 +104,29 @@ def test_export_writes_nothing_for_an_unreached_target_and_keeps_a_full_folder(t
     assert "--force" in capsys.readouterr().err and sorted(p.name for p in full.iterdir()) == ["mine.txt"]
     assert cli.main([*args, "--min-accuracy", "0.2", "--out", str(full), "--force"]) == 0
     assert {p.name for p in full.iterdir()} == {"mine.txt", *export.FILES}
+
+
+@real_mnist
+@pytest.mark.parametrize("family, arch", [("dnn", {"widths": [64]}), ("cnn", {"channels": 4})])
+def test_a_real_mnist_model_exports_and_predicts_as_the_project(tmp_path, family, arch):
+    """A trained model on the real MNIST test split, pruned to 90 % and rounded to 4 bits: onnxruntime and the numpy
+    forward pass predict as the project on all but ``FLIPS`` of its 10,000 images."""
+    store = Store(tmp_path / "real")
+    cfg = RunConfig("mnist", family, arch, epochs=2, train_per_class=200)
+    sweep.run([cfg], store, device="cpu", progress=False)
+    run = store.get(cfg)
+    rows = frontier.variants(run, DEFAULT.frontier.only(sparsities=(0.9,), precisions=(4,)), device="cpu")
+    rows = rows.assign(**run_columns(run))
+    rows = frontier.complete(rows, store, rows, device="cpu", progress=False)
+    at = tables.Where(store, profiles.get("quick"), "mnist", "cpu", None)
+    done = export.write(at, rows.iloc[0], frontier.summarise(rows).iloc[0], tmp_path / "out")
+    assert done.card["payload_bytes"] == rows.size_bytes.iloc[0] and done.card["seeds"]["test_interval"] == [None] * 2
+    test = train.load_data(cfg, "cpu").test
+    header, arrays, _ = packed.read(done.folder / "model.minarch")
+    onnx = session(done.folder / "model.onnx").run(None, {"image": test.x.numpy()})[0].argmax(1)
+    numpy = packed.forward(header, arrays, test.x.numpy()).argmax(1)
+    _, model = export.weights(at, rows.iloc[0])
+    with torch.inference_mode():
+        ours = quantize_model(model, 4, "symmetric", "channel").eval()(test.x).argmax(1).numpy()
+    assert (onnx != ours).sum() <= FLIPS and (numpy != ours).sum() <= FLIPS
+    assert (ours == test.y.numpy()).mean() == pytest.approx(rows.test_acc.iloc[0], abs=1e-12)

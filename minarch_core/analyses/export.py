@@ -111,13 +111,18 @@ def write(at: tables.Where, row: pd.Series, variant: pd.Series, out: Path) -> Ex
             "recovery": row.method, "payload_bytes": len(payload), "file_bytes": file_bytes,
             "onnx_bytes": (out / "model.onnx").stat().st_size, "seed": int(row.seed), "run_id": row.run_id,
             "study_id": at.study.study_id, "validation_accuracy": float(row.val_acc),
-            "test_accuracy": None if pd.isna(row.test_acc) else float(row.test_acc),
-            "seeds": {"count": int(variant.seeds), "test_mean": float(variant.test_mean),
-                      "test_interval": [float(variant.test_low), float(variant.test_high)]},
+            "test_accuracy": _number(row.test_acc),
+            "seeds": {"count": int(variant.seeds), "test_mean": _number(variant.test_mean),
+                      "test_interval": [_number(variant.test_low), _number(variant.test_high)]},
             "input": header["input"], "tensors": names}
     (out / "card.json").write_text(json.dumps(card, indent=1))
     (out / "card.md").write_text(card_text(card))
     return Exported(out, card)
+
+
+def _number(value) -> float | None:
+    """A float for the card, None where nothing was measured (JSON has no NaN)."""
+    return None if pd.isna(value) else float(value)
 
 
 def input_spec(spec) -> dict:
@@ -187,6 +192,8 @@ def card_text(card: dict) -> str:
     i = card["input"]
     test = "not measured" if card["test_accuracy"] is None else f"{card['test_accuracy']:.2%}"
     low, high = card["seeds"]["test_interval"]
+    spread = "" if low is None else f" (interval {low:.2%}..{high:.2%})"
+    mean = card["seeds"]["test_mean"]
     return "\n".join([
         f"# {card['model']} on {data.spec(card['dataset']).title}",
         "",
@@ -197,8 +204,8 @@ def card_text(card: dict) -> str:
         f"- payload {card['payload_bytes']:,} bytes (model.minarch {card['file_bytes']:,} bytes with its header; "
         f"model.onnx {card['onnx_bytes']:,} bytes)",
         f"- this seed ({card['seed']}, run {card['run_id']}): validation {card['validation_accuracy']:.2%}, test "
-        f"{test}; the variant over {card['seeds']['count']} seeds: test {card['seeds']['test_mean']:.2%} "
-        f"(interval {low:.2%}..{high:.2%})",
+        f"{test}; the variant over {card['seeds']['count']} seed(s): test "
+        f"{'not measured' if mean is None else f'{mean:.2%}'}{spread}",
         f"- input: {i['dtype']} {i['layout']} of shape {i['shape']}, each channel {i['formula']}, mean "
         f"{i['mean']}, std {i['std']}",
         f"- study {card['study_id']}; parameters in order: {', '.join(card['tensors'])}",
