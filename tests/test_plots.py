@@ -119,3 +119,15 @@ def test_the_claims_table_links_a_part_across_datasets_to_the_first_dataset():
     page = tables.claims(claims, "smoke", ["mnist", "cifar10"], {"mnist": "MNIST", "cifar10": "CIFAR-10"}).data
     assert re.findall(r"href='([^']+)'", page) == ["cifar10/regimes.html", "mnist/pruning.html", "method.html"]
     assert page.count("<b>a &lt;claim&gt;</b>") == 1 and "1 &amp; 2" in page and "(MNIST, CIFAR-10)" in page
+
+
+def test_the_exported_models_read_as_downloads_one_per_model():
+    from minarch_core.book import tables
+    card = {"model": "CNN 4 ch", "sparsity": 0.9, "precision": "2", "recovery": "quantization-aware",
+            "payload_bytes": 2648}
+    page = tables.downloads([([0.63, 0.73], card, "../../figures/mnist/models/mnist-63.zip"),
+                             ([0.78], {**card, "sparsity": 0.0, "precision": "float16"}, "x.zip")]).data
+    assert re.findall(r"href='([^']+)'", page) == ["../../figures/mnist/models/mnist-63.zip", "x.zip"]
+    assert "63%, 73%: " in page and "pruned to 90%, 2-bit, quantization-aware" in page and "2,648 bytes" in page
+    assert "dense, float16" in page
+    assert "no target was met" in tables.downloads([], "no target was met").data

@@ -116,12 +116,13 @@ class Chapter:
         if self.figures is None or met.empty:
             return tables.downloads([], "no figure folder was given" if len(met) else "no target was met")
         folder, links = self.figures / self.folder / "models", []
-        for _, row in met.iterrows():
+        for _, same in met.groupby(export.KEYS, sort=False):  # one model may answer several targets
+            row = same.iloc[0]
             name = f"{self.dataset}-{round(row.target * 100)}"
             with tempfile.TemporaryDirectory() as tmp:
                 done = export.write(self.at(), export.seed_of(table, row), row, Path(tmp) / name)
                 path = Path(shutil.make_archive(str(folder / name), "zip", tmp, name))
-            links.append((row.target, done.card, self.link(f"models/{path.name}")))
+            links.append((list(same.target), done.card, self.link(f"models/{path.name}")))
         return tables.downloads(links)
 
     def ask_all(self, name: str) -> pd.DataFrame:

@@ -37,15 +37,20 @@ def archive(path, titles: list[str]) -> HTML:
 
 
 def downloads(links: list, why_none: str = "") -> HTML:
-    """The exported models as downloads, one line each: (target, the export's card, the zip's link)."""
+    """The exported models as downloads, one line each: (the targets it answers, the export's card, the zip's
+    link)."""
     if not links:
         return HTML(f"<p>No model exported: {html.escape(why_none)}.</p>")
-    items = "".join(
-        f"<li>{target:.0%}: <a href='{html.escape(link)}' download>{html.escape(card['model'])}, "
-        f"{card['sparsity']:.0%} pruned, {html.escape(card['precision'])} "
-        f"({html.escape(card['recovery'])})</a>, {card['payload_bytes']:,} bytes of weights "
-        f"(<code>model.onnx</code>, <code>model.minarch</code>, <code>card.json</code>, <code>card.md</code>)</li>"
-        for target, card, link in links)
+    items = []
+    for targets, card, link in links:
+        pruned = "dense" if card["sparsity"] == 0 else f"pruned to {card['sparsity']:.0%}"
+        precision = card["precision"] if card["precision"].startswith(("float", "bfloat")) else \
+            f"{card['precision']}-bit"
+        items.append(f"<li>{', '.join(f'{t:.0%}' for t in targets)}: <a href='{html.escape(link)}' download>"
+                     f"{html.escape(card['model'])}, {pruned}, {precision}, {html.escape(card['recovery'])}</a>: "
+                     f"{card['payload_bytes']:,} bytes of weights (<code>model.onnx</code>, "
+                     f"<code>model.minarch</code>, <code>card.json</code>, <code>card.md</code>)</li>")
+    items = "".join(items)
     return HTML(f"<ul class='minarch-download'>{items}</ul>")
 
 
