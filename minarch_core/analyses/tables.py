@@ -8,7 +8,8 @@ fingerprint kept beside each stored table: a hash of the table's name and versio
 engine and analyses (any change there computes every table again), and of its inputs' fingerprints; the runs
 table's covers the ids of the runs it reads. So a table is computed again when an input changes, and only then.
 Notebooks and the CLI ask for tables and plot or print them; none computes a table another reads, and
-``minarch recommend`` answers on a store where only training ran.
+``minarch recommend`` answers on a store where only training ran. The two tables that measure models (``HEAVY``: the
+compression table's parts) are what a build computes ahead of its chapters (``compute``), in parallel processes.
 """
 from __future__ import annotations
 

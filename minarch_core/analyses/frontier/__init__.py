@@ -9,7 +9,7 @@ First the validation split, which all choosing reads, **raced** (``race``, rule 
 each family, a variant stops being measured once a no-larger variant is proven more accurate on the images measured
 so far, so only variants that could be on the frontier are measured on the whole split (``variants`` measures every
 one on it, the reference the tests hold racing to). Then, by ``complete``, the whole test split for the variants the
-book reports (``reported``) and for any that ``ask`` chooses later. A variant's test accuracy is the same number
+book reports (``reported``) and for any that ``recommend`` chooses later. A variant's test accuracy is the same number
 either way, so skipping it for the variants nobody reports changes no answer.
 
 Choices: the frontier is drawn from the stable configurations (regime learning or overfitting) of every family
@@ -23,11 +23,10 @@ The package splits the work by job: ``measure`` (building, racing and completing
 """
 from .choose import ASK, KEYS, answers, near_best, owners, pareto, recommend, reported, summarise, targets
 from .measure import RACE_CACHE_BYTES, chosen_runs, complete, compressed, pairs, race, variants
-from .words import (WIDTH, Answer, across, ownership, precision_text, racing_text, readable, recovery_text, settings_text,
-                    size_text, sparsity_text)
+from .words import (WIDTH, Answer, across, ownership, precision_text, racing_text, readable, recovery_text,
+                    settings_text, size_text, sparsity_text)
 
 __all__ = ["ASK", "KEYS", "answers", "near_best", "owners", "pareto", "recommend", "reported", "summarise", "targets",
            "RACE_CACHE_BYTES", "chosen_runs", "complete", "compressed", "pairs", "race", "variants", "WIDTH", "Answer",
            "across", "ownership", "precision_text", "racing_text", "readable", "recovery_text", "settings_text",
-           "size_text",
-           "sparsity_text"]
+           "size_text", "sparsity_text"]
