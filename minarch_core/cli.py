@@ -41,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "and print one row per configuration (seeds pooled). Interrupt it at any time: run it again "
                     "and only the missing runs are trained.")
     s.add_argument("--dataset", required=True, choices=list(data.DATASETS), help="the dataset to train on")
-    s.add_argument("--family", action="append", choices=profiles.GRIDS, dest="grids",
-                   help="grid to sweep, repeatable: shapes (Phase-1 DNN shapes), dnn (square DNNs), cnn, vit "
-                        "(default: all of the profile's grids)")
+    s.add_argument("--family", action="append", choices=profiles.grid_names(), dest="grids",
+                   help="grid to sweep, repeatable: shapes (Phase-1 DNN shapes), dnn (square DNNs), or a family's "
+                        "own grid (default: all of the profile's grids)")
     for name in ("seeds", "epochs", "train_per_class"):
         _option(s, name, "(overrides the profile)")
     s.add_argument("--full-data", action="store_true", help="train on the whole training split")
@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "Jupyter Book. Runs already in the store are not trained again.")
     b.add_argument("--datasets", default=",".join(data.DATASETS), help="comma-separated datasets (default: all)")
     _option(b, "workers", "", default=1)
+    for name in ("seeds", "epochs", "train_per_class"):
+        _option(b, name, "(overrides the profile in every chapter)")
     b.add_argument("--no-html", action="store_true", help="execute the notebooks only, do not build the HTML")
     b.add_argument("--log", action="store_true", help="stream each notebook's output while it runs")
 
@@ -152,7 +154,8 @@ def _book(args) -> int:
     from .book import pipeline
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     out = pipeline.build(args.profile, datasets, workers=args.workers, device=args.device, results=args.results,
-                         data_root=args.data, html=not args.no_html, log=args.log)
+                         data_root=args.data, html=not args.no_html, log=args.log, seeds=args.seeds,
+                         epochs=args.epochs, train_per_class=args.train_per_class)
     print(f"book: {out / 'index.html' if not args.no_html else out}")
     return 0
 

@@ -18,8 +18,9 @@
 #
 # The paper's claims, one by one, beside what this book measured. This page sets each claim next to the numbers
 # the dataset chapters saved, and gives a verdict by a simple stated rule, so a reader can disagree with a rule
-# and still check the numbers; the figure puts the datasets side by side. Terms are defined in the
-# [method chapter](method.ipynb).
+# and still check the numbers; the figure puts the datasets side by side. The last claims go beyond the paper, to
+# the hybrid architectures its closing section proposes: do they learn with fewer parameters than their parents,
+# and do they own any part of a dataset's bytes frontier. Terms are defined in the [method chapter](method.ipynb).
 
 # %% tags=["parameters"]
 datasets = "mnist,fashion_mnist,cifar10"
@@ -36,15 +37,16 @@ from IPython.display import Markdown
 
 from minarch_core.analyses import findings, frontier
 from minarch_core.book import chapter, plots, tables
-from minarch_core.engine import data, profiles
+from minarch_core.engine import data, models, profiles
 
 ch = chapter.from_notebook("findings", globals())
 saved = {name: ch.ask_all(name) for name in ("configurations", "runs", "minimal", "minimal_draws", "redundancy",
-                                               "matched_redundancy", "tolerance")}
+                                               "matched_redundancy", "tolerance", "frontier")}
 claims = findings.all_claims(*saved.values())
 ch.tables.save(None, "findings", claims)  # a table of the whole study
-dnn_global = saved["redundancy"].query("scope == 'global' and family == 'dnn'")  # depth means DNN layers
-ch.figure(plots.summary(saved["minimal"], dnn_global, saved["tolerance"].query("granularity == 'tensor'")),
+redundancy = saved["redundancy"]
+layered = redundancy[(redundancy.scope == "global") & redundancy.family.isin(models.shaped())]  # depth: layers
+ch.figure(plots.summary(saved["minimal"], layered, saved["tolerance"].query("granularity == 'tensor'")),
           "summary")
 
 # %% [markdown]
@@ -60,10 +62,13 @@ ch.figure(plots.summary(saved["minimal"], dnn_global, saved["tolerance"].query("
 tables.claims(claims, ch.study.name, ch.datasets, {d: data.spec(d).title for d in ch.datasets})
 
 # %%
-counts = claims.verdict.value_counts().reindex(list(findings.VERDICTS), fill_value=0)
-undecided = claims[claims.verdict == "undecided"]
+beyond = claims.paper == findings.PAPER["hybrids"]  # the paper's future work, measured here
+counts = claims[~beyond].verdict.value_counts().reindex(list(findings.VERDICTS), fill_value=0)
+undecided = claims[~beyond & (claims.verdict == "undecided")]
 paper = profiles.get("paper")
-Markdown(f"Of {len(claims)} claim parts, {counts['agrees']} agree with the paper, {counts['differs']} differ and "
+hybrid = claims[beyond].verdict.value_counts().reindex(list(findings.VERDICTS), fill_value=0)
+Markdown(f"Of the paper's {(~beyond).sum()} claim parts, {counts['agrees']} agree with it, {counts['differs']} "
+         f"differ and "
          f"{counts['undecided']} are undecided on the `{ch.study.name}` profile ({ch.study.seeds} seeds, "
          f"{ch.study.epochs} epochs, "
          + ("the whole training split" if ch.study.train_per_class is None else
@@ -74,7 +79,10 @@ Markdown(f"Of {len(claims)} claim parts, {counts['agrees']} agree with the paper
             f"{sum(len(g.values) for g in paper.grids.values()):,} configurations per dataset, which narrows the "
             f"intervals and extends the grids below and above today's bounds; it needs a GPU or a cluster "
             f"(see the README)." if len(undecided) and ch.study.name != "paper" else "")
-         + (" Where a part *differs*, the linked chapter shows the data behind it." if counts["differs"] else ""))
+         + (" Where a part *differs*, the linked chapter shows the data behind it." if counts["differs"] else "")
+         + (f"\n\nBeyond the paper, its proposed future work: of {beyond.sum()} parts on the hybrid families "
+            f"(convolutional stems with an MLP or attention head), {hybrid['agrees']} hold, {hybrid['differs']} do "
+            f"not and {hybrid['undecided']} are undecided." if beyond.any() else ""))
 
 # %% [markdown]
 # ## The smallest model across datasets

@@ -40,6 +40,7 @@ from IPython.display import Markdown
 
 from minarch_core.analyses import pruning
 from minarch_core.book import chapter, plots, tables
+from minarch_core.engine import models
 
 ch = chapter.from_notebook("pruning", globals())
 curves = ch.ask("pruning")
@@ -56,10 +57,11 @@ ch.figure(plots.redundancy_bars(redundancy), "redundancy")
 # %%
 g = redundancy[redundancy.scope == "global"].groupby(["config_id", "model", "family", "depth"]).redundancy.mean()
 g = g.reset_index()
-by_depth = g[g.family == "dnn"].groupby("depth").redundancy.mean()
+by_depth = g[g.family.isin(models.shaped())].groupby(["family", "depth"]).redundancy.mean()
 best = g.loc[g.redundancy.idxmax()]
-Markdown("Global pruning, averaged over seeds: the representative DNNs keep their accuracy up to a mean sparsity of "
-         + ", ".join(f"**{v:.0%}** at depth {d}" for d, v in by_depth.items())
+Markdown("Global pruning, averaged over seeds: " + "; ".join(
+    f"the representative {models.family(f).title}s keep their accuracy up to a mean sparsity of "
+    + ", ".join(f"**{v:.0%}** at depth {d}" for d, v in by_depth[f].items()) for f in by_depth.index.unique(0))
          + f". The most redundant model, {best.model}, tolerates **{best.redundancy:.0%}** sparsity; "
          f"{(g.redundancy >= 0.6).sum()} of {len(g)} models tolerate 60 % or more. These representatives differ in "
          f"size as well as depth; the next section compares depths at matched size.")

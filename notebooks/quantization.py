@@ -69,12 +69,11 @@ ch.table("tolerance", tolerance.assign(setting=tolerance.scheme + ", per " + tol
 
 # %% [markdown]
 # Fake quantization (rounding the weights in float32) is how precision is studied; real deployments store integers.
-# As a cross-check, the largest representative DNN runs from int8 weights through torch's int8 kernel:
+# As a cross-check, the largest representative model runs from int8 weights through torch's int8 kernel:
 
 # %%
-models = ch.store.runs_of(ch.ask("representatives"))
-dnns = [m for m in models if m.config.family == "dnn"]
-check = quantization.int8_crosscheck(max(dnns or models, key=lambda m: m.summary["n_params"]), ch.data_root)
+largest = max(ch.store.runs_of(ch.ask("representatives")), key=lambda run: run.summary["n_params"])
+check = quantization.int8_crosscheck(largest, ch.data_root)
 Markdown(f"Its Linear layers stored as int8 take **{check['int8_linear_bytes']:,} bytes**. Fake and real int8 "
          f"agree on **{check['argmax_agreement']:.2%}** of the test predictions (largest logit difference "
          f"{check['max_abs_logit_diff']:.2g}); test accuracy {check['fake_test_acc']:.2%} with fake quantization, "

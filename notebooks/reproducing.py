@@ -38,7 +38,7 @@ import torch
 from IPython.display import HTML, Markdown, display
 
 from minarch_core.book import benchmarks, chapter, plots, tables
-from minarch_core.engine import data, profiles
+from minarch_core.engine import data, models, profiles
 
 ch = chapter.from_notebook("reproducing", globals())
 info = json.load(open(ch.file("build_info", required=True)))
@@ -55,11 +55,15 @@ Markdown(f"Built from commit `{info['commit']}` with profile **`{info['profile']
 # workers.
 
 # %%
-prof = profiles.get(info["profile"])
+prof = profiles.study(info["profile"], **info.get("overrides", {}))
 cost = pd.concat([ch.store.table(configs=prof.configs(d)) for d in info["datasets"]], ignore_index=True)
 cost = (cost.groupby(["dataset", "family"]).agg(runs=("run_id", "size"), train_minutes=("time_s", "sum"))
         .assign(train_minutes=lambda d: d.train_minutes / 60).reset_index())
-display(Markdown(f"{cost.runs.sum():,d} runs, **{cost.train_minutes.sum():.0f} minutes** of training in all:"))
+hybrid = cost.family.isin(models.hybrids())
+display(Markdown(f"{cost.runs.sum():,d} runs, **{cost.train_minutes.sum():.0f} minutes** of training in all"
+                 + (f", of which the hybrid families (beyond the paper) took **{cost[hybrid].train_minutes.sum():.1f}**, "
+                    f"{cost[hybrid].train_minutes.sum() / cost[~hybrid].train_minutes.sum():.0%} on top of the paper's "
+                    f"families" if hybrid.any() else "") + ":"))
 ch.table("training_cost", plots.labelled(cost), {
     "dataset_title": ("dataset", None), "family_title": ("family", None), "runs": ("runs", "{:,}"),
     "train_minutes": ("training minutes", "{:.1f}")}, "Training cost of the book's runs")

@@ -2,8 +2,8 @@
 import pytest
 from conftest import real_mnist
 
-from minarch_core.analyses import pruning, quantization, regimes
-from minarch_core.engine import sweep
+from minarch_core.analyses import pruning, quantization, regimes, tables
+from minarch_core.engine import profiles, sweep
 from minarch_core.engine.compression import DEFAULT
 from minarch_core.engine.config import RunConfig
 from minarch_core.engine.store import Store
@@ -39,3 +39,20 @@ def test_pruning_and_quantization_on_real_models(real_store):
     qc = quantization.tolerance(quantization.curves([run], grid)).iloc[0]
     assert abs(qc.drop_8bit) < 0.01 < qc.drop_2bit and qc.min_bits <= 8
     assert quantization.int8_crosscheck(run)["argmax_agreement"] > 0.999
+
+
+@real_mnist
+def test_both_hybrids_learn_real_mnist_and_the_frontier_and_recommend_include_them(tmp_path):
+    grid = DEFAULT.replace(frontier={"sparsities": (0.0, 0.5), "precisions": ("float32", 8)},
+                           recovery={"sparsities": (0.0,), "precisions": (4,), "epochs": 1})
+    study = profiles.Profile("hybrids", seeds=2, epochs=8, train_per_class=200, val_per_class=50, compression=grid,
+                             grids={"convmlp": profiles.Grid("convmlp", (16,)), "convvit": profiles.Grid("convvit", (32,))})
+    store = Store(tmp_path)
+    table = sweep.run(study.configs("mnist"), store, device="cpu", progress=False)
+    assert (table.groupby("family").test_acc.min() > 0.5).all()  # chance is 0.1
+    at = tables.Where(store, study, "mnist", "cpu")
+    assert set(tables.get("configurations", at).regime) <= set(regimes.LEARNS)
+    assert set(tables.get("frontier", at).family) == {"convmlp", "convvit"}
+    for family in ("convmlp", "convvit"):
+        answer = tables.recommend(at, 0.4, family=family)
+        assert answer.met and answer.row.family == family and answer.row.test_mean > 0.4

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from minarch_core.analyses import common, findings
+from minarch_core.analyses import common, findings, frontier
 
 
 @pytest.mark.parametrize("low, high, side, expected", [
@@ -159,3 +159,66 @@ def test_relative_drop_is_against_accuracy_above_chance():
 def test_an_interval_the_draws_pin_to_one_shown_value_is_said_in_words():
     assert common.between("80%", "80%") == "the same in 95% of the bootstrap draws"
     assert common.between("-17", "+2") == "95% interval -17 to +2"
+
+
+def family_minimal(points, bounds=None, spread=0.05, n=400, seed=0):
+    """Minimal tables of several families on MNIST (``points``: family -> minimal parameters)."""
+    rng = np.random.default_rng(seed)
+    bounds = bounds or {}
+    minimal = pd.DataFrame([{"dataset": "mnist", "family": f, "min_params": p, "bound": bounds.get(f, "exact"),
+                             "largest": 1e6} for f, p in points.items()])
+    draws = pd.concat([pd.DataFrame({"dataset": "mnist", "family": f, "draw": range(n),
+                                     "min_params": p * np.exp(rng.normal(0, spread, n))}) for f, p in points.items()])
+    return minimal, draws
+
+
+@pytest.mark.parametrize("hybrid, bounds, expected", [
+    (2000, {}, "agrees"),  # fewer than the CNN, the parent needing fewer
+    (20000, {}, "differs"),
+    (6500, {}, "undecided"),  # within the spread of the CNN's 6,780
+    (20000, {"convmlp": "at most", "cnn": "at most"}, "undecided"),  # two bounds from above cannot be ordered
+    (20000, {"cnn": "not reached", "dnn": "not reached"}, "agrees"),
+])
+def test_hybrids_are_compared_with_the_parent_needing_fewest_parameters(hybrid, bounds, expected):
+    rows = findings.hybrids_learn_smaller(*family_minimal({"cnn": 6780, "dnn": 8000, "convmlp": hybrid}, bounds,
+                                                          spread=0.02))
+    assert [r["verdict"] for r in rows] == [expected] and rows[0]["dataset"] == "mnist"
+    assert "Conv+MLP vs CNN and DNN" in rows[0]["part"]
+    if not bounds:
+        assert rows[0]["estimate"] == pytest.approx(6780 / hybrid) and "CNN (the parent needing fewer)" in rows[0]["text"]
+
+
+def test_a_hybrid_without_both_parents_or_no_hybrid_is_undecided_with_its_reason():
+    rows = findings.hybrids_learn_smaller(*family_minimal({"cnn": 6780, "convvit": 900}))
+    assert rows[0]["verdict"] == "undecided" and "a parent family has no run" in rows[0]["text"]
+    rows = findings.hybrids_learn_smaller(*family_minimal({"cnn": 6780, "vit": 900}))
+    assert rows[0]["verdict"] == "undecided" and "no hybrid family" in rows[0]["text"]
+
+
+def frontier_table(variants, seeds=4, spread=0.002, seed=0):
+    """A frontier table: one row per seed of every (family, bytes, mean validation accuracy) variant."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame([{"dataset": "mnist", "config_id": f"{family}{size}", "method": "post-training",
+                          "sparsity": 0.0, "precision": "8", "family": family, "model": family, "size_bytes": size,
+                          "dense_bytes": size, "bits": 8, "achieved": 0.0, "run_id": f"{family}{size}-{s}",
+                          "val_acc": acc + rng.normal(0, spread), "test_acc": acc}
+                         for family, size, acc in variants for s in range(seeds)])
+
+
+def test_a_hybrid_that_owns_frontier_points_is_counted_with_its_interval():
+    owns = frontier_table([("cnn", 1000, 0.80), ("cnn", 4000, 0.95), ("convmlp", 500, 0.85), ("convmlp", 3000, 0.90)])
+    row = findings.hybrids_on_frontier(owns, n_boot=200)[0]
+    assert row["estimate"] == pytest.approx(2 / 3) and row["verdict"] == "agrees"  # 500 and 3000 bytes: 2 of 3 points
+    assert "2 of its 3 points" in row["text"] and "from 500 to 3,000 bytes" in row["text"]
+    beaten = frontier_table([("cnn", 1000, 0.90), ("convmlp", 2000, 0.85)])
+    row = findings.hybrids_on_frontier(beaten, n_boot=200)[0]
+    assert row["estimate"] == 0 and row["verdict"] == "differs"
+    tied = frontier_table([("cnn", 1000, 0.90), ("convmlp", 1000, 0.90)], spread=0.02)
+    assert findings.hybrids_on_frontier(tied, n_boot=200)[0]["verdict"] == "undecided"  # the seeds decide who owns it
+    assert findings.hybrids_on_frontier(beaten[beaten.family == "cnn"])[0]["verdict"] == "undecided"
+
+
+def test_the_frontier_mask_is_the_pareto_rule():
+    size = np.array([5, 1, 3, 3, 2, 8])
+    acc = np.array([0.9, 0.5, 0.7, 0.8, 0.5, 0.85])
+    assert frontier.front(size, acc).tolist() == [True, True, False, True, False, False]  # 2 bytes ties 1's 0.5

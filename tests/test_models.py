@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from minarch_core.engine import models
+from minarch_core.engine.config import RunConfig
 from minarch_core.engine.errors import ConfigError
 
 
@@ -97,3 +98,69 @@ def test_vit_components_cover_its_weights_once():
     named = [n for names in groups.values() for n in names]
     assert len(named) == len(set(named)) and {"embed.weight", "head.weight", "pos", "cls"} <= set(named)
     assert len(groups["MLP"]) == 4 and not any(n.endswith(".bias") for g in ("MLP", "head") for n in groups[g])
+
+
+# -- the hybrids: a convolutional stem feeding an MLP or a transformer ------------------------------------------------
+
+SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+
+
+def conv_mlp_count(c, h, w, channels, pool, ratio, classes=10):
+    side_h, side_w = (h + 1) // 2 // pool, (w + 1) // 2 // pool
+    hidden = ratio * channels
+    return c * 9 * channels + channels + channels * side_h * side_w * hidden + hidden + hidden * classes + classes
+
+
+@pytest.mark.parametrize("dataset", list(SHAPES))
+@pytest.mark.parametrize("arch", [{"channels": 1}, {"channels": 16}, {"channels": 5, "pool": 3, "ratio": 2}])
+def test_conv_mlp_builds_for_every_dataset_and_counts_as_torch_does(dataset, arch):
+    shape = SHAPES[dataset]
+    full = models.normalise_arch("convmlp", arch, shape)
+    model = models.build("convmlp", arch, shape, 10)
+    assert models.n_params(model) == sum(p.numel() for p in model.parameters()) == conv_mlp_count(*shape, **full)
+    assert full["pool"] == (arch.get("pool") or 2)  # at most 8x8 positions: 7x7 on 28x28, 8x8 on 32x32
+    assert model(torch.randn(3, *shape)).shape == (3, 10)
+    assert list(models.components(model)) == ["convolutional stem", "MLP hidden layer", "classifier"]
+
+
+@pytest.mark.parametrize("dataset", list(SHAPES))
+@pytest.mark.parametrize("arch", [{}, {"dim": 32, "depth": 2, "heads": 4, "pool": 2, "mlp_ratio": 4}])
+def test_conv_vit_builds_for_every_dataset_and_counts_as_torch_does(dataset, arch):
+    shape = SHAPES[dataset]
+    full = models.normalise_arch("convvit", arch, shape)
+    model = models.build("convvit", arch, shape, 10)
+    c, h, w = shape
+    tokens = ((h + 1) // 2 // full["pool"]) * ((w + 1) // 2 // full["pool"])
+    assert tokens <= 64 and (arch or tokens == 16)  # by default the ViT's own 16 tokens, on every image size
+    vit_like = vit_count(c, h, w, full["dim"], full["depth"], full["heads"], 1, full["mlp_ratio"]) \
+        - c * full["dim"] - (h * w + 1) * full["dim"]  # the ViT's count without its 1x1 patches and their positions
+    stem = c * 9 * full["dim"]  # a 3x3 convolution instead of the patch embedding's weights
+    assert models.n_params(model) == sum(p.numel() for p in model.parameters()) == vit_like + stem + (tokens + 1) * full["dim"]
+    assert model(torch.randn(3, *shape)).shape == (3, 10)
+    groups = models.components(model)
+    assert list(groups)[0] == "convolutional stem" and groups["convolutional stem"] == ["embed.0.weight"]
+
+
+@pytest.mark.parametrize("family, arch, shape, message", [
+    ("convmlp", {"channels": 0}, (1, 28, 28), r"channels must be integer\(s\) in 1..4096"),
+    ("convmlp", {"ratio": 65}, (1, 28, 28), r"ratio must be integer\(s\) in 1..64"),
+    ("convmlp", {"width": 4}, (1, 28, 28), r"unknown convmlp setting\(s\) \['width'\]"),
+    ("convmlp", {"pool": 15}, (1, 28, 28), "pool 15 downsamples the stem's 14x14 map of a 28x28 image below one "
+                                          r"position: pick pool in 1..14"),
+    ("convvit", {"pool": 17}, (3, 32, 32), r"below one position: pick pool in 1..16"),
+    ("convvit", {"dim": 10, "heads": 4}, (1, 28, 28), "dim 10 is not divisible by heads 4"),
+    ("convvit", {"depth": 0}, (1, 28, 28), r"depth must be integer\(s\) in 1..64"),
+])
+def test_hybrids_refuse_bad_knobs_before_any_training(family, arch, shape, message):
+    with pytest.raises(ConfigError, match=message):
+        models.normalise_arch(family, arch, shape)
+    with pytest.raises(ConfigError, match=message):  # a run config checks them where it is made
+        RunConfig("cifar10" if shape[0] == 3 else "mnist", family, arch)
+
+
+def test_the_records_name_the_shaped_families_and_the_hybrids_parents():
+    assert models.shaped() == ["dnn"]
+    assert {name: models.family(name).parents for name in models.hybrids()} == {
+        "convmlp": ("cnn", "dnn"), "convvit": ("cnn", "vit")}
+    with pytest.raises(ConfigError, match="family 'cnn' exists already"):
+        models.register(models.family("cnn"))

@@ -2,11 +2,14 @@
 
 A new dataset or family is added here the way a user would add one (a record, and for a family a profile grid),
 and must then appear everywhere: sweeps, analyses, chapters, the table of contents, the CLI."""
+import runpy
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import synthetic_arrays
+from conftest import has_dataset, synthetic_arrays
 from torch import nn
 
 from minarch_core import cli
@@ -86,6 +89,28 @@ def test_a_new_family_needs_its_record_and_a_profile_grid_only(monkeypatch, tiny
     assert curve.achieved.tolist() == [0, 0.5]
     q = quantization.curve(run, precisions=("float32", 4), data_root=tiny_root)
     assert q.size_bytes.iloc[1] < q.size_bytes.iloc[0]
+
+
+PLUGIN = Path(__file__).parent / "plugins" / "pooled.py"
+
+
+@pytest.mark.skipif(not has_dataset("mnist"), reason="MNIST is not in MINARCH_DATA")
+def test_a_family_from_a_plugin_is_in_every_smoke_chapter_and_in_recommend(monkeypatch, tmp_path, capsys):
+    """A throwaway family registered from outside the package (MINARCH_PLUGINS), in a smoke book trained long
+    enough for it to learn: every chapter shows it, and recommend answers within it."""
+    monkeypatch.setattr(models, "FAMILIES", dict(models.FAMILIES))  # what the plugin adds goes when the test ends
+    monkeypatch.setattr(profiles, "PROFILES", dict(profiles.PROFILES))
+    monkeypatch.setenv("MINARCH_PLUGINS", str(PLUGIN))  # the chapters' kernels and the sweep's workers import it ...
+    runpy.run_path(str(PLUGIN))  # ... and so does this process
+    results, study = str(tmp_path / "results"), {"epochs": 6, "train_per_class": 200}
+    pipeline.build("smoke", ["mnist"], workers=2, results=results, root=tmp_path / "book", html=False, **study)
+    notebooks = sorted((tmp_path / "book" / "book").rglob("*.ipynb"))
+    assert {n.stem for n in notebooks} == set(parameters.CHAPTERS)
+    for notebook in notebooks:
+        assert "Pooled" in notebook.read_text(), f"the {notebook.stem} chapter does not show the plugin's family"
+    assert cli.main(["recommend", "--dataset", "mnist", "--profile", "smoke", "--epochs", "6", "--train-per-class",
+                     "200", "--results", results, "--family", "pooled", "--min-accuracy", "0.5"]) == 0
+    assert "Pooled /" in capsys.readouterr().out
 
 
 def test_the_committed_table_of_contents_is_the_records():

@@ -17,8 +17,9 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from ..engine import data, models
+from . import frontier
 from .common import between, chance
-from .regimes import LEARNS, shape_spread
+from .regimes import LEARNS, THRESHOLDS, shape_spread
 
 VERDICTS = ("agrees", "differs", "undecided")
 LEVEL = 0.95  # of every interval
@@ -104,11 +105,11 @@ def shape_invariance(runs: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> l
     size (``regimes.shape_spread``'s bins, as the sweep chapter shows them) from ``SMALL`` parameters on, minus the
     same below; seeds resampled per configuration."""
     rng = np.random.default_rng(seed)
-    d = runs[runs.family == "dnn"]
+    d = runs[runs.family.isin(models.shaped())]
     claim, part = ("Shape barely matters for larger networks; the parameter count dominates",
                    "shape matters less from 10,000 parameters on")
     if d.empty:
-        return [undecided(claim, part, PAPER["shape"], "no DNN runs", "sweep")]
+        return [undecided(claim, part, PAPER["shape"], "no runs of a shaped family", "sweep")]
     keys = ["dataset", "config_id"]
     info = d.groupby(keys, sort=True)[["family", "n_params", "shape", "depth"]].first().reset_index()
     means = _resample_seeds(d, "test_acc", keys, n_boot, rng)  # (B, configs)
@@ -149,19 +150,26 @@ def minimal_grows(minimal: pd.DataFrame, draws: pd.DataFrame, seed: int = 0) -> 
                 continue
             e, h = m.loc[easy], m.loc[hard]
             part = f"{models.family(family).title}: {data.spec(easy).title} → {data.spec(hard).title}"
-            rows.append({**_minimal_pair(family, part, e, h, draws, easy, hard, rng), "dataset": hard})
+            rows.append({**_fewer(e, h, _draws(draws, easy, family), _draws(draws, hard, family), rng,
+                                  "A minimal number of learnable parameters, growing with task difficulty", part,
+                                  PAPER["minimal"]), "dataset": hard})
     return rows
 
 
-def _minimal_pair(family, part, e, h, draws, easy, hard, rng) -> dict:
-    claim, paper = "A minimal number of learnable parameters, growing with task difficulty", PAPER["minimal"]
+def _draws(draws: pd.DataFrame, dataset: str, family: str) -> np.ndarray:
+    """The bootstrap draws of one minimal count; a draw that never learns is beyond the grid (infinite)."""
+    return np.nan_to_num(draws[(draws.dataset == dataset) & (draws.family == family)].min_params.to_numpy(float),
+                         nan=np.inf)
+
+
+def _fewer(e, h, de, dh, rng, claim, part, paper, figure="regimes") -> dict:
+    """Does minimal row ``e`` need fewer parameters than row ``h``: the ratio h / e, its interval from the two
+    bootstrap distributions ``de`` and ``dh`` (paired at random); where either is a bound, only an ordering the
+    bounds imply is a verdict."""
     say = lambda r: ("not reached within the grid (more than {:,.0f})".format(r.largest) if r.bound == "not reached"  # noqa: E731
                      else f"at most {r.min_params:,.0f}" if r.bound == "at most" else f"{r.min_params:,.0f}")
     text = f"{say(e)} → {say(h)}"
     if e.bound == "exact" and h.bound == "exact":
-        pick = lambda d: np.nan_to_num(draws[(draws.dataset == d) & (draws.family == family)].min_params  # noqa: E731
-                                       .to_numpy(float), nan=np.inf)  # a draw that never learns: beyond the grid
-        de, dh = pick(easy), pick(hard)
         n = min(len(de), len(dh))
         with np.errstate(invalid="ignore"):
             ratios = rng.permutation(dh)[:n] / rng.permutation(de)[:n] if n else np.array([])
@@ -169,12 +177,11 @@ def _minimal_pair(family, part, e, h, draws, easy, hard, rng) -> dict:
         ratio = h.min_params / e.min_params
         return _row(claim, part, paper, ratio, np.exp(low), np.exp(high),
                     f"{text}: {times(ratio)} ({between(times(np.exp(low)), times(np.exp(high)))})",
-                    verdict(low, high), "regimes")
-    # one or both are bounds: only an ordering the bounds imply is a verdict
+                    verdict(low, high), figure)
     if e.bound == "not reached" and h.bound == "not reached":
         v = "undecided"
     elif h.bound == "not reached":
-        v = "agrees"  # the harder task needs more than the grid holds; the easier one less
+        v = "agrees"  # h needs more than the grid holds; e less
     elif e.bound == "not reached":
         v = "differs"
     elif e.bound == "at most" and h.bound == "exact":
@@ -183,7 +190,7 @@ def _minimal_pair(family, part, e, h, draws, easy, hard, rng) -> dict:
         v = "differs" if e.min_params > h.min_params else "undecided"
     else:
         v = "undecided"  # both at most: the grid starts too large to tell
-    return _row(claim, part, paper, np.nan, np.nan, np.nan, text + " (a bound: compared as a bound)", v, "regimes")
+    return _row(claim, part, paper, np.nan, np.nan, np.nan, text + " (a bound: compared as a bound)", v, figure)
 
 
 # -- pruning ---------------------------------------------------------------------------------------------------------
@@ -303,6 +310,71 @@ def quantization_hurts(tolerance: pd.DataFrame, bits: int = 4, n_boot: int = 100
     return rows
 
 
+# -- hybrids (the paper's future work) --------------------------------------------------------------------------------
+
+def hybrids_learn_smaller(minimal: pd.DataFrame, draws: pd.DataFrame, seed: int = 0) -> list[dict]:
+    """Hybrids learn with fewer parameters than both parents: per dataset and hybrid (``models.hybrids``), its
+    minimal count against that of the parent needing the fewest; the ratio parent / hybrid (above 1: the hybrid
+    needs fewer), its interval from both bootstrap distributions, a bound compared as a bound."""
+    rng = np.random.default_rng(seed)
+    claim, rows = "Hybrids learn with fewer parameters than both parents", []
+    need = lambda r: np.inf if r.bound == "not reached" else r.min_params  # noqa: E731
+    for dataset, m in minimal.groupby("dataset", sort=False):
+        m = m.set_index("family")
+        for name in (f for f in models.hybrids() if f in m.index):
+            fam = models.family(name)
+            parents = [p for p in fam.parents if p in m.index]
+            part = f"{data.spec(dataset).title}: {fam.title} vs " + " and ".join(
+                models.family(p).title for p in fam.parents)
+            if len(parents) < len(fam.parents):
+                rows.append({**undecided(claim, part, PAPER["hybrids"], "a parent family has no run on this dataset",
+                                         "regimes"), "dataset": dataset})
+                continue
+            parent = min(parents, key=lambda p: need(m.loc[p]))
+            row = _fewer(m.loc[name], m.loc[parent], _draws(draws, dataset, name), _draws(draws, dataset, parent), rng,
+                         claim, part, PAPER["hybrids"])
+            rows.append({**row, "text": f"{fam.title} → {models.family(parent).title} (the parent needing fewer): "
+                                        + row["text"], "dataset": dataset})
+    return rows or [undecided(claim, "hybrids vs their parents", PAPER["hybrids"], "the study trains no hybrid family",
+                              "regimes")]
+
+
+def hybrids_on_frontier(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """A hybrid owns part of a bytes frontier: per dataset, the share of the frontier's points (``frontier.pareto``
+    over every family, chosen on validation) that are hybrids; the seeds of every variant resampled, the frontier
+    drawn again in each draw. ``table``: the frontier table (one row per seed of every variant)."""
+    rng = np.random.default_rng(seed)
+    claim, rows = "A hybrid owns part of the bytes frontier", []
+    hybrid = set(models.hybrids())
+    if table.empty or not hybrid & set(table.family):
+        return [undecided(claim, "hybrids on the frontier", PAPER["hybrids"], "the frontier holds no hybrid model",
+                          "smallest")]
+    for dataset, t in table.groupby("dataset", sort=False):
+        summary = frontier.summarise(t)
+        points = frontier.pareto(summary, by=("dataset",))
+        share = points.family.isin(hybrid).mean()
+        pool = summary[summary.finished].reset_index(drop=True)  # what racing stopped is beaten, in every draw
+        seeds = {k: g.val_acc.to_numpy(float) for k, g in t.groupby(frontier.KEYS, sort=False)}
+        accs = [seeds[tuple(k)] for k in pool[frontier.KEYS].itertuples(index=False)]
+        floor = chance(pool).to_numpy() + THRESHOLDS["fail_margin"].default
+        size, is_hybrid = pool.size_bytes.to_numpy(), pool.family.isin(hybrid).to_numpy()
+        draws = []
+        for _ in range(n_boot):
+            acc = np.array([a[rng.integers(0, len(a), len(a))].mean() for a in accs])
+            acc = np.where(acc >= floor, acc, -np.inf)  # a variant that learned nothing is no point
+            on = frontier.front(size, acc)
+            draws.append(is_hybrid[on].mean() if on.any() else np.nan)
+        low, high = interval(draws)
+        owned = points[points.family.isin(hybrid)]
+        span = (f", from {int(owned.size_bytes.min()):,} to {int(owned.size_bytes.max()):,} bytes" if len(owned)
+                else "")
+        rows.append(_row(claim, f"{data.spec(dataset).title}: the hybrids' share of the frontier", PAPER["hybrids"],
+                         share, low, high, f"{len(owned)} of its {len(points)} points ({share:.0%}; "
+                         f"{between(f'{low:.0%}', f'{high:.0%}')}){span}", verdict(low, high, null=1e-9),
+                         "smallest", dataset))
+    return rows
+
+
 PAPER = {
     "regimes": "three regimes, unstable, learning and overfitting, organised along the number of learnable parameters",
     "shape": "for larger networks, accuracy is nearly invariant to the layer shape",
@@ -310,12 +382,14 @@ PAPER = {
     "redundancy": "parameter redundancy as high as 60 %",
     "depth": "deeper architectures are more resilient to pruning than shallower ones",
     "quantization": "reduced precision hurts models with fewer parameters, and harder datasets, more",
+    "hybrids": "proposed as future work: hybrid architectures combining different network types (not measured there)",
 }
 
 
-def all_claims(configs, runs, minimal, draws, redundancy, matched, tolerance, n_boot: int = 1000) -> pd.DataFrame:
-    """Every claim part, in the paper's order."""
+def all_claims(configs, runs, minimal, draws, redundancy, matched, tolerance, front, n_boot: int = 1000) -> pd.DataFrame:
+    """Every claim part, in the paper's order, then the hybrids' (``front``: the frontier table)."""
     rows = (regimes_ordered(configs, n_boot) + shape_invariance(runs, n_boot) + minimal_grows(minimal, draws)
             + redundancy_high(redundancy, n_boot=n_boot) + depth_resilience(matched, n_boot)
-            + quantization_hurts(tolerance, n_boot=n_boot))
+            + quantization_hurts(tolerance, n_boot=n_boot) + hybrids_learn_smaller(minimal, draws)
+            + hybrids_on_frontier(front, n_boot))
     return pd.DataFrame(rows)

@@ -164,11 +164,11 @@ def curves(runs, grid: Slice = DEFAULT.pruning, **options) -> pd.DataFrame:
 
 
 def matched_bands(configs: pd.DataFrame, ratio: float = 1.3) -> pd.DataFrame:
-    """Square DNNs that learn the task, in bands of about equal parameter count with one network per depth: for
+    """Square networks of the shaped families (``models.shaped``: the DNNs) that learn the task, in bands of about equal parameter count with one network per depth: for
     each network of the shallowest depth (smallest first), the unused network of every other depth nearest to it in
     log parameters, the band kept when every member is within a factor ``ratio`` of it. What compares depths at
     matched size, so that depth is not confounded with size."""
-    d = square(configs[(configs.family == "dnn") & configs.regime.isin(LEARNS)])
+    d = square(configs[configs.family.isin(models.shaped()) & configs.regime.isin(LEARNS)])
     rows, used = [], set()
     for dataset, g in d.groupby("dataset", sort=True):
         depths = sorted(g.depth.unique())  # the depths at which this dataset has networks that learn

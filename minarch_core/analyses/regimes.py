@@ -262,9 +262,10 @@ def fit_plateau(configs: pd.DataFrame, fractions=(0.5, 0.9, 0.99), min_configs: 
 
 
 def shape_spread(configs: pd.DataFrame, bins_per_decade: int = 2) -> pd.DataFrame:
-    """Phase 1: for DNN configurations binned by parameter count, how far mean test accuracy differs across shapes
-    and depths in each bin (max - min, and std): small spreads at large sizes are the paper's shape invariance."""
-    d = configs[configs.family == "dnn"].copy()
+    """Phase 1: for the configurations of the shaped families (``models.shaped``: the DNNs) binned by parameter
+    count, how far mean test accuracy differs across shapes and depths in each bin (max - min, and std): small
+    spreads at large sizes are the paper's shape invariance."""
+    d = configs[configs.family.isin(models.shaped())].copy()
     d["bin"] = np.floor(np.log10(d.n_params) * bins_per_decade) / bins_per_decade
     g = d.groupby(["dataset", "bin"])
     out = g.agg(configs=("config_id", "size"), shapes=("shape", "nunique"), depths=("depth", "nunique"),

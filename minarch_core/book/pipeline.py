@@ -38,7 +38,7 @@ from ..analyses import tables
 from ..engine import data, profiles, sweep
 from ..engine.errors import MinarchError
 from ..engine.store import Store
-from .parameters import CHAPTERS, chapter as chapter_spec, check
+from .parameters import CHAPTERS, STUDY, ParameterError, chapter as chapter_spec, check
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: notebooks/, book/ sources, _config.yml, _toc.yml
 PER_DATASET = [c.name for c in CHAPTERS.values() if c.per_dataset]  # in dependency order
@@ -127,22 +127,26 @@ def present(nb, spec, parameters: dict) -> None:
         metadata={"tags": []}))
 
 
-def _tables_computed(profile: str, results: str | None, since: float) -> dict:
+def _tables_computed(study: profiles.Profile, results: str | None, since: float) -> dict:
     """How many of the study's analysis tables this build computed (the rest it reused: ``analyses.tables``)."""
-    folder = Store(results).tables(profiles.study(profile)).folder
+    folder = Store(results).tables(study).folder
     stamps = [p.stat().st_mtime for p in folder.rglob("*.fingerprint")]
     return {"tables_computed": sum(t >= since for t in stamps), "tables": len(stamps)}
 
 
 def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 1, device: str | None = None,
           results: str | None = None, data_root: str | None = None, html: bool = True,
-          cell_timeout: int | None = 6 * 3600, log: bool = False, root: Path = ROOT) -> Path:
+          cell_timeout: int | None = 6 * 3600, log: bool = False, root: Path = ROOT, **overrides) -> Path:
     """Execute every chapter for every dataset, then build the HTML book; returns ``<root>/_build/html``.
 
     Every parameter is checked against its record before anything runs. ``root`` is where the book is built: the
     checkout by default, or another folder, which then receives a copy of the book's sources first (the tests
-    build there, leaving a developer's own book alone)."""
-    common = {"profile": profile, "results": results, "renderer": "book"}
+    build there, leaving a developer's own book alone). ``overrides`` (seeds, epochs, train_per_class) change the
+    profile's study in every chapter, as the chapters' own parameters do."""
+    unknown = set(overrides) - set(STUDY[1:])
+    if unknown:
+        raise ParameterError(f"unknown book parameter(s) {sorted(unknown)}: a build overrides {list(STUDY[1:])}")
+    common = {"profile": profile, "results": results, "renderer": "book", **overrides}
     given = dict(common, device=device, data=data_root, workers=workers, datasets=",".join(datasets))
     for name, value in given.items():
         check(name, value, "book parameter")
@@ -154,10 +158,10 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
     common["figures"] = "book/figures"  # relative to the root, where papermill runs: no machine path in a page
     started, timings = datetime.datetime.now(datetime.timezone.utc), []
     start = time.perf_counter()
-    trained, total_runs = train(profile, datasets, workers, device, results, data_root)
+    study = profiles.study(profile, **overrides)
+    trained, total_runs = train(study, datasets, workers, device, results, data_root)
     timings.append({"dataset": "all", "chapter": "training", "seconds": round(time.perf_counter() - start, 1)})
-    timings += tables.compute(profiles.study(profile), datasets, Store(results), workers, device, data_root,
-                              announce=Ticker)
+    timings += tables.compute(study, datasets, Store(results), workers, device, data_root, announce=Ticker)
     total = sum(len(datasets) if c.per_dataset else 1 for c in CHAPTERS.values())
 
     count, lock = iter(range(1, total + 1)), threading.Lock()
@@ -179,9 +183,10 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
     for spec in book_level[1:]:
         if spec.name == "reproducing":  # last: it reports the build
             info = {"commit": _commit(), "profile": profile, "datasets": datasets,
+                    "overrides": {k: v for k, v in overrides.items() if v is not None},
                     "started": started.strftime("%Y-%m-%d %H:%M UTC"), "seconds": time.perf_counter() - start,
                     "parallel": parallel, "notebooks": list(timings), "runs_trained": trained, "runs": total_runs,
-                    **_tables_computed(profile, results, started.timestamp()),
+                    **_tables_computed(study, results, started.timestamp()),
                     "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores" + _gpu()}
             (book / "build-info.json").write_text(json.dumps(info, indent=1))
             if total_runs and trained == total_runs:  # the benchmark's book-from-an-empty-store record, kept
@@ -243,11 +248,12 @@ def _environ(**values):
                 os.environ[k] = v
 
 
-def train(profile: str, datasets, workers: int = 1, device=None, results=None, data_root=None) -> tuple[int, int]:
+def train(study: profiles.Profile, datasets, workers: int = 1, device=None, results=None,
+          data_root=None) -> tuple[int, int]:
     """Train every run of the book's sweeps that the store lacks, with a live progress bar; the sweep chapters
     then find them all stored. Returns (runs trained now, runs of the book): a build from an empty store trained
     them all."""
-    configs = [c for d in datasets for c in profiles.get(profile).configs(d)]
+    configs = [c for d in datasets for c in study.configs(d)]
     store = Store(results)
     missing = sum(store.get(c) is None for c in configs)
     if not missing:

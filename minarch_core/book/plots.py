@@ -173,7 +173,7 @@ def save(chart: alt.TopLevelMixin, stem: str | Path) -> list[Path]:
 
 WORKFLOW = [  # (step, column, row, text)
     ("data", 0, 1, "MNIST · Fashion-MNIST · CIFAR-10"),
-    ("sweep", 1, 1, "design sweep: DNN shapes, square DNNs, CNNs, ViTs × seeds"),
+    ("sweep", 1, 1, "design sweep: {families} × seeds"),
     ("regimes", 2, 1, "convergence regimes + minimal parameters"),
     ("reps", 3, 1, "representative models (by rule)"),
     ("pruning", 4, 0, "L1 pruning: accuracy vs sparsity"),
@@ -186,7 +186,9 @@ EDGES = [("data", "sweep"), ("sweep", "regimes"), ("regimes", "reps"), ("reps", 
 
 def workflow() -> alt.LayerChart:
     """Figure 1: the study's workflow, from datasets to the cross-dataset summary."""
+    families = ", ".join(f"{f.title}s" for f in models.FAMILIES.values())
     nodes = pd.DataFrame(WORKFLOW, columns=["step", "x", "y", "text"])
+    nodes["text"] = nodes.text.map(lambda text: text.format(families=families))
     at = nodes.set_index("step")
     edges = pd.DataFrame([{"x": at.x[a], "y": at.y[a], "x2": at.x[b], "y2": at.y[b]} for a, b in EDGES])
     x = alt.X("x:Q", axis=None, scale=alt.Scale(domain=[-0.5, 5.5]))
@@ -217,7 +219,7 @@ def _splits(configs: pd.DataFrame, keys) -> pd.DataFrame:
 def phase1(configs: pd.DataFrame) -> alt.FacetChart:
     """Figure 2: Phase 1 test and train accuracy against learnable parameters, one panel per depth, one colour per
     shape; test accuracy with its min..max band over seeds."""
-    d = configs[configs.family == "dnn"].copy()
+    d = configs[configs.family.isin(models.shaped())].copy()
     d["shape"] = d["shape"].fillna("equal")
     frame = _splits(d, ["n_params", "depth", "shape", "model"])
     shapes = ["equal", "increasing", "decreasing", "mixed"]

@@ -68,7 +68,8 @@ def claims(claims_: pd.DataFrame, study: str, datasets: list[str], titles: dict)
         f"<tr><td>{f'<b>{html.escape(r.claim)}</b><br><i>the paper: {html.escape(r.paper)}</i>' if new else ''}"
         f"</td><td>{html.escape(r.part)}</td><td>{html.escape(r.text)}</td><td><b>{html.escape(r.verdict)}</b></td>"
         f"<td>{link(r)}</td></tr>" for r, new in zip(claims_.itertuples(), first))
-    return HTML(f"<table class='minarch-table'><caption>The paper's claims against the <code>{html.escape(study)}"
+    return HTML(f"<table class='minarch-table'><caption>The paper's claims, and the hybrids its future work proposes, "
+                f"against the <code>{html.escape(study)}"
                 f"</code> profile ({', '.join(titles[d] for d in datasets)})</caption><thead><tr><th>claim</th>"
                 f"<th>part</th><th>this book (95% interval)</th><th>verdict</th><th>figure</th></tr></thead>"
                 f"<tbody>{rows}</tbody></table>")

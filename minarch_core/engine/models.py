@@ -45,22 +45,16 @@ def cnn(input_shape, n_classes, *, channels=8) -> nn.Sequential:
                          nn.Linear(channels * (h - 2) * (w - 2), n_classes))
 
 
-class ViT(nn.Module):
-    """A standard pre-norm Vision Transformer: patch embedding, class token, learned positions, encoder blocks.
+class Transformer(nn.Module):
+    """A pre-norm transformer classifier over the tokens its ``embed`` makes of an image: class token, learned
+    positions, encoder blocks, LayerNorm, linear head. The ViT and the conv + attention hybrid differ only in
+    ``embed``."""
 
-    The default patch (None) is a quarter of the image side: the same 4x4 grid of 16 patches on every image size
-    (7 on 28x28, 8 on 32x32)."""
-
-    def __init__(self, input_shape, n_classes, *, dim=32, depth=2, heads=4, patch=None, mlp_ratio=2):
+    def __init__(self, embed: nn.Module, tokens: int, n_classes, *, dim, depth, heads, mlp_ratio):
         super().__init__()
-        c, h, w = input_shape
-        patch = patch or default_patch(input_shape)
-        if h % patch or w % patch:
-            raise ConfigError(f"ViT patch size {patch} does not divide the {h}x{w} image: pick a divisor "
-                              f"(e.g. 7 or 14 for 28x28, 4 or 8 for 32x32)")
-        self.embed = nn.Conv2d(c, dim, patch, stride=patch)
+        self.embed = embed
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos = nn.Parameter(torch.randn(1, (h // patch) * (w // patch) + 1, dim) * 0.02)
+        self.pos = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
         self.blocks = nn.Sequential(*(Block(dim, heads, mlp_ratio) for _ in range(depth)))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, n_classes)
@@ -71,8 +65,66 @@ class ViT(nn.Module):
         return self.head(self.norm(self.blocks(x))[:, 0])
 
 
+class ViT(Transformer):
+    """A standard pre-norm Vision Transformer: patch embedding, class token, learned positions, encoder blocks.
+
+    The default patch (None) is a quarter of the image side: the same 4x4 grid of 16 patches on every image size
+    (7 on 28x28, 8 on 32x32)."""
+
+    def __init__(self, input_shape, n_classes, *, dim=32, depth=2, heads=4, patch=None, mlp_ratio=2):
+        c, h, w = input_shape
+        patch = patch or default_patch(input_shape)
+        if h % patch or w % patch:
+            raise ConfigError(f"ViT patch size {patch} does not divide the {h}x{w} image: pick a divisor "
+                              f"(e.g. 7 or 14 for 28x28, 4 or 8 for 32x32)")
+        super().__init__(nn.Conv2d(c, dim, patch, stride=patch), (h // patch) * (w // patch), n_classes, dim=dim,
+                         depth=depth, heads=heads, mlp_ratio=mlp_ratio)
+
+
 def default_patch(input_shape) -> int:
     return max(1, input_shape[-2] // 4)
+
+
+def stem(channels_in: int, channels: int, pool: int) -> list[nn.Module]:
+    """The hybrids' convolutional stem: a 3x3 convolution of stride 2 (padding 1: the image side halved, rounded
+    up), ReLU, then ``pool`` x ``pool`` max-pooling. Stride 2 quarters the stem's arithmetic at full resolution."""
+    return [nn.Conv2d(channels_in, channels, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(pool)]
+
+
+def stem_side(input_shape, pool: int) -> tuple[int, int]:
+    """The stem's feature map, (height, width): halved by the convolution, then floored by the pooling."""
+    return tuple((s + 1) // 2 // pool for s in input_shape[-2:])
+
+
+def default_pool(input_shape, side: int) -> int:
+    """The smallest pool after which the stem's feature map is at most ``side`` x ``side`` positions."""
+    return max(1, max((s + 1) // 2 for s in input_shape[-2:]) // (side + 1) + 1)
+
+
+MLP_SIDE, TOKEN_SIDE = 8, 4  # the hybrids' default maps: conv + MLP at most 8x8 positions, conv + attention at most
+# 4x4 tokens, the ViT's own 16 patches (7x7 and 4x4 on 28x28 images, 8x8 and 4x4 on 32x32)
+
+
+def conv_mlp(input_shape, n_classes, *, channels=4, pool=None, ratio=4) -> nn.Sequential:
+    """Conv + MLP hybrid: the stem (``channels`` filters, ``pool`` x ``pool`` max-pooling) -> flatten -> Linear to
+    ``ratio`` x ``channels`` hidden units -> ReLU -> linear classifier. The head widens with the stem (as a ViT's
+    MLP with its width), so that one knob spans sizes. One flat Sequential, so that evaluation shares its layers."""
+    pool = pool or default_pool(input_shape, MLP_SIDE)
+    hidden = ratio * channels
+    return nn.Sequential(*stem(input_shape[0], channels, pool), nn.Flatten(),
+                         nn.Linear(channels * math.prod(stem_side(input_shape, pool)), hidden), nn.ReLU(),
+                         nn.Linear(hidden, n_classes))
+
+
+class ConvViT(Transformer):
+    """Conv + attention hybrid: the stem (``dim`` filters, ``pool`` x ``pool`` max-pooling) replaces the ViT's patch
+    embedding; each position of its feature map is a token."""
+
+    def __init__(self, input_shape, n_classes, *, dim=16, depth=1, heads=2, pool=None, mlp_ratio=2):
+        pool = pool or default_pool(input_shape, TOKEN_SIDE)
+        super().__init__(nn.Sequential(*stem(input_shape[0], dim, pool)), math.prod(stem_side(input_shape, pool)),
+                         n_classes,
+                         dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio)
 
 
 class Block(nn.Module):
@@ -106,19 +158,28 @@ def layer_components(model: nn.Module) -> dict[str, list[str]]:
     return {k: v for k, v in groups.items() if v} if len(layers) > 1 else {"only layer": layers}
 
 
-def vit_components(model: nn.Module) -> dict[str, list[str]]:
-    """The ViT's component groups, as parameter names: the weight matrices of the patch embedding, the attention's
-    qkv and output projections, the MLPs and the head; the positions, class token and LayerNorms as one group."""
-    groups: dict[str, list[str]] = {"patch embedding": [], "attention qkv": [], "attention projection": [],
+def transformer_components(model: nn.Module, embedding: str = "patch embedding") -> dict[str, list[str]]:
+    """A transformer's component groups, as parameter names: the weight matrices of its ``embedding`` (the ViT's
+    patch embedding, the hybrid's convolutional stem), the attention's qkv and output projections, the MLPs and the
+    head; the positions, class token and LayerNorms as one group."""
+    groups: dict[str, list[str]] = {embedding: [], "attention qkv": [], "attention projection": [],
                                     "MLP": [], "head": [], "positions and norms": []}
     for name, p in model.named_parameters():
         matrix = name.endswith("weight") and p.dim() > 1
-        group = ("patch embedding" if name.startswith("embed.") else "attention qkv" if ".qkv." in name else
+        group = (embedding if name.startswith("embed.") else "attention qkv" if ".qkv." in name else
                  "attention projection" if ".proj." in name else "MLP" if ".mlp." in name else
                  "head" if name.startswith("head.") else "positions and norms")
         if matrix or group == "positions and norms":
             groups[group].append(name)
     return groups
+
+
+def stem_mlp_components(model: nn.Module) -> dict[str, list[str]]:
+    """The conv + MLP hybrid's groups, as weight names: its convolutional stem, its MLP's hidden layer, its
+    classifier."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    first, *middle, last = [names[id(getattr(m, attr))] for m, attr in weight_layers(model)]
+    return {"convolutional stem": [first], "MLP hidden layer": middle, "classifier": [last]}
 
 
 def weight_layers(model: nn.Module) -> list[tuple[nn.Module, str]]:
@@ -147,23 +208,39 @@ class Family:
     components: Callable[[nn.Module], dict] = layer_components  # parameter groups whose precision is probed apart
     resolve: Callable[[dict, tuple], dict] = field(default=lambda arch, input_shape: arch)  # input-shaped defaults
     validate: Callable[[dict], None] = field(default=lambda arch: None)  # checks across knobs
+    shaped: bool = False  # its knob lists hidden widths: its networks have a Phase-1 shape and depth counts layers
+    parents: tuple[str, ...] = ()  # the families a hybrid combines (the findings compare it with them)
 
     def defaults(self) -> dict:
         return {k: p.default for k, p in inspect.signature(self.builder).parameters.items()
                 if p.kind is p.KEYWORD_ONLY}
 
 
-def _check_vit(arch):
+def _check_heads(arch):
     if arch["dim"] % arch["heads"]:  # caught with the config, not when a worker builds it
-        raise ConfigError(f"ViT dim {arch['dim']} is not divisible by heads {arch['heads']}: pick dim as a multiple "
-                          f"of heads")
+        raise ConfigError(f"dim {arch['dim']} is not divisible by heads {arch['heads']}: pick dim as a multiple of "
+                          f"heads")
+
+
+def _pooled(side: int):
+    """A hybrid's ``resolve``: its pool from the image (at most ``side`` x ``side`` positions), refused where it
+    leaves no position of the stem's map."""
+    def resolve(arch, input_shape):
+        pool, most = arch["pool"] or default_pool(input_shape, side), min((s + 1) // 2 for s in input_shape[-2:])
+        if isinstance(pool, numbers.Integral) and not 1 <= pool <= most:
+            raise ConfigError(f"pool {pool} downsamples the stem's {(input_shape[-2] + 1) // 2}x"
+                              f"{(input_shape[-1] + 1) // 2} map of a {input_shape[-2]}x{input_shape[-1]} image below "
+                              f"one position: pick pool in 1..{most}")
+        return {**arch, "pool": pool}
+    return resolve
 
 
 FAMILIES = {f.name: f for f in (
     Family("dnn", "DNN", mlp, {"widths": (1, 100_000)}, "widths",
            describe=lambda a: {"depth": len(a["widths"]), "width": a["widths"][0],
                                "widths": "-".join(map(str, a["widths"])), "shape": shape_of(a["widths"])},
-           label=lambda a: "DNN " + "-".join(map(str, a["widths"])), cpu_stacks_seeds=True, fused=fused.FusedMLP),
+           label=lambda a: "DNN " + "-".join(map(str, a["widths"])), cpu_stacks_seeds=True, fused=fused.FusedMLP,
+           shaped=True),
     Family("cnn", "CNN", cnn, {"channels": (1, 4096)}, "channels",
            describe=lambda a: {"depth": 1, "width": a["channels"], "channels": a["channels"]},
            label=lambda a: f"CNN {a['channels']} ch", cpu_stacks_seeds=False, fused=fused.FusedCNN,
@@ -172,9 +249,41 @@ FAMILIES = {f.name: f for f in (
                                "mlp_ratio": (1, 16)}, "dim",
            describe=lambda a: {"depth": a["depth"], "width": a["dim"], "dim": a["dim"], "heads": a["heads"],
                                "patch": a["patch"], "mlp_ratio": a["mlp_ratio"]},
-           label=lambda a: f"ViT dim {a['dim']} × {a['depth']}", cpu_stacks_seeds=True, components=vit_components,
-           resolve=lambda a, shape: {**a, "patch": a["patch"] or default_patch(shape)}, validate=_check_vit),
+           label=lambda a: f"ViT dim {a['dim']} × {a['depth']}", cpu_stacks_seeds=True, components=transformer_components,
+           resolve=lambda a, shape: {**a, "patch": a["patch"] or default_patch(shape)}, validate=_check_heads),
+    Family("convmlp", "Conv+MLP", conv_mlp, {"channels": (1, 4096), "pool": (1, 64), "ratio": (1, 64)},
+           "channels", describe=lambda a: {"depth": 1, "width": a["channels"], "channels": a["channels"],
+                                           "pool": a["pool"], "ratio": a["ratio"]},
+           label=lambda a: f"Conv+MLP {a['channels']} ch → {a['ratio'] * a['channels']}", cpu_stacks_seeds=False,
+           components=stem_mlp_components, resolve=_pooled(MLP_SIDE), parents=("cnn", "dnn")),
+    Family("convvit", "Conv+ViT", ConvViT, {"dim": (1, 4096), "depth": (1, 64), "heads": (1, 64), "pool": (1, 64),
+                                            "mlp_ratio": (1, 16)}, "dim",
+           describe=lambda a: {"depth": a["depth"], "width": a["dim"], "dim": a["dim"], "heads": a["heads"],
+                               "pool": a["pool"], "mlp_ratio": a["mlp_ratio"]},
+           label=lambda a: f"Conv+ViT dim {a['dim']} × {a['depth']}", cpu_stacks_seeds=True,
+           components=functools.partial(transformer_components, embedding="convolutional stem"),
+           resolve=_pooled(TOKEN_SIDE), validate=_check_heads, parents=("cnn", "vit")),
 )}
+
+
+def register(record: Family) -> Family:
+    """Add a family of one's own (from a plugin, ``settings.load_plugins``); its grids go in with
+    ``profiles.add_grid``."""
+    if record.name in FAMILIES:
+        raise ConfigError(f"family {record.name!r} exists already: give the new family another name")
+    FAMILIES[record.name] = record
+    return record
+
+
+def shaped() -> list[str]:
+    """The families whose networks have a Phase-1 shape (``Family.shaped``): what the shape and depth analyses
+    (Phase 1, pruning by depth at matched size) are about."""
+    return [name for name, f in FAMILIES.items() if f.shaped]
+
+
+def hybrids() -> list[str]:
+    """The families that combine others (``Family.parents``)."""
+    return [name for name, f in FAMILIES.items() if f.parents]
 
 
 def components(model: nn.Module) -> dict[str, list[str]]:

@@ -5,7 +5,8 @@
 - ``paper``: the paper's full grids with 30 seeds, for a GPU or a cluster.
 
 A profile is a set of named grids, each a model family and the values of the knob that family sweeps (``Grid``):
-``shapes`` (Phase 1: DNN depth x size x step pattern), ``dnn`` (Phase 2 square DNNs), ``cnn`` and ``vit``. Any
+``shapes`` (Phase 1: DNN depth x size x step pattern), ``dnn`` (Phase 2 square DNNs), ``cnn``, ``vit`` and the two
+hybrids, ``convmlp`` and ``convvit`` (their other knobs at the family's defaults). Any
 field can be overridden (``profile.replace(seeds=5)``); a profile with its overrides is a **study**, and
 ``study_id`` names the analysis tables it produces, so two studies never overwrite each other's. The compression
 grid the analyses measure (``engine.compression``) is part of the study, and of its id.
@@ -127,19 +128,39 @@ PROFILES = {p.name: p for p in (
         "shapes": shapes(depths=(1, 2), sizes=(2, 10, 100)),
         "dnn": square(widths=(1, 10, 100), depths=(1, 2)),
         "cnn": Grid("cnn", (1, 4)),
-        "vit": Grid("vit", (8,), {"depth": 1, "heads": 2})}),
+        "vit": Grid("vit", (8,), {"depth": 1, "heads": 2}),
+        "convmlp": Grid("convmlp", (16,)),
+        "convvit": Grid("convvit", (16,))}),
     Profile("quick", seeds=5, epochs=15, train_per_class=1000, grids={
         "shapes": shapes(depths=(1, 2, 3), sizes=(1, 3, 10, 30, 100)),
         "dnn": square(widths=(1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500), depths=(1, 2, 4)),
         "cnn": Grid("cnn", (1, 2, 4, 8, 16, 32)),
-        "vit": Grid("vit", (4, 8, 16, 32), {"depth": 2, "heads": 4})}),
+        "vit": Grid("vit", (4, 8, 16, 32), {"depth": 2, "heads": 4}),
+        "convmlp": Grid("convmlp", (1, 4, 16)),
+        "convvit": Grid("convvit", (4, 16))}),
     Profile("paper", seeds=30, epochs=20, train_per_class=None, grids={
         "shapes": shapes(depths=(1, 2, 3, 4)),
         "dnn": square(widths=models.LADDER, depths=(1, 2, 3, 4)),
         "cnn": Grid("cnn", tuple(range(1, 33))),
-        "vit": Grid("vit", (4, 8, 16, 32, 64, 128, 256), {"depth": 2, "heads": 4})}),
+        "vit": Grid("vit", (4, 8, 16, 32, 64, 128, 256), {"depth": 2, "heads": 4}),
+        "convmlp": Grid("convmlp", (1, 2, 4, 8, 16, 32)),
+        "convvit": Grid("convvit", (4, 8, 16, 32, 64, 128))}),
 )}
-GRIDS = tuple(dict.fromkeys(g for p in PROFILES.values() for g in p.grids))  # every grid name a profile uses
+
+
+def grid_names() -> list[str]:
+    """Every grid name a profile uses (what ``minarch sweep --family`` accepts)."""
+    return list(dict.fromkeys(g for p in PROFILES.values() for g in p.grids))
+
+
+def add_grid(profile: str, name: str, grid: Grid) -> Profile:
+    """Add a grid to a profile (from a plugin, with ``models.register`` for its family); the profile's study id
+    changes with it, so its analysis tables are its own."""
+    models.family(grid.family)
+    if name in get(profile).grids:
+        raise ConfigError(f"profile {profile!r} has a grid {name!r} already: give the new grid another name")
+    PROFILES[profile] = get(profile).replace(grids={**get(profile).grids, name: grid})
+    return PROFILES[profile]
 
 
 def get(name: str) -> Profile:

@@ -10,10 +10,15 @@ without passing paths around:
 - ``MINARCH_BUNDLE_MEMORY``: GiB of training state one bundle of runs may take (default 2; ``engine.sweep``).
 - ``MINARCH_DEVICE``: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``. On CUDA, matrix
   products and convolutions run in full float32 (TF32 off), the arithmetic a CPU run does.
+- ``MINARCH_PLUGINS``: modules that register families or grids of one's own (``models.register``,
+  ``profiles.add_grid``), comma-separated, each a dotted module name or a ``.py`` file. Importing the engine
+  imports them, so that chapters' kernels, sweep workers and the CLI all know the same families.
 """
 from __future__ import annotations
 
 import ctypes
+import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -103,3 +108,33 @@ def keep_freed_memory() -> bool:
     mmap_threshold, trim_threshold = -3, -1  # glibc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD
     return bool(libc.mallopt(mmap_threshold, 32 * 2**20)  # the ceiling of glibc's own sliding threshold
                 and libc.mallopt(trim_threshold, 2**30))
+
+
+def load_plugins(names: str | None = None) -> list:
+    """Import each plugin module of ``names`` (default MINARCH_PLUGINS) once; a ``.py`` path is imported by file."""
+    loaded = []
+    for name in filter(None, (n.strip() for n in (names if names is not None else
+                                                   os.environ.get("MINARCH_PLUGINS", "")).split(","))):
+        if name.endswith(".py"):
+            path = Path(name).expanduser().resolve()
+            key = f"minarch_plugin_{abs(hash(str(path)))}"
+            if key not in sys.modules:
+                spec = importlib.util.spec_from_file_location(key, path)
+                if spec is None or not path.exists():
+                    raise ConfigError(f"MINARCH_PLUGINS names {name}, which is not a Python file: give an existing "
+                                      f".py path or a dotted module name")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[key] = module
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[key]
+                    raise
+            loaded.append(sys.modules[key])
+        else:
+            try:
+                loaded.append(importlib.import_module(name))
+            except ModuleNotFoundError as err:
+                raise ConfigError(f"MINARCH_PLUGINS names module {name!r}, which cannot be imported ({err}): put "
+                                  f"it on PYTHONPATH or give a .py path") from None
+    return loaded

@@ -21,12 +21,12 @@ answer.
 The package splits the work by job: ``measure`` (building, racing and completing the variants), ``choose``
 (pooling seeds, Pareto sets, ``recommend``) and ``words`` (the frontier for people); its names are all here.
 """
-from .choose import ASK, KEYS, answers, near_best, owners, pareto, recommend, reported, summarise, targets
+from .choose import ASK, KEYS, answers, front, near_best, owners, pareto, recommend, reported, summarise, targets
 from .measure import RACE_CACHE_BYTES, chosen_runs, complete, compressed, pairs, race, variants
 from .words import (WIDTH, Answer, across, ownership, precision_text, racing_text, readable, recovery_text,
                     settings_text, size_text, sparsity_text)
 
-__all__ = ["ASK", "KEYS", "answers", "near_best", "owners", "pareto", "recommend", "reported", "summarise", "targets",
+__all__ = ["ASK", "KEYS", "answers", "front", "near_best", "owners", "pareto", "recommend", "reported", "summarise", "targets",
            "RACE_CACHE_BYTES", "chosen_runs", "complete", "compressed", "pairs", "race", "variants", "WIDTH", "Answer",
            "across", "ownership", "precision_text", "racing_text", "readable", "recovery_text", "settings_text",
            "size_text", "sparsity_text"]

@@ -59,14 +59,20 @@ def pareto(summary: pd.DataFrame, by=("dataset", "family"), accuracy: str = "val
     point of the frontier, however small. Variants that racing stopped are beaten by a no-larger one: none is."""
     learned = summary[(summary[accuracy] >= chance(summary) + THRESHOLDS["fail_margin"].default)
                       & summary.get("finished", True)]
-    keep = []
-    for _, g in learned.groupby(list(by), sort=True):
-        best = -np.inf
-        for i, row in g.sort_values(["size_bytes", accuracy], ascending=[True, False]).iterrows():
-            if row[accuracy] > best:
-                keep.append(i)
-                best = row[accuracy]
+    keep = [i for _, g in learned.groupby(list(by), sort=True)
+            for i in g.index[front(g.size_bytes.to_numpy(), g[accuracy].to_numpy(float))]]
     return summary.loc[keep].sort_values([*by, "size_bytes"], ignore_index=True)
+
+
+def front(size, accuracy) -> np.ndarray:
+    """Which points no other beats (a smaller or equal ``size`` with a higher ``accuracy``): a boolean mask. Of
+    points of equal size, only the most accurate can be on it; of equal size and accuracy, the first."""
+    order = np.lexsort((-accuracy, size))  # smallest first, the most accurate first among equal sizes
+    ranked = accuracy[order]
+    best = np.concatenate([[-np.inf], np.maximum.accumulate(ranked)[:-1]])
+    mask = np.zeros(len(order), dtype=bool)
+    mask[order] = ranked > best
+    return mask
 
 
 
