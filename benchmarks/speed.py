@@ -337,9 +337,9 @@ def cost_models(rows: list[dict], key: str, flops: str) -> dict[str, tuple[float
 
 
 def projected(profile: profiles.Profile, name: str, costs: dict[str, tuple[float, float]], monitor: bool):
-    """(seconds, FLOPs) of ``profile``'s sweep of ``name`` on one worker, per family of ``costs``: every run's epochs priced by
-    its family's cost model (the overhead ``a`` scaled by the number of training steps, ``b`` applied to the
-    epoch's exact FLOPs). ``monitor``: the trainer's evaluation (monitor subsets each epoch, the whole splits once);
+    """(seconds, FLOPs) of ``profile``'s sweep of ``name`` on one worker, per family of ``costs``: every run's epochs
+    priced by its family's cost model (the overhead ``a`` scaled by the number of training steps, ``b`` applied to
+    the epoch's exact FLOPs). ``monitor``: the trainer's evaluation (monitor subsets each epoch, the whole splits once);
     else every split every epoch (the baselines)."""
     _, n_official, n_test = sizes(name)
     n_train = (profile.train_per_class or (n_official // 10 - profile.val_per_class)) * 10
@@ -507,7 +507,8 @@ def measure(args, peak: common.Peak, results: dict, achieved: dict, tree: str) -
                          "hybrid families, added quick training": sum(hybrids.values()) / total}
         achieved[name] = {"utilisation, quick sweep": sum(flops.values()) / total,
                           "utilisation, CNN": rate.get("cnn", np.nan), "utilisation, ViT": rate.get("vit", np.nan)}
-        print(f"quick sweep of {name} ({len(quick.configs(name))} runs; its paper families below, the hybrids after) on one worker with {torch.get_num_threads()} "
+        print(f"quick sweep of {name} ({len(quick.configs(name))} runs; its paper families below, the hybrids after) "
+              f"on one worker with {torch.get_num_threads()} "
               f"threads, measured whole for {TIMED_EPOCHS} epochs and projected to {quick.epochs}: bundles "
               f"{total / 60:.1f} min; the engine before bundles (seed-stacked, commit {BEFORE}) {sum(before.values()) / 60:.1f} min "
               f"({sum(before.values()) / total:.2f}x); this engine one configuration per bundle "

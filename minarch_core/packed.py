@@ -13,8 +13,8 @@ Layout, little-endian::
 
 The payload's length is the variant's ``size_bytes`` in the frontier. ``read`` checks the magic, the version and
 every length, and refuses a file that is truncated or longer than its tensors, never misreading it; ``forward``
-runs the DNN and CNN families in numpy. This module imports numpy and the standard library only, so that a file can
-be read where torch is not installed; ``analyses.encoding`` decodes through ``decode`` too, so there is one decoder.
+runs the DNN, CNN and Conv+MLP families in numpy. This module imports numpy and the standard library only, so that a
+file can be read where torch is not installed; ``analyses.encoding`` decodes through ``decode`` too, so there is one decoder.
 """
 from __future__ import annotations
 
@@ -151,22 +151,23 @@ def read(path: str | Path) -> tuple[dict, dict[str, np.ndarray], list[dict]]:
     return header, dict(zip(names, arrays)), info
 
 
-def forward(header: dict, weights: dict[str, np.ndarray], images: np.ndarray) -> np.ndarray:
-    """Logits of the DNN and CNN families for ``images`` (N, C, H, W), already scaled and normalised as the header's
-    "input" says, in numpy. Layers are the family's, in order: Linear (and, for the CNN, one Conv2d) with ReLU between
-    them, the last Linear the classifier."""
-    family = header["family"]
-    tensors = list(weights.values())
-    x = images.astype(np.float32)
-    if family == "cnn":
-        w, b = tensors[0], tensors[1]
-        k = w.shape[-1]
-        windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))  # (N, C, H', W', k, k)
-        x = np.maximum(np.einsum("nchwij,ocij->nohw", windows, w, optimize=True) + b[None, :, None, None], 0)
-        tensors = tensors[2:]
-    elif family != "dnn":
-        raise FormatError(f"the numpy forward pass covers the dnn and cnn families, not {family!r}: read the "
-                          f"weights with read() and run them in the family's own framework")
+def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """``torch.nn.functional.conv2d`` in numpy: (N, C, H, W) -> (N, O, H', W')."""
+    x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    k = w.shape[-1]
+    windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+    return np.einsum("nchwij,ocij->nohw", windows, w, optimize=True) + b[None, :, None, None]
+
+
+def _max_pool(x: np.ndarray, pool: int) -> np.ndarray:
+    """``MaxPool2d(pool)``: windows of ``pool`` x ``pool``, stride ``pool``, the ragged edge dropped."""
+    n, c, h, w = x.shape
+    h, w = h // pool * pool, w // pool * pool
+    return x[:, :, :h, :w].reshape(n, c, h // pool, pool, w // pool, pool).max(axis=(3, 5))
+
+
+def _mlp(x: np.ndarray, tensors: list) -> np.ndarray:
+    """Flatten, then Linear layers (weight, bias pairs) with ReLU between them."""
     x = x.reshape(len(x), -1)
     layers = list(zip(tensors[::2], tensors[1::2]))
     for i, (w, b) in enumerate(layers):
@@ -174,6 +175,23 @@ def forward(header: dict, weights: dict[str, np.ndarray], images: np.ndarray) ->
         if i < len(layers) - 1:
             x = np.maximum(x, 0)
     return x
+
+
+FORWARD = {  # family -> (arch, tensors in model order, images) -> logits: the families numpy runs
+    "dnn": lambda arch, t, x: _mlp(x, t),
+    "cnn": lambda arch, t, x: _mlp(np.maximum(_conv(x, t[0], t[1]), 0), t[2:]),
+    "convmlp": lambda arch, t, x: _mlp(_max_pool(np.maximum(_conv(x, t[0], t[1], 2, 1), 0), arch["pool"]), t[2:]),
+}
+
+
+def forward(header: dict, weights: dict[str, np.ndarray], images: np.ndarray) -> np.ndarray:
+    """Logits of ``images`` (N, C, H, W), already scaled and normalised as the header's "input" says, in numpy, for
+    the families of ``FORWARD`` (the DNN, the CNN and the Conv+MLP hybrid)."""
+    family = header["family"]
+    if family not in FORWARD:
+        raise FormatError(f"the numpy forward pass covers the {', '.join(FORWARD)} families, not {family!r}: read "
+                          f"the weights with read() and run them in the family's own framework")
+    return FORWARD[family](header["arch"], list(weights.values()), images.astype(np.float32))
 
 
 def _need(data: bytes, offset: int, size: int) -> None:

@@ -65,8 +65,9 @@ ch.figure(plots.frontier(summary, front, refs), "frontier")
 # number the choice compared, measured on the images racing had reached when it stopped them (their tooltip says how
 # many); the line's heights are test accuracies, so a faint point can sit a little above it where validation and
 # test differ. The diamonds are published tiny models of other architectures (tagged as in
-# the table at the end of this page), sized as float32: they use convolutions with pooling, normalisation,
-# augmentation and long schedules, which the paper's families do not.
+# the table at the end of this page), sized as float32: they stack several convolutions with pooling and add
+# normalisation, augmentation and long schedules, which neither the paper's families nor this book's one-convolution
+# hybrids do.
 
 # %%
 Markdown(frontier.ownership(frontier.pareto(summary, by=("dataset",))))

@@ -14,7 +14,7 @@ from minarch_core.analyses import export, frontier, tables
 from minarch_core.analyses.common import run_columns
 from minarch_core.analyses.grids import precision_of
 from minarch_core.analyses.quantization import quantize_model
-from minarch_core.engine import profiles, sweep, train
+from minarch_core.engine import models, profiles, sweep, train
 from minarch_core.engine.compression import DEFAULT
 from minarch_core.engine.config import RunConfig
 from minarch_core.engine.store import Store
@@ -27,7 +27,9 @@ def trained(tmp_path_factory, tiny_root):
     """A store holding only the training runs of a small study of every family (two seeds) on synthetic data."""
     study = profiles.get("smoke").replace(seeds=2, epochs=8, train_per_class=300, val_per_class=20, grids={
         "dnn": profiles.square((16,), (1,)), "cnn": profiles.Grid("cnn", (2,)),
-        "vit": profiles.Grid("vit", (16,), {"depth": 1, "heads": 2})})  # each learns the task: in the frontier
+        "vit": profiles.Grid("vit", (16,), {"depth": 1, "heads": 2}), "convmlp": profiles.Grid("convmlp", (4,)),
+        "convvit": profiles.Grid("convvit", (32,))})  # each learns the task: in the frontier
+    assert {g.family for g in study.grids.values()} == set(models.FAMILIES), "a family the export tests miss"
     store = Store(tmp_path_factory.mktemp("export") / "results")
     sweep.run(study.configs("mnist"), store, data_root=tiny_root, device="cpu", progress=False)
     return tables.Where(store, study, "mnist", "cpu", tiny_root)
@@ -41,7 +43,7 @@ def session(path):
     return ort.InferenceSession(str(path), options)
 
 
-@pytest.mark.parametrize("family", ["dnn", "cnn", "vit"])
+@pytest.mark.parametrize("family", list(models.FAMILIES))
 def test_an_exported_variant_computes_what_the_book_measured(trained, tmp_path, family):
     done, answer = export.export(trained, 0.2, tmp_path / family, family=family)
     assert answer.met and {f.name for f in done.folder.iterdir()} == set(export.FILES)
@@ -64,7 +66,7 @@ def test_an_exported_variant_computes_what_the_book_measured(trained, tmp_path, 
     theirs = session(done.folder / "model.onnx").run(None, {"image": test.x.numpy()})[0].argmax(1)
     assert (mine != theirs).sum() <= FLIPS
     assert abs((theirs == test.y.numpy()).mean() - card["test_accuracy"]) <= FLIPS / len(test.y)
-    if family in ("dnn", "cnn"):
+    if family in packed.FORWARD:
         assert (packed.forward(header, arrays, test.x.numpy()).argmax(1) != mine).sum() <= FLIPS
 
 

@@ -386,7 +386,8 @@ PAPER = {
 }
 
 
-def all_claims(configs, runs, minimal, draws, redundancy, matched, tolerance, front, n_boot: int = 1000) -> pd.DataFrame:
+def all_claims(configs, runs, minimal, draws, redundancy, matched, tolerance, front,
+               n_boot: int = 1000) -> pd.DataFrame:
     """Every claim part, in the paper's order, then the hybrids' (``front``: the frontier table)."""
     rows = (regimes_ordered(configs, n_boot) + shape_invariance(runs, n_boot) + minimal_grows(minimal, draws)
             + redundancy_high(redundancy, n_boot=n_boot) + depth_resilience(matched, n_boot)

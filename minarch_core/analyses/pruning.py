@@ -164,9 +164,10 @@ def curves(runs, grid: Slice = DEFAULT.pruning, **options) -> pd.DataFrame:
 
 
 def matched_bands(configs: pd.DataFrame, ratio: float = 1.3) -> pd.DataFrame:
-    """Square networks of the shaped families (``models.shaped``: the DNNs) that learn the task, in bands of about equal parameter count with one network per depth: for
-    each network of the shallowest depth (smallest first), the unused network of every other depth nearest to it in
-    log parameters, the band kept when every member is within a factor ``ratio`` of it. What compares depths at
+    """Square networks of the shaped families (``models.shaped``: the DNNs) that learn the task, in bands of about
+    equal parameter count with one network per depth: for each network of the shallowest depth (smallest first), the
+    unused network of every other depth nearest to it in log parameters, the band kept when every member is within a
+    factor ``ratio`` of it. What compares depths at
     matched size, so that depth is not confounded with size."""
     d = square(configs[configs.family.isin(models.shaped()) & configs.regime.isin(LEARNS)])
     rows, used = [], set()

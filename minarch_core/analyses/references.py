@@ -1,7 +1,8 @@
 """Published tiny models: the reference points the frontier figure draws beside this book's own models.
 
-Each is another architecture (convolutions with pooling, batch normalisation, augmentation and long schedules that
-the paper's families do not use), so they show what the task allows, not what these families reach. Their size is
+Each is another architecture (several convolutions with pooling, batch normalisation, augmentation and long
+schedules, which neither the paper's families nor the one-convolution hybrids use), so they show what the task
+allows, not what these families reach. Their size is
 counted as float32: 4 bytes per parameter. A "<" bound is drawn at the bound.
 """
 from __future__ import annotations

@@ -512,7 +512,7 @@ def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFram
 
 def components(ranking: pd.DataFrame) -> alt.FacetChart:
     """Accuracy lost when one component group is rounded to few bits and the rest stays float32: one line per
-    component, one panel per family, stacked (side by side, three families with their legends outgrow the column)."""
+    component, one panel per family, stacked (side by side, several families with their legends outgrow the column)."""
     cols = [c for c in ranking if c.startswith("drop_") and c.endswith("bit")]
     d = ranking.melt(id_vars=["family", "component", "rank", "models"], value_vars=cols, var_name="bits",
                      value_name="drop")

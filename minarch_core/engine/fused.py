@@ -16,7 +16,10 @@ SGD) its own update, as if it trained alone (up to float rounding: a fused produ
   than it saves calls (the quick grid's dims 4-32, each with 5 seeds stacked, took 22 ms a step together; padded to
   dim 32 they would do the work of four dim-32 stacks, 30 ms). CNN bundles fused on a CPU measured 0.8-1.0x their
   members one at a time (their steps are bound by memory traffic, which fusing does not reduce), so a CPU trains
-  CNNs one architecture at a time (``Family.cpu_fuses``); DNN bundles measured 1.4-2x.
+  CNNs one architecture at a time (``Family.cpu_fuses``); DNN bundles measured 1.4-2x. The hybrids (Conv+MLP,
+  Conv+ViT) have no fused form either, the stated fallback: their stems are the CNN's kind of memory-bound
+  convolution, and the Conv+ViT's blocks the ViT's, so each architecture trains alone (the Conv+ViT's seeds stacked
+  like the ViT's, the Conv+MLP's one by one like the CNN's: ``Family.cpu_stacks_seeds``).
 
 Prior art: HFTA (arXiv 2102.02344) fuses identical models into batched operators; ParallelMLPs (MDPI AI 4(1):2)
 fuses MLPs of different widths into one, as ``FusedMLP`` does.

@@ -1,4 +1,5 @@
-"""The model families of the paper, the Phase-1 shape generator, and architecture normalisation.
+"""The model families of the paper and two hybrids of them, the Phase-1 shape generator, and architecture
+normalisation.
 
 A **family** is one record (``Family``): its builder, the limits of its knobs, the knob a sweep varies, how it
 describes itself in a table, whether a CPU stacks its seeds, its fused form and its weight layers. Adding a family
@@ -123,8 +124,7 @@ class ConvViT(Transformer):
     def __init__(self, input_shape, n_classes, *, dim=16, depth=1, heads=2, pool=None, mlp_ratio=2):
         pool = pool or default_pool(input_shape, TOKEN_SIDE)
         super().__init__(nn.Sequential(*stem(input_shape[0], dim, pool)), math.prod(stem_side(input_shape, pool)),
-                         n_classes,
-                         dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio)
+                         n_classes, dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio)
 
 
 class Block(nn.Module):
@@ -249,8 +249,9 @@ FAMILIES = {f.name: f for f in (
                                "mlp_ratio": (1, 16)}, "dim",
            describe=lambda a: {"depth": a["depth"], "width": a["dim"], "dim": a["dim"], "heads": a["heads"],
                                "patch": a["patch"], "mlp_ratio": a["mlp_ratio"]},
-           label=lambda a: f"ViT dim {a['dim']} × {a['depth']}", cpu_stacks_seeds=True, components=transformer_components,
-           resolve=lambda a, shape: {**a, "patch": a["patch"] or default_patch(shape)}, validate=_check_heads),
+           label=lambda a: f"ViT dim {a['dim']} × {a['depth']}", cpu_stacks_seeds=True,
+           components=transformer_components, validate=_check_heads,
+           resolve=lambda a, shape: {**a, "patch": a["patch"] or default_patch(shape)}),
     Family("convmlp", "Conv+MLP", conv_mlp, {"channels": (1, 4096), "pool": (1, 64), "ratio": (1, 64)},
            "channels", describe=lambda a: {"depth": 1, "width": a["channels"], "channels": a["channels"],
                                            "pool": a["pool"], "ratio": a["ratio"]},

@@ -26,7 +26,8 @@ from .measure import RACE_CACHE_BYTES, chosen_runs, complete, compressed, pairs,
 from .words import (WIDTH, Answer, across, ownership, precision_text, racing_text, readable, recovery_text,
                     settings_text, size_text, sparsity_text)
 
-__all__ = ["ASK", "KEYS", "answers", "front", "near_best", "owners", "pareto", "recommend", "reported", "summarise", "targets",
+__all__ = ["ASK", "KEYS", "answers", "front", "near_best", "owners", "pareto", "recommend", "reported", "summarise",
+           "targets",
            "RACE_CACHE_BYTES", "chosen_runs", "complete", "compressed", "pairs", "race", "variants", "WIDTH", "Answer",
            "across", "ownership", "precision_text", "racing_text", "readable", "recovery_text", "settings_text",
            "size_text", "sparsity_text"]
