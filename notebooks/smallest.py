@@ -100,7 +100,9 @@ Markdown(frontier.recovery_text(summary))
 # The paper leaves open how a transformer's components respond to quantization. Here one component group of each
 # representative model (from the [regimes chapter](regimes.ipynb)) is rounded to 8, 4, 3 or 2 bits while everything
 # else stays float32: for the ViT its patch embedding, attention qkv and output projections, MLPs, head, and the
-# positions, class token and LayerNorms together; for DNNs and CNNs the first, middle and last weight layers. Each
+# positions, class token and LayerNorms together (the Conv+ViT the same, its convolutional stem in place of the patch
+# embedding); for the Conv+MLP its convolutional stem, its MLP's hidden layer and its classifier; for DNNs and CNNs
+# the first, middle and last weight layers. Each
 # is measured on the test split's monitor subset (the [method chapter](../method.ipynb) says how it is drawn): the
 # drop is paired, the same images with and without the rounding, so only the images whose prediction flips make it
 # noisy, and the subset costs a fraction of the whole split's time.

@@ -20,8 +20,9 @@
 # its size is fixed? This page answers both for one dataset: it trains every configuration of the profile's grids,
 # each over several seeds, and plots accuracy against size. Phase 1 is the paper's DNN topology sweep (1 to 4
 # hidden layers whose widths increase, decrease or stay equal from layer to layer); Phase 2 compares square DNNs,
-# one-convolution CNNs and small Vision Transformers. The [method chapter](../method.ipynb) defines every term and
-# setting. Runs already in the store are reused, so executing this chapter again trains nothing.
+# one-convolution CNNs and small Vision Transformers, and, beyond the paper, two hybrids of them: a convolutional
+# stem feeding an MLP (Conv+MLP) or attention (Conv+ViT). The [method chapter](../method.ipynb) defines every term
+# and setting. Runs already in the store are reused, so executing this chapter again trains nothing.
 
 # %% tags=["parameters"]
 dataset = "mnist"
@@ -92,11 +93,11 @@ ch.table("shape_spread", spread, {
     "Accuracy spread across shapes and depths, per half-decade of parameter count")
 
 # %% [markdown]
-# ## Phase 2: square DNNs, CNNs and ViTs
+# ## Phase 2: every family
 #
 # The same view for the Phase-2 families, one panel each: mean test (circles) and train (squares) accuracy over
-# seeds, with the range of test accuracy over seeds; colour gives the depth (hidden layers, the CNN's one
-# convolution, the ViT's encoder blocks). The [regimes chapter](regimes.ipynb) sorts these configurations into
+# seeds, with the range of test accuracy over seeds; colour gives the depth (hidden layers, the CNN's and the
+# Conv+MLP's one convolution, the encoder blocks of the ViT and the Conv+ViT). The [regimes chapter](regimes.ipynb) sorts these configurations into
 # regimes.
 
 # %%
