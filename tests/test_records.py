@@ -10,12 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import has_dataset, synthetic_arrays
-from torch import nn
 
 from minarch_core import cli
 from minarch_core.analyses import pruning, quantization, regimes
 from minarch_core.book import chapter, parameters, pipeline
-from minarch_core.engine import data, models, profiles, sweep
+from minarch_core.engine import data, models, profiles, settings, sweep
 from minarch_core.engine.config import RunConfig
 from minarch_core.engine.errors import ConfigError
 from minarch_core.engine.store import Store
@@ -62,17 +61,22 @@ def test_a_dataset_record_knows_its_chance_and_its_patch():
         data.DatasetSpec("studies", "S", 1, (0.5,), (0.5,), (1, 8, 8))
 
 
-def pooled(input_shape, n_classes, *, pool=2):
-    """A test family: average pooling, then a linear classifier."""
-    c, h, w = input_shape
-    return nn.Sequential(nn.AvgPool2d(pool), nn.Flatten(), nn.Linear(c * (h // pool) * (w // pool), n_classes))
+PLUGIN = Path(__file__).parent / "plugins" / "pooled.py"
 
 
-def test_a_new_family_needs_its_record_and_a_profile_grid_only(monkeypatch, tiny_root, tmp_path):
-    monkeypatch.setitem(models.FAMILIES, "pooled", models.Family(
-        "pooled", "Pooled", pooled, {"pool": (1, 28)}, "pool",
-        describe=lambda a: {"depth": 0, "width": a["pool"], "pool": a["pool"]},
-        label=lambda a: f"Pooled /{a['pool']}", cpu_stacks_seeds=True))
+@pytest.fixture
+def plugin(monkeypatch):
+    """The throwaway family of ``tests/plugins/pooled.py`` (average pooling, then a linear classifier), registered
+    as a user registers one: named in MINARCH_PLUGINS for every process a test starts, and imported here. What it
+    adds to the records goes when the test ends."""
+    monkeypatch.setattr(models, "FAMILIES", dict(models.FAMILIES))
+    monkeypatch.setattr(profiles, "PROFILES", dict(profiles.PROFILES))
+    monkeypatch.setenv("MINARCH_PLUGINS", str(PLUGIN))
+    runpy.run_path(str(PLUGIN))
+    return models.family("pooled")
+
+
+def test_a_new_family_needs_its_record_and_a_profile_grid_only(plugin, tiny_root, tmp_path):
     study = profiles.Profile("pooled", seeds=2, epochs=2, train_per_class=50, val_per_class=20,
                              grids={"pooled": profiles.Grid("pooled", (2, 4, 7))})
     configs = study.configs("mnist")
@@ -91,23 +95,16 @@ def test_a_new_family_needs_its_record_and_a_profile_grid_only(monkeypatch, tiny
     assert q.size_bytes.iloc[1] < q.size_bytes.iloc[0]
 
 
-PLUGIN = Path(__file__).parent / "plugins" / "pooled.py"
-
-
 @pytest.mark.skipif(not has_dataset("mnist"), reason="MNIST is not in MINARCH_DATA")
-def test_a_family_from_a_plugin_is_in_every_smoke_chapter_and_in_recommend(monkeypatch, tmp_path, capsys):
-    """A throwaway family registered from outside the package (MINARCH_PLUGINS), in a smoke book trained long
-    enough for it to learn: every chapter shows it, and recommend answers within it."""
-    monkeypatch.setattr(models, "FAMILIES", dict(models.FAMILIES))  # what the plugin adds goes when the test ends
-    monkeypatch.setattr(profiles, "PROFILES", dict(profiles.PROFILES))
-    monkeypatch.setenv("MINARCH_PLUGINS", str(PLUGIN))  # the chapters' kernels and the sweep's workers import it ...
-    runpy.run_path(str(PLUGIN))  # ... and so does this process
+def test_a_family_from_a_plugin_is_in_every_smoke_chapter_and_in_recommend(plugin, tmp_path, capsys):
+    """The throwaway family in a smoke book trained long enough for it to learn: every chapter shows it, and
+    recommend answers within it (the chapters' kernels and the sweep's workers import the plugin themselves)."""
     results, study = str(tmp_path / "results"), {"epochs": 6, "train_per_class": 200}
     pipeline.build("smoke", ["mnist"], workers=2, results=results, root=tmp_path / "book", html=False, **study)
     notebooks = sorted((tmp_path / "book" / "book").rglob("*.ipynb"))
     assert {n.stem for n in notebooks} == set(parameters.CHAPTERS)
     for notebook in notebooks:
-        assert "Pooled" in notebook.read_text(), f"the {notebook.stem} chapter does not show the plugin's family"
+        assert plugin.title in notebook.read_text(), f"the {notebook.stem} chapter does not show the plugin's family"
     assert cli.main(["recommend", "--dataset", "mnist", "--profile", "smoke", "--epochs", "6", "--train-per-class",
                      "200", "--results", results, "--family", "pooled", "--min-accuracy", "0.5"]) == 0
     assert "Pooled /" in capsys.readouterr().out
@@ -166,3 +163,14 @@ def test_the_chapter_context_carries_device_and_data_root(tmp_path):
 def test_every_number_is_range_checked_where_it_enters(call, message):
     with pytest.raises(ConfigError, match=message):
         call()
+
+
+def test_a_plugin_that_cannot_be_imported_is_named_with_the_fix(tmp_path):
+    with pytest.raises(ConfigError, match=r"names .*missing\.py, which is not a Python file"):
+        settings.load_plugins(str(tmp_path / "missing.py"))
+    with pytest.raises(ConfigError, match="module 'no_such_plugin_module', which cannot be imported"):
+        settings.load_plugins("no_such_plugin_module")
+    with pytest.raises(ConfigError, match="profile 'smoke' has a grid 'cnn' already"):
+        profiles.add_grid("smoke", "cnn", profiles.Grid("cnn", (2,)))
+    with pytest.raises(parameters.ParameterError, match=r"unknown book parameter\(s\) \['widths'\]"):
+        pipeline.build("smoke", ["mnist"], widths=[3])
