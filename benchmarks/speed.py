@@ -504,7 +504,7 @@ def measure(args, peak: common.Peak, results: dict, achieved: dict, tree: str) -
         results[name] = {"competent loop, quick sweep": secs["plain"] / total,
                          "bundles vs seed-stacked, quick training": sum(before.values()) / total,
                          "bundles vs seed-stacked, worst family": min(before[f] / mine[f] for f in mine),
-                         "hybrid families, added quick training": sum(hybrids.values()) / total}
+                         "hybrid seconds": sum(hybrids.values()), "paper families' seconds": total}
         achieved[name] = {"utilisation, quick sweep": sum(flops.values()) / total,
                           "utilisation, CNN": rate.get("cnn", np.nan), "utilisation, ViT": rate.get("vit", np.nan)}
         print(f"quick sweep of {name} ({len(quick.configs(name))} runs; its paper families below, the hybrids after) "
@@ -523,8 +523,9 @@ def measure(args, peak: common.Peak, results: dict, achieved: dict, tree: str) -
                   for fam in mine), flush=True)
         print("  the hybrid families (beyond the paper), bundled as the sweep bundles them: " + ", ".join(
             f"{fam} {seconds / 60:.1f} min ({flops[fam] / seconds / peak.value:.0%} utilisation)"
-            for fam, seconds in hybrids.items()) + f"; together {sum(hybrids.values()) / total:.1%} on top of the "
-              f"paper's families (target at most {TARGETS['hybrid families, added quick training']:.0%})", flush=True)
+            for fam, seconds in hybrids.items()) + f"; together {sum(hybrids.values()) / total:.1%} on top of this "
+              f"dataset's paper families (the target, at most {TARGETS['hybrid families, added quick training']:.0%}, "
+              f"is on the profile: the datasets pooled)", flush=True)
         speed = frontier_speed(name, peak.value)
         results[name]["frontier evaluation vs one at a time"] = min(one / st for st, one, *_ in speed.values())
         print("frontier variants on the test split: " + ", ".join(
@@ -553,8 +554,9 @@ def report(args, peak: common.Peak, results: dict, achieved: dict) -> None:
     print(f"fp32 matmul peak readings: {peak.text()}; every utilisation below is over the largest")
     for name, flops in achieved.items():
         results[name].update({label: f / peak.value for label, f in flops.items()})
-    overall = {k: (max if k in LOWER_IS_BETTER else min)(r[k] for r in results.values())
-               for k in next(iter(results.values()))}  # the worst dataset
+    overall = {k: min(r[k] for r in results.values()) for k in next(iter(results.values()))}  # the worst dataset
+    hybrid, paper = (sum(r[k] for r in results.values()) for k in ("hybrid seconds", "paper families' seconds"))
+    overall["hybrid families, added quick training"] = hybrid / paper  # of the quick profile, its datasets pooled
     if book and book.get("profile") == "quick":
         print(f"last book build: {built(book)}")
         if book.get("runs_trained") == 0 and book.get("tables") and book.get("tables_computed") == book["tables"]:
