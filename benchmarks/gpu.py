@@ -208,15 +208,16 @@ def main(argv=None):
         upper = sum(project(name)[0] for name in ("mnist", "fashion_mnist", "cifar10"))
         print(f"paper profile, three datasets: {as_measured / 3600:.2f} h as measured, at most {upper / 3600:.2f} h with "
               f"all of each task's time beyond its epochs counted as training")
-        largest = [max((r for r in rows if r["family"] == f), key=lambda r: r["flops_epoch"]) for f in ("dnn", "vit")]
+        largest = [max((r for r in rows if r["family"] == f), key=lambda r: r["flops_epoch"], default=None)
+                   for f in models.FAMILIES]
         print("largest models counted the same way: " + ", ".join(f"{r['model']} at least {r['tflops']:.1f} TFLOP/s"
-                                                                 for r in largest))
+                                                                 for r in largest if r))
         return 0
     unmeasured = [g for g in grids if g not in measured]
     if unmeasured:
         print(f"not measured (budget spent first): {unmeasured}; their time is missing from the totals")
     largest = [max((r for r in rows if r["family"] == fam), key=lambda r: r["flops_epoch"], default=None)
-               for fam in ("dnn", "cnn", "vit")]
+               for fam in models.FAMILIES]
     print("\nlargest measured model of each family: " + ", ".join(
         f"{r['model']} {r['tflops']:.1f} TFLOP/s = {r['tflops'] * 1e12 / peak32:.0%} of the float32 peak"
         for r in largest if r))
