@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from minarch_core.book import plots
+from minarch_core.engine import models
 
 
 @pytest.fixture
@@ -131,3 +132,9 @@ def test_the_exported_models_read_as_downloads_one_per_model():
     assert "63%, 73%: " in page and "pruned to 90%, 2-bit, quantization-aware" in page and "2,648 bytes" in page
     assert "dense, float16" in page
     assert "no target was met" in tables.downloads([], "no target was met").data
+
+
+def test_every_family_has_a_colour_of_its_own():
+    scale = plots.family_color().to_dict()["scale"]
+    assert scale["domain"] == [f.title for f in models.FAMILIES.values()]
+    assert len(set(scale["range"])) == len(scale["domain"])  # two families in one colour read as one

@@ -26,7 +26,8 @@ OKABE_ITO = {"orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow"
              "vermillion": "#D55E00", "purple": "#CC79A7", "black": "#000000"}
 REGIME_COLORS = alt.Scale(domain=["unstable", "underfitting", "learning", "overfitting"],
                           range=[OKABE_ITO["vermillion"], OKABE_ITO["sky"], OKABE_ITO["green"], OKABE_ITO["orange"]])
-FAMILY_RANGE = [OKABE_ITO["blue"], OKABE_ITO["purple"], OKABE_ITO["black"], OKABE_ITO["yellow"]]
+FAMILY_RANGE = [OKABE_ITO[c] for c in ("blue", "purple", "black", "orange", "green", "sky", "vermillion", "yellow")]
+# in the records' order: the paper's three families, then the hybrids; yellow, the faintest on white, comes last
 SHADES = ["#6baed6", "#2171b5", "#08519c", "#08306b", "#041b3d"]  # light to dark: easy to hard, shallow to deep
 ACCURACY = alt.Scale(domain=[0, 1])  # with axis=PERCENT: every accuracy axis reads 0%..100%
 PERCENT = alt.Axis(format="%")
