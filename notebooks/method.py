@@ -148,21 +148,23 @@ def grid_span(study, family, d):
     return f"{min(sizes):,} to {max(sizes):,}" if sizes else "not in the profile"
 
 
-def hybrid_row(d, study):
-    c, h, w = d.input_shape
-    row = {"dataset": d.title}
-    for name in models.hybrids():
-        fam = models.family(name)
-        pool = models.normalise_arch(name, {}, d.input_shape)["pool"]
-        side = models.stem_side(d.input_shape, pool)
-        row[f"{fam.title}: stem map"] = f"{(h + 1) // 2}×{(w + 1) // 2} → pool {pool} → {side[0]}×{side[1]}"
-    return {**row, **{f"{models.family(f).title} parameters": grid_span(study, f, d)
-                      for f in (*models.hybrids(), *dict.fromkeys(p for f in models.hybrids()
-                                                                  for p in models.family(f).parents))}}
+def hybrid_rows(d, study):
+    """One row per hybrid and per parent of one: its stem's map (hybrids only) and the parameters its grids span."""
+    h, w = d.input_shape[-2:]
+    for name in dict.fromkeys([*models.hybrids(), *(p for f in models.hybrids() for p in models.family(f).parents)]):
+        stem = ""
+        if models.family(name).parents:
+            pool = models.normalise_arch(name, {}, d.input_shape)["pool"]
+            side = models.stem_side(d.input_shape, pool)
+            stem = f"{(h + 1) // 2}×{(w + 1) // 2} → pool {pool} → {side[0]}×{side[1]}"
+        yield {"dataset": d.title, "family": models.family(name).title, "stem": stem,
+               "parameters": grid_span(study, name, d)}
 
 
-hybrids = pd.DataFrame([hybrid_row(data.spec(d), ch.study) for d in data.by_difficulty()])
-ch.table("hybrids", hybrids, {c: (c, None) for c in hybrids.columns},
+hybrids = pd.DataFrame([row for d in data.by_difficulty() for row in hybrid_rows(data.spec(d), ch.study)])
+ch.table("hybrids", hybrids, {"dataset": ("dataset", None), "family": ("family", None),
+                              "stem": ("stem: its map, pooled to positions", None),
+                              "parameters": (f"parameters ({ch.study.name} grids)", None)},
          f"The hybrids' stems, and the parameters the {ch.study.name} profile's grids span, beside their parents'")
 
 # %% [markdown]
