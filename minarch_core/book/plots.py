@@ -187,7 +187,8 @@ EDGES = [("data", "sweep"), ("sweep", "regimes"), ("regimes", "reps"), ("reps", 
 
 def workflow() -> alt.LayerChart:
     """Figure 1: the study's workflow, from datasets to the cross-dataset summary."""
-    families = ", ".join(f"{f.title}s" for f in models.FAMILIES.values())
+    families = ", ".join([f"{f.title}s" for f in models.FAMILIES.values() if not f.parents]
+                         + (["hybrids"] if models.hybrids() else []))  # what fits the box
     nodes = pd.DataFrame(WORKFLOW, columns=["step", "x", "y", "text"])
     nodes["text"] = nodes.text.map(lambda text: text.format(families=families))
     at = nodes.set_index("step")
