@@ -149,22 +149,22 @@ def grid_span(study, family, d):
 
 
 def hybrid_rows(d, study):
-    """One row per hybrid and per parent of one: its stem's map (hybrids only) and the parameters its grids span."""
+    """One row per hybrid: its stem's map, and the parameters its grids and its parents' grids span."""
     h, w = d.input_shape[-2:]
-    for name in dict.fromkeys([*models.hybrids(), *(p for f in models.hybrids() for p in models.family(f).parents)]):
-        stem = ""
-        if models.family(name).parents:
-            pool = models.normalise_arch(name, {}, d.input_shape)["pool"]
-            side = models.stem_side(d.input_shape, pool)
-            stem = f"{(h + 1) // 2}×{(w + 1) // 2} → pool {pool} → {side[0]}×{side[1]}"
-        yield {"dataset": d.title, "family": models.family(name).title, "stem": stem,
-               "parameters": grid_span(study, name, d)}
+    for name in models.hybrids():
+        family = models.family(name)
+        pool = models.normalise_arch(name, {}, d.input_shape)["pool"]
+        side = models.stem_side(d.input_shape, pool)
+        yield {"dataset": d.title, "family": family.title,
+               "stem": f"{(h + 1) // 2}×{(w + 1) // 2} → pool {pool} → {side[0]}×{side[1]}",
+               "parameters": grid_span(study, name, d),
+               "parents": "; ".join(f"{models.family(p).title} {grid_span(study, p, d)}" for p in family.parents)}
 
 
 hybrids = pd.DataFrame([row for d in data.by_difficulty() for row in hybrid_rows(data.spec(d), ch.study)])
-ch.table("hybrids", hybrids, {"dataset": ("dataset", None), "family": ("family", None),
+ch.table("hybrids", hybrids, {"dataset": ("dataset", None), "family": ("hybrid", None),
                               "stem": ("stem: its map, pooled to positions", None),
-                              "parameters": (f"parameters ({ch.study.name} grids)", None)},
+                              "parameters": ("parameters", None), "parents": ("its parents' parameters", None)},
          f"The hybrids' stems, and the parameters the {ch.study.name} profile's grids span, beside their parents'")
 
 # %% [markdown]
