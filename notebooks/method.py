@@ -163,7 +163,7 @@ def hybrid_rows(d, study):
 
 hybrids = pd.DataFrame([row for d in data.by_difficulty() for row in hybrid_rows(data.spec(d), ch.study)])
 ch.table("hybrids", hybrids, {"dataset": ("dataset", None), "family": ("hybrid", None),
-                              "stem": ("stem: its map, pooled to positions", None),
+                              "stem": ("stem: map → pool → positions", None),
                               "parameters": ("parameters", None), "parents": ("its parents' parameters", None)},
          f"The hybrids' stems, and the parameters the {ch.study.name} profile's grids span, beside their parents'")
 
