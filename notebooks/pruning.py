@@ -59,10 +59,11 @@ g = redundancy[redundancy.scope == "global"].groupby(["config_id", "model", "fam
 g = g.reset_index()
 by_depth = g[g.family.isin(models.shaped())].groupby(["family", "depth"]).redundancy.mean()
 best = g.loc[g.redundancy.idxmax()]
-Markdown("Global pruning, averaged over seeds: " + "; ".join(
-    f"the representative {models.family(f).title}s keep their accuracy up to a mean sparsity of "
-    + ", ".join(f"**{v:.0%}** at depth {d}" for d, v in by_depth[f].items()) for f in by_depth.index.unique(0))
-         + f". The most redundant model, {best.model}, tolerates **{best.redundancy:.0%}** sparsity; "
+layered = "; ".join(f"the representative {models.family(f).title}s keep their accuracy up to a mean sparsity of "
+                    + ", ".join(f"**{v:.0%}** at depth {d}" for d, v in by_depth[f].items())
+                    for f in by_depth.index.unique(0))
+Markdown("Global pruning, averaged over seeds" + (f": {layered}." if layered else ".")
+         + f" The most redundant model, {best.model}, tolerates **{best.redundancy:.0%}** sparsity; "
          f"{(g.redundancy >= 0.6).sum()} of {len(g)} models tolerate 60 % or more. These representatives differ in "
          f"size as well as depth; the next section compares depths at matched size.")
 

@@ -61,7 +61,7 @@ cost = (cost.groupby(["dataset", "family"]).agg(runs=("run_id", "size"), train_m
         .assign(train_minutes=lambda d: d.train_minutes / 60).reset_index())
 hybrid = cost.family.isin(models.hybrids())
 display(Markdown(f"{cost.runs.sum():,d} runs, **{cost.train_minutes.sum():.0f} minutes** of training in all"
-                 + (f", of which the hybrid families (beyond the paper) took **{cost[hybrid].train_minutes.sum():.1f}**, "
+                 + (f", of which the hybrid families (beyond the paper) took **{cost[hybrid].train_minutes.sum():.1f} minutes**, "
                     f"{cost[hybrid].train_minutes.sum() / cost[~hybrid].train_minutes.sum():.0%} on top of the paper's "
                     f"families" if hybrid.any() else "") + ":"))
 ch.table("training_cost", plots.labelled(cost), {
