@@ -14,7 +14,8 @@ Layout, little-endian::
 The payload's length is the variant's ``size_bytes`` in the frontier. ``read`` checks the magic, the version and
 every length, and refuses a file that is truncated or longer than its tensors, never misreading it; ``forward``
 runs the DNN, CNN and Conv+MLP families in numpy. This module imports numpy and the standard library only, so that a
-file can be read where torch is not installed; ``analyses.encoding`` decodes through ``decode`` too, so there is one decoder.
+file can be read where torch is not installed; ``analyses.encoding`` decodes through ``decode`` too, so there is one
+decoder.
 """
 from __future__ import annotations
 

@@ -29,7 +29,6 @@ figures = None
 
 # %%
 import dataclasses
-import json
 
 import pandas as pd
 from IPython.display import Markdown
@@ -142,21 +141,19 @@ ch.table("shapes", shapes, {"pattern": ("step pattern", None), "widths": ("width
 
 # %%
 def grid_span(study, family, d):
-    sizes = [models.footprint(family, json.dumps(models.normalise_arch(family, arch, d.input_shape), sort_keys=True),
-                              d.input_shape, d.n_classes).params
-             for grid in study.grids.values() if grid.family == family for arch in grid.archs()]
+    grids = [name for name, grid in study.grids.items() if grid.family == family]
+    sizes = [sweep.footprint(cfg).params for cfg in study.configs(d.name, grids)] if grids else []
     return f"{min(sizes):,} to {max(sizes):,}" if sizes else "not in the profile"
 
 
 def hybrid_rows(d, study):
     """One row per hybrid: its stem's map, and the parameters its grids and its parents' grids span."""
-    h, w = d.input_shape[-2:]
+    h, w = models.stem_map(d.input_shape)
     for name in models.hybrids():
         family = models.family(name)
         pool = models.normalise_arch(name, {}, d.input_shape)["pool"]
         side = models.stem_side(d.input_shape, pool)
-        yield {"dataset": d.title, "family": family.title,
-               "stem": f"{(h + 1) // 2}×{(w + 1) // 2} → pool {pool} → {side[0]}×{side[1]}",
+        yield {"dataset": d.title, "family": family.title, "stem": f"{h}×{w} → pool {pool} → {side[0]}×{side[1]}",
                "parameters": grid_span(study, name, d),
                "parents": "; ".join(f"{models.family(p).title} {grid_span(study, p, d)}" for p in family.parents)}
 

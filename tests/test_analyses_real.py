@@ -45,8 +45,9 @@ def test_pruning_and_quantization_on_real_models(real_store):
 def test_both_hybrids_learn_real_mnist_and_the_frontier_and_recommend_include_them(tmp_path):
     grid = DEFAULT.replace(frontier={"sparsities": (0.0, 0.5), "precisions": ("float32", 8)},
                            recovery={"sparsities": (0.0,), "precisions": (4,), "epochs": 1})
+    grids = {"convmlp": profiles.Grid("convmlp", (16,)), "convvit": profiles.Grid("convvit", (32,))}
     study = profiles.Profile("hybrids", seeds=2, epochs=8, train_per_class=200, val_per_class=50, compression=grid,
-                             grids={"convmlp": profiles.Grid("convmlp", (16,)), "convvit": profiles.Grid("convvit", (32,))})
+                             grids=grids)
     store = Store(tmp_path)
     table = sweep.run(study.configs("mnist"), store, device="cpu", progress=False)
     assert (table.groupby("family").test_acc.min() > 0.5).all()  # chance is 0.1

@@ -354,14 +354,13 @@ def hybrids_on_frontier(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) 
         points = frontier.pareto(summary, by=("dataset",))
         share = points.family.isin(hybrid).mean()
         pool = summary[summary.finished].reset_index(drop=True)  # what racing stopped is beaten, in every draw
-        seeds = {k: g.val_acc.to_numpy(float) for k, g in t.groupby(frontier.KEYS, sort=False)}
-        accs = [seeds[tuple(k)] for k in pool[frontier.KEYS].itertuples(index=False)]
+        means = _resample_seeds(pool[frontier.KEYS].merge(t, on=frontier.KEYS), "val_acc", frontier.KEYS, n_boot,
+                                rng)  # (n_boot, variants), the variants in the sorted order of their keys
+        pool = pool.sort_values(frontier.KEYS, ignore_index=True)
         floor = chance(pool).to_numpy() + THRESHOLDS["fail_margin"].default
         size, is_hybrid = pool.size_bytes.to_numpy(), pool.family.isin(hybrid).to_numpy()
         draws = []
-        for _ in range(n_boot):
-            acc = np.array([a[rng.integers(0, len(a), len(a))].mean() for a in accs])
-            acc = np.where(acc >= floor, acc, -np.inf)  # a variant that learned nothing is no point
+        for acc in np.where(means >= floor, means, -np.inf):  # a variant that learned nothing is no point
             on = frontier.front(size, acc)
             draws.append(is_hybrid[on].mean() if on.any() else np.nan)
         low, high = interval(draws)

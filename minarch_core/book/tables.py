@@ -7,6 +7,8 @@ import html
 import pandas as pd
 from IPython.display import HTML
 
+from ..analyses.frontier import words
+
 PERCENT, COUNT, ACCURACY = "{:.0%}", "{:,.0f}", "{:.1%}"  # the formats the chapters use
 
 
@@ -43,11 +45,9 @@ def downloads(links: list, why_none: str = "") -> HTML:
         return HTML(f"<p>No model exported: {html.escape(why_none)}.</p>")
     items = []
     for targets, card, link in links:
-        pruned = "dense" if card["sparsity"] == 0 else f"pruned to {card['sparsity']:.0%}"
-        precision = card["precision"] if card["precision"].startswith(("float", "bfloat")) else \
-            f"{card['precision']}-bit"
         items.append(f"<li>{', '.join(f'{t:.0%}' for t in targets)}: <a href='{html.escape(link)}' download>"
-                     f"{html.escape(card['model'])}, {pruned}, {precision}, {html.escape(card['recovery'])}</a>: "
+                     f"{html.escape(card['model'])}, {words.sparsity_text(card['sparsity'])}, "
+                     f"{words.precision_text(card['precision'])}, {html.escape(card['recovery'])}</a>: "
                      f"{card['payload_bytes']:,} bytes of weights (<code>model.onnx</code>, "
                      f"<code>model.minarch</code>, <code>card.json</code>, <code>card.md</code>)</li>")
     items = "".join(items)

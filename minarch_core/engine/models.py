@@ -92,14 +92,19 @@ def stem(channels_in: int, channels: int, pool: int) -> list[nn.Module]:
     return [nn.Conv2d(channels_in, channels, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(pool)]
 
 
+def stem_map(input_shape) -> tuple[int, int]:
+    """What the stem's convolution leaves of the image, (height, width): each side halved, rounded up."""
+    return tuple((s + 1) // 2 for s in input_shape[-2:])
+
+
 def stem_side(input_shape, pool: int) -> tuple[int, int]:
-    """The stem's feature map, (height, width): halved by the convolution, then floored by the pooling."""
-    return tuple((s + 1) // 2 // pool for s in input_shape[-2:])
+    """The stem's feature map, (height, width), after the pooling (floored, as ``MaxPool2d`` does)."""
+    return tuple(s // pool for s in stem_map(input_shape))
 
 
 def default_pool(input_shape, side: int) -> int:
     """The smallest pool after which the stem's feature map is at most ``side`` x ``side`` positions."""
-    return max(1, max((s + 1) // 2 for s in input_shape[-2:]) // (side + 1) + 1)
+    return max(stem_map(input_shape)) // (side + 1) + 1
 
 
 MLP_SIDE, TOKEN_SIDE = 8, 4  # the hybrids' default maps: conv + MLP at most 8x8 positions, conv + attention at most
@@ -226,11 +231,10 @@ def _pooled(side: int):
     """A hybrid's ``resolve``: its pool from the image (at most ``side`` x ``side`` positions), refused where it
     leaves no position of the stem's map."""
     def resolve(arch, input_shape):
-        pool, most = arch["pool"] or default_pool(input_shape, side), min((s + 1) // 2 for s in input_shape[-2:])
-        if isinstance(pool, numbers.Integral) and not 1 <= pool <= most:
-            raise ConfigError(f"pool {pool} downsamples the stem's {(input_shape[-2] + 1) // 2}x"
-                              f"{(input_shape[-1] + 1) // 2} map of a {input_shape[-2]}x{input_shape[-1]} image below "
-                              f"one position: pick pool in 1..{most}")
+        pool, (h, w) = arch["pool"] or default_pool(input_shape, side), stem_map(input_shape)
+        if isinstance(pool, numbers.Integral) and not 1 <= pool <= min(h, w):
+            raise ConfigError(f"pool {pool} downsamples the stem's {h}x{w} map of a {input_shape[-2]}x"
+                              f"{input_shape[-1]} image below one position: pick pool in 1..{min(h, w)}")
         return {**arch, "pool": pool}
     return resolve
 

@@ -6,8 +6,8 @@
 
 A profile is a set of named grids, each a model family and the values of the knob that family sweeps (``Grid``):
 ``shapes`` (Phase 1: DNN depth x size x step pattern), ``dnn`` (Phase 2 square DNNs), ``cnn``, ``vit`` and the two
-hybrids, ``convmlp`` and ``convvit`` (their other knobs at the family's defaults). Any
-field can be overridden (``profile.replace(seeds=5)``); a profile with its overrides is a **study**, and
+hybrids, ``convmlp`` and ``convvit`` (their other knobs at the family's defaults). Any field can be overridden
+(``profile.replace(seeds=5)``); a profile with its overrides is a **study**, and
 ``study_id`` names the analysis tables it produces, so two studies never overwrite each other's. The compression
 grid the analyses measure (``engine.compression``) is part of the study, and of its id.
 """

@@ -119,10 +119,10 @@ def load_plugins(names: str | None = None) -> list:
             path = Path(name).expanduser().resolve()
             key = f"minarch_plugin_{abs(hash(str(path)))}"
             if key not in sys.modules:
-                spec = importlib.util.spec_from_file_location(key, path)
-                if spec is None or not path.exists():
+                if not path.is_file():
                     raise ConfigError(f"MINARCH_PLUGINS names {name}, which is not a Python file: give an existing "
                                       f".py path or a dotted module name")
+                spec = importlib.util.spec_from_file_location(key, path)
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[key] = module
                 try:
