@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "was computed from is unchanged, else computed now, with the tables it reads (minarch_core/"
                     "analyses/tables.py). Needs the study's runs trained (minarch sweep, or make book).")
     t.add_argument("name", choices=list(tables.TABLES), help="the table")
-    t.add_argument("--dataset", required=True, choices=list(data.DATASETS), help="the dataset")
+    t.add_argument("--dataset", required=True, action="append", choices=list(data.DATASETS),
+                   help="the dataset; repeated for a table across datasets (" + ", ".join(
+                       name for name, spec in tables.TABLES.items() if spec.across) + ")")
     for name in ("seeds", "epochs", "train_per_class"):
         _option(t, name, "(the study's override)")
     t.add_argument("--csv", default=None, help="write the whole table to this CSV file instead of printing it")
@@ -188,17 +190,18 @@ def _chapter(args) -> int:
     return 0
 
 
-def _where(args) -> tables.Where:
+def _where(args, dataset) -> tables.Where:
     study = profiles.study(args.profile, seeds=args.seeds, epochs=args.epochs, train_per_class=args.train_per_class)
-    return tables.Where(Store(args.results), study, args.dataset, str(settings.device(args.device)),
+    return tables.Where(Store(args.results), study, dataset, str(settings.device(args.device)),
                         settings.data_root(args.data))
 
 
 def _table(args) -> int:
-    frame = tables.get(args.name, _where(args))
+    datasets = tuple(dict.fromkeys(args.dataset))
+    frame = tables.get(args.name, _where(args, datasets[0] if len(datasets) == 1 else datasets))
     if args.csv:
         frame.to_csv(args.csv, index=False)
-        print(f"{args.name} of {args.dataset}: {len(frame):,} rows written to {args.csv}")
+        print(f"{args.name} of {', '.join(datasets)}: {len(frame):,} rows written to {args.csv}")
     else:
         with pd.option_context("display.width", 120, "display.max_columns", 12):
             print(frame)
@@ -206,7 +209,8 @@ def _table(args) -> int:
 
 
 def _recommend(args) -> int:
-    answer = tables.recommend(_where(args), args.min_accuracy, args.family, args.max_bytes, args.confidence)
+    answer = tables.recommend(_where(args, args.dataset), args.min_accuracy, args.family, args.max_bytes,
+                              args.confidence)
     overrides = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (("seeds", args.seeds), ("epochs", args.epochs),
                                                                      ("train_per_class", args.train_per_class)) if v)
     print("\n".join(answer.lines(args.dataset, args.profile, overrides)))
@@ -215,7 +219,7 @@ def _recommend(args) -> int:
 
 def _export(args) -> int:
     from .analyses import export
-    done, answer = export.export(_where(args), args.min_accuracy, args.out, args.family, args.max_bytes,
+    done, answer = export.export(_where(args, args.dataset), args.min_accuracy, args.out, args.family, args.max_bytes,
                                  args.confidence, args.force)
     if done is None:
         overrides = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (

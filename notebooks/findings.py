@@ -40,13 +40,10 @@ from minarch_core.book import chapter, plots, tables
 from minarch_core.engine import data, models, profiles
 
 ch = chapter.from_notebook("findings", globals())
-saved = {name: ch.ask_all(name) for name in ("configurations", "runs", "minimal", "minimal_draws", "redundancy",
-                                               "matched_redundancy", "tolerance", "frontier")}
-claims = findings.all_claims(*saved.values())
-ch.tables.save(None, "findings", claims)  # a table of the whole study
-redundancy = saved["redundancy"]
+claims = ch.ask("findings")  # every claim part of every dataset here: one table of the study
+redundancy = ch.ask_all("redundancy")
 layered = redundancy[(redundancy.scope == "global") & redundancy.family.isin(models.shaped())]  # depth: layers
-ch.figure(plots.summary(saved["minimal"], layered, saved["tolerance"].query("granularity == 'tensor'")),
+ch.figure(plots.summary(ch.ask_all("minimal"), layered, ch.ask_all("tolerance").query("granularity == 'tensor'")),
           "summary")
 
 # %% [markdown]

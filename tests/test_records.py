@@ -133,15 +133,15 @@ def test_two_studies_in_one_store_keep_their_own_tables(tiny_store):
     a = chapter.open_chapter(dataset="mnist", profile="smoke", seeds=2, results=str(store.root))
     b = chapter.open_chapter(dataset="mnist", profile="smoke", seeds=3, results=str(store.root))
     assert a.study.study_id != b.study.study_id and a.study.study_id.startswith("smoke-")
-    a.tables.save("mnist", "minimal", pd.DataFrame({"min_params": [100]}))
-    b.tables.save("mnist", "minimal", pd.DataFrame({"min_params": [200]}))
-    assert a.tables.load("mnist", "minimal").min_params.tolist() == [100]
-    assert b.tables.load("mnist", "minimal").min_params.tolist() == [200]
+    a.store.tables(a.study).save("mnist", "minimal", pd.DataFrame({"min_params": [100]}))
+    b.store.tables(b.study).save("mnist", "minimal", pd.DataFrame({"min_params": [200]}))
+    assert a.store.tables(a.study).load("mnist", "minimal").min_params.tolist() == [100]
+    assert b.store.tables(b.study).load("mnist", "minimal").min_params.tolist() == [200]
     again = chapter.open_chapter(dataset="mnist", profile="smoke", seeds=2, results=str(store.root))
-    assert again.tables.load("mnist", "minimal").min_params.tolist() == [100]  # the same study finds its tables
-    assert (a.tables.folder / "study.json").exists()
+    assert again.store.tables(again.study).load("mnist", "minimal").min_params.tolist() == [100]  # the same study finds its tables
+    assert (a.store.tables(a.study).folder / "study.json").exists()
     with pytest.raises(ConfigError, match="no regimes table for mnist in study smoke-"):
-        a.tables.load("mnist", "regimes")
+        a.store.tables(a.study).load("mnist", "regimes")
 
 
 def test_the_chapter_context_carries_device_and_data_root(tmp_path):

@@ -1,14 +1,20 @@
 """Analysis tables with declared inputs: computed from a store where only training ran, reused while their inputs
 hold, computed again when an input changes and only then."""
+import dataclasses
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from minarch_core import cli
-from minarch_core.analyses import components, encoding, frontier, pruning, quantization, regimes, tables
+from minarch_core.analyses import components, encoding, findings, frontier, pruning, quantization, regimes
+from minarch_core.analyses import tables
 from minarch_core.analyses import variants as variants_
 from minarch_core.engine import profiles, sweep, train
 from minarch_core.engine.errors import ConfigError
 from minarch_core.engine.store import Store
+
+from conftest import synthetic_arrays
 
 
 @pytest.fixture
@@ -28,7 +34,7 @@ def counting(monkeypatch):
         def make(*args, _make=spec.make, _name=name):
             made.append(_name)
             return _make(*args)
-        monkeypatch.setitem(tables.TABLES, name, spec.__class__(spec.name, make, spec.inputs, spec.version))
+        monkeypatch.setitem(tables.TABLES, name, dataclasses.replace(spec, make=make))
     return made
 
 
@@ -53,7 +59,7 @@ def test_a_table_is_computed_with_its_inputs_once_then_reused_and_recomputed_onl
     tables.get("redundancy", trained)
     assert made[3:] == ["representatives", "variants", "pruning", "redundancy"]  # runs and configurations reused
     spec = tables.TABLES["representatives"]  # what representatives computes changes: it and what reads it, again
-    monkeypatch.setitem(tables.TABLES, "representatives", spec.__class__(spec.name, spec.make, spec.inputs, 2))
+    monkeypatch.setitem(tables.TABLES, "representatives", dataclasses.replace(spec, version=2))
     tables.get("redundancy", trained)
     tables.get("frontier", trained)
     assert made[7:] == ["representatives", "variants", "pruning", "redundancy"]  # the frontier reads none of them
@@ -134,3 +140,35 @@ def test_a_test_accuracy_measured_on_demand_reaches_the_tables_read_from_the_fro
     post = done[done.method == "post-training"]
     assert post.test_acc.notna().sum() > front[front.method == "post-training"].test_acc.notna().sum()
     assert both.loc[both.slice == "frontier", "test_acc"].notna().sum() == post.test_acc.notna().sum()
+
+
+def test_the_findings_are_one_table_across_datasets_made_from_each_datasets_tables(trained, tmp_path, monkeypatch):
+    """The findings table reads each input of every dataset it is asked of, stacked; it is reused while all of them
+    hold, and made again when one dataset's input changes (a test accuracy measured on demand included)."""
+    root = tmp_path / "two"
+    root.mkdir()
+    for name in ("mnist", "fashion_mnist"):
+        np.savez(root / f"{name}.npz", **synthetic_arrays())
+    sweep.run(trained.study.configs("fashion_mnist"), trained.store, data_root=root, device="cpu", progress=False)
+    both = dataclasses.replace(trained, dataset=("mnist", "fashion_mnist"), data_root=root)
+    made = counting(monkeypatch)
+    claims = tables.get("findings", both)
+    inputs = [pd.concat([tables.get(i, both.on(d)).assign(dataset=d) for d in both.datasets], ignore_index=True)
+              for i in tables.TABLES["findings"].inputs]
+    pd.testing.assert_frame_equal(claims, findings.all_claims(*inputs))
+    assert made.count("findings") == 1 and made.count("frontier") == 2  # each dataset's, once
+    assert tables.get("findings", both).equals(claims) and made.count("findings") == 1  # stored and still current
+    assert (trained.store.tables(trained.study).folder / "mnist+fashion_mnist" / "findings.parquet").exists()
+    front = tables.get("frontier", both.on("fashion_mnist"))
+    todo = front[front.test_acc.isna()].iloc[[0]]
+    tables.amend("frontier", both.on("fashion_mnist"), frontier.complete(front, trained.store, todo, device="cpu",
+                                                                          data_root=root, progress=False))
+    tables.get("findings", both)
+    assert made.count("findings") == 2 and made.count("frontier") == 2  # the amended table is read, not remade
+    with pytest.raises(ConfigError, match="'frontier' is a table of one dataset: ask it of one, not of"):
+        tables.get("frontier", both)
+    monkeypatch.setattr(cli.profiles, "study", lambda *a, **k: trained.study)
+    csv = tmp_path / "findings.csv"
+    assert cli.main(["table", "findings", "--dataset", "mnist", "--dataset", "fashion_mnist", "--results",
+                     str(trained.store.root), "--data", str(root), "--device", "cpu", "--csv", str(csv)]) == 0
+    assert pd.read_csv(csv).verdict.tolist() == claims.verdict.tolist()

@@ -7,6 +7,7 @@ the study, the dataset and where to compute): a small graph, in the spirit of Ha
 fingerprint kept beside each stored table: a hash of the table's name and version, of the code of the package's
 engine and analyses (any change there computes every table again), and of its inputs' fingerprints; the runs
 table's covers the ids of the runs it reads. So a table is computed again when an input changes, and only then.
+A table across datasets (``across``: the findings) reads each input of every dataset it is asked of, stacked.
 Notebooks and the CLI ask for tables and plot or print them; none computes a table another reads, and
 ``minarch recommend`` answers on a store where only training ran. The two tables that measure models (``HEAVY``: the
 compression table's parts) are what a build computes ahead of its chapters (``compute``), in parallel processes.
@@ -14,6 +15,7 @@ compression table's parts) are what a build computes ahead of its chapters (``co
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -28,18 +30,27 @@ from ..engine import data, sweep
 from ..engine.errors import ConfigError
 from ..engine.profiles import Profile
 from ..engine.store import Store
-from . import components as components_, frontier as frontier_, pruning as pruning_, quantization as quantization_
-from . import recovery as recovery_, regimes, variants as variants_
+from . import components as components_, findings as findings_, frontier as frontier_, pruning as pruning_
+from . import quantization as quantization_, recovery as recovery_, regimes, variants as variants_
 
 
 @dataclass(frozen=True)
 class Where:
-    """Which tables (a study's, of one dataset, in a store) and where to compute them."""
+    """Which tables (a study's, of one dataset or, for a table across datasets, of several, in a store) and where to
+    compute them."""
     store: Store
     study: Profile
-    dataset: str
+    dataset: str | tuple[str, ...]
     device: str | None = None
     data_root: str | Path | None = None
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        return (self.dataset,) if isinstance(self.dataset, str) else tuple(self.dataset)
+
+    def on(self, dataset: str) -> Where:
+        """The same study and store, for one ``dataset``."""
+        return dataclasses.replace(self, dataset=dataset)
 
     @property
     def grid(self):
@@ -56,16 +67,18 @@ class Table:
     make: Callable
     inputs: tuple[str, ...]
     version: int  # bumped when what the table computes changes in a way the code hash would not show
+    across: bool = False  # a table of several datasets: each input is that table of every dataset, stacked
 
 
 TABLES: dict[str, Table] = {}
 
 
-def table(version: int = 1):
-    """Register the function as the table of its name, its parameters after ``at`` as its inputs."""
+def table(version: int = 1, across: bool = False):
+    """Register the function as the table of its name, its parameters after ``at`` as its inputs (``across``: of
+    the datasets ``at`` names, each input stacked over them)."""
     def register(make):
         inputs = tuple(list(inspect.signature(make).parameters)[1:])
-        TABLES[make.__name__] = Table(make.__name__, make, inputs, version)
+        TABLES[make.__name__] = Table(make.__name__, make, inputs, version, across)
         return make
     return register
 
@@ -77,21 +90,33 @@ def get(name: str, at: Where, _prints: dict | None = None) -> pd.DataFrame:
     mine = fingerprint(name, at, prints)
     if tables.fingerprint(at.dataset, name) == mine:
         return tables.load(at.dataset, name)
-    made = spec.make(at, *(get(i, at, prints) for i in spec.inputs))
+    if spec.across:
+        inputs = [pd.concat([get(i, at.on(d), prints).assign(dataset=d) for d in at.datasets], ignore_index=True)
+                  for i in spec.inputs]
+    else:
+        inputs = [get(i, at, prints) for i in spec.inputs]
+    made = spec.make(at, *inputs)
     frame, weights = made if isinstance(made, tuple) else (made, None)  # a table with fine-tuned models: both
     return tables.save(at.dataset, name, frame, mine, weights)
 
 
 def fingerprint(name: str, at: Where, _prints: dict | None = None) -> str:
-    """What table ``name`` of ``at`` is computed from, hashed: its name, version, the code, its inputs'."""
+    """What table ``name`` of ``at`` is computed from, hashed: its name, version, the code, its inputs' (of every
+    dataset, for a table across datasets)."""
     prints = {} if _prints is None else _prints
-    if name not in prints:
-        spec = _spec(name)
-        parts = [name, str(spec.version), code()] + [fingerprint(i, at, prints) for i in spec.inputs]
+    spec = _spec(name)
+    if not (spec.across or isinstance(at.dataset, str)):
+        raise ConfigError(f"{name!r} is a table of one dataset: ask it of one, not of {list(at.datasets)}")
+    if (at.dataset, name) not in prints:
+        parts = [name, str(spec.version), code()]
+        if spec.across:
+            parts += [*at.datasets, *(fingerprint(i, at.on(d), prints) for d in at.datasets for i in spec.inputs)]
+        else:
+            parts += [fingerprint(i, at, prints) for i in spec.inputs]
         if not spec.inputs:  # a table read from the store itself: the runs it reads
             parts += _run_ids(at)
-        prints[name] = hashlib.sha256("\n".join(parts).encode()).hexdigest()
-    return prints[name]
+        prints[at.dataset, name] = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return prints[at.dataset, name]
 
 
 @functools.cache
@@ -128,6 +153,9 @@ def amend(name: str, at: Where, frame: pd.DataFrame) -> None:
     for other in TABLES:
         if name in _reads(other):
             tables.path(at.dataset, other).with_suffix(".fingerprint").unlink(missing_ok=True)
+            if _spec(other).across:  # and every table across datasets that include this one
+                for stale in tables.across(at.dataset, other):
+                    stale.with_suffix(".fingerprint").unlink(missing_ok=True)
 
 
 def _reads(name: str) -> set[str]:
@@ -320,3 +348,13 @@ def components(at: Where, variants: pd.DataFrame) -> pd.DataFrame:
 @table()
 def component_ranking(at: Where, components: pd.DataFrame) -> pd.DataFrame:
     return components_.ranking(components)
+
+
+@table(across=True)
+def findings(at: Where, configurations: pd.DataFrame, runs: pd.DataFrame, minimal: pd.DataFrame,
+             minimal_draws: pd.DataFrame, redundancy: pd.DataFrame, matched_redundancy: pd.DataFrame,
+             tolerance: pd.DataFrame, frontier: pd.DataFrame) -> pd.DataFrame:
+    """Every claim part of the paper (and the hybrids'), with this book's estimate, interval and verdict, across
+    the datasets ``at`` names."""
+    return findings_.all_claims(configurations, runs, minimal, minimal_draws, redundancy, matched_redundancy,
+                                tolerance, frontier)

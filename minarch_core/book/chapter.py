@@ -15,20 +15,19 @@ from ..analyses import tables as analysis
 from ..engine import data, profiles, settings, sweep
 from ..engine.errors import ConfigError
 from ..engine.profiles import Profile
-from ..engine.store import Store, Tables
+from ..engine.store import Store
 from . import plots, tables
 from .parameters import FILES, PARAMETERS, STUDY, ChapterSpec, ParameterError, chapter, check, given
 
 
 @dataclass
 class Chapter:
-    """A chapter's context: its record, its datasets, its study (profile plus overrides), the run store and the
-    study's analysis tables, where it computes (the resolved device and data root), and its figure folder."""
+    """A chapter's context: its record, its datasets, its study (profile plus overrides), the run store (and so the
+    study's analysis tables), where it computes (the resolved device and data root), and its figure folder."""
     spec: ChapterSpec
     datasets: list[str]
     study: Profile
     store: Store
-    tables: Tables
     device: str
     data_root: Path
     workers: int
@@ -104,9 +103,10 @@ class Chapter:
         return analysis.Where(self.store, self.study, dataset or self.dataset, self.device, self.data_root)
 
     def ask(self, name: str, dataset: str | None = None) -> pd.DataFrame:
-        """Analysis table ``name`` of this study and dataset (``analyses.tables``): the stored one while what it
-        was computed from is unchanged, else computed now."""
-        return analysis.get(name, self.at(dataset))
+        """Analysis table ``name`` of this study and dataset (a table across datasets: of the chapter's datasets)
+        (``analyses.tables``): the stored one while what it was computed from is unchanged, else computed now."""
+        across = name in analysis.TABLES and analysis.TABLES[name].across
+        return analysis.get(name, self.at(tuple(self.datasets) if across else dataset))
 
     def exported(self, answers: pd.DataFrame, table: pd.DataFrame):
         """Each met answer of ``answers`` (``frontier.answers`` on the frontier ``table``) exported as
@@ -152,6 +152,5 @@ def open_chapter(name: str = "sweep", **values) -> Chapter:
     device = str(settings.device(p["device"]))  # fails here, not mid-chapter, when CUDA is asked for and absent
     settings.keep_freed_memory()  # the kernel evaluates and fine-tunes: reuse its activations' buffers
     plots.use_renderer(p["renderer"])
-    store = Store(p["results"])
-    return Chapter(spec, datasets, study, store, store.tables(study), device, settings.data_root(p["data"]),
-                   p["workers"], Path(p["figures"]) if p["figures"] else None, p)
+    return Chapter(spec, datasets, study, Store(p["results"]), device, settings.data_root(p["data"]), p["workers"],
+                   Path(p["figures"]) if p["figures"] else None, p)

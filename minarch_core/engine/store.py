@@ -226,9 +226,14 @@ class Tables:
     def __init__(self, folder: Path, study: dict):
         self.folder, self.study = Path(folder), study
 
-    def path(self, dataset: str | None, name: str) -> Path:
-        """Where a table of ``dataset`` lives (None: a table of the whole study, such as the findings)."""
-        return (self.folder / data.spec(dataset).name if dataset else self.folder) / f"{name}.parquet"
+    def path(self, dataset: str | tuple[str, ...], name: str) -> Path:
+        """Where a table of ``dataset`` lives; a table across datasets (a tuple), in a folder named by them all."""
+        names = [dataset] if isinstance(dataset, str) else list(dataset)
+        return self.folder / "+".join(data.spec(d).name for d in names) / f"{name}.parquet"
+
+    def across(self, dataset: str, name: str) -> list[Path]:
+        """Every stored table ``name`` across datasets that include ``dataset``."""
+        return [p for p in self.folder.glob(f"*/{name}.parquet") if data.spec(dataset).name in p.parent.name.split("+")]
 
     def save(self, dataset: str, name: str, frame: pd.DataFrame, fingerprint: str | None = None,
              weights: dict | None = None) -> pd.DataFrame:
