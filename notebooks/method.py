@@ -229,30 +229,33 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 #   learned*: the accuracy lost divided by the float32 accuracy above chance, so that a dataset whose models start
 #   lower is not flattered by a smaller absolute drop.
 # - Both measure test accuracy only (the tolerance rules read nothing else).
-# - **The smallest model** (`minarch_core.analyses.frontier`): every configuration of the family grids that learns
-#   the task, a few seeds each, pruned (one-shot, global L1) to each sparsity below and its surviving weights rounded
-#   to each precision below (symmetric, per output channel) or cast to float16; pruned weights stay exactly zero.
-#   Size is the byte count of a real encoding (`analyses.encoding`: bit-packed integer codes with their float32
-#   scales, per tensor the cheaper of dense, bitmap and 4-bit relative-index layouts), tested to round-trip.
-#   The validation split is **raced** (`analyses.racing`): within a family, every variant (a configuration at a
-#   sparsity and precision, its seeds pooled) is measured on the same growing slices of the validation images, in
-#   one fixed random order, and stops once a paired test proves that a variant no larger is more accurate. The
-#   test is a betting confidence sequence for sampling without replacement (Waudby-Smith and Ramdas, 2024) on the
-#   per-image differences of the two variants' fractions of right seeds, valid at every stage, with a Bonferroni
-#   correction over every pair of the family's variants; so, but for a stated small chance per family, a stopped
-#   variant is on no Pareto front, and the frontier and every answer are drawn from variants measured on the whole
-#   split (a tolerance that also stops near-ties exists, and is off: it would let a variant just below a target
-#   stop one just above it). The test split is measured only for the variants the chapter reports (each family's
-#   Pareto set, the recommendations, the recovery comparison) and for any that `recommend` chooses later, which
-#   it measures then. `recommend` chooses on the validation split by a one-sided Student-t lower bound over seeds
-#   and reports the test split. Recovery fine-tunes the configurations that own the frontier for a few epochs at low
-#   bit widths with the masks held and the rounding in the loop (straight-through), every variant of its grid,
-#   stacked: no sound rule says beforehand which fine-tuned variant cannot reach the frontier, since fine-tuning
-#   also repairs what pruning cost and can end above the unpruned model (tried on the quick book, a rule that skipped
-#   the variants whose size some variant already filled at that model's accuracy dropped points of CIFAR-10's
-#   frontier); the smallest-model chapter says how many fine-tuned variants each frontier holds. Component sensitivity rounds one
-#   component group at a time to a few bit widths, the rest float32, and measures the paired drop on the test
-#   split's monitor subset. The exact grids follow.
+# - **The smallest model** (`minarch_core.analyses.frontier`): every configuration of the family grids that learns the
+#   task, a few seeds each, pruned (one-shot, global L1) to each sparsity below and its surviving weights rounded to
+#   each precision below (symmetric, per output channel) or cast to float16; pruned weights stay exactly zero. Size is
+#   the byte count of a real encoding (`analyses.encoding`: bit-packed integer codes with their float32 scales, per
+#   tensor the cheaper of dense, bitmap and 4-bit relative-index layouts), tested to round-trip. The validation split
+#   is **raced** (`analyses.racing`): within a family, every variant (a configuration at a sparsity and precision, its
+#   seeds pooled) is measured on the same growing slices of the validation images, in one fixed random order, and stops
+#   once a paired test proves that a variant no larger is more accurate. The test is a betting confidence sequence for
+#   sampling without replacement (Waudby-Smith and Ramdas, 2024) on the per-image differences of the two variants'
+#   fractions of right seeds, valid at every stage, with a Bonferroni correction over every pair of the family's
+#   variants; so, but for a stated small chance per family, a stopped variant is on no Pareto front, and the frontier
+#   and every answer are drawn from variants measured on the whole split (a tolerance that also stops near-ties exists,
+#   and is off: it would let a variant just below a target stop one just above it). What racing saves is bounded by the
+#   data more than by the test: near the frontier, variants differ by fractions of a point, which a few thousand
+#   validation images cannot tell apart at this error rate, so they finish. `benchmarks/racing.py` measures every
+#   variant whole and replays the rule beside every pair tested, positive tolerances, and an oracle that knew the
+#   whole-split Pareto set. The test split is measured only for the variants the chapter reports (each family's Pareto
+#   set, the recommendations, the recovery comparison) and for any that `recommend` chooses later, which it measures
+#   then. `recommend` chooses on the validation split by a one-sided Student-t lower bound over seeds and reports the
+#   test split. Recovery fine-tunes the configurations that own the frontier for a few epochs at low bit widths with
+#   the masks held and the rounding in the loop (straight-through), every variant of its grid, stacked: no sound rule
+#   says beforehand which fine-tuned variant cannot reach the frontier, since fine-tuning also repairs what pruning
+#   cost and can end above the unpruned model (tried on the quick book, a rule that skipped the variants whose size
+#   some variant already filled at that model's accuracy dropped points of CIFAR-10's frontier); the smallest-model
+#   chapter says how many fine-tuned variants each frontier holds. Component sensitivity rounds one component group at
+#   a time to a few bit widths, the rest float32, and measures the paired drop on the test split's monitor subset. The
+#   exact grids follow.
 # - **Export** (`minarch export`, `minarch_core.analyses.export`): the chosen variant's typical seed (the lower
 #   median of its seeds' validation accuracies) as `model.onnx` (its rounded weight layers as int8 or uint8
 #   initialisers feeding `DequantizeLinear` at 8 bits or fewer, float16 feeding a `Cast`) and `model.minarch`: the
@@ -270,7 +273,7 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 #
 # ## Findings
 #
-# Each claim of the paper is split into parts, each a rule over the saved tables (`minarch_core.analyses.findings`)
+# Each claim of the paper is split into parts, each a rule over the analysis tables (`minarch_core.analyses.findings`)
 # that returns an estimate, a 95 % bootstrap interval (seeds resampled, and models or size bands where models are
 # compared) and a verdict: *agrees* or *differs* when the whole interval lies on one side of no effect, *undecided*
 # when it spans it. Bounds are compared as bounds.

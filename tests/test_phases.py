@@ -1,7 +1,12 @@
-"""The frontier chapter's "why" in the speed benchmark: what share of the matmul peak its target needs, computed by
-benchmarks/phases.py and carried into benchmarks/latest.txt by benchmarks/speed.py."""
+"""The benchmarks' own arithmetic: the frontier chapter's "why" (what share of the matmul peak its target needs,
+computed by benchmarks/phases.py and carried into benchmarks/latest.txt by benchmarks/speed.py), and the racing
+benchmark's replay of stopping rules (benchmarks/racing.py)."""
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -37,3 +42,17 @@ def test_the_speed_benchmark_reads_what_racing_saved_from_the_last_phases_run(tm
     assert speed.racing_saving(str(out)) == 2.12
     assert speed.phases_why(str(out)).endswith("needs 69% of the matmul peak")  # the why stays the last line
     assert speed.racing_saving(str(tmp_path / "missing.txt")) is None
+
+
+def test_the_racing_benchmark_replays_the_books_rule_and_bounds_it_by_the_oracle():
+    import racing as bench  # benchmarks/racing.py
+    n = 5000
+    right = (torch.arange(n) % 10 != 0).float()  # 90% right
+    p = torch.stack([right, right.clone(), (torch.arange(n) % 10 < 3).float()])  # a copy of it, and one at 30%
+    sizes = np.array([10, 20, 30])
+    measured, finished = bench.replay(sizes, p)
+    assert measured.tolist() == [n, n, 200] and finished.tolist() == [True, True, False]  # a tie never separates
+    measured, finished = bench.replay(sizes, p, oracle=True)  # the copy is off the Pareto set: larger, no better
+    assert measured.tolist() == [n, 200, 200] and finished.tolist() == [True, False, False]
+    assert bench.lost(sizes, p.mean(1).numpy(), finished) == 0.0
+    assert bench.lost(sizes, p.mean(1).numpy(), np.array([False, True, True])) == pytest.approx(0.9)
