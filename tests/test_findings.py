@@ -1,4 +1,6 @@
 """Known answers for every verdict rule: synthetic tables built to agree, to differ and to be undecided."""
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -113,6 +115,11 @@ def test_a_threshold_never_reached_in_a_draw_counts_as_beyond_the_grid():
     draws.loc[(draws.dataset == "fashion_mnist") & (draws.draw < 100), "min_params"] = np.nan  # a quarter
     row = findings.minimal_grows(minimal, draws)[0]
     assert row["high"] == np.inf and row["verdict"] == "agrees" and "unbounded" in row["text"]
+    draws.loc[(draws.dataset == "mnist") & (draws.draw < 100), "min_params"] = np.nan  # the easier one too:
+    with warnings.catch_warnings():  # zero ratios beside infinite ones, and no warning in the book
+        warnings.simplefilter("error")
+        row = findings.minimal_grows(minimal, draws)[0]
+    assert row["low"] == 0 and row["high"] == np.inf and row["verdict"] == "undecided"
 
 
 def matched_table(effect, noise=0.0, bands=4, seed=0):

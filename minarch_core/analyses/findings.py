@@ -171,9 +171,8 @@ def _fewer(e, h, de, dh, rng, claim, part, paper, figure="regimes") -> dict:
     text = f"{say(e)} → {say(h)}"
     if e.bound == "exact" and h.bound == "exact":
         n = min(len(de), len(dh))
-        with np.errstate(invalid="ignore"):
-            ratios = rng.permutation(dh)[:n] / rng.permutation(de)[:n] if n else np.array([])
-        low, high = interval(np.log(ratios))
+        with np.errstate(invalid="ignore", divide="ignore"):  # a draw beyond the grid: an infinite or zero ratio
+            low, high = interval(np.log(rng.permutation(dh)[:n] / rng.permutation(de)[:n] if n else np.array([])))
         ratio = h.min_params / e.min_params
         return _row(claim, part, paper, ratio, np.exp(low), np.exp(high),
                     f"{text}: {times(ratio)} ({between(times(np.exp(low)), times(np.exp(high)))})",
