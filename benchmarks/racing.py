@@ -1,6 +1,7 @@
 """What racing can save on one dataset, and what limits it: the frontier's rule replayed on every variant measured whole.
 
-    python benchmarks/racing.py --dataset cifar10 [--results results]   # writes nothing; print it to a file
+    make racing DATASET=cifar10     # writes benchmarks/racing-latest.txt; or:
+    python benchmarks/racing.py --dataset cifar10 [--results results]
 
 Measures every post-training variant of the frontier's chosen runs (the quick study's) on the whole validation split,
 image by image in the racing order, as ``frontier.race`` builds them; then replays stopping rules on those hits, so

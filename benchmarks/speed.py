@@ -75,6 +75,7 @@ LOWER_IS_BETTER = {"frontier chapter, min added per dataset", "quick book rebuil
                    "quick book from an empty store, min", "hybrid families, added quick training"}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout: book records and outputs
 PHASES = "benchmarks/phases-latest.txt"  # the frontier chapter's time by phase: `make phases` writes it
+RACING = "benchmarks/racing-latest.txt"  # what bounds racing's savings: `make racing` writes it
 DEVICE = "cpu"  # what this benchmark measures; the trainer runs on CUDA too (MINARCH_DEVICE)
 MODELS = [("dnn", {"widths": [w] * d}) for d in (1, 4) for w in (1, 10, 100, 1000)] + \
          [("cnn", {"channels": c}) for c in (1, 8, 32)] + [("vit", {"dim": 16, "depth": 2, "heads": 4})]
@@ -406,6 +407,20 @@ def racing_saving(path: str = PHASES) -> float | None:
     return float(found[1]) if found else None
 
 
+def racing_why(path: str = RACING) -> str:
+    """What bounds racing's savings, from the last ``make racing`` (``benchmarks/racing.py``): each stopping rule
+    replayed on every variant measured whole, with its savings and the accuracy its Pareto set loses."""
+    full = os.path.join(ROOT, path)
+    lines = open(full).read().splitlines() if os.path.exists(full) else []
+    head = re.search(r"commit (\S+), (\w+):", lines[0]) if lines else None
+    rules = [m for m in (re.match(r"\s+(.+?)\s+([\d.]+)x\s+[\d,]+\s+([\d.]+%)$", line) for line in lines[1:]) if m]
+    if not head or not rules:
+        return f"  what bounds racing: not measured (make racing DATASET=cifar10 after a book build writes {path})"
+    return (f"  what bounds racing ({path}: {head[2]}, commit {head[1]}; each rule replayed on every variant "
+            "measured whole, its image-evaluations fewer and the accuracy its Pareto set loses): "
+            + "; ".join(f"{m[1]} {m[2]}x ({m[3]})" for m in rules))
+
+
 def why_missed(book: dict, profile: profiles.Profile, peak: float, target_min: float) -> str:
     """Why an empty-store build took what it took, against ``target_min``, and the lever that is left: its training
     wall time beside the floor of its model arithmetic at this machine's matmul peak (every run's FLOPs as the
@@ -574,6 +589,7 @@ def report(args, peak: common.Peak, results: dict, achieved: dict) -> None:
             print(phases_why())
     if racing_saving() is not None:
         overall["frontier racing, fewer image-evaluations"] = racing_saving()
+        print(racing_why())
     if empty and empty.get("profile") == "quick":
         overall["quick book from an empty store, min"] = empty["seconds"] / 60
         print(f"last book build from an empty store: {built(empty)}\n  where its wall time went: {spent(empty)}")

@@ -24,6 +24,7 @@ build_info = "book/build-info.json"
 benchmark = "benchmarks/latest.txt"  # what `make benchmark` last printed
 gpu_benchmark = "benchmarks/gpu-latest.txt"  # what benchmarks/gpu.py last printed on a GPU
 phases = "benchmarks/phases-latest.txt"  # what `make phases` last printed
+racing = "benchmarks/racing-latest.txt"  # what `make racing` last printed
 results = None  # the run store (default: MINARCH_RESULTS, else results/ of the project root)
 figures = None
 
@@ -160,6 +161,20 @@ if phases_text:  # its last line, the verdict, is long: said again below the scr
             Markdown(f"In its words: {phases_text.strip().splitlines()[-1].strip()}."))
 else:
     display(Markdown(f"`{ch.values['phases']}` is missing: run `make phases DATASET=cifar10` after a book build."))
+
+# %% [markdown]
+# What bounds racing's savings: `make racing DATASET=cifar10` (`benchmarks/racing.py`, on the same store) measures
+# every variant of the frontier on the whole validation split, then replays stopping rules on those measurements:
+# the book's, the same test against every no-larger variant, positive tolerances, and an oracle that knew the
+# whole-split Pareto set, which no valid test reaches. Each with the image-evaluations it saves and the accuracy its
+# Pareto set loses at any size:
+
+# %%
+racing_text = ch.file("racing").read_text() if ch.file("racing").exists() else ""
+if racing_text:
+    display(HTML(benchmarks.folded(racing_text, "Racing's stopping rules, replayed", opened=True)))
+else:
+    display(Markdown(f"`{ch.values['racing']}` is missing: run `make racing DATASET=cifar10` after a book build."))
 
 # %% [markdown]
 # ### On a GPU

@@ -56,3 +56,17 @@ def test_the_racing_benchmark_replays_the_books_rule_and_bounds_it_by_the_oracle
     assert measured.tolist() == [n, 200, 200] and finished.tolist() == [True, False, False]
     assert bench.lost(sizes, p.mean(1).numpy(), finished) == 0.0
     assert bench.lost(sizes, p.mean(1).numpy(), np.array([False, True, True])) == pytest.approx(0.9)
+
+
+def test_the_speed_benchmark_quotes_what_bounds_racing(tmp_path):
+    out = tmp_path / "racing-latest.txt"
+    out.write_text("minarch benchmarks/racing.py, 2026-12-04 23:20 UTC, commit abc1234, cifar10: 105 runs, 945 variants\n"
+                   "  rule                                     fewer  finished  accuracy lost at a size\n"
+                   "  the book's rule, tolerance 0              2.05x       365  0.00%\n"
+                   "  ceiling: an oracle stops every variant    7.40x        94  0.00%\n"
+                   "  94 of the 945 variants are on their family's whole-split Pareto set\n")
+    line = speed.racing_why(str(out))
+    assert "cifar10, commit abc1234" in line
+    assert line.endswith("the book's rule, tolerance 0 2.05x (0.00%); ceiling: an oracle stops every variant 7.40x "
+                         "(0.00%)")
+    assert "not measured" in speed.racing_why(str(tmp_path / "missing.txt"))

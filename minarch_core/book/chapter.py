@@ -98,8 +98,9 @@ class Chapter:
             link = self.link(f"{name}.csv")
         return tables.show(frame, columns, caption, link, **options)
 
-    def at(self, dataset: str | None = None) -> analysis.Where:
-        """Where this chapter's analysis tables of ``dataset`` (default its own) live and are computed."""
+    def at(self, dataset: str | tuple[str, ...] | None = None) -> analysis.Where:
+        """Where this chapter's analysis tables of ``dataset`` (default its own; a tuple for a table across
+        datasets) live and are computed."""
         return analysis.Where(self.store, self.study, dataset or self.dataset, self.device, self.data_root)
 
     def ask(self, name: str, dataset: str | None = None) -> pd.DataFrame:

@@ -19,6 +19,7 @@ FILES = (  # the parameters that name a project file: read from the project root
     ("benchmark", "benchmarks/latest.txt", "the output of make benchmark to print"),
     ("gpu_benchmark", "benchmarks/gpu-latest.txt", "the output of benchmarks/gpu.py to print"),
     ("phases", "benchmarks/phases-latest.txt", "the output of make phases to print"),
+    ("racing", "benchmarks/racing-latest.txt", "the output of make racing to print"),
 )
 PARAMETERS = {p.name: p for p in (
     Param("dataset", str, "mnist", "the chapter's dataset", choices=lambda: list(data.DATASETS)),
@@ -55,7 +56,7 @@ CHAPTERS = {c.name: c for c in (  # in the order the book executes and shows the
     ChapterSpec("smallest", "The smallest model", True, PER_DATASET),
     ChapterSpec("findings", "Findings across datasets", False, ("datasets", *STUDY, "results", "renderer", "figures")),
     ChapterSpec("reproducing", "Reproducing this book", False,
-                ("build_info", "benchmark", "gpu_benchmark", "phases", "results", "figures")),
+                ("build_info", "benchmark", "gpu_benchmark", "phases", "racing", "results", "figures")),
 )}
 
 
