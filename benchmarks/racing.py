@@ -42,7 +42,7 @@ def hits(runs, grid, where) -> dict:
     validation image's fraction of right seeds, in the racing order)."""
     seeds: dict = {}
     for run in runs:
-        dataset = train.load_data(run.config, **where)
+        dataset = train.load_data(run.config, where["device"], where["data_root"])
         order = racing.order(len(dataset.val))
         split = data.Split(dataset.val.x[order], dataset.val.y[order])
         rows, states = _built(run, dataset, grid)
