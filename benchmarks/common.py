@@ -1,4 +1,5 @@
-"""What both benchmarks compute alike: exact model FLOPs per image, and the cost model fitted to measured times."""
+"""What the benchmarks compute alike: exact model FLOPs per image, the cost model fitted to measured times, and the
+frontier's chosen runs on a built store."""
 from __future__ import annotations
 
 import functools
@@ -80,3 +81,16 @@ class Peak:
 def monitor_images(n_train: int, n_val: int, n_test: int, classes: int = 10) -> int:
     """Images the trainer evaluates per epoch: each split cut to ``train.MONITOR_PER_CLASS`` per class."""
     return sum(min(n, train.MONITOR_PER_CLASS * classes) for n in (n_train, n_val, n_test))
+
+
+def frontier_runs(dataset: str, results: str | None):
+    """The smallest-model chapter of the quick study on ``dataset`` (its context: store, device, data root), its
+    compression grid and the runs its frontier compresses, from the store a book build left in ``results``. Raises
+    a ``MinarchError`` that names the fix when the dataset or the store is missing."""
+    from minarch_core.analyses import frontier  # the analyses and the book: only the benchmarks of a built store
+    from minarch_core.book import chapter
+    ch = chapter.from_notebook("smallest", {"dataset": dataset, "profile": "quick", "seeds": None, "epochs": None,
+                                            "train_per_class": None, "device": "cpu", "results": results,
+                                            "data": None, "workers": 1, "renderer": "default", "figures": None})
+    grid = ch.study.compression
+    return ch, grid, frontier.chosen_runs(ch.store, ch.ask("configurations"), ch.ask("runs"), grid.seeds)

@@ -28,7 +28,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from minarch_core.analyses import components, frontier, recovery
-from minarch_core.book import chapter
 from minarch_core.engine import train
 from minarch_core.engine.errors import MinarchError
 
@@ -55,12 +54,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     try:
-        ch = chapter.from_notebook("smallest", {"dataset": args.dataset, "profile": "quick", "seeds": None,
-                                                "epochs": None, "train_per_class": None, "device": "cpu",
-                                                "results": args.results, "data": None, "workers": 1,
-                                                "renderer": "default", "figures": None})
-        grid = ch.study.compression
-        runs = frontier.chosen_runs(ch.store, ch.ask("configurations"), ch.ask("runs"), grid.seeds)
+        ch, grid, runs = common.frontier_runs(args.dataset, args.results)
     except MinarchError as err:  # a dataset not offered, or no built store of it: the error says which, and the fix
         print(f"phases.py: error: {err}", file=sys.stderr)
         return 2

@@ -30,9 +30,10 @@ import torch
 
 from minarch_core.analyses import frontier, racing
 from minarch_core.analyses.frontier.measure import _built
-from minarch_core.book import chapter
 from minarch_core.engine import data, train
 from minarch_core.engine.errors import MinarchError
+
+import common
 
 TOLERANCES = (0.0, 0.005, 0.01)
 
@@ -96,12 +97,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     try:
-        ch = chapter.from_notebook("smallest", {"dataset": args.dataset, "profile": "quick", "seeds": None,
-                                                "epochs": None, "train_per_class": None, "device": "cpu",
-                                                "results": args.results, "data": None, "workers": 1,
-                                                "renderer": "default", "figures": None})
-        grid = ch.study.compression
-        runs = frontier.chosen_runs(ch.store, ch.ask("configurations"), ch.ask("runs"), grid.seeds)
+        ch, grid, runs = common.frontier_runs(args.dataset, args.results)
     except MinarchError as err:  # a dataset not offered, or no built store of it: the error says which, and the fix
         print(f"racing.py: error: {err}", file=sys.stderr)
         return 2
