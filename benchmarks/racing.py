@@ -12,9 +12,9 @@ measurements:
 - the book's rule (``racing``: tolerance 0), which ``frontier.race`` applies; its savings here equal the race's;
 - the same test against every no-larger variant, not only the ``racing.CANDIDATES`` most accurate so far (the
   Bonferroni correction already pays for every pair), to show whether the candidates limit it;
-- positive tolerances, which stop a variant that a no-larger one matches within them;
-- the ceiling: an oracle that knows the whole-split Pareto set and stops every other variant after the first stage.
-  No valid test reaches it; it bounds what any stage-wise rule could save.
+- positive tolerances, which stop a variant that a no-larger one matches within them (a share of accuracy);
+- the ceiling: an oracle that knows the whole-split Pareto set and stops every other variant after the first stage
+  (``oracle``). No valid test reaches it; it bounds what any stage-wise rule could save.
 
 Never part of the tests: timings are not assertions.
 """
@@ -108,12 +108,11 @@ def main(argv=None):
     print(f"minarch benchmarks/racing.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {commit or 'unknown'}, "
           f"{args.dataset}: {len(runs)} runs, {variants:,} variants (a configuration's seeds pooled), every one "
           f"measured on the whole validation split in {seconds:.0f} s")
-    rules = [(f"the book's rule, tolerance {racing.TOLERANCE:g}", {}),
-             ("the same, tested against every no-larger variant", {"candidates": 10**9}),
-             *((f"tolerance {t:g} (a no-larger variant within {t:.1%} stops one)", {"tolerance": t})
-               for t in TOLERANCES if t > racing.TOLERANCE),
-             ("ceiling: an oracle stops every variant off the Pareto set after the first stage", {"oracle": True})]
-    print(f"  {'rule':82s} {'fewer':>6s}  finished  accuracy lost at a size")
+    rules = [(f"the book's rule (tolerance {racing.TOLERANCE:g})", {}),
+             ("every no-larger variant tested", {"candidates": 10**9}),
+             *((f"tolerance {t:.1%}", {"tolerance": t}) for t in TOLERANCES if t > racing.TOLERANCE),
+             ("oracle: knows the Pareto set", {"oracle": True})]
+    print(f"  {'rule':34s} {'fewer':>6s}  finished  accuracy lost at a size")
     for name, options in rules:
         images = whole = finished = 0
         worst = 0.0
@@ -121,7 +120,7 @@ def main(argv=None):
             measured, done = replay(sizes, p, **options)
             images, whole, finished = images + measured.sum(), whole + p.numel(), finished + done.sum()
             worst = max(worst, lost(sizes, p.mean(1).numpy(), done))
-        print(f"  {name:82s} {whole / images:5.2f}x  {finished:8,}  {worst:.2%}")
+        print(f"  {name:34s} {whole / images:5.2f}x  {finished:8,}  {worst:.2%}")
     fronts = sum(frontier.front(s, p.mean(1).numpy()).sum() for s, p in families.values())
     print(f"  {fronts:,} of the {variants:,} variants are on their family's whole-split Pareto set")
     return 0

@@ -17,7 +17,7 @@
 # # Findings across datasets
 #
 # The paper's claims, one by one, beside what this book measured. This page sets each claim next to the numbers
-# the dataset chapters saved, and gives a verdict by a simple stated rule, so a reader can disagree with a rule
+# the dataset chapters show, and gives a verdict by a simple stated rule, so a reader can disagree with a rule
 # and still check the numbers; the figure puts the datasets side by side. The last claims go beyond the paper, to
 # the hybrid architectures its closing section proposes: do they learn with fewer parameters than their parents,
 # and do they own any part of a dataset's bytes frontier. Terms are defined in the [method chapter](method.ipynb).

@@ -73,8 +73,9 @@ ch.table("training_cost", plots.labelled(cost), {
 # ## Download the results
 #
 # Every number in this book can be recomputed from one archive: the table of runs (one row per run: its config,
-# architecture and final metrics), every run's history (one row per epoch), and every analysis table the chapters
-# saved, as Parquet, named by the study's identity (the profile and its overrides, hashed).
+# architecture and final metrics), every run's history (one row per epoch), and every analysis table of the study
+# (`minarch_core/analyses/tables.py`), as Parquet, named by the study's identity (the profile and its overrides,
+# hashed).
 
 # %%
 if ch.figures is None:

@@ -6,7 +6,7 @@ resample seeds within configurations and, where models are compared, the models 
 themselves. A minimal-parameter estimate that is only a bound (the family's smallest configuration already
 learns, or its largest does not) is compared as a bound, never as a point.
 
-Each rule takes tidy tables that the chapters saved (stacked over datasets with a ``dataset`` column) and returns
+Each rule takes tidy analysis tables (``tables``, stacked over datasets with a ``dataset`` column) and returns
 one row per claim part: ``claim``, ``part``, ``paper`` (what the paper says), ``estimate``, ``low``, ``high``,
 ``text`` (the estimate in words), ``verdict`` and ``figure`` (the chapter that shows it).
 """

@@ -34,8 +34,9 @@ def archive(path, titles: list[str]) -> HTML:
     name = html.escape(path.name)
     return HTML(f"<p><a href='../figures/reproducing/{name}' download>Download <code>{name}</code></a> "
                 f"({path.stat().st_size / 2**20:.1f} MiB): <code>runs.parquet</code>, <code>histories.parquet</code>, "
-                f"<code>study.json</code> and <code>&lt;dataset&gt;/&lt;table&gt;.parquet</code> for "
-                f"{html.escape(', '.join(titles))}.</p>")
+                f"<code>study.json</code>, <code>&lt;dataset&gt;/&lt;table&gt;.parquet</code> for "
+                f"{html.escape(', '.join(titles))}, and the tables across them (<code>&lt;dataset&gt;+&lt;dataset&gt;"
+                f"/findings.parquet</code>).</p>")
 
 
 def downloads(links: list, why_none: str = "") -> HTML:
