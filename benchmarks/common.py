@@ -2,8 +2,11 @@
 frontier's chosen runs on a built store."""
 from __future__ import annotations
 
+import argparse
 import functools
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -83,14 +86,35 @@ def monitor_images(n_train: int, n_val: int, n_test: int, classes: int = 10) -> 
     return sum(min(n, train.MONITOR_PER_CLASS * classes) for n in (n_train, n_val, n_test))
 
 
-def frontier_runs(dataset: str, results: str | None):
-    """The smallest-model chapter of the quick study on ``dataset`` (its context: store, device, data root), its
-    compression grid and the runs its frontier compresses, from the store a book build left in ``results``. Raises
-    a ``MinarchError`` that names the fix when the dataset or the store is missing."""
+def store_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of a benchmark of a built store: ``--dataset`` (default cifar10) and ``--results``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--results", default=None,
+                        help="the built store (default: MINARCH_RESULTS, else results/ of the project root)")
+    return parser
+
+
+def commit() -> str:
+    """The checkout's short commit, what each benchmark's output names ("unknown" outside git)."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() \
+        or "unknown"
+
+
+def frontier_runs(args: argparse.Namespace, program: str):
+    """The smallest-model chapter of the quick study on ``args.dataset`` (its context: store, device, data root),
+    its compression grid and the runs its frontier compresses, from the store a book build left in ``args.results``.
+    Where the dataset or the store is missing, ``program`` exits with status 2 and the error, which names the fix."""
     from minarch_core.analyses import frontier  # the analyses and the book: only the benchmarks of a built store
     from minarch_core.book import chapter
-    ch = chapter.from_notebook("smallest", {"dataset": dataset, "profile": "quick", "seeds": None, "epochs": None,
-                                            "train_per_class": None, "device": "cpu", "results": results,
-                                            "data": None, "workers": 1, "renderer": "default", "figures": None})
-    grid = ch.study.compression
-    return ch, grid, frontier.chosen_runs(ch.store, ch.ask("configurations"), ch.ask("runs"), grid.seeds)
+    from minarch_core.engine.errors import MinarchError
+    try:
+        ch = chapter.from_notebook("smallest", {"dataset": args.dataset, "profile": "quick", "seeds": None,
+                                                "epochs": None, "train_per_class": None, "device": "cpu",
+                                                "results": args.results, "data": None, "workers": 1,
+                                                "renderer": "default", "figures": None})
+        grid = ch.study.compression
+        return ch, grid, frontier.chosen_runs(ch.store, ch.ask("configurations"), ch.ask("runs"), grid.seeds)
+    except MinarchError as err:
+        print(f"{program}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from err

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import multiprocessing
-import subprocess
 import sys
 import time
 
@@ -88,9 +87,7 @@ def main(argv=None):
                                                        "history (a lent machine's copy of the working tree)")
     args = parser.parse_args(argv)
     dev = settings.device(args.device)
-    commit = args.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                           text=True).stdout.strip()
-    print(f"minarch benchmarks/gpu.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {commit or 'unknown'}")
+    print(f"minarch benchmarks/gpu.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {args.commit or common.commit()}")
     print(f"device: {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}, torch {torch.__version__}, "
           f"CUDA {torch.version.cuda}")
     peak32 = peak16 = float("nan")

@@ -17,9 +17,7 @@ assertions.
 """
 from __future__ import annotations
 
-import argparse
 import collections
-import subprocess
 import sys
 import time
 
@@ -29,7 +27,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from minarch_core.analyses import components, frontier, recovery
 from minarch_core.engine import train
-from minarch_core.engine.errors import MinarchError
 
 import common
 from speed import TARGETS
@@ -45,19 +42,11 @@ def forward(run, images: int, variants: int = 1) -> float:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="cifar10")
-    parser.add_argument("--results", default=None,
-                        help="the built store (default: MINARCH_RESULTS, else results/ of the project root)")
+    parser = common.store_parser(__doc__)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    try:
-        ch, grid, runs = common.frontier_runs(args.dataset, args.results)
-    except MinarchError as err:  # a dataset not offered, or no built store of it: the error says which, and the fix
-        print(f"phases.py: error: {err}", file=sys.stderr)
-        return 2
+    ch, grid, runs = common.frontier_runs(args, "phases.py")
     peak = common.Peak()
     peak.read()
     sizes = train.load_data(runs[0].config, ch.device, ch.data_root)
@@ -98,7 +87,7 @@ def main(argv=None):
     with FlopCounterMode(display=False) as counted:  # again, counted as it runs (its shared layers run once)
         components.table(representatives, grid.components, **ch.where)  # untimed: the counter's overhead is large here
     flops[phase] = counted.get_total_flops()
-    print(f"minarch benchmarks/phases.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {commit or 'unknown'}, "
+    print(f"minarch benchmarks/phases.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {common.commit()}, "
           f"{args.dataset}, {args.threads} thread(s): {len(runs)} runs, {len(tuned)} fine-tuned")
     print(f"  fp32 matmul peak (4096x4096 torch.mm, {args.threads} thread(s)), read before and after, the larger: "
           f"{peak.value / 1e9:.1f} GFLOP/s")

@@ -1,4 +1,4 @@
-"""What racing can save on one dataset, and what limits it: the frontier's rule replayed on every variant measured whole.
+"""What racing can save on one dataset, and what bounds it: stopping rules replayed on every variant measured whole.
 
     make racing DATASET=cifar10     # writes benchmarks/racing-latest.txt; or:
     python benchmarks/racing.py --dataset cifar10 [--results results]
@@ -20,8 +20,6 @@ Never part of the tests: timings are not assertions.
 """
 from __future__ import annotations
 
-import argparse
-import subprocess
 import sys
 import time
 
@@ -31,7 +29,6 @@ import torch
 from minarch_core.analyses import frontier, racing
 from minarch_core.analyses.frontier.measure import _built
 from minarch_core.engine import data, train
-from minarch_core.engine.errors import MinarchError
 
 import common
 
@@ -90,22 +87,14 @@ def lost(sizes: np.ndarray, accuracy: np.ndarray, finished: np.ndarray) -> float
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="cifar10")
-    parser.add_argument("--results", default=None,
-                        help="the built store (default: MINARCH_RESULTS, else results/ of the project root)")
+    parser = common.store_parser(__doc__)
     args = parser.parse_args(argv)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    try:
-        ch, grid, runs = common.frontier_runs(args.dataset, args.results)
-    except MinarchError as err:  # a dataset not offered, or no built store of it: the error says which, and the fix
-        print(f"racing.py: error: {err}", file=sys.stderr)
-        return 2
+    ch, grid, runs = common.frontier_runs(args, "racing.py")
     start = time.perf_counter()
     families = hits(runs, grid.frontier, ch.where)
     seconds = time.perf_counter() - start
     variants = sum(len(s) for s, _ in families.values())
-    print(f"minarch benchmarks/racing.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {commit or 'unknown'}, "
+    print(f"minarch benchmarks/racing.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {common.commit()}, "
           f"{args.dataset}: {len(runs)} runs, {variants:,} variants (a configuration's seeds pooled), every one "
           f"measured on the whole validation split in {seconds:.0f} s")
     rules = [(f"the book's rule (tolerance {racing.TOLERANCE:g})", {}),

@@ -459,8 +459,7 @@ def main(argv=None):
     parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"])
     parser.add_argument("--seeds", type=int, default=30, help="seeds in the seed-batching comparison")
     args = parser.parse_args(argv)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    print(f"minarch benchmarks/speed.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {commit or 'unknown'}")
+    print(f"minarch benchmarks/speed.py, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {common.commit()}")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch "
           f"{torch.__version__}, python {platform.python_version()}")
     peak, results, achieved = common.Peak(), {}, {}
