@@ -4,9 +4,10 @@
 computed from is unchanged, else computed (the tables it reads first, by the same rule) and stored. A table's
 parameters are its inputs (``representatives``, ``runs`` ...), all but the first, ``at`` (a ``Where``: the store,
 the study, the dataset and where to compute): a small graph, in the spirit of Hamilton's functions. "Unchanged" is a
-fingerprint kept beside each stored table: a hash of the table's name and version, of the code of the package's
-engine and analyses (any change there computes every table again), and of its inputs' fingerprints; the runs
-table's covers the ids of the runs it reads. So a table is computed again when an input changes, and only then.
+fingerprint kept beside each stored table: a hash of the table's name and version, of its code (its function and
+the package's definitions it reaches, docstrings and comments stripped: ``reach``), and of its inputs'
+fingerprints; the runs table's covers the ids of the runs it reads. So a table is computed again when what computes
+it or an input changes, and only then: editing words recomputes nothing.
 A table across datasets (``across``: the findings) reads each input of every dataset it is asked of, stacked.
 Notebooks and the CLI ask for tables and plot or print them; none computes a table another reads, and
 ``minarch recommend`` answers on a store where only training ran. The two tables that measure models (``HEAVY``: the
@@ -31,7 +32,7 @@ from ..engine.errors import ConfigError
 from ..engine.profiles import Profile
 from ..engine.store import Store
 from . import components as components_, findings as findings_, frontier as frontier_, pruning as pruning_
-from . import quantization as quantization_, recovery as recovery_, regimes, variants as variants_
+from . import quantization as quantization_, reach, recovery as recovery_, regimes, variants as variants_
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def fingerprint(name: str, at: Where, _prints: dict | None = None) -> str:
     if not (spec.across or isinstance(at.dataset, str)):
         raise ConfigError(f"{name!r} is a table of one dataset: ask it of one, not of {list(at.datasets)}")
     if (at.dataset, name) not in prints:
-        parts = [name, str(spec.version), code()]
+        parts = [name, str(spec.version), code(spec.make)]
         if spec.across:
             parts += [*at.datasets, *(fingerprint(i, at.on(d), prints) for d in at.datasets for i in spec.inputs)]
         else:
@@ -119,14 +120,18 @@ def fingerprint(name: str, at: Where, _prints: dict | None = None) -> str:
     return prints[at.dataset, name]
 
 
+def code(make: Callable) -> str:
+    """A hash of what a table's function computes: itself and the package's code it reaches, words stripped (a
+    function from outside the package: its own source)."""
+    package = _package()
+    if make.__module__ in package.modules:
+        return package.digest(make.__module__, make.__name__)
+    return hashlib.sha256(inspect.getsource(make).encode()).hexdigest()
+
+
 @functools.cache
-def code() -> str:
-    """A hash of the engine's and the analyses' source: what every table is computed by."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted([*(root / "engine").rglob("*.py"), *(root / "analyses").rglob("*.py")]):
-        digest.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
-    return digest.hexdigest()
+def _package() -> reach.Package:
+    return reach.Package(Path(__file__).resolve().parents[1], __package__.split(".")[0])
 
 
 def recommend(at: Where, min_accuracy: float, family: str | None = None, max_bytes: int | None = None,
