@@ -33,7 +33,7 @@ import dataclasses
 import pandas as pd
 from IPython.display import Markdown
 
-from minarch_core.analyses import racing, regimes
+from minarch_core.analyses import racing, regimes, variants
 from minarch_core.book import chapter, parameters, plots
 from minarch_core.engine import config, data, models, profiles, sweep, train
 
@@ -269,7 +269,12 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 #   is the first point of both pruning scopes and both quantization settings, a float16 cast is one variant in
 #   both integer settings, and a matched-depth band's seed that is also a representative has one global curve. The
 #   pruning and quantization curves and the component sensitivity are views of that table; the fine-tuned
-#   variants' weights are stored with it.
+#   variants' weights are stored with it. Its curve slices are measured on the study's **curve images**: in the
+#   `quick` profile a fixed stratified subset of the test split, the same images for every variant and seed (a
+#   paired design: two variants of one model differ only where their predictions differ); the `paper` profile
+#   measures the whole split. The frontier races on validation
+#   and completes on the whole test split in every profile, so every answer the book reports or `recommend` and
+#   `export` give is a whole-split number. What the subset adds to the uncertainty follows the grid.
 #
 # ## Findings
 #
@@ -289,6 +294,9 @@ Markdown(f"Racing tests after {', '.join(f'{n:,}' for n in racing.STAGES)} image
          f"{grid.tolerance:.0%} counts as kept (pruning redundancy, quantization tolerance). The grid is part of the "
          f"study, and of its id: a changed grid names new tables. History rows are measured on at most "
          f"{train.MONITOR_PER_CLASS} images per class of each split (training semantics version {config.SEMANTICS}).")
+
+# %%
+Markdown(variants.curve_words(grid, [data.spec(d) for d in ch.datasets]))
 
 # %% [markdown]
 # ## Chapter parameters

@@ -45,6 +45,8 @@ def every_grid_change():
     grid = compression.DEFAULT
     yield "seeds", grid.replace(seeds=4)
     yield "tolerance", grid.replace(tolerance=0.02)
+    yield "curve_images", grid.replace(curve_images=100)
+    yield "curve_seed", grid.replace(curve_images=100, curve_seed=1)
     changes = {"sparsities": lambda s: (*s.sparsities[:-1], 0.42), "precisions": lambda s: s.precisions[:-1],
                "epochs": lambda s: s.epochs + 1, "scopes": lambda s: ("layer",),
                "settings": lambda s: (("asymmetric", "tensor"),)}
@@ -63,7 +65,8 @@ def test_every_field_of_the_compression_grid_changes_the_study_id():
         changed = quick.replace(compression=grid)
         assert changed.study_id not in ids, field
         ids.add(changed.study_id)
-    assert quick.replace(compression=compression.Compression()).study_id == quick.study_id  # equal grids, one id
+    assert quick.replace(compression=compression.Compression(curve_images=200)).study_id == quick.study_id  # equal
+    # grids, one id
 
 
 @pytest.mark.parametrize("change, message", [
@@ -76,6 +79,8 @@ def test_every_field_of_the_compression_grid_changes_the_study_id():
     ({"recovery": {"precisions": ("float16",)}}, r"recovery\.precisions: .*integer bit widths"),
     ({"recovery": {"epochs": -1}}, r"recovery\.epochs"),
     ({"seeds": 0}, r"seeds"), ({"tolerance": 1.5}, r"tolerance"),
+    ({"curve_images": 0}, r"curve_images: 0; test images per class for the curves are an integer >= 1, or None"),
+    ({"curve_images": 2.5}, r"curve_images: 2\.5;"), ({"curve_seed": -1}, r"curve_seed: -1; an integer >= 0"),
     ({"frontier": {"settings": (("symmetric", "channel"), ("asymmetric", "channel"))}}, r"frontier\.settings"),
     ({"frontier": {"scopes": ("layer",)}}, r"frontier\.scopes: the frontier slice does not vary its scopes"),
     ({"quantization": {"sparsities": (0.0, 0.5)}}, r"quantization\.sparsities: .*does not vary"),

@@ -6,12 +6,13 @@ import functools
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from minarch_core import cli
 from minarch_core.analyses import components, encoding, findings, frontier, pruning, quantization, regimes
 from minarch_core.analyses import tables
 from minarch_core.analyses import variants as variants_
-from minarch_core.engine import profiles, sweep, train
+from minarch_core.engine import data, profiles, sweep, train
 from minarch_core.engine.errors import ConfigError
 from minarch_core.engine.store import Store
 
@@ -111,6 +112,35 @@ def test_the_curve_slices_are_views_of_one_table_each_variant_measured_once(trai
         mine = tables.get(name, trained)
         pd.testing.assert_frame_equal(mine.sort_values(keys, ignore_index=True)[list(theirs.columns)],
                                       theirs.sort_values(keys, ignore_index=True), check_dtype=False)
+
+
+def test_the_curves_are_measured_on_one_stratified_subset_of_the_test_split(trained, monkeypatch):
+    """A study whose grid asks for the curves on 10 test images per class (the synthetic test split holds 20): every
+    variant measured on the same stratified images, a point equal to the variant measured by hand on them, and a
+    grid that asks for more images than a class holds refused with the largest it may ask for."""
+    at = dataclasses.replace(trained, study=trained.study.replace(compression=trained.grid.replace(
+        curve_images=10, curve_seed=3)))
+    assert at.study.study_id != trained.study.study_id
+    seen, real = [], variants_.train.evaluate_states
+    monkeypatch.setattr(variants_.train, "evaluate_states",
+                        lambda model, states, split, *a, **k: seen.append(split) or real(model, states, split, *a, **k))
+    table = tables.get("variants", at)
+    assert set(table.split) == {"subset"} and len(seen) == table.run_id.nunique()
+    assert all(torch.equal(s.x, seen[0].x) and torch.equal(s.y, seen[0].y) for s in seen)  # one set of images
+    assert torch.bincount(seen[0].y).tolist() == [10] * 10
+    row = table[(table.slice == "pruning") & (table.sparsity == 0.5) & (table.scope == "global")].iloc[0]
+    run, = at.store.runs_of(row.to_frame().T)
+    dataset = train.load_data(run.config, "cpu", at.data_root)
+    model = run.model(dataset).eval()
+    pruning.make_permanent(pruning.prune_to(model, 0.5, "global"))
+    idx = torch.from_numpy(data.stratified_indices(dataset.test.y.numpy(), 10, 3))
+    with torch.no_grad():
+        by_hand = (model(dataset.test.x[idx]).argmax(1) == dataset.test.y[idx]).double().mean().item()
+    assert row.acc == pytest.approx(by_hand) and (dataset.test.y[idx] == seen[0].y).all()
+    big = dataclasses.replace(trained, study=trained.study.replace(compression=trained.grid.replace(curve_images=21)))
+    with pytest.raises(ConfigError, match="curve_images: 21 test images per class, but the test split of mnist "
+                                          "holds 20 of its smallest class: the largest allowed is 20"):
+        tables.get("variants", big)
 
 
 def test_fine_tuned_weights_are_stored_with_their_table_and_rebuild_its_variants(trained):

@@ -284,7 +284,7 @@ def variants(at: Where, representatives: pd.DataFrame, configurations: pd.DataFr
     asked = variants_.requests(at.grid, representatives, bands)
     unique = asked[["c_" + k for k in variants_.KEY]].drop_duplicates().rename(columns=lambda c: c[2:])
     runs_ = at.store.runs_of(pd.concat([representatives, bands]).drop_duplicates("run_id"))
-    measured = variants_.measure(runs_, unique, **at.compute)
+    measured = variants_.measure(runs_, unique, at.grid, **at.compute)
     return variants_.joined(asked, measured.table), measured.weights
 
 

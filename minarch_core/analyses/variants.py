@@ -11,7 +11,8 @@ named by its ``KEY`` with what does not apply left blank (``canonical``), so ``m
 once, through the same functions the slices' own (``pruning.curve``, ``quantization.curve``,
 ``components.sensitivity``) call: pruned by ``pruning.prune_to`` and folded by ``make_permanent``, fine-tuned
 ``epochs`` with the run's optimiser and the masks held, rounded by ``quantization.quantize_model`` (a component by
-``components.variants``), sized by ``encoding.size``, evaluated by ``train.evaluate_states`` on the slice's split.
+``components.variants``), sized by ``encoding.size``, evaluated by ``train.evaluate_states`` on the grid's curve
+images (``curve_split``: a stratified subset of the test split, or all of it).
 The weights of every fine-tuned variant are returned with the table (``Measured.weights``), to be stored beside it.
 """
 from __future__ import annotations
@@ -20,17 +21,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
-from ..engine import train
+from ..engine import data, train
 from ..engine.compression import Compression
+from ..engine.errors import ConfigError
 from ..engine.store import Run
 from . import components as components_, encoding, pruning
-from .common import info, monitor_test, run_columns
+from .common import info, run_columns
 from .grids import FLOATS, bits_of, precision_of
 from .quantization import quantize_model
 
 KEY = ["run_id", "scope", "scheme", "granularity", "sparsity", "precision", "epochs", "component", "split"]
-SPLITS = {"test": lambda dataset: dataset.test, "monitor": monitor_test}  # the monitor: the test split's subset
 WHOLE = "all"  # the component of a variant rounded whole
 
 
@@ -40,22 +42,73 @@ class Measured:
     weights: dict  # "run_id/scope/sparsity/epochs" -> the state dict of each fine-tuned model, before rounding
 
 
+def curve_split(dataset: data.Dataset, grid: Compression) -> data.Split:
+    """The test images the curve slices are measured on: ``grid.curve_images`` of each class drawn with
+    ``grid.curve_seed`` (the same for every variant and seed), or the whole test split."""
+    split = dataset.test
+    if grid.curve_images is None:
+        return split
+    y = split.y.cpu().numpy()
+    smallest = int(np.bincount(y, minlength=dataset.n_classes).min())
+    if grid.curve_images > smallest:
+        raise ConfigError(f"compression grid curve_images: {grid.curve_images} test images per class, but the "
+                          f"test split of {dataset.name} holds {smallest} of its smallest class: the largest "
+                          f"allowed is {smallest} (or None for the whole split)")
+    idx = torch.from_numpy(data.stratified_indices(y, grid.curve_images, grid.curve_seed)).to(split.x.device)
+    return data.Split(split.x[idx], split.y[idx])
+
+
+def standard_error(images: int, disagree: float | None = None) -> float:
+    """The standard error of an accuracy measured on ``images`` images: at most 1 / (2 sqrt(n)) for one variant (a
+    curve point); for the difference of two variants measured on the same images, sqrt(d / n) at most, ``disagree``
+    (d) the share of images that exactly one of them gets right (the paired comparisons every curve reads)."""
+    return float(np.sqrt(disagree / images) if disagree is not None else 0.5 / np.sqrt(images))
+
+
+def curve_words(grid: Compression, specs, disagree=(0.01, 0.05)) -> str:
+    """What the grid's curve images are, for the datasets of ``specs``, and what they add to a curve's uncertainty
+    (``standard_error``), in words."""
+    def images(spec, per_class):
+        return per_class * spec.n_classes if per_class else (spec.official or (0, 0))[1]
+    whole = 100 * max(standard_error(images(s, None) or 1) for s in specs)
+    if grid.curve_images is None:
+        return (f"The curves are measured on the whole test split (" + ", ".join(
+            f"{images(s, None):,} images of {s.title}" for s in specs) + f"): a curve point's standard error is at "
+            f"most {whole:.1f} points.")
+    n = min(images(s, grid.curve_images) for s in specs)
+    paired = [f"{100 * standard_error(n, d):.2f} points" for d in disagree]
+    return (f"The curves of this study are measured on {grid.curve_images} test images of each class, drawn with "
+            f"seed {grid.curve_seed} (" + ", ".join(f"{images(s, grid.curve_images):,} of {s.title}" for s in specs)
+            + f"). A curve point's standard error is then at most {100 * standard_error(n):.1f} points ({whole:.1f} "
+            f"on the whole split). The difference between two variants of one model, measured on the same images, "
+            f"has a standard error of at most sqrt(d / n), d the share of the images that exactly one of the two "
+            f"gets right: {paired[0]} when d is {disagree[0]:.0%}, "
+            + ", ".join(f"{p} at {d:.0%}" for p, d in zip(paired[1:], disagree[1:]))
+            + ". The seed bands of the curves show the spread between seeds on these same images; they do not hold "
+              "the error of a point above, which moves every seed's point together.")
+
+
+def split_name(grid: Compression) -> str:
+    """What the ``split`` column of a curve variant says: "test" (whole) or "subset" (``grid.curve_images``)."""
+    return "test" if grid.curve_images is None else "subset"
+
+
 def requests(grid: Compression, representatives: pd.DataFrame, bands: pd.DataFrame) -> pd.DataFrame:
     """Every variant each curve slice asks for, one row per (slice, run, ...) as the slice names it: ``slice``,
     ``KEY`` and the ``canonical`` key's columns (``c_``-prefixed) that ``measure`` measures it under. The component
     slice asks for the unpruned float model (component "none") and for every component group ("*") at each bit
-    width."""
-    rows, g = [], grid.pruning
+    width. Every slice on the grid's curve images (``curve_split``)."""
+    rows, g, on = [], grid.pruning, split_name(grid)
     for run_id in representatives.run_id:
-        rows += [("pruning", run_id, scope, *g.settings[0], s, "float32", g.epochs, WHOLE, "test")
+        rows += [("pruning", run_id, scope, *g.settings[0], s, "float32", g.epochs, WHOLE, on)
                  for scope in g.scopes for s in g.sparsities]
-        rows += [("quantization", run_id, "global", scheme, granularity, 0.0, str(p), 0, WHOLE, "test")
+        rows += [("quantization", run_id, "global", scheme, granularity, 0.0, str(p), 0, WHOLE, on)
                  for scheme, granularity in grid.quantization.settings for p in grid.quantization.precisions]
         c = grid.components
-        rows += [("components", run_id, "global", *c.settings[0], 0.0, "float32", 0, "none", "monitor")]
-        rows += [("components", run_id, "global", *c.settings[0], 0.0, str(p), 0, "*", "monitor")
+        rows += [("components", run_id, "global", *c.settings[0], 0.0, "float32", 0, "none", on)]
+        rows += [("components", run_id, "global", *c.settings[0], 0.0, str(p), 0, "*", on)
                  for p in c.precisions]
-    rows += [("matched", run_id, "global", *g.settings[0], s, "float32", g.epochs, WHOLE, "test")
+    rows += [("matched", run_id, "global", *g.settings[0], s, "float32", g.epochs, WHOLE, on)
              for run_id in bands.run_id for s in g.sparsities]
     out = pd.DataFrame(rows, columns=["slice", *KEY])
     return pd.concat([out, canonical(out).add_prefix("c_")], axis=1)
@@ -71,25 +124,29 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def measure(runs: list[Run], wanted: pd.DataFrame, device=None, data_root=None) -> Measured:
-    """Every variant of ``wanted`` (rows of canonical ``KEY``s) measured once: one row per variant, with the run's
-    dataset, seed and architecture columns (a component "*" row becomes one per component group of the run's
-    family), and the weights of the fine-tuned ones."""
+def measure(runs: list[Run], wanted: pd.DataFrame, grid: Compression, device=None, data_root=None) -> Measured:
+    """Every variant of ``wanted`` (rows of canonical ``KEY``s) measured once, on ``grid``'s curve images: one row
+    per variant, with the run's dataset, seed and architecture columns (a component "*" row becomes one per
+    component group of the run's family), and the weights of the fine-tuned ones."""
     frames, weights = [], {}
     for run in runs:
         mine = wanted[wanted.run_id == run.run_id].drop_duplicates(KEY)
-        frame, tuned = _measure_run(run, mine, device, data_root)
+        frame, tuned = _measure_run(run, mine, grid, device, data_root)
         frames.append(frame.assign(**run_columns(run)))
         weights.update(tuned)
     return Measured(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=KEY), weights)
 
 
-def _measure_run(run: Run, wanted: pd.DataFrame, device, data_root) -> tuple[pd.DataFrame, dict]:
-    """``measure`` of one run: its variants built (each pruned model once), then evaluated split by split in one
-    call each, so that ``train.evaluate_states`` can share the layers that component variants keep."""
+def _measure_run(run: Run, wanted: pd.DataFrame, grid: Compression, device, data_root) -> tuple[pd.DataFrame, dict]:
+    """``measure`` of one run: its variants built (each pruned model once), then evaluated in one call, so that
+    ``train.evaluate_states`` can share the layers that component variants keep."""
     dataset = train.load_data(run.config, device, data_root)
+    images = curve_split(dataset, grid)  # refused here, before anything is measured, when the grid asks too many
     dense, loss_fn = run.model(dataset), train.LOSSES[run.config.loss]
-    rows, states, tuned = {split: [] for split in SPLITS}, {split: [] for split in SPLITS}, {}
+    if set(wanted.split) - {split_name(grid)}:
+        raise ConfigError(f"variants asked on {sorted(set(wanted.split))}, but the grid measures its curves on "
+                          f"{split_name(grid)!r}")
+    rows, states, tuned = [], [], {}
     whole = wanted[wanted.component == WHOLE]
     for (scope, sparsity, epochs), group in whole.groupby(["scope", "sparsity", "epochs"], sort=False):
         model = _pruned(run, dataset, scope, sparsity, epochs)
@@ -97,25 +154,20 @@ def _measure_run(run: Run, wanted: pd.DataFrame, device, data_root) -> tuple[pd.
             tuned[f"{run.run_id}/{scope}/{sparsity:g}/{epochs}"] = model.state_dict()
         for v in group.itertuples(index=False):
             precision, setting = precision_of(v.precision), (v.scheme or "symmetric", v.granularity or "tensor")
-            states[v.split].append(quantize_model(_copy(model, run, dataset), precision, *setting).state_dict())
-            rows[v.split].append({**v._asdict(), "achieved": pruning.sparsity_of(model), "bits": bits_of(precision),
-                                  "size_bytes": encoding.size(model, precision, scheme=setting[0],
-                                                              granularity=setting[1])})
+            states.append(quantize_model(_copy(model, run, dataset), precision, *setting).state_dict())
+            rows.append({**v._asdict(), "achieved": pruning.sparsity_of(model), "bits": bits_of(precision),
+                         "size_bytes": encoding.size(model, precision, scheme=setting[0], granularity=setting[1])})
     parts = wanted[wanted.component != WHOLE]
     if len(parts):  # the component groups, unpruned, the float state first: the one the others share layers with
-        groups, split = parts[parts.component == "*"], parts.split.iloc[0]
+        groups = parts[parts.component == "*"]
         found, variants_ = components_.variants(dense, [precision_of(p) for p in groups.precision.unique()])
         asked = {"float": parts[parts.component == "none"].iloc[0].to_dict(), "int": groups.iloc[0].to_dict()}
-        rows[split][:0] = [{**asked["float" if info["component"] == "none" else "int"], **info, "achieved": 0.0,
-                            "precision": "float32" if info["component"] == "none" else str(info["bits"])}
-                           for info in found]
-        states[split][:0] = variants_
-    out = []
-    for split, split_rows in rows.items():
-        if split_rows:
-            measured = train.evaluate_states(dense, states[split], SPLITS[split](dataset), loss_fn)
-            out += [{**r, "loss": loss, "acc": acc} for r, (loss, acc) in zip(split_rows, measured)]
-    return pd.DataFrame(out), tuned
+        rows[:0] = [{**asked["float" if info["component"] == "none" else "int"], **info, "achieved": 0.0,
+                     "precision": "float32" if info["component"] == "none" else str(info["bits"])}
+                    for info in found]
+        states[:0] = variants_
+    measured = train.evaluate_states(dense, states, images, loss_fn) if rows else []
+    return pd.DataFrame([{**r, "loss": loss, "acc": acc} for r, (loss, acc) in zip(rows, measured)]), tuned
 
 
 def _pruned(run: Run, dataset, scope: str, sparsity: float, epochs: int):

@@ -12,9 +12,12 @@ sparsities x precisions, with an optional fine-tuning:
 
 What a slice does not vary is fixed (``FIXED``): pruning curves are measured at float32, the quantization curves and
 component sensitivity on unpruned models, only the pruning curves compare scopes (the frontier prunes globally), and
-only the pruning curves (fine-tuning after pruning) and the recovery fine-tune. A precision is a float type by name (``FLOAT_PRECISIONS``) or an integer bit width in 1..16. ``tolerance`` is the
-accuracy loss that still counts as "kept" (the pruning redundancy, the quantization tolerance), ``seeds`` how many
-seeds of each stable configuration the frontier compresses.
+only the pruning curves (fine-tuning after pruning) and the recovery fine-tune. A precision is a float type by name
+(``FLOAT_PRECISIONS``) or an integer bit width in 1..16. ``tolerance`` is the accuracy loss that still counts as
+"kept" (the pruning redundancy, the quantization tolerance), ``seeds`` how many seeds of each stable configuration
+the frontier compresses. ``curve_images`` is how many test images of each class the curve slices (pruning,
+quantization, components) are measured on, drawn with ``curve_seed`` and the same for every variant and seed (None:
+the whole test split); the frontier always races on validation and completes on the whole test split.
 """
 from __future__ import annotations
 
@@ -84,6 +87,8 @@ class Compression:
     components: Slice = Slice(precisions=(8, 4, 3, 2))
     seeds: int = 3  # frontier seeds per configuration: enough for an interval, three fifths of the quick cost
     tolerance: float = 0.01
+    curve_images: int | None = None  # test images per class the curve slices are measured on; None: all
+    curve_seed: int = 0  # which ones (a stratified draw)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -97,6 +102,12 @@ class Compression:
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise ConfigError(f"compression grid seeds: {self.seeds!r}; the frontier needs an integer >= 1 "
                               f"(>= 2 for a confidence bound)")
+        if self.curve_images is not None and (isinstance(self.curve_images, bool) or not isinstance(
+                self.curve_images, int) or self.curve_images < 1):
+            raise ConfigError(f"compression grid curve_images: {self.curve_images!r}; test images per class for the "
+                              f"curves are an integer >= 1, or None for the whole test split")
+        if isinstance(self.curve_seed, bool) or not isinstance(self.curve_seed, int) or self.curve_seed < 0:
+            raise ConfigError(f"compression grid curve_seed: {self.curve_seed!r}; an integer >= 0")
         if not isinstance(self.tolerance, numbers.Real) or not 0 <= self.tolerance < 1:
             raise ConfigError(f"compression grid tolerance: {self.tolerance!r}; a fraction of accuracy in [0, 1)")
         if any(p in FLOAT_PRECISIONS for p in self.recovery.precisions):
@@ -116,8 +127,17 @@ class Compression:
                              "precisions": ", ".join(p if isinstance(p, str) else f"{p}-bit" for p in g.precisions),
                              "pruning": ", ".join(g.scopes) if any(g.sparsities) else "none",
                              "integer grids": "; ".join(f"{s}, per {gr}" for s, gr in g.settings),
-                             "fine-tuning": f"{g.epochs} epochs" if g.epochs else "none"})
+                             "fine-tuning": f"{g.epochs} epochs" if g.epochs else "none",
+                             "measured on": self.measured_on(f.name)})
         return rows
+
+    def measured_on(self, slice_: str) -> str:
+        """The images a slice's accuracies are measured on, in words."""
+        if slice_ in ("frontier", "recovery"):
+            return "validation (raced); the whole test split for the variants reported"
+        if self.curve_images is None:
+            return "the whole test split"
+        return f"{self.curve_images} test images per class (a stratified draw, seed {self.curve_seed})"
 
     def replace(self, **slices) -> Compression:
         """This grid with some slices or fields replaced; a slice may be given as a dict of its changed fields."""

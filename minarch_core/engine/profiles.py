@@ -137,7 +137,8 @@ PROFILES = {p.name: p for p in (
         "cnn": Grid("cnn", (1, 2, 4, 8, 16, 32)),
         "vit": Grid("vit", (4, 8, 16, 32), {"depth": 2, "heads": 4}),
         "convmlp": Grid("convmlp", (1, 4, 16)),
-        "convvit": Grid("convvit", (4, 16))}),
+        "convvit": Grid("convvit", (4, 16))},
+        compression=compression_.DEFAULT.replace(curve_images=200)),  # the curves on 200 test images per class
     Profile("paper", seeds=30, epochs=20, train_per_class=None, grids={
         "shapes": shapes(depths=(1, 2, 3, 4)),
         "dnn": square(widths=models.LADDER, depths=(1, 2, 3, 4)),
