@@ -2,6 +2,7 @@
 hold, computed again when an input changes and only then."""
 import dataclasses
 import functools
+import re
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from minarch_core import cli
 from minarch_core.analyses import components, encoding, findings, frontier, pruning, quantization, regimes
 from minarch_core.analyses import tables
 from minarch_core.analyses import variants as variants_
-from minarch_core.engine import data, profiles, sweep, train
+from minarch_core.engine import data, profiles, progress, sweep, train
 from minarch_core.engine.errors import ConfigError
 from minarch_core.engine.store import Store
 
@@ -204,3 +205,32 @@ def test_the_findings_are_one_table_across_datasets_made_from_each_datasets_tabl
     assert cli.main(["table", "findings", "--dataset", "mnist", "--dataset", "fashion_mnist", "--results",
                      str(trained.store.root), "--data", str(root), "--device", "cpu", "--csv", str(csv)]) == 0
     assert pd.read_csv(csv).verdict.tolist() == claims.verdict.tolist()
+
+
+def test_the_tables_a_build_computes_ahead_show_live_progress_two_at_a_time(trained, capsys, monkeypatch):
+    """Each heavy table reports its phases from its worker process (done of total, time left), shown as lines in a
+    log, and says when it is done."""
+    monkeypatch.setattr(tables.progress, "Board", functools.partial(tables.progress.Board, every=0.05, live=False))
+    timings = tables.compute(trained.study, ["mnist"], trained.store, workers=2, device="cpu",
+                             data_root=trained.data_root)
+    out = capsys.readouterr().out
+    assert [t["chapter"] for t in timings] == ["variants table", "frontier table"]
+    assert "the 2 analysis tables that measure models, 2 at a time" in out
+    assert re.search(r"variants table — MNIST: curves \d/4 models", out), out
+    assert re.search(r"frontier table — MNIST: frontier, racing \d+/\d+ model-stages", out), out
+    for name in ("variants", "frontier"):
+        assert re.search(rf"{name} table — MNIST: done in \d+\.\d s", out)
+
+
+def test_a_progress_report_says_how_far_and_how_long_is_left(tmp_path):
+    path = tmp_path / "task.json"
+    assert progress.describe(progress.read(path)) == "waiting"
+    with progress.to_file(path), progress.bar("curves", 10, "models") as bar:
+        bar.update(4)
+        bar.refresh()
+        report = progress.read(path)
+    assert report["done"] == 4 and report["total"] == 10 and report["phase"] == "curves"
+    report = dict(report, start=report["now"] - 40.0)
+    assert progress.describe(report, now=report["now"]) == "curves 4/10 models, about 60 s left"
+    assert progress.describe(dict(report, start=report["now"] - 400.0), now=report["now"]).endswith("about 10 min left")
+    assert not path.with_name(".task.json.tmp").exists()

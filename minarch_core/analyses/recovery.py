@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..engine import fused, sweep, train
+from ..engine import fused, progress, sweep, train
 from ..engine.compression import DEFAULT, Slice
 from ..engine.store import Run
 from . import encoding, grids, pruning, quantization
@@ -122,10 +122,12 @@ def variants(run: Run, grid: Slice = DEFAULT.recovery, device=None, data_root=No
 def measure(runs: list[Run], grid: Slice = DEFAULT.recovery, device=None, data_root=None) -> tuple[pd.DataFrame, dict]:
     """``variants`` of every run, with each run's dataset, seed and architecture columns, and all their weights."""
     frames, weights = [], {}
-    for run in runs:
-        frame, tuned = variants(run, grid, device, data_root)
-        frames.append(frame.assign(**run_columns(run)))
-        weights.update(tuned)
+    with progress.bar("quantization-aware fine-tuning", len(runs), "models", show=False) as bar:
+        for run in runs:
+            frame, tuned = variants(run, grid, device, data_root)
+            frames.append(frame.assign(**run_columns(run)))
+            weights.update(tuned)
+            bar.update()
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), weights
 
 

@@ -15,11 +15,12 @@ compression table's parts) are what a build computes ahead of its chapters (``co
 """
 from __future__ import annotations
 
-import contextlib
+import concurrent.futures
 import dataclasses
 import functools
 import hashlib
 import inspect
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..engine import data, sweep
+from ..engine import data, progress, sweep
 from ..engine.errors import ConfigError
 from ..engine.profiles import Profile
 from ..engine.store import Store
@@ -172,31 +173,45 @@ def _reads(name: str) -> set[str]:
 HEAVY = ("variants", "frontier")  # the tables that measure models: nearly all of a book's analysis time
 
 
-def compute(study: Profile, datasets, store: Store, workers: int = 1, device=None, data_root=None,
-            announce=None) -> list[dict]:
+def compute(study: Profile, datasets, store: Store, workers: int = 1, device=None, data_root=None) -> list[dict]:
     """Every dataset's ``HEAVY`` tables (and what they read), computed ahead of the chapters by ``workers``
     processes that split the cores, the largest first (the hardest dataset's, each table alone a task), so that
-    the cores stay busy until the last finishes; the chapters then only read. ``announce(label)`` gives a context
-    (the build's ticker) around each table; returns one record per table: dataset, table and seconds."""
+    the cores stay busy until the last finishes; the chapters then only read. Each task's progress (its phase,
+    done of total, time left) is shown live (``progress.Board``); returns one record per table: dataset, table and
+    seconds."""
     tasks = [(d, name) for d in reversed(data.by_difficulty(datasets)) for name in HEAVY]
-    run = functools.partial(_compute_one, study, store.root, device, data_root)
-    announce = announce or (lambda label: contextlib.nullcontext())
-    if workers <= 1 or len(tasks) == 1:
-        out = []
-        for dataset, name in tasks:
-            with announce(f"{name} table — {data.spec(dataset).title}"):
+    labels = {f"{d}.{name}": f"{name} table — {data.spec(d).title}" for d, name in tasks}
+    print(f"the {len(tasks)} analysis tables that measure models, {max(1, min(workers, len(tasks)))} at a time",
+          flush=True)
+    with tempfile.TemporaryDirectory(prefix="minarch-progress-") as folder, progress.Board(Path(folder),
+                                                                                              labels) as board:
+        run = functools.partial(_compute_one, study, store.root, device, data_root, folder)
+        if workers <= 1 or len(tasks) == 1:
+            out = []
+            for dataset, name in tasks:
                 out.append(run(dataset, name))
-        return out
-    with sweep.process_pool(workers) as pool:
-        futures = [pool.submit(run, dataset, name) for dataset, name in tasks]
-        with announce(f"the {len(tasks)} largest analysis tables, {workers} at a time"):
-            return [f.result() for f in futures]
+                board.finish(f"{dataset}.{name}", out[-1]["seconds"])
+            return [_timing(r) for r in out]
+        with sweep.process_pool(workers) as pool:
+            futures = {pool.submit(run, dataset, name): f"{dataset}.{name}" for dataset, name in tasks}
+            out = []
+            for future in concurrent.futures.as_completed(futures):
+                record = future.result()
+                board.finish(futures[future], record["seconds"])
+                out.append(record)
+        return [_timing(r) for r in sorted(out, key=lambda r: list(labels).index(f"{r['dataset']}.{r['table']}"))]
 
 
-def _compute_one(study: Profile, root, device, data_root, dataset: str, name: str) -> dict:
+def _compute_one(study: Profile, root, device, data_root, folder, dataset: str, name: str) -> dict:
     start = time.perf_counter()
-    get(name, Where(Store(root), study, dataset, device, data_root))
-    return {"dataset": dataset, "chapter": f"{name} table", "seconds": round(time.perf_counter() - start, 1)}
+    with progress.to_file(Path(folder) / f"{dataset}.{name}.json"):
+        get(name, Where(Store(root), study, dataset, device, data_root))
+    return {"dataset": dataset, "table": name, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _timing(record: dict) -> dict:
+    """A build's timing record of a table: its dataset, "<table> table" and its seconds."""
+    return {"dataset": record["dataset"], "chapter": f"{record['table']} table", "seconds": record["seconds"]}
 
 
 def order() -> list[str]:

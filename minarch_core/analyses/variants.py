@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..engine import data, train
+from ..engine import data, progress, train
 from ..engine.compression import Compression
 from ..engine.errors import ConfigError
 from ..engine.store import Run
@@ -72,7 +72,7 @@ def curve_words(grid: Compression, specs, disagree=(0.01, 0.05)) -> str:
         return per_class * spec.n_classes if per_class else (spec.official or (0, 0))[1]
     whole = 100 * max(standard_error(images(s, None) or 1) for s in specs)
     if grid.curve_images is None:
-        return (f"The curves are measured on the whole test split (" + ", ".join(
+        return ("The curves are measured on the whole test split (" + ", ".join(
             f"{images(s, None):,} images of {s.title}" for s in specs) + f"): a curve point's standard error is at "
             f"most {whole:.1f} points.")
     n = min(images(s, grid.curve_images) for s in specs)
@@ -129,11 +129,13 @@ def measure(runs: list[Run], wanted: pd.DataFrame, grid: Compression, device=Non
     per variant, with the run's dataset, seed and architecture columns (a component "*" row becomes one per
     component group of the run's family), and the weights of the fine-tuned ones."""
     frames, weights = [], {}
-    for run in runs:
-        mine = wanted[wanted.run_id == run.run_id].drop_duplicates(KEY)
-        frame, tuned = _measure_run(run, mine, grid, device, data_root)
-        frames.append(frame.assign(**run_columns(run)))
-        weights.update(tuned)
+    with progress.bar("curves", len(runs), "models", show=False) as bar:
+        for run in runs:
+            mine = wanted[wanted.run_id == run.run_id].drop_duplicates(KEY)
+            frame, tuned = _measure_run(run, mine, grid, device, data_root)
+            frames.append(frame.assign(**run_columns(run)))
+            weights.update(tuned)
+            bar.update()
     return Measured(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=KEY), weights)
 
 

@@ -161,7 +161,7 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
     study = profiles.study(profile, **overrides)
     trained, total_runs = train(study, datasets, workers, device, results, data_root)
     timings.append({"dataset": "all", "chapter": "training", "seconds": round(time.perf_counter() - start, 1)})
-    timings += tables.compute(study, datasets, Store(results), workers, device, data_root, announce=Ticker)
+    timings += tables.compute(study, datasets, Store(results), workers, device, data_root)
     total = sum(len(datasets) if c.per_dataset else 1 for c in CHAPTERS.values())
 
     count, lock = iter(range(1, total + 1)), threading.Lock()

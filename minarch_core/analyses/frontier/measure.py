@@ -8,9 +8,9 @@ import copy
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from ...engine import data, models, train
+from ...engine import progress as progress_
 from ...engine.compression import DEFAULT, Slice
 from ...engine.errors import ConfigError
 from ...engine.store import Run
@@ -77,7 +77,9 @@ def race(runs: list[Run], grid: Slice = DEFAULT.frontier, tolerance: float = rac
         families.setdefault(run.config.family, []).append(run)
     if not families:
         raise ConfigError("no stable trained model to compress: sweep the dataset first (minarch sweep)")
-    with tqdm(total=0, desc="frontier, racing", unit="model-stage", disable=not progress) as bar:
+    cfg = runs[0].config  # every run's validation split: val_per_class of each class
+    stages = len(racing.stages(cfg.val_per_class * data.spec(cfg.dataset).n_classes))
+    with progress_.bar("frontier, racing", len(runs) * stages, "model-stages", show=progress) as bar:
         return pd.concat([_race(members, grid, tolerance, device, data_root, bar) for members in families.values()],
                          ignore_index=True)
 
@@ -91,8 +93,6 @@ def _race(runs: list[Run], grid: Slice, tolerance: float, device, data_root, bar
     """``race`` of one family's runs (one dataset)."""
     dataset = train.load_data(runs[0].config, device, data_root)
     loss_fn, n = train.LOSSES[runs[0].config.loss], len(dataset.val)
-    bar.total += len(runs) * len(racing.stages(n))
-    bar.refresh()
     rows, weights, cached = [], [], 0  # rows[r][j]: run r's variant j (of ``pairs(grid)``)
     for run in runs:  # every variant once: its row, and its weights while they fit the cache
         mine, states = _built(run, dataset, grid)
@@ -154,14 +154,17 @@ def complete(table: pd.DataFrame, store, variants_: pd.DataFrame, device=None, d
     except KeyError as err:  # a table copied without its store: say what measuring the test split needs
         raise ConfigError(f"the whole test split of these variants is measured from their trained runs, and "
                           f"{err.args[0]}") from err
-    for run in tqdm(runs, desc="frontier test split", unit="model", disable=not progress):
-        rows = todo[todo.run_id == run.run_id]
-        dataset = train.load_data(run.config, device, data_root)
-        pairs_ = list(zip(rows.sparsity, rows.precision.map(precision_of)))
-        setting = (rows.scheme.iloc[0], rows.granularity.iloc[0])  # as ``variants`` stored it
-        states = [state for *_, state in compressed(lambda: run.model(dataset), pairs_, setting)]
-        measured = train.evaluate_states(run.model(dataset), states, dataset.test, train.LOSSES[run.config.loss])
-        out.loc[rows.index, ["test_loss", "test_acc"]] = np.array(measured, dtype=float)
+    with progress_.bar("frontier test split", len(runs), "models", show=progress) as bar:
+        for run in runs:
+            rows = todo[todo.run_id == run.run_id]
+            dataset = train.load_data(run.config, device, data_root)
+            pairs_ = list(zip(rows.sparsity, rows.precision.map(precision_of)))
+            setting = (rows.scheme.iloc[0], rows.granularity.iloc[0])  # as ``variants`` stored it
+            states = [state for *_, state in compressed(lambda: run.model(dataset), pairs_, setting)]
+            measured = train.evaluate_states(run.model(dataset), states, dataset.test,
+                                             train.LOSSES[run.config.loss])
+            out.loc[rows.index, ["test_loss", "test_acc"]] = np.array(measured, dtype=float)
+            bar.update()
     return out
 
 
