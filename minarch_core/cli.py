@@ -9,6 +9,7 @@ import pandas as pd
 from .analyses import frontier, tables
 from .book.parameters import CHAPTERS, PARAMETERS, check
 from .engine import data, models, profiles, settings, sweep
+from .engine.config import TRAIN_PRECISIONS
 from .engine.errors import ConfigError, MinarchError
 from .engine.store import Store
 
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("seeds", "epochs", "train_per_class"):
         _option(s, name, "(overrides the profile)")
     s.add_argument("--full-data", action="store_true", help="train on the whole training split")
+    s.add_argument("--train-precision", choices=list(TRAIN_PRECISIONS), default=None,
+                   help="the training arithmetic: fp32 (the reference) or bf16 autocast (weights, optimiser and "
+                        "final accuracies stay fp32; part of each run's id) [default: the profile's]")
     s.add_argument("--executor", default="serial", choices=("serial", "process", "dask"),
                    help="serial (in this process), process (a local process pool), dask (a Dask cluster)")
     s.add_argument("--workers", type=PARAMETERS["workers"].parse,
@@ -134,6 +138,8 @@ def _sweep(args) -> int:
     profile = profiles.study(args.profile, seeds=args.seeds, epochs=args.epochs, train_per_class=args.train_per_class)
     if args.full_data:
         profile = profile.replace(train_per_class=None)
+    if args.train_precision:
+        profile = profile.replace(train_precision=args.train_precision)
     configs = profile.configs(args.dataset, args.grids)
     store = Store(args.results)
     limits = sweep.Limits(memory=settings.bundle_memory(args.bundle_memory))

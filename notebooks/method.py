@@ -95,7 +95,17 @@ ch.table("datasets", datasets, {c: (c, None) for c in datasets.columns}, "The da
 # measured slower there) and all of them on CUDA. A bundle stays within a memory budget (`MINARCH_BUNDLE_MEMORY`,
 # 2 GiB by default) and about `sweep.BUNDLE_SECONDS` of estimated work, so a killed sweep loses little; its wall time
 # is shared among its runs by their forward FLOPs (each run's `time_s`). A member that diverges stops alone: no
-# other member reads its parameters. Adam, AdamW and SGD run as PyTorch's fused kernels. The defaults:
+# other member reads its parameters. Adam, AdamW and SGD run as PyTorch's fused kernels.
+#
+# **Training precision** is part of a run's config (`train_precision`): `fp32`, the reference and every profile's
+# default, or `bf16`, the training steps and the per-epoch rows under PyTorch's bfloat16 autocast while weights,
+# gradients, the optimiser's state and the final whole-split accuracies stay float32 (the book measures the weights'
+# precision, so every compression measurement is float32 too). A bf16 run has an id of its own; an fp32 run keeps
+# the id it had before the field existed. Fused architectures train under bf16 exactly as alone; seeds stacked
+# through `vmap` did not (their weights drifted 1e-2 to 4e-2 apart from solo training in two epochs), so bf16 seeds
+# train one program each. bf16 pays only on a processor that multiplies bfloat16 natively (avx512_bf16 or AMX) and
+# only for layers wide enough that the casts cost less than they save; it becomes a profile's default only once a
+# study trained both ways shows the same regimes, minimal sizes and verdicts. The defaults:
 
 # %%
 defaults = {f.name: f.default for f in dataclasses.fields(config.RunConfig)

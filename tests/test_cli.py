@@ -17,6 +17,13 @@ def test_sweep_prints_one_row_per_configuration(tmp_path, tiny_root, capsys):
     assert len((tmp_path / "runs.csv").read_text().strip().splitlines()) == 1 + 12
     assert cli.main(args[:-2] + ["--dry-run"]) == 0
     assert "12 runs, 0 not yet in" in capsys.readouterr().out
+    assert cli.main(args[:-2] + ["--dry-run", "--train-precision", "fp32"]) == 0  # fp32: the same runs
+    assert "12 runs, 0 not yet in" in capsys.readouterr().out
+    assert cli.main(args[:-2] + ["--dry-run", "--train-precision", "bf16"]) == 0  # bf16: runs of their own
+    assert "12 runs, 12 not yet in" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(args[:-2] + ["--train-precision", "fp16"])
+    assert "invalid choice: 'fp16' (choose from 'fp32', 'bf16')" in capsys.readouterr().err
 
 
 def test_help_documents_every_option():

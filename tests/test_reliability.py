@@ -84,9 +84,11 @@ def count_training(monkeypatch):
     return trained
 
 
-def test_a_sweep_killed_mid_bundle_resumes_and_keeps_what_it_finished(env, monkeypatch):
-    cfgs = configs(epochs=150, seeds=(0, 1, 2))  # a bundle per seed, its six DNNs one program of about a second:
-    # at 40 epochs a bundle took 0.25 s, and the two left could both finish within the wait below
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_sweep_killed_mid_bundle_resumes_and_keeps_what_it_finished(env, monkeypatch, precision):
+    cfgs = configs(epochs=150, seeds=(0, 1, 2), train_precision=precision)  # a bundle per seed, its six DNNs one
+    # program of about a second: at 40 epochs a bundle took 0.25 s, and the two left could both finish within the
+    # wait below
     child = start(cfgs, env.root)
     deadline = time.monotonic() + 120
     while not any(True for _ in env.runs()) and time.monotonic() < deadline:  # let a bundle finish

@@ -6,8 +6,9 @@ import pytest
 import torch
 from conftest import real_mnist
 
-from minarch_core.engine import settings, train
+from minarch_core.engine import profiles, settings, train
 from minarch_core.engine.config import RunConfig
+from minarch_core.engine.errors import ConfigError
 
 TINY = dict(val_per_class=20, train_per_class=30)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # CUDA's own checks where a GPU is present
@@ -229,3 +230,54 @@ def test_cuda_graph_replay_trains_as_the_eager_steps_do(tiny_root, monkeypatch):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_the_allocator_keeps_freed_activations_for_reuse():
     assert settings.keep_freed_memory()  # glibc accepted both settings
+
+
+@pytest.mark.parametrize("family, archs", [("dnn", [{"widths": [16, 8]}, {"widths": [4]}]),
+                                           ("cnn", [{"channels": 3}, {"channels": 1}]),
+                                           ("vit", [{"dim": 8, "heads": 2, "depth": 1}])])
+def test_bf16_training_is_a_run_of_its_own_and_a_bf16_bundle_trains_each_run_as_alone(tiny_root, family, archs):
+    """bf16 autocast: its own run id (an fp32 run keeps the id it had before the field existed), the training
+    arithmetic changed but the weights, optimiser and final accuracies float32, and a bundle of bf16 runs gives
+    each what training it alone under bf16 gives (to the fused tests' float32 tolerance: weights within 1e-2 in
+    relative norm, histories within two images)."""
+    cfgs = [RunConfig("mnist", family, a, seed=s, epochs=2, batch_size=32, train_precision="bf16", **TINY)
+            for s in (0, 3) for a in archs]
+    fp32 = cfgs[0].replace(train_precision="fp32")
+    assert fp32.run_id != cfgs[0].run_id
+    assert fp32.run_id == RunConfig.from_dict({k: v for k, v in fp32.to_dict().items()
+                                               if k != "train_precision"}).run_id
+    dataset = train.load_data(cfgs[0], root=tiny_root)
+    bundle = train.train_bundle(cfgs, dataset, "cpu")
+    for cfg, result in zip(cfgs, bundle):
+        alone = train.train(cfg, dataset, "cpu")
+        assert all(v.dtype == torch.float32 for v in result.state_dict.values())
+        for k, v in alone.state_dict.items():
+            assert ((result.state_dict[k] - v).norm() / v.norm()).item() <= 1e-2, k
+        accs = [c for c in result.history if c.endswith("_acc")]
+        split = len(dataset.monitor(train.MONITOR_PER_CLASS).val)
+        assert (result.history[accs] - alone.history[accs]).abs().max().max() <= 2 / split + 1e-6
+    reference = train.train(fp32, dataset, "cpu")
+    assert any(not torch.equal(v, reference.state_dict[k]) for k, v in bundle[0].state_dict.items())  # bf16
+    model = train.build_model(cfgs[0], dataset)
+    model.load_state_dict(bundle[0].state_dict)
+    loss, acc = train.evaluate(model, dataset.test)  # the final accuracies: float32 arithmetic
+    assert bundle[0].final["test_acc"] == pytest.approx(acc, abs=1e-6)  # float32 arithmetic, to its rounding
+    assert bundle[0].final["test_loss"] == pytest.approx(loss, rel=1e-5)
+
+
+def test_an_unknown_training_precision_is_refused_naming_the_field_and_its_choices():
+    with pytest.raises(ConfigError, match=r"unknown train_precision 'fp16': choose one of \['fp32', 'bf16'\]"):
+        RunConfig("mnist", "dnn", {"widths": [4]}, train_precision="fp16")
+    with pytest.raises(ConfigError, match=r"profile 'quick': unknown train_precision 'half'"):
+        profiles.get("quick").replace(train_precision="half")
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns_once_naming_the_switch(monkeypatch, capsys):
+    monkeypatch.setattr(settings, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(settings, "_WARNED_BF16", [])
+    for _ in range(2):
+        with settings.autocast("bf16", torch.device("cpu")):
+            assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+    err = capsys.readouterr().err
+    assert err.count("no bfloat16 instructions") == 1 and "train_precision='fp32'" in err
+    assert "--train-precision fp32" in err

@@ -19,6 +19,7 @@ from .errors import ConfigError
 SEMANTICS = 2  # version of the training semantics; part of every run id (2: per-epoch rows on monitor subsets)
 OPTIMIZERS = ("adam", "adamw", "sgd")  # plain SGD has no momentum
 LOSSES = ("cross_entropy", "mse")
+TRAIN_PRECISIONS = ("fp32", "bf16")  # bf16: the training step and per-epoch monitor under bfloat16 autocast
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class RunConfig:
     train_per_class: int | None = None  # a stratified training subset; None trains on the whole training split
     val_per_class: int = 500  # validation images per class carved from the official training set
     subset_seed: int = 0
+    train_precision: str = "fp32"  # the arithmetic of training; weights, gradients, optimiser and finals stay fp32
     semantics: int = SEMANTICS
 
     def __post_init__(self):
@@ -56,6 +58,9 @@ class RunConfig:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}: choose one of {list(OPTIMIZERS)}")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}: choose one of {list(LOSSES)}")
+        if self.train_precision not in TRAIN_PRECISIONS:
+            raise ConfigError(f"unknown train_precision {self.train_precision!r}: choose one of "
+                              f"{list(TRAIN_PRECISIONS)}")
         if self.semantics != SEMANTICS:
             raise ConfigError(f"config has training semantics {self.semantics}, this code trains semantics "
                               f"{SEMANTICS}: results made by another version cannot be reproduced here")
@@ -73,7 +78,10 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A hash of the config; fp32 training, the reference, leaves ``train_precision`` out, so that the runs
+        trained before the field existed keep their ids."""
+        identity = {k: v for k, v in self.to_dict().items() if not (k == "train_precision" and v == "fp32")}
+        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
     def replace(self, **changes) -> RunConfig:

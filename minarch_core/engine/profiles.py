@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 
 from . import compression as compression_, models
-from .config import RunConfig
+from .config import TRAIN_PRECISIONS, RunConfig
 from .errors import ConfigError
 from .params import Param, check_fields
 
@@ -64,6 +64,7 @@ class Profile:
     grids: dict  # grid name -> Grid, in the order they are swept
     val_per_class: int = 500  # validation images per class, carved from the official training set
     compression: compression_.Compression = compression_.DEFAULT  # the variants the analyses measure
+    train_precision: str = "fp32"  # every run's training arithmetic (``RunConfig.train_precision``)
 
     def __post_init__(self):
         for name in ("seeds", "epochs", "val_per_class"):
@@ -72,6 +73,9 @@ class Profile:
         check_fields(self, OVERRIDES, f"profile {self.name!r}:")
         for grid in self.grids.values():
             models.family(grid.family)
+        if self.train_precision not in TRAIN_PRECISIONS:
+            raise ConfigError(f"profile {self.name!r}: unknown train_precision {self.train_precision!r}: choose one "
+                              f"of {list(TRAIN_PRECISIONS)}")
         if not isinstance(self.compression, compression_.Compression):
             raise ConfigError(f"profile {self.name!r}: compression must be an engine.compression.Compression, "
                               f"got {type(self.compression).__name__}")
@@ -93,7 +97,8 @@ class Profile:
     def summary(self) -> dict:
         """The profile in words, one entry per field and grid (the method chapter's table)."""
         out = {"seeds": self.seeds, "epochs": self.epochs, "val_per_class": self.val_per_class,
-               "train_per_class": "all" if self.train_per_class is None else self.train_per_class}
+               "train_per_class": "all" if self.train_per_class is None else self.train_per_class,
+               "train_precision": self.train_precision}
         for name, grid in self.grids.items():
             knob = models.family(grid.family).knob
             values = sorted({v[0] if isinstance(v, tuple) else v for v in grid.values})
@@ -111,7 +116,7 @@ class Profile:
             raise ConfigError(f"unknown grid(s) {sorted(unknown)} in profile {self.name!r}: choose from "
                               f"{list(self.grids)}")
         base = dict(epochs=self.epochs, train_per_class=self.train_per_class, val_per_class=self.val_per_class,
-                    **training)
+                    train_precision=self.train_precision, **training)
         out, seen = [], set()
         for grid in grids:
             for arch in self.grids[grid].archs():

@@ -16,6 +16,7 @@ without passing paths around:
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import importlib.util
@@ -92,6 +93,32 @@ def device(name: str | torch.device | None = None) -> torch.device:
     if dev.type == "cuda":  # full float32, as on a CPU: TF32 would change what a run computes
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     return dev
+
+
+_WARNED_BF16 = []
+
+
+def autocast(precision: str, dev: torch.device):
+    """The autocast context a run's ``train_precision`` asks for on ``dev``: bfloat16 for "bf16" (weights,
+    gradients and optimiser state stay float32; cross-entropy runs in float32), none for "fp32". A CPU without
+    bfloat16 instructions (avx512_bf16 or AMX) still runs it, slower: said once per process."""
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    if dev.type == "cpu" and not cpu_has_bf16() and not _WARNED_BF16:
+        _WARNED_BF16.append(True)
+        print("minarch: warning: this CPU has no bfloat16 instructions (avx512_bf16 or AMX), so bf16 training runs "
+              "slower than fp32 here: switch it off with train_precision='fp32' (minarch sweep --train-precision "
+              "fp32)", file=sys.stderr)
+    return torch.autocast(dev.type, dtype=torch.bfloat16, cache_enabled=False)  # no cache: CUDA graphs capture it
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (Linux's /proc/cpuinfo flags; elsewhere: assumed not)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def keep_freed_memory() -> bool:

@@ -121,12 +121,20 @@ def train_bundle(cfgs: list[RunConfig], dataset: data_.Dataset | None = None, de
     first = cfgs[0]
     device = settings.device(device)
     dataset = (dataset or load_data(first, device)).to(device)
+    if first.train_precision != "fp32" and len(seeds) > 1:  # seeds stacked through vmap drift from their solo runs
+        # under bf16 (weights 1e-2 to 4e-2 apart after two epochs, where fused architectures agree exactly): so
+        # bf16 seeds train one program each, every run as alone
+        done = {}
+        for seed in seeds:
+            part = [c for c in cfgs if c.seed == seed]
+            done.update({(arch_key(c), seed): r for c, r in zip(part, train_bundle(part, dataset, device))})
+        return [done[arch_key(c), c.seed] for c in cfgs]
     cell = {(arch_key(c), c.seed): c for c in cfgs}
     nets = [[build_model(cell[a, s], dataset) for a in archs] for s in seeds]
     programs = [fused.fuse(row, models.family(first.family).fused) for row in nets]
     flops = [models.footprint(first.family, a, dataset.input_shape, dataset.n_classes).flops for a in archs]
     share = [f / sum(flops) / len(seeds) for f in flops]
-    stack = Stack(programs, device)
+    stack = Stack(programs, device, precision=first.train_precision)
     opt = optimizer(first, stack.params.values())
     loss_fn, orders = LOSSES[first.loss], [torch.Generator().manual_seed(s) for s in seeds]
     monitor = dataset.monitor(MONITOR_PER_CLASS)
@@ -172,10 +180,12 @@ class Stack:
     fine-tuned variants of one model) stacked along a leading axis and called through ``vmap``. A stack of one is
     called directly: vmap cost a single program 20-60 % of its step on a CPU."""
 
-    def __init__(self, nets: list[torch.nn.Module], device, weights=None):
+    def __init__(self, nets: list[torch.nn.Module], device, weights=None, precision: str = "fp32"):
         """``weights`` (optional) maps the stacked parameters to the weights the forward pass uses: quantization-aware
-        fine-tuning rounds them there, in the autograd graph."""
-        self.keys, self.weights = list(nets[0].state_dict()), weights
+        fine-tuning rounds them there, in the autograd graph. ``precision``: the training steps' and the history
+        rows' arithmetic (``RunConfig.train_precision``); a final evaluation (epoch -1) is float32 always."""
+        self.keys, self.weights, self.precision = list(nets[0].state_dict()), weights, precision
+        self.device = torch.device(device)
         params, buffers = stack_module_state([n.to(device) for n in nets])
         self.params, self.buffers, self.size = params, buffers, len(nets)
         skeleton = copy.deepcopy(nets[0]).to("meta")
@@ -220,7 +230,8 @@ class Stack:
         """Each program's members' losses (programs, members) on its minibatch (``y`` with the stack's leading axis)
         or on the shared one."""
         params = self.weights(self.params) if self.weights else self.params
-        return (self._step if y.dim() == 2 else self._eval)(params, self.buffers, x, y, loss_fn)[0]
+        with settings.autocast(self.precision, self.device):
+            return (self._step if y.dim() == 2 else self._eval)(params, self.buffers, x, y, loss_fn)[0].float()
 
     def _eager_step(self, opt, loss_fn, x, y) -> None:
         losses = self._losses(x, y, loss_fn)
@@ -261,22 +272,27 @@ class Stack:
         return True
 
     @torch.inference_mode()
-    def measure(self, split: data_.Split, loss_fn) -> tuple[list[list[float]], list[list[float]]]:
+    def measure(self, split: data_.Split, loss_fn, precision: str = "fp32") -> tuple[list[list[float]],
+                                                                                    list[list[float]]]:
         """(mean loss, accuracy) of every program's every member on ``split``, each (programs, members), in chunks,
-        with one host sync."""
+        with one host sync; under ``precision``'s arithmetic."""
         loss_sum = correct = None
         for i in range(0, len(split), self.chunk):
             x, y = split.x[i:i + self.chunk], split.y[i:i + self.chunk]
             params = self.weights(self.params) if self.weights else self.params
-            loss, logits = self._eval(params, self.buffers, x, y, loss_fn)
+            with settings.autocast(precision, self.device):
+                loss, logits = self._eval(params, self.buffers, x, y, loss_fn)
             hits = (logits.argmax(-1) == y[:, None]).sum(1)
             loss_sum = loss.float() * len(y) + (0 if loss_sum is None else loss_sum)
             correct = hits + (0 if correct is None else correct)
         return (loss_sum / len(split)).tolist(), (correct / len(split)).tolist()
 
     def evaluate(self, dataset: data_.Dataset, loss_fn, epoch: int) -> list[list[dict]]:
-        """One history row per program and member: loss and accuracy on every split."""
-        measured = {name: self.measure(getattr(dataset, name), loss_fn) for name in ("train", "val", "test")}
+        """One history row per program and member: loss and accuracy on every split (a history row, epoch >= 0, in
+        the stack's training precision; the final evaluation, epoch -1, in float32)."""
+        precision = self.precision if epoch >= 0 else "fp32"
+        measured = {name: self.measure(getattr(dataset, name), loss_fn, precision)
+                    for name in ("train", "val", "test")}
         return [[{"epoch": epoch, **{f"{name}_{kind}": values[k][s][m] for name, values in measured.items()
                                      for k, kind in enumerate(("loss", "acc"))}}
                  for m in range(len(measured["train"][0][s]))] for s in range(self.size)]
