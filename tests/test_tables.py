@@ -210,6 +210,7 @@ def test_the_findings_are_one_table_across_datasets_made_from_each_datasets_tabl
 def test_the_tables_a_build_computes_ahead_show_live_progress_two_at_a_time(trained, capsys, monkeypatch):
     """Each heavy table reports its phases from its worker process (done of total, time left), shown as lines in a
     log, and says when it is done."""
+    monkeypatch.setenv("MINARCH_PROGRESS", "1")  # the tests' default is 0: only the done lines
     monkeypatch.setattr(tables.progress, "Board", functools.partial(tables.progress.Board, every=0.05, live=False))
     timings = tables.compute(trained.study, ["mnist"], trained.store, workers=2, device="cpu",
                              data_root=trained.data_root)

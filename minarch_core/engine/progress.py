@@ -101,11 +101,12 @@ def describe(report: dict | None, now: float | None = None) -> str:
 class Board:
     """Shows how far each task of ``labels`` (task -> how a reader names it) has got, from their progress files in
     ``folder`` (``<task>.json``): one line rewritten every second on a terminal, else (a log) a line per task every
-    ``every`` seconds. ``finish(task, seconds)`` prints that task's last line."""
+    ``every`` seconds (none with MINARCH_PROGRESS=0). ``finish(task, seconds)`` prints that task's last line."""
 
     def __init__(self, folder: Path, labels: dict[str, str], every: float = 60.0, live: bool | None = None):
         self.folder, self.labels, self.every = Path(folder), dict(labels), every
-        self.live = (sys.stdout.isatty() and os.environ.get("MINARCH_PROGRESS", "1") != "0") if live is None else live
+        self.quiet = os.environ.get("MINARCH_PROGRESS", "1") == "0"  # only the tasks' done lines
+        self.live = (sys.stdout.isatty() and not self.quiet) if live is None else live
         self.stop, self.lock, self.open = threading.Event(), threading.Lock(), set(labels)
 
     def file(self, task: str) -> Path:
@@ -138,7 +139,7 @@ class Board:
             with self.lock:
                 if self.live:
                     self._say("\r\033[K" + self.line()[:max(20, _width() - 1)])
-                elif time.time() - last >= self.every and self.open:
+                elif time.time() - last >= self.every and self.open and not self.quiet:
                     last = time.time()
                     self._say(self.line() + "\n")
 
