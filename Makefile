@@ -11,7 +11,7 @@ WORKERS  ?= 2
 DATASET  ?= mnist
 FAMILY   ?= dnn
 
-.PHONY: setup browser book lab sweep test benchmark phases racing clean
+.PHONY: setup browser book lab sweep test benchmark sweeps phases racing clean
 
 # Install the pinned stack into a project virtual environment (again only when the pins change).
 setup: $(VENV)/.installed
@@ -39,6 +39,12 @@ sweep: setup
 benchmark: setup
 	$(BIN)/python benchmarks/speed.py | tee benchmarks/latest.txt
 	$(BIN)/python benchmarks/report.py
+
+# Whole quick sweeps as a user runs them, this engine and the engine before bundles back to back, one family per
+# dataset (about 30 min on 2 cores, on an idle machine). The last output is replaced only on success.
+sweeps: setup
+	$(BIN)/python benchmarks/sweeps.py > benchmarks/.sweeps.txt
+	mv benchmarks/.sweeps.txt benchmarks/sweeps-latest.txt && cat benchmarks/sweeps-latest.txt
 
 # Where the smallest-model chapter of DATASET spends its time, phase by phase, on the store a book build left in
 # results/ (one core, as the book runs it; about 13 min for cifar10). The last output is replaced only on success.
