@@ -1,10 +1,7 @@
 """A table's code fingerprint covers what computes it and nothing else: words never recompute a table, an edit to the
 quantizer recomputes the tables that round weights and what reads them, and only those."""
-import ast
-import io
 import shutil
 import textwrap
-import tokenize
 from pathlib import Path
 
 import pytest
@@ -36,34 +33,11 @@ def copy(tmp_path):
     return tmp_path / "minarch_core"
 
 
-def reword(path: Path) -> None:
-    """Every docstring of ``path`` and every comment reworded, and a comment line added above each function."""
-    text = path.read_text()
-    lines = text.splitlines(keepends=True)
-    edits = []  # (line, column, insert)
-    for node in ast.walk(ast.parse(text)):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(
-                    first.value.value, str):
-                quote = lines[first.lineno - 1][first.col_offset:first.col_offset + 3]
-                width = 3 if quote in ('"""', "'''") else 1
-                edits.append((first.lineno, first.col_offset + width, "Reworded. "))
-    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-        if tok.type == tokenize.COMMENT:
-            edits.append((tok.end[0], tok.end[1], ", reworded"))
-    for line, col, insert in sorted(edits, reverse=True):
-        lines[line - 1] = lines[line - 1][:col] + insert + lines[line - 1][col:]
-    out = "".join(("# a new comment\n" + line) if line.startswith("def ") else line for line in lines)
-    ast.parse(out)
-    path.write_text(out)
-
-
 def test_rewording_every_docstring_and_comment_of_the_package_changes_no_fingerprint(copy, monkeypatch):
     before = fingerprints(PACKAGE, monkeypatch)
     paths = sorted(copy.rglob("*.py"))
     for path in paths:
-        reword(path)
+        path.write_text(reach.reword(path.read_text()))
     assert all("Reworded" in p.read_text() for p in paths if '"""' in p.read_text())  # the edit did happen
     assert fingerprints(copy, monkeypatch) == before
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import io
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -222,3 +224,25 @@ def _strip_docstrings(tree: ast.AST) -> None:
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(
                     first.value.value, str):
                 node.body = node.body[1:] or [ast.Pass()]
+
+
+def reword(text: str) -> str:
+    """Python source ``text`` with every docstring and comment reworded and a comment line above each top-level
+    function: an edit of words only, which must change no table's code (``tests/test_reach.py``, the benchmark)."""
+    lines = text.splitlines(keepends=True)
+    edits = []  # (line, column, insert)
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(
+                    first.value.value, str):
+                line = lines[first.lineno - 1]
+                quote = line[first.col_offset:first.col_offset + 3]
+                width = 3 if quote in ('"""', "'''") else 1
+                edits.append((first.lineno, first.col_offset + width, "Reworded. "))
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type == tokenize.COMMENT:
+            edits.append((token.end[0], token.end[1], ", reworded"))
+    for line, column, insert in sorted(edits, reverse=True):
+        lines[line - 1] = lines[line - 1][:column] + insert + lines[line - 1][column:]
+    return "".join(("# a new comment\n" + line) if line.startswith("def ") else line for line in lines)
