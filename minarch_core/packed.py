@@ -5,14 +5,16 @@ Layout, little-endian::
     magic        8 bytes   b"MINARCH\\0"
     version      uint16    FORMAT_VERSION
     header size  uint32    n
+    checksum     uint32    CRC-32 (zlib's) of everything after the preamble: the header and the payload
     header       n bytes   UTF-8 JSON: dataset, family, arch, input (shape, dtype, scaling, mean, std), classes,
                            precision, scheme, granularity, and "tensors": [{"name", "shape"}] in payload order
     payload      the rest  analyses.encoding's bytes: per tensor a header (layout, kind, float type or bit width,
                            count; integer grids' float32 scales and int32 zero points), then its values, dense or
                            sparse (bitmap or 4-bit relative indices), bit-packed
 
-The payload's length is the variant's ``size_bytes`` in the frontier. ``read`` checks the magic, the version and
-every length, and refuses a file that is truncated or longer than its tensors, never misreading it; ``forward``
+The payload's length is the variant's ``size_bytes`` in the frontier. ``read`` checks the magic, the version, the
+checksum and every length, and refuses a file that is corrupt, truncated or longer than its tensors, never misreading
+it (a fuzz test mutates real files: each is read to the same tensors or refused with ``FormatError``); ``forward``
 runs the DNN, CNN and Conv+MLP families in numpy. This module imports numpy and the standard library only, so that a
 file can be read where torch is not installed; ``analyses.encoding`` decodes through ``decode`` too, so there is one
 decoder.
@@ -21,19 +23,21 @@ from __future__ import annotations
 
 import json
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 MAGIC = b"MINARCH\0"
-FORMAT_VERSION = 1
-PREAMBLE = struct.Struct("<8sHI")
+FORMAT_VERSION = 2  # 2: the checksum
+PREAMBLE = struct.Struct("<8sHII")
 TENSOR = struct.Struct("<BBBI")  # layout, kind, float type index or bit width, count (elements, kept or entries)
 GRID = struct.Struct("<BI")  # asymmetric?, number of scales
 LAYOUTS = ("dense", "bitmap", "relative")
 FLOAT_TYPES = ("float32", "bfloat16", "float16")  # by index
 FLOAT, INT = 0, 1
 GAP_BITS = 4
+MAX_ELEMENTS = 1 << 28  # values a file may declare (1 GiB of float32): a corrupt shape never allocates beyond it
 
 
 class FormatError(ValueError):
@@ -82,7 +86,10 @@ def decode_tensor(data: bytes, offset: int, n: int) -> tuple[np.ndarray, int, di
     else:
         size = (count * GAP_BITS + 7) // 8
         _need(data, offset, size)
-        places = np.cumsum(unpack_bits(data[offset:offset + size], GAP_BITS, count)) - 1
+        gaps = unpack_bits(data[offset:offset + size], GAP_BITS, count)
+        if len(gaps) and gaps.min() < 1:  # the encoder's gaps are 1..15: each entry lies beyond the last
+            raise FormatError(f"tensor at byte {start} has a relative index of 0, which no encoding writes")
+        places = np.cumsum(gaps) - 1
         offset += size
     if len(places) and places[-1] >= n:
         raise FormatError(f"tensor at byte {start} places a value beyond its {n} elements")
@@ -126,7 +133,7 @@ def decode(payload: bytes, shapes: list[tuple[int, ...]]) -> tuple[list[np.ndarr
 def write(path: str | Path, header: dict, payload: bytes) -> int:
     """Write a ``.minarch`` file; returns its size in bytes."""
     text = json.dumps(header, sort_keys=True).encode()
-    blob = PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(text)) + text + payload
+    blob = PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(text), zlib.crc32(text + payload)) + text + payload
     Path(path).write_bytes(blob)
     return len(blob)
 
@@ -136,18 +143,27 @@ def read(path: str | Path) -> tuple[dict, dict[str, np.ndarray], list[dict]]:
     data = Path(path).read_bytes()
     if len(data) < PREAMBLE.size or data[:8] != MAGIC:
         raise FormatError(f"{path} is not a .minarch file (its first bytes are not {MAGIC!r})")
-    _, version, size = PREAMBLE.unpack_from(data)
+    _, version, size, checksum = PREAMBLE.unpack_from(data)
     if version != FORMAT_VERSION:
-        raise FormatError(f"{path} is format version {version}; this reader reads version {FORMAT_VERSION} "
-                          f"(a newer minarch wrote it: upgrade to read it)")
+        raise FormatError(f"{path} is format version {version}; this reader reads version {FORMAT_VERSION} (a newer "
+                          f"minarch wrote it: upgrade to read it; an older one: export the model again)")
     if len(data) < PREAMBLE.size + size:
         raise FormatError(f"{path} is truncated: its header needs {size} bytes, {len(data) - PREAMBLE.size} remain")
+    if zlib.crc32(data[PREAMBLE.size:]) != checksum:
+        raise FormatError(f"{path} is corrupt: its checksum does not match its bytes (copy or export it again)")
     try:
         header = json.loads(data[PREAMBLE.size:PREAMBLE.size + size])
         names = [t["name"] for t in header["tensors"]]
         shapes = [tuple(t["shape"]) for t in header["tensors"]]
     except (ValueError, KeyError, TypeError) as err:
         raise FormatError(f"{path}: unreadable header ({err})") from None
+    if not all(isinstance(n, str) for n in names) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for shape in shapes for d in shape):
+        raise FormatError(f"{path}: unreadable header (tensor names must be strings, shapes lists of integers >= 0)")
+    elements = sum(int(np.prod(shape, dtype=object)) for shape in shapes)
+    if elements > MAX_ELEMENTS:
+        raise FormatError(f"{path}: its header declares {elements:,} values, more than this reader takes "
+                          f"({MAX_ELEMENTS:,}): the file is corrupt")
     arrays, info = decode(data[PREAMBLE.size + size:], shapes)
     return header, dict(zip(names, arrays)), info
 

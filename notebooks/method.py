@@ -269,8 +269,9 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 # - **Export** (`minarch export`, `minarch_core.analyses.export`): the chosen variant's typical seed (the lower
 #   median of its seeds' validation accuracies) as `model.onnx` (its rounded weight layers as int8 or uint8
 #   initialisers feeding `DequantizeLinear` at 8 bits or fewer, float16 feeding a `Cast`) and `model.minarch`: the
-#   8 bytes `MINARCH\0`, a little-endian uint16 format version and uint32 header length, a JSON header (dataset,
-#   family, architecture, tensor names and shapes, the input's shape, scaling and normalisation), then exactly the
+#   8 bytes `MINARCH\0`, a little-endian uint16 format version, uint32 header length and uint32 CRC-32 of all that
+#   follows, a JSON header (dataset, family, architecture, tensor names and shapes, the input's shape, scaling and
+#   normalisation), then exactly the
 #   encoding's bytes that the frontier counts, per tensor a 7-byte header (layout, kind, bit width or float type,
 #   count), for integer grids the number of scales with their float32 values (and int32 zero points when
 #   asymmetric), then the values, dense or sparse, bit-packed. `minarch_core.packed` reads it with numpy alone.
