@@ -150,7 +150,8 @@ def read(path: str | Path) -> tuple[dict, dict[str, np.ndarray], list[dict]]:
     if len(data) < PREAMBLE.size + size:
         raise FormatError(f"{path} is truncated: its header needs {size} bytes, {len(data) - PREAMBLE.size} remain")
     if zlib.crc32(data[PREAMBLE.size:]) != checksum:
-        raise FormatError(f"{path} is corrupt: its checksum does not match its bytes (copy or export it again)")
+        raise FormatError(f"{path} is corrupt: its checksum does not match its {len(data):,} bytes (truncated, "
+                          f"extended or altered since it was written: copy or export it again)")
     try:
         header = json.loads(data[PREAMBLE.size:PREAMBLE.size + size])
         names = [t["name"] for t in header["tensors"]]

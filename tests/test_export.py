@@ -80,10 +80,11 @@ def test_inspect_reads_a_file_and_refuses_a_truncated_a_foreign_and_a_future_one
     assert all(t["name"] in out for t in header["tensors"]) and any(f" {k} " in out for k in packed.LAYOUTS)
     good = path.read_bytes()
     for name, blob, message in (
-            ("truncated", good[:-3], "truncated|ends inside"),
+            ("truncated", good[:-3], "corrupt: its checksum does not match .* \\(truncated, extended or altered"),
+            ("header cut", good[:packed.PREAMBLE.size + 5], "truncated: its header needs"),
             ("magic", b"X" + good[1:], "not a .minarch file"),
             ("future", good[:8] + (packed.FORMAT_VERSION + 1).to_bytes(2, "little") + good[10:], "format version"),
-            ("longer", good + b"\0", "left over")):
+            ("longer", good + b"\0", "corrupt: its checksum")):
         bad = tmp_path / f"{name}.minarch"
         bad.write_bytes(blob)
         with pytest.raises(packed.FormatError, match=message):
