@@ -11,7 +11,7 @@ WORKERS  ?= 2
 DATASET  ?= mnist
 FAMILY   ?= dnn
 
-.PHONY: setup browser book lab sweep test benchmark sweeps phases racing clean
+.PHONY: setup browser book lab sweep test test-fast benchmark sweeps phases racing clean
 
 # Install the pinned stack into a project virtual environment (again only when the pins change).
 setup: $(VENV)/.installed
@@ -60,6 +60,11 @@ racing: setup
 
 test: setup browser
 	$(BIN)/python -m pytest -q
+
+# The inner loop while working (about a minute on 2 cores): no book builds, browser, child processes, real data or
+# training for seconds; make test runs them all.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not (book or browser or subprocess or real_data or slow)"
 
 # Debian's Chromium and ChromeDriver for the book's browser test (which is skipped where they cannot be had).
 browser:

@@ -9,14 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import has_dataset
+from conftest import every_dataset
 
 from minarch_core.book import pipeline
 from minarch_core.book.parameters import CHAPTERS
 from minarch_core.engine import data, profiles
 
 DATASETS = list(data.DATASETS)
-pytestmark = pytest.mark.skipif(not all(has_dataset(d) for d in DATASETS), reason="needs every dataset in MINARCH_DATA")
+pytestmark = [pytest.mark.book, every_dataset]
 FIGURES = ("phase1", "families", "phase2", "sensitivity", "learning_curves", "pruning", "redundancy", "quantization",
            "frontier", "components")
 PAGES = [f"book/{d}/{c}.html" for d in DATASETS for c in pipeline.PER_DATASET] + \
@@ -111,6 +111,7 @@ return [Math.round(limit), wide.concat(scrolled)];
 """
 
 
+@pytest.mark.browser
 def test_pages_read_as_a_reader_reads_them(book, browser):
     """Offline, every chart renders with no console error; each dataset page names its dataset in its title and
     heading; no papermill parameter cell and no machine path reach a page; no chart, table or visible code block

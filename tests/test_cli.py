@@ -26,6 +26,7 @@ def test_sweep_prints_one_row_per_configuration(tmp_path, tiny_root, capsys):
     assert "invalid choice: 'fp16' (choose from 'fp32', 'bf16')" in capsys.readouterr().err
 
 
+@pytest.mark.subprocess
 def test_help_documents_every_option():
     out = subprocess.run([sys.executable, "-m", "minarch_core.cli", "sweep", "--help"], capture_output=True,
                          text=True, check=True).stdout

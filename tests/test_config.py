@@ -45,6 +45,7 @@ def test_any_semantic_change_changes_the_id(change):
     assert RunConfig(**{**BASE, key: value}).run_id != RunConfig(**BASE).run_id
 
 
+@pytest.mark.subprocess
 def test_id_is_stable_across_processes_and_hash_seeds():
     code = "from minarch_core.engine.config import RunConfig; print(RunConfig('cifar10','cnn',{'channels':4},seed=3).run_id)"
     ids = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": s},

@@ -1,6 +1,10 @@
 import gzip
+import os
 import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,3 +189,17 @@ def test_rows_gathers_what_advanced_indexing_gathers(shape):
     idx = torch.randperm(40)[:int(np.prod(shape))].view(shape)
     x, y = split.rows(idx)
     assert torch.equal(x, split.x[idx]) and torch.equal(y, split.y[idx])
+
+
+@pytest.mark.subprocess
+def test_a_real_data_test_run_without_the_data_fails_naming_the_fix_unless_left_out_on_purpose(tmp_path):
+    """pytest without MINARCH_DATA must not pass green with the real-data tests never run."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               "tests/test_data.py::test_real_mnist_matches_the_archives"]
+    env = {**os.environ, "MINARCH_DATA": str(tmp_path / "empty")}
+    done = subprocess.run(command, cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and "1 error" in done.stdout, done.stdout[-2000:]  # failed in its setup
+    assert "mnist not in the data root" in done.stdout and "point MINARCH_DATA at the datasets" in done.stdout
+    left_out = subprocess.run([*command, "-m", "not real_data"], cwd=Path(__file__).parents[1], env=env,
+                              capture_output=True, text=True)
+    assert "1 deselected" in left_out.stdout, left_out.stdout[-2000:]

@@ -43,6 +43,7 @@ def session(path):
     return ort.InferenceSession(str(path), options)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", list(models.FAMILIES))
 def test_an_exported_variant_computes_what_the_book_measured(trained, tmp_path, family):
     done, answer = export.export(trained, 0.2, tmp_path / family, family=family)
@@ -70,6 +71,7 @@ def test_an_exported_variant_computes_what_the_book_measured(trained, tmp_path, 
         assert (packed.forward(header, arrays, test.x.numpy()).argmax(1) != mine).sum() <= FLIPS
 
 
+@pytest.mark.slow
 def test_inspect_reads_a_file_and_refuses_a_truncated_a_foreign_and_a_future_one(trained, tmp_path, capsys):
     done, _ = export.export(trained, 0.2, tmp_path / "m", family="dnn")
     path = done.folder / "model.minarch"
@@ -92,6 +94,7 @@ def test_inspect_reads_a_file_and_refuses_a_truncated_a_foreign_and_a_future_one
         assert cli.main(["inspect", str(bad)]) == 2 and "cannot read" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_export_writes_nothing_for_an_unreached_target_and_keeps_a_full_folder(trained, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli.profiles, "study", lambda *a, **k: trained.study)  # the CLI's study: the small one
     args = ["export", "--dataset", "mnist", "--results", str(trained.store.root), "--data", str(trained.data_root),

@@ -47,6 +47,7 @@ def shape_runs(small_spread, large_spread, noise=0.0, seeds=5, seed=0):
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow
 def test_shape_invariance_known_answers():
     agrees = findings.shape_invariance(shape_runs(0.2, 0.01, noise=0.002), n_boot=200)[0]
     assert agrees["verdict"] == "agrees" and agrees["estimate"] == pytest.approx(-0.19, abs=0.01)

@@ -86,6 +86,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.subprocess
 def test_jupyterlab_is_set_up_and_opens_the_py_sources_as_notebooks(tmp_path):
     version = subprocess.run([BIN / "jupyter", "lab", "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.strip().startswith("4."), version.stderr
@@ -127,6 +128,7 @@ def lab_checkout(smoke_book, tmp_path_factory):
     return root
 
 
+@pytest.mark.book
 @pytest.mark.parametrize("name", list(parameters.CHAPTERS))
 def test_every_chapter_runs_from_its_folder_as_it_is_and_draws_its_figures(lab_checkout, name, monkeypatch):
     """As JupyterLab runs it: the kernel in notebooks/, no setting for the store, only the profile changed."""

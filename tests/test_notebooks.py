@@ -54,6 +54,7 @@ def test_parameters_cell_is_the_chapters_record_in_both_files(py):
     ("workers", 0, "notebook parameter 'workers' must be an integer in 1..256"),
     ("dataset", "imagenet", "notebook parameter 'dataset' must be one of ['mnist'"),
 ])
+@pytest.mark.book
 def test_a_wrong_parameter_stops_the_notebook_at_its_first_cell(tmp_path, name, value, message):
     store = tmp_path / "results"
     with pytest.raises(pipeline.ChapterError) as err:
@@ -69,6 +70,8 @@ def test_a_wrong_parameter_stops_the_notebook_at_its_first_cell(tmp_path, name, 
     assert not store.exists()  # nothing trained, nothing written
 
 
+@pytest.mark.book
+@pytest.mark.subprocess
 def test_a_chapter_runs_without_kernel_warnings_on_the_terminal(tmp_path):
     """What papermill's kernels print (TCP warnings, shutdown notices) is not the reader's business."""
     import subprocess

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import has_dataset, synthetic_arrays
+from conftest import real_mnist, synthetic_arrays
 
 from minarch_core import cli
 from minarch_core.analyses import pruning, quantization, regimes
@@ -95,7 +95,8 @@ def test_a_new_family_needs_its_record_and_a_profile_grid_only(plugin, tiny_root
     assert q.size_bytes.iloc[1] < q.size_bytes.iloc[0]
 
 
-@pytest.mark.skipif(not has_dataset("mnist"), reason="MNIST is not in MINARCH_DATA")
+@real_mnist
+@pytest.mark.book
 def test_a_family_from_a_plugin_is_in_every_smoke_chapter_and_in_recommend(plugin, tmp_path, capsys):
     """The throwaway family in a smoke book trained long enough for it to learn: every chapter shows it, and
     recommend answers within it (the chapters' kernels and the sweep's workers import the plugin themselves)."""

@@ -24,6 +24,8 @@ from minarch_core.engine.config import RunConfig
 from minarch_core.engine.errors import ConfigError, StoreError
 from minarch_core.engine.store import Store
 
+pytestmark = pytest.mark.subprocess  # sweeps in child processes, killed and raced
+
 CHILD = textwrap.dedent("""
     import json, os, signal, sys, time
     import torch

@@ -85,6 +85,7 @@ def test_seeds_stack_where_their_family_says_so_and_every_family_stacks_on_cuda(
         assert sweep.seeds_per_program(RunConfig("cifar10", "vit", {"dim": 8}), "cuda", 3) == sweep.SEED_BATCH
 
 
+@pytest.mark.subprocess
 def test_process_pool_sweep(tmp_path, tiny_root):
     with sweep.process_pool(2) as pool:
         table = sweep.run(configs(), tmp_path, executor=pool, data_root=tiny_root)
@@ -95,6 +96,7 @@ def test_process_pool_sweep(tmp_path, tiny_root):
     assert ((table.train_loss - serial.train_loss).abs() <= 1e-4 * serial.train_loss).all()
 
 
+@pytest.mark.subprocess
 def test_dask_local_cluster_sweep(tmp_path, tiny_root):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",

@@ -19,6 +19,8 @@ from minarch_core.engine.store import Store
 
 from conftest import synthetic_arrays
 
+pytestmark = pytest.mark.slow  # each trains a small store and computes its tables: make test-fast leaves them out
+
 
 @pytest.fixture
 def trained(tmp_path, tiny_root):
