@@ -113,9 +113,11 @@ class Board:
         return self.folder / f"{task}.json"
 
     def line(self) -> str:
-        now = time.time()
-        return " · ".join(f"{self.labels[t]}: {describe(read(self.file(t)), now)}" for t in self.labels
-                          if t in self.open)
+        """Every running task's report, then how many wait for a worker."""
+        now, reports = time.time(), {t: read(self.file(t)) for t in self.labels if t in self.open}
+        running = [f"{self.labels[t]}: {describe(r, now)}" for t, r in reports.items() if r is not None]
+        waiting = sum(r is None for r in reports.values())
+        return " · ".join(running + ([f"{waiting} waiting"] if waiting else []))
 
     def finish(self, task: str, seconds: float) -> None:
         with self.lock:
