@@ -307,7 +307,7 @@ Markdown(f"Racing tests after {', '.join(f'{n:,}' for n in racing.STAGES)} image
          f"{train.MONITOR_PER_CLASS} images per class of each split (training semantics version {config.SEMANTICS}).")
 
 # %%
-Markdown(variants.curve_words(grid, [data.spec(d) for d in ch.datasets]))
+Markdown(variants.curve_words(grid, [data.spec(d) for d in data.by_difficulty()]))
 
 # %% [markdown]
 # ## Chapter parameters
