@@ -178,9 +178,9 @@ def compute(study: Profile, datasets, store: Store, workers: int = 1, device=Non
     """Every dataset's ``HEAVY`` tables (and what they read), computed ahead of the chapters by ``workers``
     processes that split the cores, the largest first (every frontier, then every variants table, the hardest
     dataset's first within each, each table alone a task), so that the cores stay busy until the last finishes (a
-    frontier last on one core had kept the other idle for minutes); the chapters then only read. Each task's progress (its phase,
-    done of total, time left) is shown live (``progress.Board``); returns one record per table: dataset, table and
-    seconds."""
+    frontier last on one core had kept the other idle for minutes); the chapters then only read. Each task's
+    progress (its phase, done of total, time left) is shown live (``progress.Board``); returns one record per
+    table: dataset, table and seconds."""
     tasks = [(d, name) for name in HEAVY for d in reversed(data.by_difficulty(datasets))]
     labels = {f"{d}.{name}": f"{name} table — {data.spec(d).title}" for d, name in tasks}
     print(f"the {len(tasks)} analysis tables that measure models, {max(1, min(workers, len(tasks)))} at a time",
