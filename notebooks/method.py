@@ -298,6 +298,8 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 grid = ch.study.compression
 ch.table("compression", pd.DataFrame(grid.summary()), {c: (c, None) for c in grid.summary()[0]},
          "The compression grid of this study: each slice's variants are every sparsity x precision x integer grid")
+
+# %%
 Markdown(f"Racing tests after {', '.join(f'{n:,}' for n in racing.STAGES)} images and the whole split, against the "
          f"{racing.CANDIDATES} most accurate no-larger variants so far, with a {racing.ALPHA:.0%} chance per dataset "
          f"and family that any variant stops wrongly. "
