@@ -23,8 +23,8 @@ def test_regimes_minimal_params_and_representatives(real_store):
     f = regimes.run_features(real_store.table("mnist"), real_store.histories("mnist"))
     c = regimes.configurations(f).set_index("width")
     assert not c.loc[1, "regime"].isin(regimes.LEARNS).any() and c.loc[64, "regime"].isin(regimes.LEARNS).all()
-    m = regimes.minimal_params(f, n_boot=200).iloc[0]
-    assert 811 < m.min_params <= c.loc[64, "n_params"].min()
+    m = regimes.minimal_params(f).iloc[0]
+    assert m.bound == "exact" and 811 < m.min_params <= c.loc[64, "n_params"].min()
     reps = regimes.representatives(regimes.configurations(f), f, per_group=2, seeds=3)
     assert sorted(reps.depth) == [1, 1, 1, 2, 2, 2] and (reps.width == 64).all() and set(reps.seed) == {0, 1, 2}
     assert [r.run_id for r in real_store.runs_of(reps)] == reps.run_id.tolist()

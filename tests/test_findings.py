@@ -8,6 +8,36 @@ import pytest
 from minarch_core.analyses import common, findings, frontier
 
 
+@pytest.mark.parametrize("low, high, margin, expected", [
+    (-0.05, 0.08, 0.1, "no effect"),  # inside ± the smallest effect that matters: an answer, not undecided
+    (-0.05, 0.15, 0.1, "undecided"), (0.02, 0.08, 0.1, "no effect"),  # significant but smaller than what matters
+    (0.2, 0.3, 0.1, "agrees"), (-0.05, 0.08, None, "undecided")])
+def test_an_interval_inside_the_margin_is_no_effect(low, high, margin, expected):
+    assert findings.verdict(low, high, margin=margin) == expected
+
+
+def test_an_interval_pinned_by_the_grid_is_never_no_effect():
+    # the old estimator's "8,180 → 7,965: 0.97x (0.97x to 1x)": every draw on two grid points. The dose-response
+    # draws are continuous, so two estimates between the same grid points give a wide interval, not a tight one
+    minimal, draws = minimal_tables({"mnist": 5000, "fashion_mnist": 5000}, spread=0.3)
+    row = findings.minimal_grows(minimal, draws)[0]
+    assert row["verdict"] == "undecided" and row["low"] < 0.8 and row["high"] > 1.25
+    tight, tight_draws = minimal_tables({"mnist": 5000, "fashion_mnist": 5000}, spread=0.02)
+    assert findings.minimal_grows(tight, tight_draws)[0]["verdict"] == "no effect"
+
+
+def test_holm_undecides_the_weakest_parts_of_a_claim_first():
+    claims = pd.DataFrame({"claim": ["a"] * 3 + ["b"], "part": list("wxyz"), "text": [""] * 4,
+                           "verdict": ["agrees", "agrees", "differs", "agrees"], "p": [0.0, 0.02, 0.04, 0.04]})
+    out = findings.holm(claims)
+    # a: 0.0 <= 0.05/3; 0.02 <= 0.05/2; 0.04 <= 0.05/1 -> all kept; b alone: 0.04 <= 0.05
+    assert out.verdict.tolist() == ["agrees", "agrees", "differs", "agrees"]
+    claims.loc[1, "p"] = 0.03  # 0.03 > 0.05/2: this part and every weaker one of its claim fail
+    out = findings.holm(claims)
+    assert out.verdict.tolist() == ["agrees", "undecided", "undecided", "agrees"]
+    assert "Holm" in out.text[1] and out.text[3] == ""
+
+
 @pytest.mark.parametrize("low, high, side, expected", [
     (0.1, 0.5, "above", "agrees"), (-0.5, -0.1, "above", "differs"), (-0.1, 0.2, "above", "undecided"),
     (-0.5, -0.1, "below", "agrees"), (0.1, 0.5, "below", "differs"), (np.nan, 0.3, "above", "undecided")])
@@ -77,7 +107,8 @@ def test_minimal_parameters_grow_with_difficulty_known_answers():
 
 @pytest.mark.parametrize("points, bounds, expected", [
     ({"mnist": 6780, "cifar10": 20000}, {"mnist": "at most"}, "agrees"),  # the bound lies below the harder estimate
-    ({"mnist": 6780, "cifar10": 6780}, {"mnist": "at most", "cifar10": "at most"}, "undecided"),
+    ({"mnist": 6780, "cifar10": 6780}, {"mnist": "at most", "cifar10": "at most"}, "out of range"),
+    ({"mnist": 6780, "cifar10": 5000}, {"mnist": "at most"}, "out of range"),  # below the bound: order unknown
     ({"mnist": 6780, "cifar10": np.nan}, {"cifar10": "not reached"}, "agrees"),
     ({"mnist": np.nan, "cifar10": 5000}, {"mnist": "not reached"}, "differs"),
     ({"mnist": 9000, "cifar10": 6780}, {"cifar10": "at most"}, "differs"),
@@ -132,9 +163,10 @@ def matched_table(effect, noise=0.0, bands=4, seed=0):
 
 def test_depth_at_matched_size_known_answers():
     agree = findings.depth_resilience(matched_table(0.2, noise=0.01))[0]
-    assert agree["verdict"] == "agrees" and agree["estimate"] == pytest.approx(0.2, abs=0.02)
+    assert agree["verdict"] == "agrees" and agree["estimate"] == pytest.approx(0.2 / 3, abs=0.01)  # per depth step
     assert findings.depth_resilience(matched_table(-0.2, noise=0.01))[0]["verdict"] == "differs"
-    assert findings.depth_resilience(matched_table(0.0, noise=0.1))[0]["verdict"] == "undecided"
+    assert findings.depth_resilience(matched_table(0.0, noise=0.4))[0]["verdict"] == "undecided"
+    assert findings.depth_resilience(matched_table(0.0, noise=0.01))[0]["verdict"] == "no effect"
 
 
 def tolerance_table(slope_by_dataset, noise=0.0, seed=0):
@@ -183,8 +215,9 @@ def family_minimal(points, bounds=None, spread=0.05, n=400, seed=0):
 @pytest.mark.parametrize("hybrid, bounds, expected", [
     (2000, {}, "agrees"),  # fewer than the CNN, the parent needing fewer
     (20000, {}, "differs"),
-    (6500, {}, "undecided"),  # within the spread of the CNN's 6,780
-    (20000, {"convmlp": "at most", "cnn": "at most"}, "undecided"),  # two bounds from above cannot be ordered
+    (6500, {}, "no effect"),  # within 1.25x of the CNN's 6,780, and the interval too
+    (20000, {"convmlp": "at most", "cnn": "at most"}, "out of range"),  # two bounds from above cannot be ordered
+    (3000, {"cnn": "at most"}, "out of range"),  # below the DNN's count, but the CNN's could be lower still
     (20000, {"cnn": "not reached", "dnn": "not reached"}, "agrees"),
 ])
 def test_hybrids_are_compared_with_the_parent_needing_fewest_parameters(hybrid, bounds, expected):

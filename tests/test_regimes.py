@@ -71,32 +71,43 @@ def test_configuration_statistics():
     assert c.upturn == pytest.approx(0.5) and c.min_val_epoch == 1 and c.gap == pytest.approx(0.01)
 
 
-def test_minimal_params_is_where_stability_holds_for_every_larger_configuration():
-    f = frames(runs("p100", 100, [0.1] * 4), runs("p200", 200, [0.9] * 4), runs("p300", 300, [0.9, 0.9, 0.9, 0.1]),
-               runs("p400", 400, [0.95] * 4), runs("p500", 500, [0.97] * 4, val_loss=[2, 0.1, 0.3]))
-    m = regimes.minimal_params(f, n_boot=200).iloc[0]
-    assert m.min_params == 400
-    assert m.ci_low <= 400 <= m.ci_high  # resampling can drop the failing seed of p300: then 200 qualifies
-    assert m.ci_low in (200, 400) and m.ci_high == 400
-    none = regimes.minimal_params(frames(runs("a", 100, [0.9] * 3), runs("b", 200, [0.1] * 3)), n_boot=50).iloc[0]
-    assert np.isnan(none.min_params) and none.not_reached == 1.0 and none.bound == "not reached"
-    assert m.bound == "exact"
+def test_the_minimal_size_is_where_the_fitted_probability_of_learning_reaches_the_level():
+    f = frames(runs("p100", 100, [0.1] * 4), runs("p200", 200, [0.1, 0.1, 0.1, 0.9]), runs("p400", 400, [0.9] * 4),
+               runs("p800", 800, [0.95] * 4), runs("p1600", 1600, [0.97] * 4, val_loss=[2, 0.1, 0.3]))
+    m = regimes.minimal_params(f).iloc[0]
+    assert m.bound == "exact" and 200 < m.min_params < 800 and m.ci_low < m.min_params < m.ci_high
+    assert (m.learned, m.seeds, m.level) == (13, 20, 0.9)
+    none = regimes.minimal_params(frames(runs("a", 100, [0.1] * 3), runs("b", 200, [0.1] * 3))).iloc[0]
+    assert np.isnan(none.min_params) and none.bound == "not reached"
+    higher = regimes.minimal_params(regimes.mark(f, Thresholds(learn_probability=0.99)),
+                                    Thresholds(learn_probability=0.99)).iloc[0]
+    assert higher.min_params > m.min_params  # a stricter level reads the curve further up
 
 
 def test_a_family_that_learns_everywhere_gives_a_bound_not_a_point():
     f = frames(*(runs(f"p{p}", p, [0.95] * 3) for p in (6780, 10000, 20000)))
-    m = regimes.minimal_params(f, n_boot=100).iloc[0]
+    m = regimes.minimal_params(f).iloc[0]
     assert m.min_params == 6780 and m.bound == "at most" and m.smallest == 6780
-    draws = regimes.minimal_draws(f, n_boot=100)
+    draws = regimes.minimal_draws(f, n_draws=100)
     assert len(draws) == 100 and (draws.min_params == 6780).all()
 
 
+def test_the_shaped_networks_do_not_enter_the_family_minimum():
+    f = frames(runs("p100", 100, [0.1] * 4), runs("p400", 400, [0.95] * 4))
+    shaped = frames(runs("s50", 50, [0.95] * 4))
+    shaped["shape"] = "increasing"  # a bottleneck-free shape that learns smaller than any square network
+    m = regimes.minimal_params(pd.concat([f, shaped], ignore_index=True)).iloc[0]
+    assert m.bound == "exact" and m.smallest == 100
+
+
 def test_sensitivity_moves_the_estimate_as_the_level_rises():
-    f = frames(runs("p100", 100, [0.5] * 4), runs("p200", 200, [0.9] * 4), runs("p300", 300, [0.97] * 4))
-    s = regimes.sensitivity(f, {"min_level": (0.5, 0.8, 0.95), "fail_margin": (0.1, 0.5)})
-    level = s[s.threshold == "min_level"].set_index("value").min_params
-    assert level.to_dict() == {0.5: 200, 0.8: 200, 0.95: 300}  # at 95 % of the way, 0.90 is below level
-    assert set(s[s.threshold == "fail_margin"].min_params) == {200} and (s["default"] > 0).all()
+    f = frames(runs("p100", 100, [0.5] * 4), runs("p200", 200, [0.5, 0.5, 0.9, 0.9]), runs("p300", 300, [0.9] * 4),
+               runs("p400", 400, [0.97] * 4))
+    s = regimes.sensitivity(f, {"min_level": (0.4, 0.8, 0.95), "fail_margin": (0.1, 0.5)})
+    level = s[s.threshold == "min_level"].set_index("value")
+    assert level.bound[0.4] == "at most"  # at 40 % of the way, 0.5 has learned: every seed learns
+    assert level.min_params[0.8] < np.nan_to_num(level.min_params[0.95], nan=np.inf)  # at 95 % 0.90 fails
+    assert (s["default"] > 0).all() and {"ci_low", "ci_high"} <= set(s)
 
 
 def test_fit_plateau_recovers_a_known_curve():
@@ -143,17 +154,12 @@ def test_examples_pick_the_median_configuration_of_each_regime():
     assert len(ex) == 4 and ex.label.str.startswith(("learning: DNN", "unstable: DNN")).all()
 
 
-def test_the_minimal_sentences_follow_their_bound_and_say_a_pinned_interval_in_words():
-    pinned = frames(runs("p100", 100, [0.1] * 4), runs("p200", 200, [0.9] * 4), runs("p300", 300, [0.95] * 4))
-    m = regimes.minimal_params(pinned, n_boot=100)
-    assert m.next_smaller.iloc[0] == 100
-    text = regimes.minimal_in_words(m)
-    assert "200 parameters (the same in 95% of the bootstrap draws)" in text
-    assert "next smaller DNN (100) does not learn the task reliably" in text and "interval 200 to 200" not in text
-    spread = frames(runs("p100", 100, [0.1] * 4), runs("p200", 200, [0.9] * 4), runs("p300", 300, [0.9, 0.9, 0.9, 0.1]),
-                    runs("p400", 400, [0.95] * 4))
-    assert "400 parameters (95% interval 200 to 400)" in regimes.minimal_in_words(regimes.minimal_params(spread))
+def test_the_minimal_sentences_follow_their_bound():
+    spread = frames(runs("p100", 100, [0.1] * 4), runs("p200", 200, [0.1, 0.1, 0.9, 0.9]), runs("p400", 400, [0.95] * 4))
+    text = regimes.minimal_in_words(regimes.minimal_params(spread))
+    assert "parameters (95% interval" in text and "10 of its 12 seeds learned the task" not in text
+    assert "6 of its 12 seeds learned the task" in text
     everywhere = frames(*(runs(f"p{p}", p, [0.95] * 3) for p in (100, 200)))
-    assert "at most 100 parameters" in regimes.minimal_in_words(regimes.minimal_params(everywhere, n_boot=10))
-    never = frames(runs("a", 100, [0.9] * 3), runs("b", 200, [0.1] * 3))
-    assert "not reached within the grid" in regimes.minimal_in_words(regimes.minimal_params(never, n_boot=10))
+    assert "at most 100 parameters" in regimes.minimal_in_words(regimes.minimal_params(everywhere))
+    never = frames(runs("a", 100, [0.1] * 3), runs("b", 200, [0.1] * 3))
+    assert "not reached within the grid" in regimes.minimal_in_words(regimes.minimal_params(never))

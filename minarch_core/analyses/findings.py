@@ -1,10 +1,14 @@
 """The paper's claims as rules over the saved tables: each claim part an estimate, a bootstrap interval and a verdict.
 
 A verdict means what it says: ``agrees`` when the whole interval lies on the paper's side of the null, ``differs``
-when it lies wholly on the other side, ``undecided`` when it spans the null (the data cannot tell). Intervals
-resample seeds within configurations and, where models are compared, the models (configurations or size bands)
-themselves. A minimal-parameter estimate that is only a bound (the family's smallest configuration already
-learns, or its largest does not) is compared as a bound, never as a point.
+when it lies wholly on the other side, ``no effect`` when it lies inside the smallest effect that matters
+(``MARGINS``, stated before looking: an effect smaller than that answers the claim as "no"), ``out of range`` when
+a family's minimal size is a bound below its smallest member so the comparison lies outside what the family can
+show, ``undecided`` otherwise (the data cannot tell). Intervals resample seeds within configurations and, where
+models are compared, the models (configurations or size bands) themselves; minimal sizes are drawn from their
+confidence distributions (``dose``). Each part's verdict is corrected for the claim's other parts by Holm's step-down
+rule (``holm``: a family-wise level of 5 % per claim), and its stability over the regime thresholds' ranges is
+reported (``stability``).
 
 Each rule takes tidy analysis tables (``tables``, stacked over datasets with a ``dataset`` column) and returns
 one row per claim part: ``claim``, ``part``, ``paper`` (what the paper says), ``estimate``, ``low``, ``high``,
@@ -12,29 +16,58 @@ one row per claim part: ``claim``, ``part``, ``paper`` (what the paper says), ``
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
 from ..engine import data, models
 from . import frontier
-from .common import between, chance
+from . import regimes
+from .common import between, chance, square
 from .regimes import LEARNS, THRESHOLDS, shape_spread
 
-VERDICTS = ("agrees", "differs", "undecided")
-LEVEL = 0.95  # of every interval
+VERDICTS = ("agrees", "differs", "no effect", "out of range", "undecided")
+DECIDED = ("agrees", "differs", "no effect")
+LEVEL = 0.95  # of every interval, and the family-wise level of each claim's verdicts
 SMALL = 1e4  # parameters: the border between small and large networks in the shape claim
+# the smallest effect that matters, per claim, stated before looking: (value on the scale its rule compares, words)
+MARGINS = {"regimes": (np.log10(1.25), "1.25x the parameters"), "shape": (0.02, "2 points of spread"),
+           "minimal": (np.log(1.25), "1.25x the parameters"), "depth": (0.05, "5 points of redundancy per depth step"),
+           "rank": (0.1, "a rank correlation of 0.1"), "contrast": (0.01, "1 point of learned accuracy"),
+           "hybrids": (np.log(1.25), "1.25x the parameters")}
 
 
-def verdict(low: float, high: float, null: float = 0.0, paper_side: str = "above") -> str:
-    """``agrees`` if the interval lies wholly on the paper's side of ``null``, ``differs`` if wholly on the other,
-    else ``undecided`` (an interval may be open-ended: a draw beyond the grid counts as infinite)."""
+def verdict(low: float, high: float, null: float = 0.0, paper_side: str = "above", margin: float | None = None) -> str:
+    """``no effect`` if the interval lies inside ``null`` ± ``margin``; else ``agrees`` if it lies wholly on the
+    paper's side of ``null``, ``differs`` if wholly on the other, else ``undecided`` (an interval may be open-ended:
+    a draw beyond the grid counts as infinite)."""
     if np.isnan(low) or np.isnan(high):
         return "undecided"
+    if margin is not None and null - margin < low and high < null + margin:
+        return "no effect"
     above, below = low > null, high < null
     if paper_side == "below":
         above, below = below, above
     return "agrees" if above else "differs" if below else "undecided"
+
+
+def decide(draws, null: float = 0.0, paper_side: str = "above", margin: float | None = None):
+    """(low, high, verdict, p) of bootstrap or confidence draws: the ``LEVEL`` interval, its ``verdict``, and the
+    p-value of that verdict for Holm's correction (two-sided against ``null`` for agrees or differs; against the
+    nearer edge of ± ``margin``, doubled, for no effect; NaN when undecided)."""
+    draws = np.asarray(draws, dtype=float)
+    draws = draws[~np.isnan(draws)]
+    low, high = interval(draws)
+    v = verdict(low, high, null, paper_side, margin)
+    if v == "no effect":
+        p = 2 * max(np.mean(draws <= null - margin), np.mean(draws >= null + margin))
+    elif v in DECIDED:
+        p = 2 * min(np.mean(draws <= null), np.mean(draws >= null))
+    else:
+        p = np.nan
+    return low, high, v, min(p, 1.0)
 
 
 def interval(draws) -> tuple[float, float]:
@@ -56,9 +89,26 @@ def undecided(claim: str, part: str, paper: str, why: str, figure: str) -> dict:
     return _row(claim, part, paper, np.nan, np.nan, np.nan, why, "undecided", figure)
 
 
-def _row(claim, part, paper, estimate, low, high, text, verdict_, figure, dataset=None):
+def _row(claim, part, paper, estimate, low, high, text, verdict_, figure, dataset=None, p=np.nan, margin=""):
     return {"claim": claim, "part": part, "paper": paper, "estimate": estimate, "low": low, "high": high,
-            "text": text, "verdict": verdict_, "figure": figure, "dataset": dataset}
+            "text": text, "verdict": verdict_, "figure": figure, "dataset": dataset, "p": p, "margin": margin}
+
+
+def holm(claims: pd.DataFrame, alpha: float = 1 - LEVEL) -> pd.DataFrame:
+    """Holm's step-down correction within each claim: its decided parts, by p-value, keep their verdict while
+    p <= alpha / (parts - rank); from the first that fails on, a part reads ``undecided`` and says why. Every part of
+    the claim counts, undecided ones included, so the level is family-wise per claim."""
+    out = claims.copy()
+    for _, g in out.groupby("claim", sort=False):
+        decided = g[g.verdict.isin(DECIDED)].sort_values("p", kind="stable")
+        for rank, (index, p) in enumerate(decided.p.fillna(0).items()):
+            if p > alpha / (len(g) - rank):
+                failed = decided.index[rank:]
+                out.loc[failed, "text"] += (f" (decided alone, not after Holm's correction over the claim's "
+                                            f"{len(g)} parts)")
+                out.loc[failed, "verdict"] = "undecided"
+                break
+    return out
 
 
 def _resample_seeds(runs: pd.DataFrame, value: str, keys, n_boot: int, rng) -> np.ndarray:
@@ -92,11 +142,11 @@ def regimes_ordered(configs: pd.DataFrame, n_boot: int = 1000, seed: int = 0) ->
         point = np.mean([np.median(b) - np.median(a) for a, b in strata])
         draws = [np.mean([np.median(rng.choice(b, len(b))) - np.median(rng.choice(a, len(a))) for a, b in strata])
                  for _ in range(n_boot)]
-        low, high = interval(draws)
+        margin, words = MARGINS["regimes"]
+        low, high, v, p = decide(draws, margin=margin)
         rows.append(_row(claim, part, PAPER["regimes"], 10 ** point, 10 ** low, 10 ** high,
                          f"{times(10 ** point)} the parameters (median, over {len(strata)} family and dataset "
-                         f"pairs; {between(times(10 ** low), times(10 ** high))})", verdict(low, high),
-                         "regimes"))
+                         f"pairs; {between(times(10 ** low), times(10 ** high))})", v, "regimes", p=p, margin=words))
     return rows
 
 
@@ -124,19 +174,22 @@ def shape_invariance(runs: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> l
     if np.isnan(estimate):
         return [undecided(claim, part, PAPER["shape"], "the grid has no two shapes of similar size on both sides "
                           "of 10,000 parameters", "sweep")]
-    low, high = interval([difference(m) for m in means])
+    margin, words = MARGINS["shape"]
+    low, high, v, p = decide([difference(m) for m in means], paper_side="below", margin=margin)
     return [_row(claim, part, PAPER["shape"], estimate, low, high,
                  f"{estimate * 100:+.1f} points of median spread across shapes at matched size, large minus small "
-                 f"({between(f'{low * 100:+.1f}', f'{high * 100:+.1f}')})", verdict(low, high, paper_side="below"),
-                 "sweep")]
+                 f"({between(f'{low * 100:+.1f}', f'{high * 100:+.1f}')})", v, "sweep", p=p, margin=words)]
 
 
 # -- minimal parameters ----------------------------------------------------------------------------------------------
 
-def minimal_grows(minimal: pd.DataFrame, draws: pd.DataFrame, seed: int = 0) -> list[dict]:
+def minimal_grows(minimal: pd.DataFrame, draws: pd.DataFrame, configs: pd.DataFrame | None = None,
+                  seed: int = 0) -> list[dict]:
     """The minimal number of learnable parameters grows with task difficulty: per family and per pair of datasets
-    of consecutive difficulty, the ratio harder / easier, its interval from the two bootstrap distributions; a
-    bound is compared as a bound."""
+    of consecutive difficulty, the ratio harder / easier, its interval from the two estimates' draws; a bound is
+    compared as a bound. With ``configs``, beside it the same growth in the family's own knob (``knob_at``: hidden
+    width, channels, embedding width), which the input size does not inflate (a first layer on 3,072 inputs has
+    3.9x the parameters of one on 784 at the same width)."""
     rng = np.random.default_rng(seed)
     rows = []
     names = data.by_difficulty(minimal.dataset.unique())
@@ -149,47 +202,87 @@ def minimal_grows(minimal: pd.DataFrame, draws: pd.DataFrame, seed: int = 0) -> 
             if easy not in m.index or hard not in m.index:
                 continue
             e, h = m.loc[easy], m.loc[hard]
+            de, dh = _draws(draws, easy, family), _draws(draws, hard, family)
             part = f"{models.family(family).title}: {data.spec(easy).title} → {data.spec(hard).title}"
-            rows.append({**_fewer(e, h, _draws(draws, easy, family), _draws(draws, hard, family), rng,
-                                  "A minimal number of learnable parameters, growing with task difficulty", part,
-                                  PAPER["minimal"]), "dataset": hard})
+            row = _fewer(e, h, de, dh, rng, "A minimal number of learnable parameters, growing with task difficulty",
+                         part, PAPER["minimal"], MARGINS["minimal"])
+            if configs is not None and e.bound == h.bound == "exact":
+                ke, kh = knob_at(configs, easy, family), knob_at(configs, hard, family)
+                n = min(len(de), len(dh))
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    low, high = interval(np.log(kh(rng.permutation(dh)[:n]) / ke(rng.permutation(de)[:n])))
+                a, b = ke(e.min_params), kh(h.min_params)
+                row["text"] += (f"; in {KNOB_WORDS[models.family(family).knob]}: {a:,.1f} → {b:,.1f}, "
+                                f"{times(b / a)} ({between(times(np.exp(low)), times(np.exp(high)))})")
+                row.update(control=b / a, control_low=np.exp(low), control_high=np.exp(high))
+            rows.append({**row, "dataset": hard})
     return rows
 
 
+KNOB_WORDS = {"widths": "hidden width (of a one-layer network of that size)", "channels": "channels",
+              "dim": "embedding width"}
+
+
+def knob_at(configs: pd.DataFrame, dataset: str, family: str):
+    """The family's knob (``width``: hidden units, channels or embedding width) of a configuration of a given
+    parameter count on ``dataset``, interpolated log-log between its shallowest square configurations (extended
+    along the end segments): a count in the family's own units, free of the input size."""
+    c = square(configs[(configs.dataset == dataset) & (configs.family == family)])
+    c = c[c.depth == c.depth.min()].sort_values("n_params")
+    x, y = np.log(c.n_params.to_numpy(float)), np.log(c.width.to_numpy(float))
+
+    def convert(params):
+        with np.errstate(divide="ignore"):
+            t = np.log(np.asarray(params, dtype=float))
+        if len(x) < 2:
+            return np.exp(y[0] + (t - x[0]))
+        slope_lo, slope_hi = (y[1] - y[0]) / (x[1] - x[0]), (y[-1] - y[-2]) / (x[-1] - x[-2])
+        inside = np.interp(t, x, y)
+        return np.exp(np.where(t < x[0], y[0] + slope_lo * (t - x[0]),
+                               np.where(t > x[-1], y[-1] + slope_hi * (t - x[-1]), inside)))
+    return convert
+
+
 def _draws(draws: pd.DataFrame, dataset: str, family: str) -> np.ndarray:
-    """The bootstrap draws of one minimal count; a draw that never learns is beyond the grid (infinite)."""
-    return np.nan_to_num(draws[(draws.dataset == dataset) & (draws.family == family)].min_params.to_numpy(float),
-                         nan=np.inf)
+    """The draws of one minimal count; a draw that never learns is beyond the grid (infinite)."""
+    values = draws[(draws.dataset == dataset) & (draws.family == family)].min_params.to_numpy(float)
+    return np.where(np.isnan(values), np.inf, values)  # not nan_to_num: it would make inf the largest float
 
 
-def _fewer(e, h, de, dh, rng, claim, part, paper, figure="regimes") -> dict:
+def _fewer(e, h, de, dh, rng, claim, part, paper, margin=(None, ""), figure="regimes") -> dict:
     """Does minimal row ``e`` need fewer parameters than row ``h``: the ratio h / e, its interval from the two
-    bootstrap distributions ``de`` and ``dh`` (paired at random); where either is a bound, only an ordering the
-    bounds imply is a verdict."""
+    estimates' draws ``de`` and ``dh`` (paired at random; ``margin``: the smallest log ratio that matters, and its
+    words); where either is a bound, only an ordering the bounds imply is a verdict, and a bound below a family's
+    smallest member that leaves the order open is ``out of range`` (the family cannot show it), not undecided."""
     say = lambda r: ("not reached within the grid (more than {:,.0f})".format(r.largest) if r.bound == "not reached"  # noqa: E731
                      else f"at most {r.min_params:,.0f}" if r.bound == "at most" else f"{r.min_params:,.0f}")
     text = f"{say(e)} → {say(h)}"
     if e.bound == "exact" and h.bound == "exact":
         n = min(len(de), len(dh))
         with np.errstate(invalid="ignore", divide="ignore"):  # a draw beyond the grid: an infinite or zero ratio
-            low, high = interval(np.log(rng.permutation(dh)[:n] / rng.permutation(de)[:n] if n else np.array([])))
+            ratios = np.log(rng.permutation(dh)[:n] / rng.permutation(de)[:n]) if n else np.array([])
+        low, high, v, p = decide(ratios, margin=margin[0])
         ratio = h.min_params / e.min_params
         return _row(claim, part, paper, ratio, np.exp(low), np.exp(high),
-                    f"{text}: {times(ratio)} ({between(times(np.exp(low)), times(np.exp(high)))})",
-                    verdict(low, high), figure)
+                    f"{text}: {times(ratio)} ({between(times(np.exp(low)), times(np.exp(high)))})", v, figure,
+                    p=p, margin=margin[1])
+    p = 0.0  # an ordering the bounds imply holds in every draw
     if e.bound == "not reached" and h.bound == "not reached":
-        v = "undecided"
+        v, p = "undecided", np.nan
     elif h.bound == "not reached":
         v = "agrees"  # h needs more than the grid holds; e less
     elif e.bound == "not reached":
         v = "differs"
     elif e.bound == "at most" and h.bound == "exact":
-        v = "agrees" if h.min_params > e.min_params else "undecided"
+        v, p = ("agrees", 0.0) if h.min_params > e.min_params else ("out of range", np.nan)
     elif h.bound == "at most" and e.bound == "exact":
-        v = "differs" if e.min_params > h.min_params else "undecided"
+        v, p = ("differs", 0.0) if e.min_params > h.min_params else ("out of range", np.nan)
     else:
-        v = "undecided"  # both at most: the grid starts too large to tell
-    return _row(claim, part, paper, np.nan, np.nan, np.nan, text + " (a bound: compared as a bound)", v, figure)
+        v, p = "out of range", np.nan  # both at most: each family's smallest member already learns
+    why = {"out of range": ": a family whose smallest member already learns cannot show how much smaller it could "
+                           "be, so the order lies outside its range"}.get(v, "")
+    return _row(claim, part, paper, np.nan, np.nan, np.nan, text + " (a bound: compared as a bound)" + why, v, figure,
+                p=p, margin=margin[1])
 
 
 # -- pruning ---------------------------------------------------------------------------------------------------------
@@ -207,16 +300,17 @@ def redundancy_high(redundancy: pd.DataFrame, threshold: float = 0.6, n_boot: in
     g = g[g.config_id.isin(largest)]
     keys = ["dataset", "config_id"]
     point = g.groupby(keys, sort=True).redundancy.mean()
-    low, high = interval(_resample_seeds(g, "redundancy", keys, n_boot, rng).max(axis=1))
+    low, high, v, p = decide(_resample_seeds(g, "redundancy", keys, n_boot, rng).max(axis=1), null=threshold - 1e-9)
     dataset, best = point.idxmax()[0], g[g.config_id == point.idxmax()[1]].model.iloc[0]
     return [_row(claim, part, PAPER["redundancy"], point.max(), low, high,
                  f"{point.max():.0%} ({best}, {data.spec(dataset).title}; {between(f'{low:.0%}', f'{high:.0%}')})",
-                 verdict(low, high, null=threshold - 1e-9), "pruning", dataset)]
+                 v, "pruning", dataset, p=p)]
 
 
 def depth_resilience(matched: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[dict]:
     """Deeper networks are more resilient to pruning, at matched parameter count: per size band, the mean
-    redundancy of the deepest minus the shallowest network; the mean over bands, bands and seeds resampled."""
+    redundancy of the deepest minus the shallowest network, per depth step between them; the mean over bands, bands
+    and seeds resampled."""
     rng = np.random.default_rng(seed)
     rows = []
     if matched.empty:
@@ -229,18 +323,22 @@ def depth_resilience(matched: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -
         if not bands or lo_depth == hi_depth:
             continue
         cells = {(b, d): g.redundancy.to_numpy(float) for (b, d), g in m.groupby(["band", "depth"]) if b in bands}
-        point = np.mean([cells[b, hi_depth].mean() - cells[b, lo_depth].mean() for b in bands])
+        steps = hi_depth - lo_depth
+        point = np.mean([cells[b, hi_depth].mean() - cells[b, lo_depth].mean() for b in bands]) / steps
         draws = []
         for _ in range(n_boot):
             chosen = rng.choice(bands, len(bands))
             draws.append(np.mean([rng.choice(cells[b, hi_depth], len(cells[b, hi_depth])).mean()
-                                  - rng.choice(cells[b, lo_depth], len(cells[b, lo_depth])).mean() for b in chosen]))
-        low, high = interval(draws)
+                                  - rng.choice(cells[b, lo_depth], len(cells[b, lo_depth])).mean()
+                                  for b in chosen]) / steps)
+        margin, words = MARGINS["depth"]
+        low, high, v, p = decide(draws, margin=margin)
         rows.append(_row("Deeper networks are more resilient to pruning",
                          f"{data.spec(dataset).title}: depth {hi_depth} vs {lo_depth} at matched size",
                          PAPER["depth"], point, low, high,
-                         f"{point * 100:+.0f} points of redundancy over {len(bands)} size bands "
-                         f"({between(f'{low * 100:+.0f}', f'{high * 100:+.0f}')})", verdict(low, high), "pruning", dataset))
+                         f"{point * 100:+.1f} points of redundancy per depth step, over {len(bands)} size bands "
+                         f"({between(f'{low * 100:+.1f}', f'{high * 100:+.1f}')})", v, "pruning", dataset, p=p,
+                         margin=words))
     return rows
 
 
@@ -268,11 +366,12 @@ def quantization_hurts(tolerance: pd.DataFrame, bits: int = 4, n_boot: int = 100
     for _ in range(n_boot):
         i = rng.integers(0, len(x), len(x))
         draws.append(spearmanr(x[i], y[i]).statistic if len(np.unique(x[i])) > 1 else np.nan)
-    low, high = interval(draws)
+    margin, words = MARGINS["rank"]
+    low, high, v, p = decide(draws, paper_side="below", margin=margin)
     claim = "Quantization hurts smaller models, and harder datasets, more"
     rows = [_row(claim, f"smaller models lose more at {bits} bits", PAPER["quantization"], rho, low, high,
                  f"rank correlation of size and relative {bits}-bit loss {rho:+.2f} "
-                 f"({between(f'{low:+.2f}', f'{high:+.2f}')})", verdict(low, high, paper_side="below"), "quantization")]
+                 f"({between(f'{low:+.2f}', f'{high:+.2f}')})", v, "quantization", p=p, margin=words)]
     names = data.by_difficulty(per_model.dataset.unique())
     both = f"harder datasets lose more at {bits} bits at matched size"
     if len(names) < 2:
@@ -300,12 +399,13 @@ def quantization_hurts(tolerance: pd.DataFrame, bits: int = 4, n_boot: int = 100
                                   "few sizes to draw a line)", "quantization"))
             return rows
         members = [np.flatnonzero(per_model.dataset == name) for name in (easy, hard)]
-        low, high = interval([gap(per_model.iloc[np.concatenate([rng.choice(m, len(m)) for m in members])])
-                              for _ in range(n_boot)])
+        margin, words = MARGINS["contrast"]
+        low, high, v, p = decide([gap(per_model.iloc[np.concatenate([rng.choice(m, len(m)) for m in members])])
+                                  for _ in range(n_boot)], margin=margin)
         rows.append(_row(claim, part, PAPER["quantization"], point, low, high,
                          f"{point * 100:+.1f} points more of its learned accuracy lost at {bits} bits, at "
                          f"{10 ** at:,.0f} parameters ({between(f'{low * 100:+.1f}', f'{high * 100:+.1f}')})",
-                         verdict(low, high), "quantization", hard))
+                         v, "quantization", hard, p=p, margin=words))
     return rows
 
 
@@ -313,8 +413,10 @@ def quantization_hurts(tolerance: pd.DataFrame, bits: int = 4, n_boot: int = 100
 
 def hybrids_learn_smaller(minimal: pd.DataFrame, draws: pd.DataFrame, seed: int = 0) -> list[dict]:
     """Hybrids learn with fewer parameters than both parents: per dataset and hybrid (``models.hybrids``), its
-    minimal count against that of the parent needing the fewest; the ratio parent / hybrid (above 1: the hybrid
-    needs fewer), its interval from both bootstrap distributions, a bound compared as a bound."""
+    minimal count against each parent's (the ratio parent / hybrid: above 1, the hybrid needs fewer; a bound compared
+    as a bound). The claim holds when it holds against both (the row shown: the parent needing fewer), fails when it
+    fails against either (the row shown: that parent), and is out of range when a parent bounded below its smallest
+    member leaves it open."""
     rng = np.random.default_rng(seed)
     claim, rows = "Hybrids learn with fewer parameters than both parents", []
     need = lambda r: np.inf if r.bound == "not reached" else r.min_params  # noqa: E731
@@ -329,11 +431,22 @@ def hybrids_learn_smaller(minimal: pd.DataFrame, draws: pd.DataFrame, seed: int 
                 rows.append({**undecided(claim, part, PAPER["hybrids"], "a parent family has no run on this dataset",
                                          "regimes"), "dataset": dataset})
                 continue
-            parent = min(parents, key=lambda p: need(m.loc[p]))
-            row = _fewer(m.loc[name], m.loc[parent], _draws(draws, dataset, name), _draws(draws, dataset, parent), rng,
-                         claim, part, PAPER["hybrids"])
-            rows.append({**row, "text": f"{fam.title} → {models.family(parent).title} (the parent needing fewer): "
-                                        + row["text"], "dataset": dataset})
+            each = {p: _fewer(m.loc[name], m.loc[p], _draws(draws, dataset, name), _draws(draws, dataset, p), rng,
+                              claim, part, PAPER["hybrids"], MARGINS["hybrids"]) for p in parents}
+            verdicts = {p: r["verdict"] for p, r in each.items()}
+            fewest = min(parents, key=lambda p: need(m.loc[p]))
+            for outcome in ("differs", "out of range", "undecided", "no effect"):
+                if outcome in verdicts.values():
+                    parent = next(p for p in parents if verdicts[p] == outcome)
+                    break
+            else:
+                parent = fewest  # agrees against both
+            row = each[parent]
+            if row["verdict"] == "agrees":
+                row["p"] = max(r["p"] for r in each.values())  # both comparisons must hold
+            which = "the parent needing fewer" if parent == fewest else "the parent that decides"
+            rows.append({**row, "text": f"{fam.title} → {models.family(parent).title} ({which}): " + row["text"],
+                         "dataset": dataset})
     return rows or [undecided(claim, "hybrids vs their parents", PAPER["hybrids"], "the study trains no hybrid family",
                               "regimes")]
 
@@ -362,14 +475,13 @@ def hybrids_on_frontier(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) 
         for acc in np.where(means >= floor, means, -np.inf):  # a variant that learned nothing is no point
             on = frontier.front(size, acc)
             draws.append(is_hybrid[on].mean() if on.any() else np.nan)
-        low, high = interval(draws)
+        low, high, v, p = decide(draws, null=1e-9)
         owned = points[points.family.isin(hybrid)]
         span = (f", from {int(owned.size_bytes.min()):,} to {int(owned.size_bytes.max()):,} bytes" if len(owned)
                 else "")
         rows.append(_row(claim, f"{data.spec(dataset).title}: the hybrids' share of the frontier", PAPER["hybrids"],
                          share, low, high, f"{len(owned)} of its {len(points)} points ({share:.0%}; "
-                         f"{between(f'{low:.0%}', f'{high:.0%}')}){span}", verdict(low, high, null=1e-9),
-                         "smallest", dataset))
+                         f"{between(f'{low:.0%}', f'{high:.0%}')}){span}", v, "smallest", dataset, p=p))
     return rows
 
 
@@ -384,11 +496,35 @@ PAPER = {
 }
 
 
+def stability(runs: pd.DataFrame, ranges: dict = regimes.SENSITIVITY, n_boot: int = 200) -> pd.DataFrame:
+    """The verdict of every claim part that reads the regime thresholds (the regimes' order, the minimal sizes'
+    growth and the hybrids' sizes) under each setting of the sensitivity ranges (one threshold moved at a time, as
+    the regimes chapter moves them), Holm-corrected as the book's: one row per part and setting."""
+    rows = []
+    for name, values in ranges.items():
+        for value in values:
+            th = regimes.Thresholds(**{**asdict(regimes.Thresholds()), name: value})
+            features = regimes.mark(runs, th)
+            configs = regimes.configurations(features, th)
+            minimal, draws = regimes.minimal_params(features, th), regimes.minimal_draws(features, th)
+            claims = holm(pd.DataFrame(regimes_ordered(configs, n_boot) + minimal_grows(minimal, draws, configs)
+                                       + hybrids_learn_smaller(minimal, draws)))
+            rows.append(claims[["claim", "part", "verdict"]].assign(threshold=name, value=value))
+    return pd.concat(rows, ignore_index=True)
+
+
 def all_claims(configs, runs, minimal, draws, redundancy, matched, tolerance, front,
                n_boot: int = 1000) -> pd.DataFrame:
-    """Every claim part, in the paper's order, then the hybrids' (``front``: the frontier table)."""
-    rows = (regimes_ordered(configs, n_boot) + shape_invariance(runs, n_boot) + minimal_grows(minimal, draws)
+    """Every claim part, in the paper's order, then the hybrids' (``front``: the frontier table), Holm-corrected
+    within each claim; ``stable`` of ``settings``: under how many threshold settings (``stability``) a part keeps
+    its verdict (NaN for the parts that do not read the thresholds)."""
+    rows = (regimes_ordered(configs, n_boot) + shape_invariance(runs, n_boot) + minimal_grows(minimal, draws, configs)
             + redundancy_high(redundancy, n_boot=n_boot) + depth_resilience(matched, n_boot)
             + quantization_hurts(tolerance, n_boot=n_boot) + hybrids_learn_smaller(minimal, draws)
             + hybrids_on_frontier(front, n_boot))
-    return pd.DataFrame(rows)
+    claims = holm(pd.DataFrame(rows))
+    moved = stability(runs).merge(claims[["claim", "part", "verdict"]], on=["claim", "part"],
+                                  suffixes=("", "_book"))
+    kept = (moved.verdict == moved.verdict_book).groupby([moved.claim, moved.part]).agg(["sum", "size"])
+    kept.columns = ["stable", "settings"]
+    return claims.merge(kept.reset_index(), on=["claim", "part"], how="left")

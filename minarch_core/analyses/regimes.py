@@ -19,10 +19,12 @@ is a field of ``Thresholds``:
   the final train-test accuracy gap (whole splits) exceeds ``max_gap``.
 - Otherwise it is **learning**.
 
-The minimal number of learnable parameters of a family on a dataset is the smallest parameter count from which
-every larger configuration learns the task (learning or overfitting), with a bootstrap interval over seeds. When
-the family's smallest configuration already learns, it is an upper bound ("at most"); when its largest does not,
-the grid does not reach it ("not reached").
+The minimal number of learnable parameters of a family on a dataset is read off a dose-response (``dose``): the
+probability that a seed of a square configuration learns the task (it neither failed nor stayed below level),
+fitted against log10(parameters), reaches ``learn_probability`` there; its interval is the profile likelihood's.
+When no seed of the family fails, or the fitted crossing lies below its smallest configuration, it is an upper
+bound ("at most"); when no seed learns, or the crossing lies beyond its largest, the grid does not reach it ("not
+reached").
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ from scipy.optimize import OptimizeWarning, curve_fit
 
 from ..engine import models
 from ..engine.params import Param, check_fields
-from .common import between, chance
+from . import dose
+from .common import between, chance, square
 
 GROUP = ["dataset", "family", "config_id"]
 
@@ -50,12 +53,15 @@ THRESHOLDS = {p.name: p for p in (
     Param("max_gap", float, 0.05, "overfitting above this train-test accuracy gap", 0, 1),
     Param("min_level", float, 0.8, "a seed learned the task at this fraction of the way from chance to its "
           "family's plateau", 0, 1),
+    Param("learn_probability", float, 0.9, "the minimal size is where the fitted probability that a seed learns "
+          "the task reaches this level", 0.5, 0.99),
 )}
 REGIMES = ("unstable", "underfitting", "learning", "overfitting")
 LEARNS = ("learning", "overfitting")  # the regimes that learn the task
-# the ranges over which the sensitivity analysis moves each threshold that decides whether a configuration learns
-SENSITIVITY = {"fail_margin": (0.05, 0.1, 0.15, 0.2, 0.3), "max_failed": (0.0, 0.1, 0.2, 0.3, 0.4),
-               "max_std": (0.005, 0.01, 0.02, 0.03, 0.05), "min_level": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)}
+# the ranges over which the sensitivity analysis moves each threshold that the minimal size reads
+SENSITIVITY = {"fail_margin": (0.05, 0.1, 0.15, 0.2, 0.3), "min_level": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
+               "learn_probability": (0.5, 0.75, 0.9, 0.95)}
+LEVEL = 0.95  # of the minimal size's interval
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class Thresholds:
     max_upturn: float = THRESHOLDS["max_upturn"].default
     max_gap: float = THRESHOLDS["max_gap"].default
     min_level: float = THRESHOLDS["min_level"].default
+    learn_probability: float = THRESHOLDS["learn_probability"].default
 
     def __post_init__(self):
         check_fields(self, THRESHOLDS, "regime threshold")
@@ -94,6 +101,7 @@ def mark(features: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.DataFrame:
     out["plateau"] = config_mean.groupby([out.dataset, out.family]).transform("max")
     out["failed"] = (out.status == "diverged") | ~(out.test_acc >= base + th.fail_margin)
     out["below_level"] = ~(out.test_acc >= base + th.min_level * (out.plateau - base))
+    out["learned"] = ~out.failed & ~out.below_level
     return out
 
 
@@ -125,110 +133,98 @@ def configurations(features: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.
     return out.reset_index().sort_values(["dataset", "family", "n_params"], ignore_index=True)
 
 
-def minimal_params(features: pd.DataFrame, th: Thresholds = Thresholds(), n_boot: int = 1000, level: float = 0.95,
-                   seed: int = 0) -> pd.DataFrame:
-    """Per dataset and family: the smallest parameter count from which every larger configuration learns the task,
-    with a bootstrap interval (seeds resampled with replacement within each configuration, configurations
-    reclassified; the plateau is held at its point estimate). ``bound`` says how to read it: ``exact``; ``at most``
-    when the family's smallest configuration already learns (the true threshold lies at or below the grid);
-    ``not reached`` (NaN) when even its largest does not."""
+def minimal_params(features: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.DataFrame:
+    """Per dataset and family: the minimal size of the dose-response (``dose``) over its square configurations, with
+    its profile-likelihood interval (``ci_low`` 0 or ``ci_high`` inf where it reaches the searched edge). ``bound``
+    says how to read it: ``exact``; ``at most`` the family's smallest configuration when no seed fails or the
+    crossing lies below it (the grid cannot place it); ``not reached`` (NaN) when no seed learns or the crossing
+    lies beyond the largest."""
     rows = []
-    for (dataset, family), params, point, estimates in _minimal(features, th, n_boot, seed):
-        beyond = np.nan_to_num(estimates, nan=np.inf)  # a draw that never learns: beyond the grid, not dropped
-        lo, hi = np.quantile(beyond, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf") if n_boot \
-            else (np.nan, np.nan)
-        estimate = _threshold(params, np.isin(point, LEARNS))
-        bound = "not reached" if np.isnan(estimate) else "at most" if estimate == params[0] else "exact"
-        below = params[params < estimate].max() if bound == "exact" else np.nan  # does not learn, by definition
-        rows.append({"dataset": dataset, "family": family, "min_params": estimate, "bound": bound,
-                     "next_smaller": below, "ci_low": lo, "ci_high": hi,
-                     "not_reached": float(np.isnan(estimates).mean()) if n_boot else np.nan,
-                     "smallest": params[0], "largest": params[-1], "configs": len(params), "n_boot": n_boot})
+    for (dataset, family), x, learned, fit in _fits(features, th):
+        smallest, largest = 10 ** x.min(), 10 ** x.max()
+        row = {"dataset": dataset, "family": family, "min_params": np.nan, "bound": "not reached",
+               "ci_low": np.nan, "ci_high": np.nan, "slope": np.nan, "level": th.learn_probability,
+               "learned": int(learned.sum()), "seeds": len(learned), "smallest": smallest, "largest": largest,
+               "configs": len(np.unique(x))}
+        if fit is not None:
+            row.update(min_params=10 ** fit.point, ci_low=10 ** fit.low, ci_high=10 ** fit.high, slope=fit.slope)
+        if learned.all() or (fit is not None and fit.point < x.min()):
+            row.update(min_params=smallest, bound="at most")
+        elif fit is not None and fit.point <= x.max():
+            row.update(bound="exact")
+        else:
+            row.update(min_params=np.nan)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 def minimal_in_words(minimal: pd.DataFrame) -> str:
-    """One line per family of ``minimal_params``, worded by its bound; an interval that the grid pins to one point
-    is said in words (``common.between``), with the grid's next smaller configuration."""
+    """One line per family of ``minimal_params``, worded by its bound."""
     lines = []
     for r in minimal.itertuples():
         name = models.family(r.family).title
+        of = f"{r.learned} of its {r.seeds} seeds learned the task"
         if r.bound == "not reached":
             lines.append(f"- **{name}**: not reached within the grid: even its largest configuration "
-                         f"({r.largest:,.0f} parameters) does not learn the task reliably")
+                         f"({r.largest:,.0f} parameters) does not learn the task with probability {r.level:.0%} "
+                         f"({of})")
         elif r.bound == "at most":
-            lines.append(f"- **{name}**: at most {r.min_params:,.0f} parameters: every {name} in the grid learns the "
-                         f"task, its smallest included, so the true threshold lies at or below it")
+            lines.append(f"- **{name}**: at most {r.min_params:,.0f} parameters, its smallest configuration: "
+                         + ("every seed of every configuration learned the task" if r.learned == r.seeds else
+                            f"the fitted crossing lies below the grid ({of})")
+                         + ", so how much smaller a network of this family could be is outside its range")
         else:
+            low = "below the grid" if r.ci_low == 0 else f"{r.ci_low:,.0f}"
             high = "beyond the grid" if np.isinf(r.ci_high) else f"{r.ci_high:,.0f}"
-            pinned = r.ci_low == r.ci_high == r.min_params
-            lines.append(f"- **{name}**: {r.min_params:,.0f} parameters ({between(f'{r.ci_low:,.0f}', high)})"
-                         + (f"; the grid's next smaller {name} ({r.next_smaller:,.0f}) does not learn the task "
-                            f"reliably, so the true threshold lies between the two" if pinned else ""))
+            lines.append(f"- **{name}**: {r.min_params:,.0f} parameters ({between(low, high)}; a seed learns with "
+                         f"probability {r.level:.0%} there, {of})")
     return "\n".join(lines)
 
 
-def minimal_draws(features: pd.DataFrame, th: Thresholds = Thresholds(), n_boot: int = 1000,
+def minimal_draws(features: pd.DataFrame, th: Thresholds = Thresholds(), n_draws: int = 1000,
                   seed: int = 0) -> pd.DataFrame:
-    """The bootstrap draws behind ``minimal_params`` (the same draws for the same seed), one row per draw: what
-    the findings compare across datasets. NaN where a draw does not reach the threshold within the grid."""
-    frames = [pd.DataFrame({"dataset": d, "family": f, "draw": np.arange(len(e)), "min_params": e,
-                            "smallest": params[0]})
-              for (d, f), params, _, e in _minimal(features, th, n_boot, seed)]
+    """Draws of each minimal count from its confidence distribution (``dose.Estimate.draws``; a bound: its value,
+    NaN when not reached), one row per draw: what the findings compare across datasets."""
+    rng, frames = np.random.default_rng(seed), []
+    for (d, f), x, learned, fit in _fits(features, th):
+        if learned.all():
+            values = np.full(n_draws, 10 ** x.min())
+        else:
+            values = fit.draws(n_draws, rng) if fit is not None else np.full(n_draws, np.nan)
+        frames.append(pd.DataFrame({"dataset": d, "family": f, "draw": np.arange(n_draws), "min_params": values,
+                                    "smallest": 10 ** x.min()}))
     return pd.concat(frames, ignore_index=True)
 
 
 def sensitivity(features: pd.DataFrame, ranges: dict = SENSITIVITY, th: Thresholds = Thresholds()) -> pd.DataFrame:
-    """How the minimal-parameter estimate of each dataset and family moves as each threshold that decides whether a
-    configuration learns is varied over its range (``SENSITIVITY``), the others held at ``th``."""
+    """How the minimal-parameter estimate (and its interval) of each dataset and family moves as each threshold
+    that it reads is varied over its range (``SENSITIVITY``), the others held at ``th``."""
     rows = []
     for name, values in ranges.items():
         for value in values:
             moved = Thresholds(**{**asdict(th), name: value})
-            m = minimal_params(mark(features, moved), moved, n_boot=0)
-            rows.append(m[["dataset", "family", "min_params", "bound", "smallest", "largest"]].assign(
-                threshold=name, value=value, default=getattr(th, name)))
+            m = minimal_params(mark(features, moved), moved)
+            rows.append(m[["dataset", "family", "min_params", "bound", "ci_low", "ci_high", "smallest",
+                           "largest"]].assign(threshold=name, value=value, default=getattr(th, name)))
     return pd.concat(rows, ignore_index=True)
 
 
-def _minimal(features, th, n_boot, seed):
-    """Per dataset and family: (key, params ascending, point regimes, bootstrap threshold estimates)."""
-    rng = np.random.default_rng(seed)
-    for key, f in features.groupby(["dataset", "family"], sort=True):
-        groups = sorted(((int(c.n_params.iloc[0]), c) for _, c in f.groupby("config_id")), key=lambda pc: pc[0])
-        params = np.array([p for p, _ in groups])
-        point = classify(*np.array([_stats(c) for _, c in groups]).T, th)
-        if n_boot:
-            boot = np.stack([classify(*_boot_stats(c, n_boot, rng), th) for _, c in groups], axis=1)  # (B, configs)
-            estimates = np.array([_threshold(params, np.isin(r, LEARNS)) for r in boot])
-        else:
-            estimates = np.array([])
-        yield key, params, point, estimates
+def outcomes(features: pd.DataFrame) -> pd.DataFrame:
+    """Per square configuration: how many of its seeds learned the task (what the dose-response is fitted to)."""
+    g = square(features).groupby(["dataset", "family", "config_id"], sort=True)
+    out = g.agg(n_params=("n_params", "first"), learned=("learned", "sum"), seeds=("learned", "size"))
+    if "model" in features:
+        out["model"] = g.model.first()
+    return out.reset_index().assign(fraction=lambda f: f.learned / f.seeds)
 
 
-def _stats(c: pd.DataFrame):
-    acc = c.test_acc
-    return (np.mean(c.failed), np.std(acc, ddof=1) if len(acc) > 1 else np.nan, np.mean(c.below_level),
-            np.nanmean(c.gap), np.nanmean(c.upturn))
-
-
-def _boot_stats(c: pd.DataFrame, n_boot: int, rng):
-    idx = rng.integers(0, len(c), size=(n_boot, len(c)))
-    pick = lambda col: c[col].to_numpy(dtype=float)[idx]  # noqa: E731
-    acc = pick("test_acc")
-    std = acc.std(axis=1, ddof=1) if len(c) > 1 else np.full(n_boot, np.nan)
-    with np.errstate(all="ignore"):
-        return (pick("failed").mean(1), std, pick("below_level").mean(1), np.nanmean(pick("gap"), 1),
-                np.nanmean(pick("upturn"), 1))
-
-
-def _threshold(params: np.ndarray, stable: np.ndarray) -> float:
-    """Smallest params whose configuration and every larger one learn (params sorted ascending); NaN if the
-    largest does not."""
-    if not stable[-1]:
-        return np.nan
-    unstable_at = np.flatnonzero(~stable)
-    return float(params[unstable_at[-1] + 1] if len(unstable_at) else params[0])
+def _fits(features, th):
+    """Per dataset and family of the square configurations: (key, log10 parameters and outcome per run, the fitted
+    ``dose.Estimate`` or None where every seed or none learned)."""
+    for key, f in square(features).groupby(["dataset", "family"], sort=True):
+        x, learned = np.log10(f.n_params.to_numpy(float)), f.learned.to_numpy(bool)
+        fit = dose.fit(x, learned, th.learn_probability, LEVEL) if 0 < learned.sum() < len(learned) else None
+        yield key, x, learned, fit
 
 
 def logistic(x, lo, hi, k, x0):
