@@ -35,7 +35,7 @@ figures = None
 # %%
 from IPython.display import Markdown
 
-from minarch_core.analyses import findings, frontier
+from minarch_core.analyses import findings, frontier, references
 from minarch_core.book import chapter, plots, tables
 from minarch_core.engine import data, models, profiles
 
@@ -43,17 +43,31 @@ ch = chapter.from_notebook("findings", globals())
 claims = ch.ask("findings")  # every claim part of every dataset here: one table of the study
 redundancy = ch.ask_all("redundancy")
 layered = redundancy[(redundancy.scope == "global") & redundancy.family.isin(models.shaped())]  # depth: layers
-ch.figure(plots.summary(ch.ask_all("minimal"), layered, ch.ask_all("tolerance").query("granularity == 'tensor'")),
-          "summary")
+minimal = ch.ask_all("minimal")
+ch.figure(plots.summary(minimal, layered, ch.ask_all("tolerance").query("granularity == 'tensor'"),
+                        references.intrinsic()), "summary")
+
+# %% [markdown]
+# A second count of what a task needs, drawn as crosses: the **intrinsic dimension** of Li et al.
+# ([ICLR 2018](https://arxiv.org/abs/1804.08838), Table 1), the smallest random subspace of a *large* network's
+# parameters in which training reaches 90 % of that network's accuracy. It counts directions a large network needs
+# to move in, where the minimal size counts every parameter of a *small* network that learns the task; the two agree
+# on the order of difficulty, and the small network pays for its own structure:
+
+# %%
+Markdown(references.intrinsic_in_words(minimal) + " Li et al. did not measure Fashion-MNIST.")
 
 # %% [markdown]
 # ## The claims, part by part
 #
 # One row per part of each claim: the paper's statement, this book's estimate with its 95 % interval (seeds
-# resampled, and models or size bands where models are compared), and the verdict. *Agrees* and *differs* need the
-# whole interval on one side; an interval that spans no effect reads *undecided*. A minimal-parameter estimate
-# that is only a bound (the grid's smallest network already learns, or its largest does not) is compared as a
-# bound. Each part links to the chapter whose figure shows it.
+# resampled, and models or size bands where models are compared; minimal sizes drawn from their fitted
+# dose-responses), and the verdict. *Agrees* and *differs* need the whole interval on one side of no effect; *no
+# effect* needs it inside the smallest effect that matters, stated per claim before looking (the verdict's
+# footnote); *out of range* says the family cannot show the answer (its smallest member already learns, so how much
+# smaller it could be lies outside it); *undecided* is what remains. A claim's parts are corrected together (Holm),
+# so each claim holds a family-wise level of 5 %. The parts that read the regime thresholds say under how many of the
+# regimes chapter's threshold settings they keep their verdict. Each part links to the chapter whose figure shows it.
 
 # %%
 tables.claims(claims, ch.study.name, ch.datasets, {d: data.spec(d).title for d in ch.datasets})
@@ -65,7 +79,8 @@ undecided = claims[~beyond & (claims.verdict == "undecided")]
 paper = profiles.get("paper")
 hybrid = claims[beyond].verdict.value_counts().reindex(list(findings.VERDICTS), fill_value=0)
 Markdown(f"Of the paper's {(~beyond).sum()} claim parts, {counts['agrees']} agree with it, {counts['differs']} "
-         f"differ and "
+         f"differ, {counts['no effect']} find no effect beyond the smallest that matters, {counts['out of range']} "
+         f"lie out of the family's range and "
          f"{counts['undecided']} are undecided on the `{ch.study.name}` profile ({ch.study.seeds} seeds, "
          f"{ch.study.epochs} epochs, "
          + ("the whole training split" if ch.study.train_per_class is None else
@@ -79,7 +94,8 @@ Markdown(f"Of the paper's {(~beyond).sum()} claim parts, {counts['agrees']} agre
          + (" Where a part *differs*, the linked chapter shows the data behind it." if counts["differs"] else "")
          + (f"\n\nBeyond the paper, its proposed future work: of {beyond.sum()} parts on the hybrid families "
             f"(convolutional stems with an MLP or attention head), {hybrid['agrees']} hold, {hybrid['differs']} do "
-            f"not and {hybrid['undecided']} are undecided." if beyond.any() else ""))
+            f"not, {hybrid['no effect']} find no effect, {hybrid['out of range']} lie out of a parent's range and "
+            f"{hybrid['undecided']} are undecided." if beyond.any() else ""))
 
 # %% [markdown]
 # ## The smallest model across datasets

@@ -61,15 +61,24 @@ ch.table("regime_counts", counts, {"family": ("family", None), **{r: (r, None) f
 # %% [markdown]
 # ## The minimal number of learnable parameters
 #
-# The minimal count of a family is the smallest parameter count from which every larger configuration learns the
-# task (learning or overfitting). The interval resamples the seeds of every configuration (1,000 bootstrap draws)
-# and reclassifies. The dashed line and band in the figure mark it; square DNNs of every depth share one panel
-# (the DNN's count is taken over every DNN of the sweep, the Phase-1 shapes included).
-# When a family's smallest configuration already learns, the grid cannot say how much smaller a network could
-# be: the estimate is then an upper bound, marked "≤".
+# Whether a network learns the task is a matter of chance near the threshold: some seeds do, some do not. So the
+# minimal count of a family is read off a dose-response: each seed of a square configuration either learned the
+# task or did not, a logistic curve of the probability of learning against log parameters is fitted to those
+# outcomes, and the minimal count is where that probability reaches the level below (the dotted line). The interval
+# is the profile likelihood's; between two grid points it spans the gap instead of settling on one of them (the
+# [method chapter](../method.ipynb) says why). Square DNNs of every depth share one panel; the Phase-1 shapes are
+# their own analysis in the [sweep chapter](sweep.ipynb). When no seed of a family fails, the grid cannot say how
+# much smaller a network could be: the estimate is then an upper bound, marked "≤".
 
 # %%
 minimal = ch.ask("minimal")
+ch.figure(plots.dose(regimes.outcomes(features), regimes.dose_curves(minimal), minimal), "dose")
+
+# %% [markdown]
+# The same minimal counts over the regime of every configuration (mean test accuracy; the dashed line and band are
+# the minimal count and its interval):
+
+# %%
 ch.figure(plots.phase2(configs, minimal), "phase2")
 
 # %%
@@ -78,8 +87,10 @@ Markdown(f"Minimal learnable parameters for learning the task on {ch.title}:\n\n
 # %% [markdown]
 # ### How much these numbers depend on our thresholds
 #
-# Each panel moves one threshold that decides whether a configuration learns over a stated range, the others at
-# their defaults (dashed): a flat line is a conclusion that does not depend on that choice.
+# Each panel moves one threshold that the minimal count reads (what counts as failing, what counts as learning the
+# task, and the probability of learning it is read at) over a stated range, the others at their defaults (dashed):
+# a flat line is a conclusion that does not depend on that choice. The findings chapter decides each claim again
+# under every one of these settings and says how often its verdict holds.
 
 # %%
 sensitivity = ch.ask("sensitivity")

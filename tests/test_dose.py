@@ -43,7 +43,7 @@ def test_draws_follow_the_confidence_distribution():
     d = np.log10(e.draws(4000, np.random.default_rng(0)))
     assert np.quantile(d, [0.025, 0.975]) == pytest.approx([e.low, e.high], abs=0.05)
     assert np.median(d) == pytest.approx(e.point, abs=0.05)
-    assert dose.probability(e.point, e, 0.9) == pytest.approx(0.9)
+    assert dose.probability(e.point, e.point, e.slope, 0.9) == pytest.approx(0.9)
 
 
 def test_a_crossing_beyond_the_grid_leaves_the_interval_open():

@@ -29,7 +29,8 @@ def spec(chart):
 
 def test_workflow_and_design_figures(configs):
     minimal = pd.DataFrame({"dataset": ["mnist"] * 2, "family": ["dnn", "cnn"], "min_params": [8070, np.nan],
-                            "ci_low": [805, np.nan], "ci_high": [8070, np.nan]})
+                            "ci_low": [805, np.nan], "ci_high": [np.inf, np.nan], "smallest": [805, 27090],
+                            "largest": [79510, 27090]})
     assert "cross-dataset summary" in spec(plots.workflow())
     assert '"hidden layers"' in spec(plots.phase1(configs))
     text = spec(plots.phase2(configs, minimal))
@@ -38,6 +39,20 @@ def test_workflow_and_design_figures(configs):
     with_vit = pd.concat([configs, configs.iloc[[3]].assign(family="vit", config_id="vit1")], ignore_index=True)
     text = spec(plots.phase2(with_vit, minimal))
     assert '"ViT"' in text and '"VIT"' not in text  # each family named as in the other figures
+
+
+def test_the_dose_figure_draws_the_seeds_the_curve_and_an_open_interval_to_the_panel_edge(configs):
+    from minarch_core.analyses import regimes
+    minimal = pd.DataFrame({"dataset": "mnist", "family": ["dnn"], "min_params": [8070.0], "bound": "exact",
+                            "ci_low": [0.0], "ci_high": [np.inf], "fitted": [8070.0], "slope": [5.0], "level": 0.9,
+                            "smallest": [805], "largest": [79510]})
+    drawn = plots.drawable(minimal).iloc[0]
+    assert (drawn.ci_low, drawn.ci_high) == (80.5, 795100)  # a decade past the grid: a log axis can show it
+    outcomes = configs[configs.family == "dnn"].assign(learned=[0, 3, 2], seeds=3, fraction=[0, 1, 2 / 3])
+    curves = regimes.dose_curves(minimal)
+    assert curves.probability.is_monotonic_increasing and curves.probability.iloc[0] < 0.9 < curves.probability.max()
+    text = spec(plots.dose(outcomes, curves, minimal))
+    assert "seeds that learn the task" in text and '"DNN"' in text
 
 
 def test_learning_curves():
@@ -71,9 +86,11 @@ def test_pruning_quantization_and_summary_figures(curves):
                       granularity="tensor")
     assert "weight precision" in spec(plots.quantization_curves(q))
     tol = curves[curves.sparsity == 0].assign(min_bits=4, drop_4bit=0.004)
-    minimal = pd.DataFrame({"dataset": ["mnist"], "family": ["dnn"], "min_params": [4000], "ci_low": [2000],
-                            "ci_high": [4000]})
+    minimal = pd.DataFrame({"dataset": ["mnist"], "family": ["dnn"], "min_params": [4000], "ci_low": [0.0],
+                            "ci_high": [4000], "smallest": [805], "largest": [79510]})
     assert "Across datasets" in spec(plots.summary(minimal, red, tol))
+    from minarch_core.analyses import references
+    assert "d_int90 (Li et al. 2018)" in spec(plots.summary(minimal, red, tol, references.intrinsic()))
 
 
 def test_sensitivity_and_matched_depth_figures(curves):

@@ -74,9 +74,10 @@ def fit(x, learned, level: float = 0.9, confidence: float = 0.95) -> Estimate:
     return Estimate(xs[best], low, high, float(SLOPES[np.argmax(surface[best])]), xs, cdf)
 
 
-def probability(x, estimate: Estimate, level: float) -> np.ndarray:
-    """The fitted probability that a seed learns at log10 parameters ``x``."""
-    return expit(logit(level) + estimate.slope * (np.asarray(x, float) - estimate.point))
+def probability(x, point: float, slope: float, level: float) -> np.ndarray:
+    """The fitted probability that a seed learns at log10 parameters ``x``, of a curve that reaches ``level`` at
+    ``point`` with ``slope``."""
+    return expit(logit(level) + slope * (np.asarray(x, float) - point))
 
 
 def _penalised(xs, sizes, k, n, offset) -> np.ndarray:

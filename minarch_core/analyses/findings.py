@@ -32,11 +32,21 @@ VERDICTS = ("agrees", "differs", "no effect", "out of range", "undecided")
 DECIDED = ("agrees", "differs", "no effect")
 LEVEL = 0.95  # of every interval, and the family-wise level of each claim's verdicts
 SMALL = 1e4  # parameters: the border between small and large networks in the shape claim
-# the smallest effect that matters, per claim, stated before looking: (value on the scale its rule compares, words)
+# the smallest effect that matters, per claim part, stated before looking: (value on the scale its rule compares,
+# words); ``margins`` shows them
 MARGINS = {"regimes": (np.log10(1.25), "1.25x the parameters"), "shape": (0.02, "2 points of spread"),
            "minimal": (np.log(1.25), "1.25x the parameters"), "depth": (0.05, "5 points of redundancy per depth step"),
            "rank": (0.1, "a rank correlation of 0.1"), "contrast": (0.01, "1 point of learned accuracy"),
            "hybrids": (np.log(1.25), "1.25x the parameters")}
+MARGIN_PARTS = {"regimes": "the regimes' order by size", "shape": "shape matters less for larger networks",
+                "minimal": "the minimal size grows with difficulty", "depth": "depth and pruning resilience",
+                "rank": "smaller models lose more to quantization", "contrast": "harder datasets lose more to quantization",
+                "hybrids": "hybrids need fewer parameters than their parents"}
+
+
+def margins() -> pd.DataFrame:
+    """The smallest effect that matters of each claim part that can read *no effect*, for the method chapter."""
+    return pd.DataFrame([{"part": MARGIN_PARTS[k], "margin": words} for k, (_, words) in MARGINS.items()])
 
 
 def verdict(low: float, high: float, null: float = 0.0, paper_side: str = "above", margin: float | None = None) -> str:

@@ -1,4 +1,5 @@
-"""Published tiny models: the reference points the frontier figure draws beside this book's own models.
+"""Published reference points: tiny models that the frontier figure draws beside this book's own, and the intrinsic
+dimensions (Li et al. 2018) that the findings' summary draws beside its minimal sizes.
 
 Each is another architecture (several convolutions with pooling, batch normalisation, augmentation and long
 schedules, which neither the paper's families nor the one-convolution hybrids use), so they show what the task
@@ -9,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import pandas as pd
+
+from ..engine import data, models
 
 
 @dataclass(frozen=True)
@@ -49,3 +53,38 @@ def table(dataset: str | None = None) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=["dataset", "name", "params", "accuracy", "source", "note", "size_bytes"])
     out = out.sort_values(["dataset", "size_bytes"], ignore_index=True)
     return out.assign(tag="R" + (out.groupby("dataset").cumcount() + 1).astype(str))
+
+
+# A second count of what a task needs: the intrinsic dimension of Li, Farkhoor, Liu and Yosinski, "Measuring the
+# Intrinsic Dimension of Objective Landscapes" (ICLR 2018, arXiv 1804.08838), Table 1: the smallest random subspace
+# of a large network's parameters in which training reaches 90 % of that network's accuracy (d_int90). They measured
+# MNIST and CIFAR-10, not Fashion-MNIST.
+LI_2018 = "https://arxiv.org/abs/1804.08838"
+INTRINSIC = (("mnist", "fully connected network", 750), ("mnist", "LeNet", 290),
+             ("cifar10", "fully connected network", 9_000), ("cifar10", "LeNet", 2_900))
+
+
+def intrinsic(dataset: str | None = None) -> pd.DataFrame:
+    """The published intrinsic dimensions (d_int90) of Li et al. 2018, of one dataset or all."""
+    rows = [{"dataset": d, "network": n, "d_int90": k, "source": LI_2018} for d, n, k in INTRINSIC
+            if dataset in (None, d)]
+    return pd.DataFrame(rows, columns=["dataset", "network", "d_int90", "source"])
+
+
+def intrinsic_in_words(minimal: pd.DataFrame) -> str:
+    """How the minimal sizes of the DNN and the CNN relate to the intrinsic dimension published for the same kind
+    of network on the same dataset (a ratio), for each dataset both count."""
+    kinds = {"dnn": "fully connected network", "cnn": "LeNet"}
+    lines = []
+    for r in minimal[minimal.family.isin(kinds)].itertuples():
+        published = intrinsic(r.dataset)
+        published = published[published.network == kinds[r.family]]
+        if published.empty or np.isnan(r.min_params):
+            continue
+        k = int(published.d_int90.iloc[0])
+        bound = "at most " if r.bound == "at most" else ""
+        lines.append(f"on {data.spec(r.dataset).title} the {models.family(r.family).title}'s minimal size, {bound}"
+                     f"{r.min_params:,.0f} parameters, is {r.min_params / k:,.1f}x the intrinsic dimension of a "
+                     f"{kinds[r.family]} ({k:,})")
+    text = "; ".join(lines)
+    return text[:1].upper() + text[1:] + "." if text else ""

@@ -135,7 +135,8 @@ def configurations(features: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.
 
 def minimal_params(features: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.DataFrame:
     """Per dataset and family: the minimal size of the dose-response (``dose``) over its square configurations, with
-    its profile-likelihood interval (``ci_low`` 0 or ``ci_high`` inf where it reaches the searched edge). ``bound``
+    its profile-likelihood interval (``ci_low`` 0 or ``ci_high`` inf where it reaches the searched edge) and the
+    fitted curve (``fitted``: where it reaches the level, even outside the grid; ``slope``). ``bound``
     says how to read it: ``exact``; ``at most`` the family's smallest configuration when no seed fails or the
     crossing lies below it (the grid cannot place it); ``not reached`` (NaN) when no seed learns or the crossing
     lies beyond the largest."""
@@ -143,11 +144,12 @@ def minimal_params(features: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.
     for (dataset, family), x, learned, fit in _fits(features, th):
         smallest, largest = 10 ** x.min(), 10 ** x.max()
         row = {"dataset": dataset, "family": family, "min_params": np.nan, "bound": "not reached",
-               "ci_low": np.nan, "ci_high": np.nan, "slope": np.nan, "level": th.learn_probability,
+               "ci_low": np.nan, "ci_high": np.nan, "fitted": np.nan, "slope": np.nan, "level": th.learn_probability,
                "learned": int(learned.sum()), "seeds": len(learned), "smallest": smallest, "largest": largest,
                "configs": len(np.unique(x))}
         if fit is not None:
-            row.update(min_params=10 ** fit.point, ci_low=10 ** fit.low, ci_high=10 ** fit.high, slope=fit.slope)
+            row.update(min_params=10 ** fit.point, ci_low=10 ** fit.low, ci_high=10 ** fit.high,
+                       fitted=10 ** fit.point, slope=fit.slope)
         if learned.all() or (fit is not None and fit.point < x.min()):
             row.update(min_params=smallest, bound="at most")
         elif fit is not None and fit.point <= x.max():
@@ -216,6 +218,18 @@ def outcomes(features: pd.DataFrame) -> pd.DataFrame:
     if "model" in features:
         out["model"] = g.model.first()
     return out.reset_index().assign(fraction=lambda f: f.learned / f.seeds)
+
+
+def dose_curves(minimal: pd.DataFrame, points: int = 60) -> pd.DataFrame:
+    """The fitted probability that a seed learns, against parameters, of every family of ``minimal`` that has a
+    fit, over its grid and a little beyond (for the regimes figure)."""
+    frames = []
+    for r in minimal.dropna(subset=["fitted"]).itertuples():
+        x = np.linspace(np.log10(r.smallest) - 0.3, np.log10(r.largest) + 0.3, points)
+        frames.append(pd.DataFrame({"dataset": r.dataset, "family": r.family, "n_params": 10 ** x,
+                                    "probability": dose.probability(x, np.log10(r.fitted), r.slope, r.level)}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["dataset", "family", "n_params", "probability"])
 
 
 def _fits(features, th):

@@ -269,7 +269,7 @@ def phase2(configs: pd.DataFrame, minimal: pd.DataFrame) -> alt.FacetChart:
     with the minimal parameter count (rule) and its bootstrap interval (band) of each family."""
     d = labelled(configs[configs["shape"].fillna("equal") == "equal"] if "shape" in configs else configs)
     d["series"] = d.family_title + " depth " + d.depth.astype("Int64").astype(str)
-    m = labelled(minimal.dropna(subset=["min_params"]))
+    m = labelled(drawable(minimal.dropna(subset=["min_params"])))
     m["label"] = np.where(m.get("bound", "exact") == "at most", "≤ ", "") + m.min_params.map("{:,.0f}".format)
     frame = pd.concat([d.assign(kind="config"), m.assign(kind="minimal")], ignore_index=True)
     pick = alt.selection_point(fields=["series"], bind="legend")
@@ -297,6 +297,41 @@ def phase2(configs: pd.DataFrame, minimal: pd.DataFrame) -> alt.FacetChart:
         column=alt.Column("family_title:N", title=None), data=frame).add_params(pick).resolve_scale(
         x="independent").properties(title="Phase 2: regimes and the minimal number of learnable parameters") \
         .configure_legend(orient="bottom", direction="horizontal", columns=4)
+
+
+def dose(outcomes: pd.DataFrame, curves: pd.DataFrame, minimal: pd.DataFrame) -> alt.FacetChart:
+    """The minimal size as a dose-response: per family, the share of each square configuration's seeds that learned
+    the task (a point, its size the seeds), the fitted probability of learning (the curve), the level it is read
+    at (dotted) and the minimal size with its interval (rule and band; an open end drawn to the panel's edge)."""
+    o, c, m = labelled(outcomes), labelled(curves), labelled(drawable(minimal.dropna(subset=["min_params"])))
+    frame = pd.concat([o.assign(kind="seeds"), c.assign(kind="curve"), m.assign(kind="minimal")], ignore_index=True)
+    x = log_x(pd.concat([o.n_params, c.n_params]))
+    y = alt.Y("fraction:Q", scale=ACCURACY, axis=PERCENT, title="seeds that learn the task")
+    seeds = alt.Chart().transform_filter("datum.kind == 'seeds'").mark_point(filled=True, opacity=0.8).encode(
+        x=x, y=y, size=alt.Size("seeds:Q", legend=None, scale=alt.Scale(range=[20, 90])),
+        color=alt.value(OKABE_ITO["blue"]),
+        tooltip=["model:N", alt.Tooltip("n_params:Q", format=",", title="parameters"), "learned:Q", "seeds:Q"])
+    curve = alt.Chart().transform_filter("datum.kind == 'curve'").mark_line(color=OKABE_ITO["black"]).encode(
+        x=x, y=alt.Y("probability:Q", title="seeds that learn the task"))
+    only = alt.Chart().transform_filter("datum.kind == 'minimal'")
+    band = only.mark_rect(opacity=0.15, color=OKABE_ITO["green"]).encode(x="ci_low:Q", x2="ci_high:Q")
+    rule = only.mark_rule(strokeDash=[4, 3], color=OKABE_ITO["green"]).encode(
+        x="min_params:Q", tooltip=[alt.Tooltip("min_params:Q", format=",", title="minimal parameters"), "bound:N",
+                                   alt.Tooltip("ci_low:Q", format=",.0f"), alt.Tooltip("ci_high:Q", format=",.0f")])
+    level = only.mark_rule(strokeDash=[1, 2], color="#777").encode(y="level:Q")
+    n = o.family.nunique()
+    return alt.layer(band, rule, level, curve, seeds).properties(width=panel_width(n), height=HEIGHT).facet(
+        column=alt.Column("family_title:N", title=None), data=frame).resolve_scale(x="independent").properties(
+        title="The minimal size as a dose-response: the probability that a seed learns the task")
+
+
+def drawable(minimal: pd.DataFrame) -> pd.DataFrame:
+    """``minimal`` with each interval's open end (0 below the searched range, inf beyond it) drawn a decade past
+    the family's grid, so that a log axis can show it."""
+    out = minimal.copy()
+    out["ci_low"] = out.ci_low.where(out.ci_low > 0, out.smallest / 10)
+    out["ci_high"] = out.ci_high.where(np.isfinite(out.ci_high), out.largest * 10)
+    return out
 
 
 # -- figure 4 ------------------------------------------------------------------------------------------------------
@@ -433,19 +468,28 @@ def sensitivity(sens: pd.DataFrame) -> alt.FacetChart:
 
 # -- figure 7 ------------------------------------------------------------------------------------------------------
 
-def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataFrame) -> alt.VConcatChart:
-    """Figure 7: per dataset, the minimal parameters of each family, the redundancy of DNNs by depth, and the lowest
-    precision within tolerance by model size."""
-    m = labelled(minimal.dropna(subset=["min_params"]))
+def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataFrame,
+            intrinsic: pd.DataFrame | None = None) -> alt.VConcatChart:
+    """Figure 7: per dataset, the minimal parameters of each family (beside them, crosses: the published intrinsic
+    dimensions of ``intrinsic``), the redundancy of DNNs by depth, and the lowest precision within tolerance by model
+    size."""
+    m = labelled(drawable(minimal.dropna(subset=["min_params"])))
     y = alt.Y("dataset_title:N", title=None, sort=[data.spec(d).title for d in data.by_difficulty()])
     a = alt.Chart(m).mark_point(filled=True, size=80).encode(
-        x=log_x(pd.concat([m.min_params, m.ci_low, m.ci_high]), "min_params:Q", "minimal learnable parameters"),
+        x=log_x(pd.concat([m.min_params, m.ci_low, m.ci_high] + ([intrinsic.d_int90] if intrinsic is not None
+                                                                   else [])), "min_params:Q",
+                "minimal learnable parameters"),
         y=y, color=family_color(), shape=alt.Shape("bound:N", title="estimate", scale=alt.Scale(
             domain=["exact", "at most"], range=["circle", "triangle-left"])),
         tooltip=["dataset_title:N", "family_title:N", alt.Tooltip("min_params:Q", format=","), "bound:N",
                  alt.Tooltip("ci_low:Q", format=","), alt.Tooltip("ci_high:Q", format=",")])
-    a = (alt.Chart(m).mark_rule().encode(x="ci_low:Q", x2="ci_high:Q", y=y, color=family_color()) + a) \
-        .properties(width=TEXT_WIDTH // 2 - 60, title="Minimal parameters (95% interval)")
+    a = alt.Chart(m).mark_rule().encode(x="ci_low:Q", x2="ci_high:Q", y=y, color=family_color()) + a
+    if intrinsic is not None and len(intrinsic):
+        k = labelled(intrinsic[intrinsic.dataset.isin(m.dataset)])
+        a += alt.Chart(k).mark_point(shape="cross", size=70, color=OKABE_ITO["black"]).encode(
+            x="d_int90:Q", y=y, tooltip=["dataset_title:N", alt.Tooltip("network:N", title="intrinsic dimension of"),
+                                         alt.Tooltip("d_int90:Q", format=",", title="d_int90 (Li et al. 2018)")])
+    a = a.properties(width=TEXT_WIDTH // 2 - 60, title="Minimal parameters (95% interval; +: intrinsic dimension)")
     r = labelled(redundancy.groupby(["dataset", "depth"], as_index=False).agg(
         redundancy=("redundancy", "mean"), models=("run_id", "count")))
     b = alt.Chart(r).mark_bar().encode(

@@ -64,13 +64,19 @@ def claims(claims_: pd.DataFrame, study: str, datasets: list[str], titles: dict)
         page = row.figure if row.figure in ("method", "findings") else f"{dataset}/{row.figure}"
         return f"<a href='{html.escape(page)}.html'>{html.escape(row.figure)}</a>"
 
+    def held(row) -> str:
+        settings = getattr(row, "settings", float("nan"))
+        return "" if settings != settings else f"{row.stable:.0f} of {settings:.0f}"
+
     first = ~claims_.claim.duplicated()
     rows = "".join(
         f"<tr><td>{f'<b>{html.escape(r.claim)}</b><br><i>the paper: {html.escape(r.paper)}</i>' if new else ''}"
-        f"</td><td>{html.escape(r.part)}</td><td>{html.escape(r.text)}</td><td><b>{html.escape(r.verdict)}</b></td>"
-        f"<td>{link(r)}</td></tr>" for r, new in zip(claims_.itertuples(), first))
+        f"</td><td>{html.escape(r.part)}</td><td>{html.escape(r.text)}</td><td><b>{html.escape(r.verdict)}</b>"
+        + (f"<br><small>no effect: within {html.escape(r.margin)}</small>" if getattr(r, "margin", "") else "")
+        + f"</td><td>{held(r)}</td><td>{link(r)}</td></tr>" for r, new in zip(claims_.itertuples(), first))
     return HTML(f"<table class='minarch-table'><caption>The paper's claims, and the hybrids its future work proposes, "
                 f"against the <code>{html.escape(study)}"
                 f"</code> profile ({', '.join(titles[d] for d in datasets)})</caption><thead><tr><th>claim</th>"
-                f"<th>part</th><th>this book (95% interval)</th><th>verdict</th><th>figure</th></tr></thead>"
+                f"<th>part</th><th>this book (95% interval)</th><th>verdict</th><th>holds under the threshold settings</th>"
+                f"<th>figure</th></tr></thead>"
                 f"<tbody>{rows}</tbody></table>")
