@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 import pandas as pd
 
-from .analyses import frontier, tables
+from .analyses import design, frontier, tables
 from .book.parameters import CHAPTERS, PARAMETERS, check
 from .engine import data, models, profiles, settings, sweep
 from .engine.config import TRAIN_PRECISIONS
@@ -39,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = commands.add_parser(
         "sweep", parents=[shared], help="train every run of a profile's grids on one dataset (stored runs are reused)",
         description="Train every run of a profile's grids on a dataset, reusing what the run store already holds, "
-                    "and print one row per configuration (seeds pooled). Interrupt it at any time: run it again "
-                    "and only the missing runs are trained.")
+                    "then (with every grid, on a profile with a design) the runs its design adds where a minimal size "
+                    "is still open (minarch_core/analyses/design.py), and print one row per configuration (seeds "
+                    "pooled). Interrupt it at any time: run it again and only the missing runs are trained.")
     s.add_argument("--dataset", required=True, choices=list(data.DATASETS), help="the dataset to train on")
     s.add_argument("--family", action="append", choices=profiles.grid_names(), dest="grids",
                    help="grid to sweep, repeatable: shapes (Phase-1 DNN shapes), dnn (square DNNs), or a family's "
@@ -149,8 +151,12 @@ def _sweep(args) -> int:
               f"{len(sweep.bundles(todo, args.device, limits))} bundles")
         return 0
     with _executor(args) as executor:
-        table = sweep.run(configs, store, executor=executor, device=args.device, data_root=args.data, limits=limits,
-                          progress=not args.quiet)
+        train = functools.partial(sweep.run, store=store, executor=executor, device=args.device, data_root=args.data,
+                                  limits=limits, progress=not args.quiet)
+        table = train(configs)
+        if profile.design is not None and not args.grids:  # the design reads every family of the study
+            design.train(profile, [args.dataset], store, train)
+            table = sweep.run(configs + design.plan(profile, args.dataset, store).added, store, progress=False)
     if args.csv:
         table.to_csv(args.csv, index=False)
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.precision", 4):

@@ -75,6 +75,21 @@ minimal = ch.ask("minimal")
 ch.figure(plots.dose(regimes.outcomes(features), regimes.dose_curves(minimal), minimal), "dose")
 
 # %% [markdown]
+# ### Runs added where a minimal size was open
+#
+# After the grid, the study's design (the [method chapter](../method.ipynb) gives its budget) trained more runs
+# where a family's minimal count was still uncertain: new knob values between two grid points inside the
+# interval, and more seeds where the fitted probability of learning lies between the two levels the design names.
+# These are ordinary runs of the study: every chapter reads them.
+
+# %%
+added = ch.designed()
+ch.table("design", added.drop(columns=["config"]), {
+    "round": ("round", None), "family": ("family", None), "model": ("model", None),
+    "n_params": ("parameters", tables.COUNT), "seeds": ("runs", None), "why": ("why", None)},
+    f"Runs the design added on {ch.title}") if len(added) else Markdown("The design added no run on this dataset.")
+
+# %% [markdown]
 # The same minimal counts over the regime of every configuration (mean test accuracy; the dashed line and band are
 # the minimal count and its interval):
 

@@ -67,6 +67,8 @@ def test_an_exported_variant_computes_what_the_book_measured(trained, tmp_path, 
     theirs = session(done.folder / "model.onnx").run(None, {"image": test.x.numpy()})[0].argmax(1)
     assert (mine != theirs).sum() <= FLIPS
     assert abs((theirs == test.y.numpy()).mean() - card["test_accuracy"]) <= FLIPS / len(test.y)
+    low, high = card["test_interval"]  # Clopper-Pearson over the test split's images: around it, and narrow
+    assert low < card["test_accuracy"] < high and high - low < 0.05 and "Clopper-Pearson" in export.card_text(card)
     if family in packed.FORWARD:
         assert (packed.forward(header, arrays, test.x.numpy()).argmax(1) != mine).sum() <= FLIPS
 

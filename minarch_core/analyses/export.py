@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 
 from .. import packed
 from ..engine import data, train
@@ -112,6 +113,7 @@ def write(at: tables.Where, row: pd.Series, variant: pd.Series, out: Path) -> Ex
             "onnx_bytes": (out / "model.onnx").stat().st_size, "seed": int(row.seed), "run_id": row.run_id,
             "study_id": at.study.study_id, "validation_accuracy": float(row.val_acc),
             "test_accuracy": _number(row.test_acc),
+            "test_interval": clopper_pearson(row.test_acc, spec.official[1]) if spec.official else None,
             "seeds": {"count": int(variant.seeds), "test_mean": _number(variant.test_mean),
                       "test_interval": [_number(variant.test_low), _number(variant.test_high)]},
             "input": header["input"], "tensors": names}
@@ -187,10 +189,22 @@ def to_onnx(model, precision, scheme: str, granularity: str, input_shape) -> byt
     return graph.SerializeToString()
 
 
+def clopper_pearson(accuracy, images: int, level: float = 0.95) -> list | None:
+    """The exact binomial interval of a test accuracy measured on ``images`` images (the uncertainty of the split,
+    for this one model; the seeds' interval is the other)."""
+    if accuracy is None or np.isnan(accuracy):
+        return None
+    ci = stats.binomtest(int(round(accuracy * images)), images).proportion_ci(level, method="exact")
+    return [float(ci.low), float(ci.high)]
+
+
 def card_text(card: dict) -> str:
     """The card for people."""
     i = card["input"]
-    test = "not measured" if card["test_accuracy"] is None else f"{card['test_accuracy']:.2%}"
+    test = "not measured" if card["test_accuracy"] is None else f"{card['test_accuracy']:.2%}" if card.get(
+        "test_interval") is None else (
+        f"{card['test_accuracy']:.2%} (95% Clopper-Pearson interval over the test split's images "
+        f"{card['test_interval'][0]:.2%}..{card['test_interval'][1]:.2%})")
     low, high = card["seeds"]["test_interval"]
     spread = "" if low is None else f" (interval {low:.2%}..{high:.2%})"
     mean = card["seeds"]["test_mean"]

@@ -475,7 +475,9 @@ def hybrids_on_frontier(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) 
         summary = frontier.summarise(t)
         points = frontier.pareto(summary, by=("dataset",))
         share = points.family.isin(hybrid).mean()
-        pool = summary[summary.finished].reset_index(drop=True)  # what racing stopped is beaten, in every draw
+        # what racing stopped is beaten on the whole split by a no-larger variant (with probability 1 - its alpha),
+        # so it is held off the frontier in every draw, not resampled
+        pool = summary[summary.finished].reset_index(drop=True)
         means = _resample_seeds(pool[frontier.KEYS].merge(t, on=frontier.KEYS), "val_acc", frontier.KEYS, n_boot,
                                 rng)  # (n_boot, variants), the variants in the sorted order of their keys
         pool = pool.sort_values(frontier.KEYS, ignore_index=True)

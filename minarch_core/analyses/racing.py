@@ -1,5 +1,5 @@
-"""Racing: stop measuring a compressed variant once the images measured so far prove that a variant no larger
-matches it.
+"""Racing: stop measuring a compressed variant once the images measured so far prove, for the whole validation split,
+that a variant no larger matches it there.
 
 The rule. Within one (dataset, family), every variant (a configuration at a sparsity and precision, its seeds
 pooled) is measured on the validation images in one fixed random order (``ORDER_SEED``), in stages of growing size

@@ -33,6 +33,7 @@ from ..engine.errors import ConfigError
 from ..engine.profiles import Profile
 from ..engine.store import Store
 from . import components as components_, findings as findings_, frontier as frontier_, pruning as pruning_
+from . import design as design_
 from . import quantization as quantization_, reach, recovery as recovery_, regimes, variants as variants_
 
 
@@ -239,11 +240,34 @@ def _spec(name: str) -> Table:
 
 
 def _configs(at: Where):
-    return at.study.configs(at.dataset)
+    """The study's runs on the dataset: its grid's and those its design added (``designed``)."""
+    return at.study.configs(at.dataset) + design_.configs_of(designed(at))
 
 
-def _run_ids(at: Where) -> list[str]:
-    configs = _configs(at)
+def designed(at: Where) -> pd.DataFrame:
+    """The log of the runs the study's design added on the dataset (``design.plan``: round, family, model, size,
+    seeds, why). Replaying the design reads every run, so its log is kept beside the tables, under a fingerprint of
+    the study and the design's code, and replayed only when either changed; a design whose runs are not all
+    trained is refused with what to run."""
+    if at.study.design is None:
+        return pd.DataFrame(columns=design_.LOG)
+    tables, mine = at.store.tables(at.study), hashlib.sha256(
+        "\n".join([at.study.study_id, code(design_.plan)]).encode()).hexdigest()
+    if tables.fingerprint(at.dataset, "design") == mine:
+        log = tables.load(at.dataset, "design")
+        if all(at.store.path(c).exists() for c in design_.configs_of(log)):
+            return log
+    _run_ids(at, design=False)  # the study's own runs first, with their own message
+    plan = design_.plan(at.study, at.dataset, at.store)
+    if plan.missing:
+        raise ConfigError(f"{len(plan.missing)} runs that the design of study {at.study.study_id} adds on "
+                          f"{at.dataset} are not in {at.store.root}: train them first (minarch sweep --dataset "
+                          f"{at.dataset} --profile {at.study.name}, or make book)")
+    return tables.save(at.dataset, "design", plan.log, mine)
+
+
+def _run_ids(at: Where, design: bool = True) -> list[str]:
+    configs = _configs(at) if design else at.study.configs(at.dataset)
     ids = [c.run_id for c in configs if at.store.path(c).exists()]  # runs are stored whole, by a rename
     if len(ids) < len(configs):
         raise ConfigError(f"{len(configs) - len(ids)} of the {len(configs)} runs of study {at.study.study_id} on "

@@ -109,6 +109,10 @@ class Chapter:
         across = name in analysis.TABLES and analysis.TABLES[name].across
         return analysis.get(name, self.at(tuple(self.datasets) if across else dataset))
 
+    def designed(self) -> pd.DataFrame:
+        """The runs the study's design added on this chapter's dataset, one row per configuration, with why."""
+        return analysis.designed(self.at())
+
     def exported(self, answers: pd.DataFrame, table: pd.DataFrame):
         """Each met answer of ``answers`` (``frontier.answers`` on the frontier ``table``) exported as
         ``export.write`` writes it, zipped beside the figures (when a figure folder is set) and linked."""

@@ -34,7 +34,7 @@ import papermill
 import yaml
 from jupyter_client.manager import AsyncKernelManager
 
-from ..analyses import tables
+from ..analyses import design, tables
 from ..engine import data, profiles, sweep
 from ..engine.errors import MinarchError
 from ..engine.store import Store
@@ -256,18 +256,18 @@ def train(study: profiles.Profile, datasets, workers: int = 1, device=None, resu
     configs = [c for d in datasets for c in study.configs(d)]
     store = Store(results)
     missing = sum(store.get(c) is None for c in configs)
-    if not missing:
-        return 0, len(configs)
     quiet = os.environ.get("MINARCH_PROGRESS", "1") == "0"
-    print(f"training what the run store lacks of {len(configs):,} runs ({', '.join(datasets)}), {workers} "
-          f"worker(s)", flush=True)
+    if missing:
+        print(f"training what the run store lacks of {len(configs):,} runs ({', '.join(datasets)}), {workers} "
+              f"worker(s)", flush=True)
     kw = dict(device=device, data_root=data_root, progress=not quiet)
-    if workers > 1:
-        with sweep.process_pool(workers) as pool:
-            sweep.run(configs, store, executor=pool, **kw)
-    else:
-        sweep.run(configs, store, **kw)
-    return missing, len(configs)
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            kw["executor"] = stack.enter_context(sweep.process_pool(workers))
+        if missing:
+            sweep.run(configs, store, **kw)
+        trained, added = design.train(study, datasets, store, lambda todo: sweep.run(todo, store, **kw))
+    return missing + trained, len(configs) + added
 
 
 class Ticker:

@@ -33,6 +33,39 @@ OVERRIDES = {
 }
 
 
+DESIGN = {p.name: p for p in (
+    Param("budget", float, 0.10, "the design's training, as a share of the training time of the study's own runs "
+          "on the dataset", 0.001, 10),
+    Param("rounds", int, 3, "rounds of the design (each reads what the earlier ones trained)", 1, 20),
+    Param("target", float, 2.0, "a minimal size is settled once its interval's high / low ratio is at most this",
+          1.01, 1000),
+    Param("low", float, 0.2, "more seeds where the fitted probability of learning is at least this", 0.001, 0.999),
+    Param("high", float, 0.9, "... and at most this", 0.001, 0.999),
+    Param("points", int, 2, "new knob values, and configurations given more seeds, per family and round", 1, 20),
+)}
+
+
+@dataclass(frozen=True)
+class Design:
+    """A sequential design that adds runs where a minimal size is still open (``analyses.design``)."""
+    budget: float = DESIGN["budget"].default
+    rounds: int = DESIGN["rounds"].default
+    target: float = DESIGN["target"].default
+    low: float = DESIGN["low"].default
+    high: float = DESIGN["high"].default
+    points: int = DESIGN["points"].default
+
+    def __post_init__(self):
+        check_fields(self, DESIGN, "design")
+        if self.low >= self.high:
+            raise ConfigError(f"design: low ({self.low}) must be below high ({self.high}): the band of fitted "
+                              f"probabilities where seeds are added")
+
+    @property
+    def band(self) -> tuple[float, float]:
+        return self.low, self.high
+
+
 @dataclass(frozen=True)
 class Grid:
     """One grid of a profile: a model family and the values of its sweep knob; the other knobs fixed."""
@@ -65,6 +98,7 @@ class Profile:
     val_per_class: int = 500  # validation images per class, carved from the official training set
     compression: compression_.Compression = compression_.DEFAULT  # the variants the analyses measure
     train_precision: str = "fp32"  # every run's training arithmetic (``RunConfig.train_precision``)
+    design: Design | None = None  # runs added where a minimal size is still open (``analyses.design``)
 
     def __post_init__(self):
         for name in ("seeds", "epochs", "val_per_class"):
@@ -76,6 +110,9 @@ class Profile:
         if self.train_precision not in TRAIN_PRECISIONS:
             raise ConfigError(f"profile {self.name!r}: unknown train_precision {self.train_precision!r}: choose one "
                               f"of {list(TRAIN_PRECISIONS)}")
+        if self.design is not None and not isinstance(self.design, Design):
+            raise ConfigError(f"profile {self.name!r}: design must be an engine.profiles.Design or None, got "
+                              f"{type(self.design).__name__}")
         if not isinstance(self.compression, compression_.Compression):
             raise ConfigError(f"profile {self.name!r}: compression must be an engine.compression.Compression, "
                               f"got {type(self.compression).__name__}")
@@ -98,7 +135,10 @@ class Profile:
         """The profile in words, one entry per field and grid (the method chapter's table)."""
         out = {"seeds": self.seeds, "epochs": self.epochs, "val_per_class": self.val_per_class,
                "train_per_class": "all" if self.train_per_class is None else self.train_per_class,
-               "train_precision": self.train_precision}
+               "train_precision": self.train_precision,
+               "design": "none" if self.design is None else
+               (f"up to {self.design.budget:.0%} more training per dataset, {self.design.rounds} rounds, until each "
+                f"minimal size's interval is within {self.design.target:g}x")}
         for name, grid in self.grids.items():
             knob = models.family(grid.family).knob
             values = sorted({v[0] if isinstance(v, tuple) else v for v in grid.values})
@@ -108,6 +148,12 @@ class Profile:
                                    + "".join(f", {k} {v}" for k, v in grid.fixed.items()))
         return out
 
+    def config(self, dataset: str, family: str, arch: dict, seed: int, **training) -> RunConfig:
+        """One run of the study: its training settings (``training`` overrides RunConfig fields)."""
+        base = dict(epochs=self.epochs, train_per_class=self.train_per_class, val_per_class=self.val_per_class,
+                    train_precision=self.train_precision)
+        return RunConfig(dataset, family, arch, seed=seed, **{**base, **training})
+
     def configs(self, dataset: str, grids=None, **training) -> list[RunConfig]:
         """Every run of the chosen grids on ``dataset``, seeds innermost; ``training`` overrides RunConfig fields."""
         grids = tuple(grids or self.grids)
@@ -115,13 +161,11 @@ class Profile:
         if unknown:
             raise ConfigError(f"unknown grid(s) {sorted(unknown)} in profile {self.name!r}: choose from "
                               f"{list(self.grids)}")
-        base = dict(epochs=self.epochs, train_per_class=self.train_per_class, val_per_class=self.val_per_class,
-                    train_precision=self.train_precision, **training)
         out, seen = [], set()
         for grid in grids:
             for arch in self.grids[grid].archs():
                 for seed in range(self.seeds):
-                    cfg = RunConfig(dataset, self.grids[grid].family, arch, seed=seed, **base)
+                    cfg = self.config(dataset, self.grids[grid].family, arch, seed, **training)
                     if cfg.run_id not in seen:  # clamped shape patterns and square nets can coincide: train once
                         seen.add(cfg.run_id)
                         out.append(cfg)
@@ -143,7 +187,8 @@ PROFILES = {p.name: p for p in (
         "vit": Grid("vit", (4, 8, 16, 32), {"depth": 2, "heads": 4}),
         "convmlp": Grid("convmlp", (1, 4, 16)),
         "convvit": Grid("convvit", (4, 16))},
-        compression=compression_.DEFAULT.replace(curve_images=200)),  # the curves on 200 test images per class
+        compression=compression_.DEFAULT.replace(curve_images=200),  # the curves on 200 test images per class
+        design=Design()),
     Profile("paper", seeds=30, epochs=20, train_per_class=None, grids={
         "shapes": shapes(depths=(1, 2, 3, 4)),
         "dnn": square(widths=models.LADDER, depths=(1, 2, 3, 4)),

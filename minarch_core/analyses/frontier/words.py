@@ -39,18 +39,20 @@ class Answer:
                     f"interval {r.test_low:.2%}..{r.test_high:.2%})" if not np.isnan(r.test_mean) else
                     "test accuracy not measured yet (tables.recommend measures it)")
         if self.met:
-            head = [f"smallest model reaching {self.target:.1%} on {dataset} with {self.confidence:.0%} confidence:",
+            head = [f"the smallest variant whose own {self.confidence:.0%} lower bound (over its seeds, on the "
+                    f"validation split) reaches {self.target:.1%} on {dataset}:",
                     f"  {what}",
                     f"  {int(r.size_bytes):,} bytes stored ({r.ratio:.1f}x smaller than its dense float32 "
                     f"{int(r.dense_bytes):,} bytes)",
                     f"  {accuracy}",
                     f"  chosen on the validation split (lower bound {r.val_low:.2%} >= {self.target:.1%}); the "
                     f"test split is reported, never used to choose",
-                    f"  the bound holds for each variant alone; the smallest of the {self.candidates} searched is "
-                    f"favoured by luck, so read the test interval too"]
+                    f"  the bound holds for each variant alone, not for the smallest of the {self.candidates} "
+                    f"searched (chosen as the smallest that passes, it is favoured by luck): read the test interval "
+                    f"too"]
         else:
-            head = [f"nothing stored reaches {self.target:.1%} on {dataset} with {self.confidence:.0%} confidence "
-                    f"({self.candidates} variants searched). Closest miss:",
+            head = [f"no stored variant's own {self.confidence:.0%} lower bound reaches {self.target:.1%} on "
+                    f"{dataset} ({self.candidates} variants searched). Closest miss:",
                     f"  {what}: {int(r.size_bytes):,} bytes, validation lower bound {r.val_low:.2%}",
                     f"  {accuracy}",
                     f"  to search further, train larger models or more seeds: minarch sweep --dataset {dataset} "
