@@ -239,8 +239,10 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 # Both study **representative models** chosen by rule: per dataset, family and depth (square DNNs), the smallest
 # and the largest configuration that learns the task and one between, each with its three lowest seeds, so every
 # curve is drawn as a band over seeds. Pruning also compares depths **at matched size**: square DNNs that learn
-# the task, grouped into bands of about equal parameter count (within a factor 1.3) with one network per depth,
-# so that depth is not confounded with size.
+# the task, grouped into bands of about equal parameter count (within a factor 1.3) with one network per depth and
+# at least two depths, so that depth is not confounded with size; every seed of every band member is pruned on the
+# `matched` slice's finer sparsity grid, each band gives a least-squares slope of redundancy against depth, and the
+# depth effect is their mean (bands and seeds resampled for its interval).
 #
 # - **Pruning**: L1 magnitude, unstructured, with `torch.nn.utils.prune` (the smallest magnitudes go, found by
 #   `torch.kthvalue`; of weights tied at the threshold, the first in memory order); every Linear and Conv2d weight

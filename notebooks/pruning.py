@@ -71,14 +71,15 @@ Markdown("Global pruning, averaged over seeds" + (f": {layered}." if layered els
 # ## Depth at matched size
 #
 # Is a deeper network more resilient to pruning than a shallower one *of the same size*? Square DNNs that learn
-# the task are grouped into bands of about equal parameter count (within a factor 1.3), one network per depth,
-# and pruned globally, each with several seeds.
+# the task (depths 1, 2 and 4, and 3 from the Phase-1 shapes) are grouped into bands of about equal parameter count
+# (within a factor 1.3), one network per depth and two depths or more per band, and every seed is pruned globally
+# on a finer grid of sparsities than the curves above (the method chapter lists it). Each band gives a slope of
+# redundancy against depth; their mean is the depth effect the findings test.
 
 # %%
 matched = ch.ask("matched_redundancy")
 ch.figure(plots.matched_depth(matched), "matched_depth") if len(matched) else Markdown(
-    "No size band holds a network of every depth that learns the task: the grid cannot compare depths at matched "
-    "size here.")
+    "No size band holds two depths that learn the task: the grid cannot compare depths at matched size here.")
 
 # %%
 Markdown(pruning.depth_in_words(matched)) if len(matched) else None

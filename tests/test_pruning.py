@@ -177,10 +177,23 @@ def test_a_permanently_pruned_model_keeps_its_parameter_order():
     assert [name for name, _ in model.named_parameters()] == before
 
 
-@pytest.mark.parametrize("deep, words", [(0.30, "3 points less sparsity"), (0.36, "3 points more sparsity"),
-                                         (0.33, "as much sparsity")])
+@pytest.mark.parametrize("deep, words", [(0.30, "1.0 points less sparsity** per extra hidden layer"),
+                                         (0.36, "1.0 points more sparsity"), (0.33, "as much sparsity")])
 def test_the_depth_sentence_follows_the_sign_of_its_numbers(deep, words):
-    matched = pd.DataFrame({"band": [0, 0, 1, 1, 2], "depth": [1, 4, 1, 4, 1],  # band 2 lacks depth 4: not counted
-                            "redundancy": [0.33, deep, 0.33, deep, 0.9]})
+    matched = pd.DataFrame({"band": [0, 0, 1, 1, 2], "depth": [1, 4, 1, 4, 1],  # band 2 has one depth: not counted
+                            "redundancy": [0.33, deep, 0.33, deep, 0.9], "n_params": [1000, 1100, 5000, 5200, 9000]})
     text = pruning.depth_in_words(matched)
     assert words in text and "the 2 size bands" in text
+
+
+def test_matched_bands_pair_every_size_where_two_depths_meet_each_network_once():
+    configs = pd.DataFrame([{"dataset": "mnist", "family": "dnn", "config_id": f"d{d}p{p}", "depth": d, "n_params": p,
+                             "shape": "equal", "regime": "learning"}
+                            for d, p in [(1, 1000), (2, 1100), (4, 1250), (1, 8000), (2, 9000), (2, 30000),
+                                         (4, 31000), (1, 100000)]])
+    bands = pruning.matched_bands(configs)
+    members = bands.groupby("band").config_id.apply(sorted).to_dict()
+    assert members == {"1,000": ["d1p1000", "d2p1100", "d4p1250"], "8,000": ["d1p8000", "d2p9000"],
+                       "30,000": ["d2p30000", "d4p31000"]}  # 100,000 has no partner within 1.3x: no band
+    slopes = pruning.depth_slopes(bands.assign(redundancy=bands.depth * 0.05))
+    assert slopes.slope.tolist() == pytest.approx([0.05] * 3)

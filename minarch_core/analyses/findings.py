@@ -26,6 +26,7 @@ from ..engine import data, models
 from . import frontier
 from . import regimes
 from .common import between, chance, square
+from .pruning import slope
 from .regimes import LEARNS, THRESHOLDS, shape_spread
 
 VERDICTS = ("agrees", "differs", "no effect", "out of range", "undecided")
@@ -318,35 +319,34 @@ def redundancy_high(redundancy: pd.DataFrame, threshold: float = 0.6, n_boot: in
 
 
 def depth_resilience(matched: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[dict]:
-    """Deeper networks are more resilient to pruning, at matched parameter count: per size band, the mean
-    redundancy of the deepest minus the shallowest network, per depth step between them; the mean over bands, bands
-    and seeds resampled."""
+    """Deeper networks are more resilient to pruning, at matched parameter count: per dataset, the mean over size
+    bands of each band's slope of redundancy against depth (``pruning.depth_slopes``, per hidden layer); bands, and
+    seeds within each band and depth, resampled."""
     rng = np.random.default_rng(seed)
     rows = []
     if matched.empty:
         return [undecided("Deeper networks are more resilient to pruning", "depth at matched size", PAPER["depth"],
-                          "no size band holds a network of every depth that learns the task", "pruning")]
+                          "no size band holds two depths that learn the task", "pruning")]
     for dataset, m in matched.groupby("dataset", sort=False):
         m = m.dropna(subset=["redundancy"])
-        lo_depth, hi_depth = m.depth.min(), m.depth.max()
-        bands = [b for b, g in m.groupby("band") if {lo_depth, hi_depth} <= set(g.depth)]
-        if not bands or lo_depth == hi_depth:
+        bands = [b for b, g in m.groupby("band", sort=True) if g.depth.nunique() > 1]
+        if not bands:
             continue
-        cells = {(b, d): g.redundancy.to_numpy(float) for (b, d), g in m.groupby(["band", "depth"]) if b in bands}
-        steps = hi_depth - lo_depth
-        point = np.mean([cells[b, hi_depth].mean() - cells[b, lo_depth].mean() for b in bands]) / steps
+        cells = {b: {d: c.redundancy.to_numpy(float) for d, c in m[m.band == b].groupby("depth")} for b in bands}
+        point = np.mean([slope(list(c), [v.mean() for v in c.values()]) for c in cells.values()])
         draws = []
         for _ in range(n_boot):
-            chosen = rng.choice(bands, len(bands))
-            draws.append(np.mean([rng.choice(cells[b, hi_depth], len(cells[b, hi_depth])).mean()
-                                  - rng.choice(cells[b, lo_depth], len(cells[b, lo_depth])).mean()
-                                  for b in chosen]) / steps)
+            chosen = rng.choice(len(bands), len(bands))
+            draws.append(np.mean([slope(list(cells[bands[i]]), [rng.choice(v, len(v)).mean()
+                                                                 for v in cells[bands[i]].values()])
+                                  for i in chosen]))
         margin, words = MARGINS["depth"]
         low, high, v, p = decide(draws, margin=margin)
+        depths = sorted(m[m.band.isin(bands)].depth.unique())
         rows.append(_row("Deeper networks are more resilient to pruning",
-                         f"{data.spec(dataset).title}: depth {hi_depth} vs {lo_depth} at matched size",
-                         PAPER["depth"], point, low, high,
-                         f"{point * 100:+.1f} points of redundancy per depth step, over {len(bands)} size bands "
+                         f"{data.spec(dataset).title}: depth slope at matched size (depths "
+                         f"{', '.join(map(str, depths))})", PAPER["depth"], point, low, high,
+                         f"{point * 100:+.1f} points of redundancy per hidden layer, over {len(bands)} size bands "
                          f"({between(f'{low * 100:+.1f}', f'{high * 100:+.1f}')})", v, "pruning", dataset, p=p,
                          margin=words))
     return rows

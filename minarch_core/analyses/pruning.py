@@ -164,26 +164,27 @@ def curves(runs, grid: Slice = DEFAULT.pruning, **options) -> pd.DataFrame:
 
 
 def matched_bands(configs: pd.DataFrame, ratio: float = 1.3) -> pd.DataFrame:
-    """Square networks of the shaped families (``models.shaped``: the DNNs) that learn the task, in bands of about
-    equal parameter count with one network per depth: for each network of the shallowest depth (smallest first), the
-    unused network of every other depth nearest to it in log parameters, the band kept when every member is within a
-    factor ``ratio`` of it. What compares depths at
-    matched size, so that depth is not confounded with size."""
+    """Square networks of the shaped families (``models.shaped``: the DNNs, depths 1 to 4 where the study has them)
+    that learn the task, in bands of about equal parameter count, one network per depth and at least two depths: for
+    each unused network (smallest first), the unused network of every other depth nearest to it in log parameters
+    and within a factor ``ratio`` of it. What compares depths at matched size, so that depth is not confounded with
+    size; a band need not hold every depth, so that the depth slope reads every size where two depths meet."""
     d = square(configs[configs.family.isin(models.shaped()) & configs.regime.isin(LEARNS)])
-    rows, used = [], set()
+    rows = []
     for dataset, g in d.groupby("dataset", sort=True):
-        depths = sorted(g.depth.unique())  # the depths at which this dataset has networks that learn
-        for _, ref in g[g.depth == depths[0]].sort_values("n_params").iterrows() if len(depths) > 1 else ():
+        g, used = g.sort_values(["n_params", "depth"]), set()
+        for _, ref in g.iterrows():
+            if ref.config_id in used:
+                continue
             band = [ref]
-            for depth in depths[1:]:
+            for depth in sorted(set(g.depth) - {ref.depth}):
                 pool = g[(g.depth == depth) & ~g.config_id.isin(used)]
                 if pool.empty:
-                    break
+                    continue
                 near = pool.iloc[int(np.argmin(np.abs(np.log(pool.n_params / ref.n_params))))]
-                if max(near.n_params, ref.n_params) / min(near.n_params, ref.n_params) > ratio:
-                    break
-                band.append(near)
-            else:
+                if max(near.n_params, ref.n_params) / min(near.n_params, ref.n_params) <= ratio:
+                    band.append(near)
+            if len(band) > 1:
                 used.update(b.config_id for b in band)
                 rows += [{**b.to_dict(), "band": f"{ref.n_params:,.0f}"} for b in band]
     return pd.DataFrame(rows, columns=[*configs.columns, "band"])
@@ -220,17 +221,32 @@ def phases(curves_: pd.DataFrame, tolerance: float = DEFAULT.tolerance, collapse
                      index=curves_.index, name="phase")
 
 
+def slope(depths, values) -> float:
+    """The least-squares slope of redundancy against depth (per hidden layer) of one band's cells."""
+    return float(np.polyfit(np.asarray(depths, float), np.asarray(values, float), 1)[0])
+
+
+def depth_slopes(matched: pd.DataFrame) -> pd.DataFrame:
+    """Per size band of ``matched_redundancy``: the slope of redundancy (each depth's mean over its seeds) against
+    depth, per hidden layer, and the depths it spans."""
+    rows = []
+    for band, g in matched.dropna(subset=["redundancy"]).groupby("band", sort=False):
+        cell = g.groupby("depth").redundancy.mean()
+        if len(cell) > 1:
+            rows.append({"band": band, "n_params": g.n_params.min(), "depths": "-".join(map(str, cell.index)),
+                         "slope": slope(cell.index, cell.values)})
+    return pd.DataFrame(rows, columns=["band", "n_params", "depths", "slope"])
+
+
 def depth_in_words(matched: pd.DataFrame) -> str:
-    """The matched-size comparison of the deepest and the shallowest networks in one sentence, worded by its sign,
-    over the size bands that hold both depths."""
-    cell = matched.groupby(["band", "depth"]).redundancy.mean().unstack()
-    shallow, deep = cell.columns.min(), cell.columns.max()
-    diff = (cell[deep] - cell[shallow]).dropna() * 100
-    if shallow == deep or diff.empty:
-        return "No size band holds both the shallowest and the deepest networks: depths cannot be compared here."
-    mean = round(diff.mean())
-    how = (f"**{abs(mean)} points {'more' if mean > 0 else 'less'} sparsity** than depth-{shallow} ones on average"
-           if mean else f"**as much sparsity** as depth-{shallow} ones on average, to the nearest point")
-    return (f"Over the {len(diff)} size band{'s' * (len(diff) > 1)} that hold both, depth-{deep} networks tolerate "
-            f"{how}; by band the difference runs from {diff.min():+.0f} to {diff.max():+.0f} points, and the "
-            f"[findings](../findings.ipynb) give its interval.")
+    """The depth slope at matched size in one sentence, worded by its sign, over the size bands where two depths
+    or more meet."""
+    slopes = depth_slopes(matched).slope * 100
+    if slopes.empty:
+        return "No size band holds two depths that learn the task: depths cannot be compared here."
+    mean = slopes.mean()
+    how = (f"**{abs(mean):.1f} points {'more' if mean > 0 else 'less'} sparsity** per extra hidden layer on average"
+           if round(mean, 1) else "**as much sparsity** whatever its depth, on average, to a tenth of a point")
+    return (f"Over the {len(slopes)} size band{'s' * (len(slopes) > 1)} where two depths or more meet, a network "
+            f"tolerates {how}; by band the slope runs from {slopes.min():+.1f} to {slopes.max():+.1f} points per "
+            f"layer, and the [findings](../findings.ipynb) give its interval.")

@@ -304,9 +304,11 @@ def representatives(configs: pd.DataFrame, features: pd.DataFrame, per_group: in
     return seed_runs(out, features, seeds)
 
 
-def seed_runs(configs: pd.DataFrame, features: pd.DataFrame, seeds: int = 3) -> pd.DataFrame:
-    """``configs`` with one row per run of their ``seeds`` lowest seeds (``seed`` and ``run_id`` added)."""
-    runs = features.sort_values("seed").groupby("config_id").head(seeds)[["config_id", "seed", "run_id"]]
+def seed_runs(configs: pd.DataFrame, features: pd.DataFrame, seeds: int | None = 3) -> pd.DataFrame:
+    """``configs`` with one row per run of their ``seeds`` lowest seeds (None: every seed; ``seed`` and ``run_id``
+    added)."""
+    runs = features.sort_values("seed")
+    runs = (runs if seeds is None else runs.groupby("config_id").head(seeds))[["config_id", "seed", "run_id"]]
     return configs.merge(runs, on="config_id").sort_values(
         ["dataset", "family", "depth", "n_params", "seed"], ignore_index=True)
 

@@ -319,9 +319,9 @@ def representatives(at: Where, configurations: pd.DataFrame, runs: pd.DataFrame)
 def variants(at: Where, representatives: pd.DataFrame, configurations: pd.DataFrame,
              runs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """The compression table's curve part: every variant the pruning, quantization and component slices ask for
-    (``variants.requests``: the representatives, and every seed of the matched-depth bands), each measured once; one
+    (``variants.requests``: the representatives, and every seed of the matched-size bands), each measured once; one
     row per request, so that each slice's view is a selection. With the weights of the fine-tuned ones."""
-    bands = regimes.seed_runs(pruning_.matched_bands(configurations), runs)
+    bands = regimes.seed_runs(pruning_.matched_bands(configurations), runs, seeds=None)
     asked = variants_.requests(at.grid, representatives, bands)
     unique = asked[["c_" + k for k in variants_.KEY]].drop_duplicates().rename(columns=lambda c: c[2:])
     runs_ = at.store.runs_of(pd.concat([representatives, bands]).drop_duplicates("run_id"))

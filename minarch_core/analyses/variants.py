@@ -108,8 +108,9 @@ def requests(grid: Compression, representatives: pd.DataFrame, bands: pd.DataFra
         rows += [("components", run_id, "global", *c.settings[0], 0.0, "float32", 0, "none", on)]
         rows += [("components", run_id, "global", *c.settings[0], 0.0, str(p), 0, "*", on)
                  for p in c.precisions]
-    rows += [("matched", run_id, "global", *g.settings[0], s, "float32", g.epochs, WHOLE, on)
-             for run_id in bands.run_id for s in g.sparsities]
+    m = grid.matched
+    rows += [("matched", run_id, "global", *m.settings[0], s, "float32", m.epochs, WHOLE, on)
+             for run_id in bands.run_id for s in m.sparsities]
     out = pd.DataFrame(rows, columns=["slice", *KEY])
     return pd.concat([out, canonical(out).add_prefix("c_")], axis=1)
 

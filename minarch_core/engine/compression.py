@@ -8,7 +8,9 @@ sparsities x precisions, with an optional fine-tuning:
 - ``quantization``: every precision at sparsity 0, symmetric per tensor and asymmetric per output channel;
 - ``frontier``: the joint grid of sparsity and precision the smallest-model search sizes;
 - ``recovery``: the frontier's low-bit variants fine-tuned ``epochs`` with the rounding in the loop;
-- ``components``: one component group of a model at a time rounded to these precisions.
+- ``components``: one component group of a model at a time rounded to these precisions;
+- ``matched``: global L1 pruning at float32 of every seed of the networks that compare depths at matched size, on a
+  finer grid of sparsities than ``pruning`` (the redundancy that the depth claim reads is a sparsity on this grid).
 
 What a slice does not vary is fixed (``FIXED``): pruning curves are measured at float32, the quantization curves and
 component sensitivity on unpruned models, only the pruning curves compare scopes (the frontier prunes globally), and
@@ -37,7 +39,8 @@ FIXED = {"pruning": {"precisions": ("float32",), "settings": (("symmetric", "cha
          "frontier": {"scopes": ("global",), "epochs": 0},
          "recovery": {"scopes": ("global",)},
          "components": {"sparsities": (0.0,), "scopes": ("global",), "settings": (("symmetric", "channel"),),
-                        "epochs": 0}}
+                        "epochs": 0},
+         "matched": {"precisions": ("float32",), "scopes": ("global",), "settings": (("symmetric", "channel"),)}}
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class Compression:
     frontier: Slice = Slice(sparsities=(0.0, 0.5, 0.75, 0.9, 0.95), precisions=("float32", "float16", 8, 6, 4, 3, 2))
     recovery: Slice = Slice(sparsities=(0.0, 0.75, 0.9), precisions=(4, 3, 2), epochs=2)  # where rounding starts to cost
     components: Slice = Slice(precisions=(8, 4, 3, 2))
+    matched: Slice = Slice(sparsities=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7,
+                                       0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.97, 0.99))
     seeds: int = 3  # frontier seeds per configuration: enough for an interval, three fifths of the quick cost
     tolerance: float = 0.01
     curve_images: int | None = None  # test images per class the curve slices are measured on; None: all
