@@ -11,7 +11,7 @@ WORKERS  ?= 2
 DATASET  ?= mnist
 FAMILY   ?= dnn
 
-.PHONY: setup browser book lab sweep test test-fast benchmark sweeps phases racing clean
+.PHONY: setup browser book lab sweep test test-fast benchmark sweeps phases racing findings clean
 
 # Install the pinned stack into a project virtual environment (again only when the pins change).
 setup: $(VENV)/.installed
@@ -57,6 +57,12 @@ phases: setup
 racing: setup
 	$(BIN)/python benchmarks/racing.py --dataset $(DATASET) > benchmarks/.racing.txt
 	mv benchmarks/.racing.txt benchmarks/racing-latest.txt && cat benchmarks/racing-latest.txt
+
+# What the quick book's verdicts rest on (undecided parts, the design's added training, each verdict's stability),
+# read from the store a quick book build left in results/ (seconds). The last output is replaced only on success.
+findings: setup
+	$(BIN)/python benchmarks/findings.py > benchmarks/.findings.txt
+	mv benchmarks/.findings.txt benchmarks/findings-latest.txt && cat benchmarks/findings-latest.txt
 
 test: setup browser
 	$(BIN)/python -m pytest -q

@@ -61,6 +61,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 import common
+from findings import TARGETS as FINDINGS_TARGETS
 from minarch_core.book import pipeline
 from minarch_core.analyses import reach, tables
 from minarch_core.engine import data, models, profiles, settings, sweep, train
@@ -73,14 +74,15 @@ TARGETS = {"bundles vs seed-stacked, quick training": 1.5, "bundles vs seed-stac
            "utilisation, ViT": 0.25, "frontier evaluation vs one at a time": 10.0,
            "frontier chapter, min added per dataset": 3.0, "quick book rebuild on a trained store, min": 12.0,
            "quick book from an empty store, min": 35.0, "tables recomputed after a docstring edit": 0,
-           "bf16 vs fp32, quick training": 1.0, "hybrid families, added quick training": 0.15}
+           "bf16 vs fp32, quick training": 1.0, "hybrid families, added quick training": 0.15, **FINDINGS_TARGETS}
 # racing's 5x target is retired (its tolerance stays 0, so recommend's answers stay): what bounds it is reported
 LOWER_IS_BETTER = {"frontier chapter, min added per dataset", "quick book rebuild on a trained store, min",
                    "quick book from an empty store, min", "hybrid families, added quick training",
-                   "tables recomputed after a docstring edit"}
+                   "tables recomputed after a docstring edit", *FINDINGS_TARGETS}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout: book records and outputs
 PHASES = "benchmarks/phases-latest.txt"  # the frontier chapter's time by phase: `make phases` writes it
 RACING = "benchmarks/racing-latest.txt"  # what bounds racing's savings: `make racing` writes it
+FINDINGS = "benchmarks/findings-latest.txt"  # what the verdicts rest on: `make findings` writes it
 DEVICE = "cpu"  # what this benchmark measures; the trainer runs on CUDA too (MINARCH_DEVICE)
 MODELS = [("dnn", {"widths": [w] * d}) for d in (1, 4) for w in (1, 10, 100, 1000)] + \
          [("cnn", {"channels": c}) for c in (1, 8, 32)] + [("vit", {"dim": 16, "depth": 2, "heads": 4})]
@@ -446,6 +448,18 @@ def why_missed(book: dict, profile: profiles.Profile, peak: float, target_min: f
     return "\n".join(lines)
 
 
+def findings_targets(path: str = FINDINGS) -> dict:
+    """The targets ``make findings`` measured (what the verdicts rest on), read from its last output."""
+    if not os.path.exists(os.path.join(ROOT, path)):
+        return {}
+    out = {}
+    for line in open(os.path.join(ROOT, path)):
+        for label in FINDINGS_TARGETS:
+            if line.startswith(label):
+                out[label] = float(line[len(label):].split()[0])
+    return out
+
+
 def reworded_recomputes() -> int:
     """How many of a dataset's analysis tables a build would compute again after every docstring and comment of
     the package is reworded (``reach.reword`` on a copy): what the per-table code fingerprints promise is none."""
@@ -626,6 +640,7 @@ def report(args, peak: common.Peak, results: dict, achieved: dict) -> None:
         print(f"last book build from an empty store: {built(empty)}\n  where its wall time went: {spent(empty)}")
         print(why_missed(empty, quick, peak.value, TARGETS["quick book from an empty store, min"]))
     overall["tables recomputed after a docstring edit"] = reworded_recomputes()
+    overall.update(findings_targets())
     print("\n== targets (worst dataset) ==")
     for label, target in TARGETS.items():
         value = overall.get(label)
@@ -634,7 +649,8 @@ def report(args, peak: common.Peak, results: dict, achieved: dict) -> None:
                   f"instructions: fp32 stays the default; the per-model bf16 column shows what it costs here)")
             continue
         if value is None:
-            how = ("the quick book from an empty store" if "empty" in label else
+            how = ("the quick book, then make findings" if label in FINDINGS_TARGETS else
+                   "the quick book from an empty store" if "empty" in label else
                    "the quick book on a trained store after a change to the analyses" if "rebuild" in label else
                    "the quick book" + (", then make phases" if "racing" in label else ""))
             print(f"{label:40s} {'-':>8s} (target {target:g}): not measured (build {how})")
