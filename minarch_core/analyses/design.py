@@ -10,8 +10,8 @@ minimal size is not settled (its interval wider than ``Design.target`` times), p
   (the outcomes there are the most uncertain),
 
 the widest interval's family first, while the design's training stays within ``Design.budget`` of the training time
-the store records for the study's own runs on the dataset (a run's cost: its FLOPs, ``sweep.flops``, at the seconds
-per FLOP its family's own runs took there: small networks train far below peak, a ViT at a quarter of a DNN's rate). A family whose every seed learns (its minimal size a bound below its smallest
+the store records for the study's own runs on the dataset (a run priced at what its family's own runs of about its
+size took there). A family whose every seed learns (its minimal size a bound below its smallest
 member, as the CNN's one channel on MNIST) is out of its range: no run of the family can settle it, so none is added.
 The added runs are ordinary runs of the store. The next points are a function of what is stored: replaying the design
 on a store that holds its runs trains nothing, and an interrupted design resumes where it stopped.
@@ -53,10 +53,7 @@ def plan(study: Profile, dataset: str, store: Store) -> Plan:
     if design is None:
         return Plan([], [], pd.DataFrame(columns=LOG))
     table = store.table(configs=base)
-    flops = pd.Series({c.run_id: sweep.flops(c) for c in base})
-    rate = table.assign(flops=table.run_id.map(flops)).groupby("family").apply(
-        lambda g: g.time_s.sum() / g.flops.sum(), include_groups=False)  # seconds per FLOP, per family
-    cost = lambda cfgs: sum(sweep.flops(c) * rate[c.family] for c in cfgs)  # noqa: E731
+    cost = lambda cfgs: sum(_seconds(table, c) for c in cfgs)  # noqa: E731
     budget = design.budget * table.time_s.sum()
     added, log, spent = [], [], 0.0
     for round_ in range(1, design.rounds + 1):
@@ -102,6 +99,14 @@ def train(study: Profile, datasets, store: Store, run) -> tuple[int, int]:
         print(f"the design adds {len(missing)} runs where a minimal size is still open", flush=True)
         run(missing)
         trained += len(missing)
+
+
+def _seconds(table: pd.DataFrame, cfg: RunConfig) -> float:
+    """What training ``cfg`` costs, priced by the study's own runs of its family: their mean time per configuration,
+    interpolated in log parameters (small networks train far below the machine's peak, so FLOPs alone would
+    underprice them)."""
+    own = table[table.family == cfg.family].groupby("n_params").time_s.mean()
+    return float(np.interp(np.log(sweep.footprint(cfg).params), np.log(own.index.to_numpy(float)), own.to_numpy()))
 
 
 def _openness(minimal: pd.DataFrame) -> pd.Series:
