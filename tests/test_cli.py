@@ -90,3 +90,15 @@ def test_book_level_chapters_take_their_own_parameters(monkeypatch, tmp_path):
     assert cli.main(["chapter", "pruning", "--dataset", "cifar10", "--output", str(tmp_path / "p.ipynb")]) == 0
     assert seen == {"findings": {"profile": "quick", "datasets": "mnist"}, "reproducing": {},
                     "pruning": {"profile": "quick", "dataset": "cifar10"}}
+
+
+def test_recommend_s_miss_exits_1_and_says_how_to_search_further(monkeypatch, capsys):
+    from test_frontier import hand_table
+    from minarch_core.analyses import frontier
+    monkeypatch.setattr(cli.tables, "recommend", lambda at, target, *a, **k: frontier.recommend(hand_table(), target))
+    code = cli.main(["recommend", "--dataset", "mnist", "--min-accuracy", "0.995"])
+    out = " ".join(capsys.readouterr().out.split())  # unwrapped, as the terminal wraps it
+    assert code == 1 and "no stored variant's own 90% lower bound reaches 99.5% on mnist" in out
+    assert "Closest miss:" in out and "validation lower bound 99.00%" in out
+    assert "to search further, train larger models or more seeds: minarch sweep --dataset mnist --profile paper " \
+           "--family" in out and "reproduce: minarch recommend --dataset mnist --profile quick" in out
