@@ -1,5 +1,6 @@
 """End to end: the smoke-profile book for every dataset, executed by papermill and built by Jupyter Book, then
 opened in headless Chromium with the network blocked."""
+import hashlib
 import io
 import json
 import shutil
@@ -59,13 +60,23 @@ def test_every_chapter_page_and_figure_is_built(book):
             "no stored variant" in (html / "book" / dataset / "smallest.html").read_text()
 
 
+def stored_runs(store) -> dict:
+    """Every file of every stored run: its bytes' hash and its modification time (a retrain that wrote the same
+    names, or even the same bytes, changes the time)."""
+    files = [f for run in store.glob("*/[0-9a-f]*") for f in ([run] if run.is_file() else run.rglob("*"))
+             if f.is_file()]
+    return {str(f.relative_to(store)): (hashlib.sha256(f.read_bytes()).hexdigest(), f.stat().st_mtime_ns)
+            for f in files}
+
+
 def test_rerunning_a_chapter_trains_nothing(book):
     root, _ = book
     store = root / "results"
-    before = sorted(p.name for p in store.glob("*/[0-9a-f]*"))
+    before = stored_runs(store)
+    assert len(before) > 0
     pipeline.execute("sweep", root / "again.ipynb", {"dataset": "mnist", "profile": "smoke", "results": str(store)},
                      root=root)
-    assert sorted(p.name for p in store.glob("*/[0-9a-f]*")) == before
+    assert stored_runs(store) == before
 
 
 def test_a_failed_build_keeps_the_last_good_book(book, monkeypatch):

@@ -138,3 +138,59 @@ def test_a_real_mnist_model_exports_and_predicts_as_the_project(tmp_path, family
         ours = quantize_model(model, 4, "symmetric", "channel").eval()(test.x).argmax(1).numpy()
     assert (onnx != ours).sum() <= FLIPS and (numpy != ours).sum() <= FLIPS
     assert (ours == test.y.numpy()).mean() == pytest.approx(rows.test_acc.iloc[0], abs=1e-12)
+
+
+@pytest.mark.parametrize("precision", ["float32", "float16", "bfloat16", 12, 8, 4, 2])
+@pytest.mark.parametrize("scheme, granularity", [("symmetric", "tensor"), ("asymmetric", "channel")])
+def test_every_precision_and_scheme_exports_its_own_graph_and_computes_what_the_project_does(precision, scheme,
+                                                                                             granularity):
+    """Each weight of a half-pruned DNN stored as the precision says: float32 values; a float16 or bfloat16
+    initialiser and a Cast; at 8 bits or fewer int8 (symmetric) or uint8 (asymmetric) codes, a scale and a zero point
+    (per output channel or per tensor) feeding a DequantizeLinear; above 8 bits the rounded float32 values. Pruned
+    weights stay exact zeros, and onnxruntime computes the project's rounded model."""
+    import onnx
+    from onnx import numpy_helper
+    torch.manual_seed(0)
+    model = models.build("dnn", {"widths": [12, 12]}, (1, 28, 28), 10).eval()
+    export.pruning.make_permanent(export.pruning.prune_to(model, 0.5))
+    graph = onnx.load_from_string(export.to_onnx(model, precision, scheme, granularity, (1, 28, 28)))
+    inits = {i.name: i for i in graph.graph.initializer}
+    ops = [n.op_type for n in graph.graph.node]
+    weights = [n for n, p in model.named_parameters() if n.endswith("weight")]
+    if precision == "float32":
+        assert all(inits[w].data_type == onnx.TensorProto.FLOAT for w in weights) and "Cast" not in ops
+        values = {w: numpy_helper.to_array(inits[w]) for w in weights}
+    elif precision in ("float16", "bfloat16"):
+        kind = onnx.TensorProto.FLOAT16 if precision == "float16" else onnx.TensorProto.BFLOAT16
+        assert all(inits[f"{w}::{precision}"].data_type == kind for w in weights) and ops.count("Cast") == len(weights)
+        bits = {w: np.frombuffer(inits[f"{w}::{precision}"].raw_data, np.uint16) for w in weights}
+        values = {w: b.view(np.float16) if precision == "float16" else (b.astype(np.uint32) << 16).view(np.float32)
+                  for w, b in bits.items()}  # a pruned negative weight is -0.0: an exact zero still
+    elif precision <= 8:
+        dtype = onnx.TensorProto.UINT8 if scheme == "asymmetric" else onnx.TensorProto.INT8
+        assert all(inits[f"{w}::codes"].data_type == dtype for w in weights)
+        assert ops.count("DequantizeLinear") == len(weights)
+        axes = [a.i for n in graph.graph.node if n.op_type == "DequantizeLinear" for a in n.attribute if a.name == "axis"]
+        assert axes == ([0] * len(weights) if granularity == "channel" else [])
+        values = {}
+        for w in weights:
+            codes = numpy_helper.to_array(inits[f"{w}::codes"]).astype(np.int32)
+            zero = numpy_helper.to_array(inits[f"{w}::zero"]).astype(np.int32)
+            values[w] = codes - (zero.reshape(-1, 1) if zero.ndim else zero)  # zero where the weight is zero
+    else:
+        assert "DequantizeLinear" not in ops and "Cast" not in ops
+        values = {w: numpy_helper.to_array(inits[w]) for w in weights}
+    zeros = 0
+    for w in weights:
+        pruned = (dict(model.named_parameters())[w].detach().numpy() == 0).reshape(values[w].shape)
+        assert pruned.any() and (values[w][pruned] == 0).all()  # pruned weights stay exact zeros
+        zeros += pruned.sum()
+    assert zeros / sum(values[w].size for w in weights) == pytest.approx(0.5, abs=0.01)  # global: half of them
+    x = torch.randn(16, 1, 28, 28)
+    with torch.inference_mode():
+        ours = quantize_model(copy.deepcopy(model), precision_of(str(precision)), scheme, granularity).eval()(x)
+    path = f"/tmp/minarch-export-{precision}-{scheme}.onnx"
+    with open(path, "wb") as f:
+        f.write(graph.SerializeToString())
+    theirs = session(path).run(None, {"image": x.numpy()})[0]
+    assert np.allclose(theirs, ours.numpy(), atol=1e-4)
