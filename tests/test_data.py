@@ -127,15 +127,49 @@ def test_cifar10_npz_is_checked_against_the_published_checksums(tmp_path):
         data.load("cifar10", root=tmp_path)
 
 
+WATCHED: list = []  # (folder, writes attempted under it) while a test watches; read by the audit hook below
+WRITES = ("os.rename", "os.replace", "os.remove", "os.rmdir", "os.mkdir", "os.symlink", "os.link", "os.chmod",
+          "os.utime", "os.truncate", "shutil.copyfile", "shutil.move")
+
+
+def _audit(event, args):
+    """Records every attempt to write under a watched folder: an open for writing (by mode or flags), a rename,
+    a removal, a new folder or link, a change of mode or time. Running as root, CI could write to a read-only
+    folder: what matters is that no write is attempted."""
+    if not WATCHED or (event != "open" and event not in WRITES):
+        return
+    folder, writes = WATCHED[-1]
+    if event == "open":
+        path, mode, flags = args
+        writing = any(c in (mode or "") for c in "wax+") or bool((flags or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+        paths = [path] if writing else []
+    elif event in ("os.symlink", "os.link", "shutil.copyfile"):
+        paths = [args[1]]  # the new name is written; the target is only read
+    else:
+        paths = [a for a in args[:2] if isinstance(a, (str, bytes, os.PathLike))]
+    for p in paths:
+        if not isinstance(p, int) and os.path.abspath(os.fsdecode(p)).startswith(str(folder)):
+            writes.append((event, os.fsdecode(p)))
+
+
+sys.addaudithook(_audit)
+
+
 @real_mnist
-def test_real_mnist_read_only_root_stays_untouched():
-    root = settings.data_root()
-    before = snapshot(root)
+def test_real_mnist_read_only_root_stays_untouched(tmp_path, monkeypatch):
+    root = settings.data_root().resolve()
+    monkeypatch.setenv("MINARCH_CACHE", str(tmp_path / "fresh-cache"))  # nothing cached: the root is read
+    before, writes = snapshot(root), []
     fresh()
-    d = data.load("mnist")
+    WATCHED.append((root, writes))
+    try:
+        d = data.load("mnist")
+    finally:
+        WATCHED.pop()
     assert (len(d.train), len(d.val), len(d.test)) == (55000, 5000, 10000)
     assert abs(d.train.x.mean().item()) < 0.01 and abs(d.train.x.std().item() - 1) < 0.01
-    assert snapshot(root) == before  # unpacked and cached elsewhere
+    assert writes == [] and snapshot(root) == before  # unpacked and cached elsewhere, not even attempted there
+    assert (tmp_path / "fresh-cache" / "arrays" / "mnist.npz").exists()  # the fresh cache was built from the root
 
 
 @real_mnist
