@@ -7,7 +7,6 @@ import collections
 import hashlib
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -42,12 +41,30 @@ CHILD = textwrap.dedent("""
                     f.truncate(os.path.getsize(path) // 2)
                 os.kill(os.getpid(), signal.SIGKILL)
         torch.save = torn_save
-    if spec.get("wait_for"):  # start together with the other workers
+    if spec.get("signal_training"):  # touch <signal_training>.<n> as the n-th bundle starts training
+        from minarch_core.engine import train
+        real_bundle, started = train.train_bundle, []
+        def signalled(cfgs, *a, **kw):
+            started.append(1)
+            open(spec["signal_training"] + "." + str(len(started)), "w").close()
+            return real_bundle(cfgs, *a, **kw)
+        train.train_bundle = signalled
+    lost, real_rename = [], os.rename
+    def counted_rename(src, dst):  # a rename onto a run another worker stored first: a race this worker lost
+        try:
+            real_rename(src, dst)
+        except OSError:
+            if os.path.exists(dst):
+                lost.append(str(dst))
+            raise
+    os.rename = counted_rename
+    if spec.get("wait_for"):  # ready (imports done), then start together with the other workers
+        open(spec["wait_for"] + "." + str(os.getpid()), "w").close()
         while not os.path.exists(spec["wait_for"]):
-            time.sleep(0.005)
+            time.sleep(0.001)
     configs = [RunConfig.from_dict(c) for c in spec["configs"]]
     table = sweep.run(configs, spec["store"], device="cpu", progress=False)
-    print(json.dumps(sorted(table.run_id)))
+    print(json.dumps({"runs": sorted(table.run_id), "lost": len(lost)}))
 """)
 
 
@@ -91,11 +108,13 @@ def test_a_sweep_killed_mid_bundle_resumes_and_keeps_what_it_finished(env, monke
     cfgs = configs(epochs=150, seeds=(0, 1, 2), train_precision=precision)  # a bundle per seed, its six DNNs one
     # program of about a second: at 40 epochs a bundle took 0.25 s, and the two left could both finish within the
     # wait below
-    child = start(cfgs, env.root)
+    training = env.root.parent / "training"
+    child = start(cfgs, env.root, signal_training=str(training))
     deadline = time.monotonic() + 120
-    while not any(True for _ in env.runs()) and time.monotonic() < deadline:  # let a bundle finish
-        time.sleep(0.05)
-    time.sleep(random.uniform(0.2, 0.5))  # then kill in the middle of the next one
+    while not (training.parent / "training.2").exists() and time.monotonic() < deadline:  # a bundle stored, the
+        time.sleep(0.005)  # next one training now
+    assert (training.parent / "training.2").exists(), "the second bundle never started"
+    time.sleep(0.1)  # into its program, not at its first line
     child.send_signal(signal.SIGKILL)
     child.wait()
     before = fingerprints(env)
@@ -131,11 +150,15 @@ def test_concurrent_worker_processes_fill_one_store_once(env, tmp_path, workers)
     go = tmp_path / "go"
     children = [start(every[i:] + every[:i], env.root, wait_for=str(go))  # overlapping, shifted
                 for i in range(0, len(every), len(every) // workers)]
-    time.sleep(1)
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("go.*"))) < len(children) and time.monotonic() < deadline:
+        time.sleep(0.01)  # every worker ready: then they start at once, not staggered by their imports
     go.touch()
     outputs = [child.communicate(timeout=300) for child in children]
     assert all(child.returncode == 0 for child in children), [err for _, err in outputs]
-    assert all(json.loads(out) == sorted(c.run_id for c in every) for out, _ in outputs)  # each saw every run
+    reports = [json.loads(out) for out, _ in outputs]
+    assert all(r["runs"] == sorted(c.run_id for c in every) for r in reports)  # each saw every run
+    assert sum(r["lost"] for r in reports) >= 1, "no race happened: the test proved nothing"
     stored = sorted(p.name for p in (env.root / "mnist").iterdir() if not p.name.startswith("."))
     assert stored == sorted(c.run_id for c in every)  # one folder per run: no duplicates, no gaps
     assert not any((env.root / "mnist" / ".tmp").iterdir())  # a worker that lost a race cleaned up after itself
