@@ -78,7 +78,8 @@ def test_a_model_still_carrying_pruning_masks_is_neither_encoded_nor_sized():
 
 def test_decoding_the_wrong_architecture_is_refused():
     data = encoding.encode(model(0))
-    with pytest.raises(Exception):
+    with pytest.raises(packed_.FormatError, match=r"the payload does not fit this model's 4 parameter tensors "
+                       r"\(15,910 values\): decode it into the architecture it was encoded from"):
         encoding.decode(data, models.build("dnn", {"widths": [20]}, (1, 28, 28), 10))
 
 

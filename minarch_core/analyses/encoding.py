@@ -53,7 +53,12 @@ def decode(data: bytes, model: nn.Module) -> nn.Module:
     ``packed.decode``, the one decoder, which needs numpy only)."""
     out = copy.deepcopy(model)
     params = list(out.parameters())
-    arrays, _ = packed.decode(data, [tuple(p.shape) for p in params])
+    try:
+        arrays, _ = packed.decode(data, [tuple(p.shape) for p in params])
+    except packed.FormatError as err:  # the payload holds no shapes: a wrong model reads as a damaged payload
+        raise packed.FormatError(f"the payload does not fit this model's {len(params)} parameter tensors "
+                                 f"({sum(p.numel() for p in params):,} values): decode it into the architecture it "
+                                 f"was encoded from ({err})") from err
     with torch.no_grad():
         for p, values in zip(params, arrays):
             p.copy_(torch.from_numpy(values))
