@@ -90,6 +90,22 @@ def test_a_failed_build_keeps_the_last_good_book(book, monkeypatch):
     assert (html / "index.html").read_bytes() == index
 
 
+def test_a_chapter_that_fails_inside_a_full_build_is_named_and_the_last_book_stays(book, tmp_path, monkeypatch):
+    root, html = book
+    files = lambda: {str(p.relative_to(html)): hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+                     for p in sorted(html.rglob("*")) if p.is_file()}
+    before = files()
+    plugin = tmp_path / "breaks_regimes.py"  # loaded by every chapter's kernel (MINARCH_PLUGINS)
+    plugin.write_text("from minarch_core.analyses import regimes\n\n\ndef broken(*args, **kwargs):\n"
+                      "    raise RuntimeError('a deliberate failure')\n\n\nregimes.minimal_in_words = broken\n")
+    monkeypatch.setenv("MINARCH_PLUGINS", str(plugin))
+    with pytest.raises(pipeline.ChapterError, match=r"chapter 'regimes' \(mnist\) failed in cell \d+: RuntimeError: "
+                                                    r"a deliberate failure\n  the executed notebook is kept at .*"
+                                                    r"the previous book is untouched"):
+        pipeline.build("smoke", ["mnist"], results=str(root / "results"), root=root)
+    assert files() == before  # byte for byte: no page, figure or archive of the failed build replaced the last one
+
+
 @pytest.fixture(scope="module")
 def browser():
     if not (shutil.which("chromium") and shutil.which("chromedriver")):

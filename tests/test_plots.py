@@ -100,6 +100,8 @@ def test_sensitivity_and_matched_depth_figures(curves):
     assert '"Sensitivity of the minimal parameters to each threshold"' in spec(plots.sensitivity(sens))
     matched = curves[curves.sparsity == 0].assign(band="8,000", redundancy=[0.5, 0.6, 0.7, 0.4])
     assert '"hidden layers"' in spec(plots.matched_depth(matched))
+    many = pd.concat([matched.assign(band=f"{8000 + 1000 * k:,}") for k in range(len(plots.SHADES) + 4)])
+    assert '"size band (parameters)"' in spec(plots.matched_depth(many))  # more bands than shades: still drawn
 
 
 def test_log_axes_tick_whole_decades_within_the_data_only():

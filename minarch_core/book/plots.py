@@ -430,11 +430,9 @@ def matched_depth(matched: pd.DataFrame) -> alt.FacetChart:
         redundancy=("redundancy", "mean"), lo=("redundancy", "min"), hi=("redundancy", "max"),
         seeds=("run_id", "nunique")).reset_index()
     d["band_params"] = d.band.str.replace(",", "").astype(float)
-    bands = d.sort_values("band_params").band.unique().tolist()
-    colour = alt.Color("band:N", title="size band (parameters)", sort=bands,
-                       scale=alt.Scale(domain=bands, range=SHADES[:len(bands)] if len(bands) <= len(SHADES)
-                                       else None))
-    base = alt.Chart(d).encode(x=alt.X("depth:O", title="hidden layers"), color=colour)
+    colour = alt.Color("band_params:Q", title="size band (parameters)", legend=alt.Legend(format="~s"),
+                       scale=alt.Scale(type="log", range=[SHADES[0], SHADES[-1]]))  # light to dark: small to large
+    base = alt.Chart(d).encode(x=alt.X("depth:O", title="hidden layers"), color=colour, detail="band:N")
     lines = base.mark_line(point=True).encode(
         y=alt.Y("redundancy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]),
                 title="redundancy (mean over seeds)"),
