@@ -84,7 +84,7 @@ ch.figure(plots.dose(regimes.outcomes(features), regimes.dose_curves(minimal), m
 
 # %%
 added = ch.designed()
-ch.table("design", added.drop(columns=["config"]), {
+ch.table("design", added.drop(columns=["config"]).assign(family=added.family.map(plots.family_titles())), {
     "round": ("round", None), "family": ("family", None), "model": ("model", None),
     "n_params": ("parameters", tables.COUNT), "seeds": ("runs", None), "why": ("why", None)},
     f"Runs the design added on {ch.title}") if len(added) else Markdown("The design added no run on this dataset.")

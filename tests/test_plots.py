@@ -48,6 +48,8 @@ def test_the_dose_figure_draws_the_seeds_the_curve_and_an_open_interval_to_the_p
                             "smallest": [805], "largest": [79510]})
     drawn = plots.drawable(minimal).iloc[0]
     assert (drawn.ci_low, drawn.ci_high) == (80.5, 795100)  # a decade past the grid: a log axis can show it
+    bound = plots.drawable(minimal.assign(ci_low=np.nan, ci_high=np.nan, bound="at most")).iloc[0]
+    assert np.isnan(bound.ci_low) and np.isnan(bound.ci_high)  # no fit, no interval: no band across the panel
     outcomes = configs[configs.family == "dnn"].assign(learned=[0, 3, 2], seeds=3, fraction=[0, 1, 2 / 3])
     curves = regimes.dose_curves(minimal)
     assert curves.probability.is_monotonic_increasing and curves.probability.iloc[0] < 0.9 < curves.probability.max()

@@ -329,9 +329,9 @@ def drawable(minimal: pd.DataFrame) -> pd.DataFrame:
     """``minimal`` with each interval's open end (0 below the searched range, inf beyond it) drawn a decade past
     the family's grid, so that a log axis can show it."""
     out = minimal.copy()
-    out["ci_low"] = out.ci_low.where(out.ci_low > 0, out.smallest / 10)
-    out["ci_high"] = out.ci_high.where(np.isfinite(out.ci_high), out.largest * 10)
-    return out
+    out["ci_low"] = out.ci_low.where(out.ci_low.isna() | (out.ci_low > 0), out.smallest / 10)
+    out["ci_high"] = out.ci_high.where(out.ci_high.isna() | np.isfinite(out.ci_high), out.largest * 10)
+    return out  # a bound without a fit has no interval: none is drawn
 
 
 # -- figure 4 ------------------------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def claims(claims_: pd.DataFrame, study: str, datasets: list[str], titles: dict)
     rows = "".join(
         f"<tr><td>{f'<b>{html.escape(r.claim)}</b><br><i>the paper: {html.escape(r.paper)}</i>' if new else ''}"
         f"</td><td>{html.escape(r.part)}</td><td>{html.escape(r.text)}</td><td><b>{html.escape(r.verdict)}</b>"
-        + (f"<br><small>no effect: within {html.escape(r.margin)}</small>" if getattr(r, "margin", "") else "")
+        + (f"<br><small>matters beyond {html.escape(r.margin)}</small>" if getattr(r, "margin", "") else "")
         + f"</td><td>{held(r)}</td><td>{link(r)}</td></tr>" for r, new in zip(claims_.itertuples(), first))
     return HTML(f"<table class='minarch-table'><caption>The paper's claims, and the hybrids its future work proposes, "
                 f"against the <code>{html.escape(study)}"

@@ -195,7 +195,8 @@ PROFILES = {p.name: p for p in (
         "cnn": Grid("cnn", tuple(range(1, 33))),
         "vit": Grid("vit", (4, 8, 16, 32, 64, 128, 256), {"depth": 2, "heads": 4}),
         "convmlp": Grid("convmlp", (1, 2, 4, 8, 16, 32)),
-        "convvit": Grid("convvit", (4, 8, 16, 32, 64, 128))}),
+        "convvit": Grid("convvit", (4, 8, 16, 32, 64, 128))},
+        design=Design()),
 )}
 
 
