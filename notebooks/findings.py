@@ -51,8 +51,8 @@ ch.figure(plots.summary(minimal, layered, ch.ask_all("tolerance").query("granula
 # A second count of what a task needs, drawn as crosses: the **intrinsic dimension** of Li et al.
 # ([ICLR 2018](https://arxiv.org/abs/1804.08838), Table 1), the smallest random subspace of a *large* network's
 # parameters in which training reaches 90 % of that network's accuracy. It counts directions a large network needs
-# to move in, where the minimal size counts every parameter of a *small* network that learns the task; the two agree
-# on the order of difficulty, and the small network pays for its own structure:
+# to move in, where the minimal size counts every parameter of a *small* network that learns the task. How the two
+# counts compare where both exist:
 
 # %%
 Markdown(references.intrinsic_in_words(minimal) + " Li et al. did not measure Fashion-MNIST.")

@@ -263,3 +263,16 @@ def test_the_frontier_mask_is_the_pareto_rule():
     size = np.array([5, 1, 3, 3, 2, 8])
     acc = np.array([0.9, 0.5, 0.7, 0.8, 0.5, 0.85])
     assert frontier.front(size, acc).tolist() == [True, True, False, True, False, False]  # 2 bytes ties 1's 0.5
+
+
+def test_the_minimal_sizes_are_set_beside_the_published_intrinsic_dimensions():
+    from minarch_core.analyses import references
+    m = pd.DataFrame({"dataset": ["mnist", "cifar10"], "family": "dnn", "min_params": [7500.0, 45000.0],
+                      "bound": "exact"})
+    text = references.intrinsic_in_words(m)
+    assert "On MNIST the DNN's minimal size, 7,500 parameters, is 10.0x the intrinsic dimension of a fully " \
+           "connected network (750)" in text
+    assert "order MNIST and CIFAR-10 alike (6.0x against 12.0x)" in text
+    flipped = references.intrinsic_in_words(m.assign(min_params=[45000.0, 7500.0]))
+    assert "order MNIST and CIFAR-10 differently" in flipped
+    assert set(references.intrinsic().dataset) == {"mnist", "cifar10"}  # Li et al. did not measure Fashion-MNIST

@@ -86,5 +86,15 @@ def intrinsic_in_words(minimal: pd.DataFrame) -> str:
         lines.append(f"on {data.spec(r.dataset).title} the {models.family(r.family).title}'s minimal size, {bound}"
                      f"{r.min_params:,.0f} parameters, is {r.min_params / k:,.1f}x the intrinsic dimension of a "
                      f"{kinds[r.family]} ({k:,})")
+    for family, kind in kinds.items():  # do the two counts order the datasets alike?
+        m = minimal[(minimal.family == family) & (minimal.bound == "exact")].set_index("dataset").min_params
+        k = intrinsic().query("network == @kind").set_index("dataset").d_int90
+        both = [d for d in data.by_difficulty() if d in m.index and d in k.index]
+        if len(both) == 2:
+            alike = (m[both[1]] > m[both[0]]) == (k[both[1]] > k[both[0]])
+            lines.append(f"for the {models.family(family).title} the two counts order "
+                         f"{data.spec(both[0]).title} and {data.spec(both[1]).title} "
+                         + ("alike" if alike else "differently")
+                         + f" ({m[both[1]] / m[both[0]]:,.1f}x against {k[both[1]] / k[both[0]]:,.1f}x)")
     text = "; ".join(lines)
     return text[:1].upper() + text[1:] + "." if text else ""
