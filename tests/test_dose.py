@@ -54,6 +54,8 @@ def test_a_crossing_beyond_the_grid_leaves_the_interval_open():
     assert e.high == np.inf and np.isinf(e.draws(500, np.random.default_rng(0))).any()
 
 
-def test_outcomes_without_a_crossing_are_refused():
+def test_outcomes_without_a_crossing_or_from_one_size_are_refused():
     with pytest.raises(ValueError, match="no crossing"):
         dose.fit(GRID, np.ones(len(GRID), bool))
+    with pytest.raises(ValueError, match="one size: no slope"):
+        dose.fit(np.full(4, 3.0), np.array([True, False, True, True]))

@@ -6,6 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from scipy import stats
 
 from conftest import real_mnist
 
@@ -67,8 +68,11 @@ def test_an_exported_variant_computes_what_the_book_measured(trained, tmp_path, 
     theirs = session(done.folder / "model.onnx").run(None, {"image": test.x.numpy()})[0].argmax(1)
     assert (mine != theirs).sum() <= FLIPS
     assert abs((theirs == test.y.numpy()).mean() - card["test_accuracy"]) <= FLIPS / len(test.y)
-    low, high = card["test_interval"]  # Clopper-Pearson over the test split's images: around it, and narrow
-    assert low < card["test_accuracy"] < high and high - low < 0.05 and "Clopper-Pearson" in export.card_text(card)
+    assert card["test_images"] == len(test.y)  # Clopper-Pearson over the images the accuracy was measured on
+    exact = stats.binomtest(round(card["test_accuracy"] * len(test.y)), len(test.y)).proportion_ci(0.95, "exact")
+    assert card["test_interval"] == pytest.approx([exact.low, exact.high])
+    assert card["test_interval"][0] <= card["test_accuracy"] <= card["test_interval"][1]
+    assert f"Clopper-Pearson interval over the test split's {len(test.y):,} images" in export.card_text(card)
     if family in packed.FORWARD:
         assert (packed.forward(header, arrays, test.x.numpy()).argmax(1) != mine).sum() <= FLIPS
 

@@ -70,6 +70,21 @@ def test_an_edit_to_how_configurations_are_pooled_recomputes_that_table_and_its_
         n for n in codes if codes[n] != codes2[n]}}
 
 
+def test_an_edit_to_the_dose_response_recomputes_the_minimal_sizes_not_the_runs_nor_the_measured_models(
+        copy, monkeypatch):
+    # the runs table reads the design's log, which the dose-response decides; the log's effect is the run ids in
+    # the runs table's fingerprint, so the code behind it (``@reach.covered``) must not recompute every table
+    _, prints = fingerprints(PACKAGE, monkeypatch)
+    dose = copy / "analyses" / "dose.py"
+    anchor = "    best = int(np.argmax(profile))\n"
+    assert anchor in dose.read_text()
+    dose.write_text(dose.read_text().replace(anchor, anchor + "    best = best\n"))
+    _, prints2 = fingerprints(copy, monkeypatch)
+    changed = {name for name in prints if prints[name] != prints2[name]}
+    assert {"minimal", "minimal_draws", "sensitivity", "findings"} <= changed
+    assert not changed & {"runs", "configurations", "representatives", "variants", "frontier"}
+
+
 def package(tmp_path, **modules) -> reach.Package:
     root = tmp_path / "pkg"
     for name, text in modules.items():

@@ -92,6 +92,14 @@ def test_a_family_that_learns_everywhere_gives_a_bound_not_a_point():
     assert len(draws) == 100 and (draws.min_params == 6780).all()
 
 
+def test_a_family_of_one_size_is_read_against_the_level_not_fitted():
+    often = regimes.minimal_params(frames(runs("p100", 100, [0.9] * 9 + [0.1]))).iloc[0]  # 9 of 10 learn: 0.9
+    assert often.bound == "at most" and often.min_params == 100 and np.isnan(often.fitted)
+    seldom = regimes.minimal_params(frames(runs("p100", 100, [0.9, 0.1, 0.1]))).iloc[0]
+    assert seldom.bound == "not reached" and np.isnan(seldom.min_params)
+    assert (regimes.minimal_draws(frames(runs("p100", 100, [0.9] * 9 + [0.1])), n_draws=5).min_params == 100).all()
+
+
 def test_the_shaped_networks_do_not_enter_the_family_minimum():
     f = frames(runs("p100", 100, [0.1] * 4), runs("p400", 400, [0.95] * 4))
     shaped = frames(runs("s50", 50, [0.95] * 4))

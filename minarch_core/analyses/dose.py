@@ -61,6 +61,8 @@ def fit(x, learned, level: float = 0.9, confidence: float = 0.95) -> Estimate:
     sizes, k, n = outcomes(x, learned)
     if k.sum() == 0 or k.sum() == n.sum():
         raise ValueError("every seed learned, or none did: the outcomes hold no crossing to fit")
+    if len(sizes) < 2:
+        raise ValueError("the outcomes come from one size: no slope can be fitted")
     xs = np.linspace(sizes[0] - EDGE, sizes[-1] + EDGE, POINTS)
     surface = _penalised(xs, sizes, k, n, logit(level))  # (POINTS, SLOPES)
     profile = surface.max(axis=1)

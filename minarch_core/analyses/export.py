@@ -97,6 +97,7 @@ def write(at: tables.Where, row: pd.Series, variant: pd.Series, out: Path) -> Ex
     if len(payload) != int(row.size_bytes):
         raise AssertionError(f"the encoding gave {len(payload)} bytes, the frontier counted {int(row.size_bytes)}")
     spec = data.spec(run.config.dataset)
+    images = len(train.load_data(run.config, "cpu", at.data_root).test.y)  # what the test accuracy was measured on
     names = [n for n, _ in model.named_parameters()]
     header = {"dataset": spec.name, "family": run.config.family, "arch": run.config.arch,
               "classes": spec.n_classes, "precision": str(row.precision), "scheme": row.scheme,
@@ -113,7 +114,7 @@ def write(at: tables.Where, row: pd.Series, variant: pd.Series, out: Path) -> Ex
             "onnx_bytes": (out / "model.onnx").stat().st_size, "seed": int(row.seed), "run_id": row.run_id,
             "study_id": at.study.study_id, "validation_accuracy": float(row.val_acc),
             "test_accuracy": _number(row.test_acc),
-            "test_interval": clopper_pearson(row.test_acc, spec.official[1]) if spec.official else None,
+            "test_images": images, "test_interval": clopper_pearson(row.test_acc, images),
             "seeds": {"count": int(variant.seeds), "test_mean": _number(variant.test_mean),
                       "test_interval": [_number(variant.test_low), _number(variant.test_high)]},
             "input": header["input"], "tensors": names}
@@ -201,10 +202,9 @@ def clopper_pearson(accuracy, images: int, level: float = 0.95) -> list | None:
 def card_text(card: dict) -> str:
     """The card for people."""
     i = card["input"]
-    test = "not measured" if card["test_accuracy"] is None else f"{card['test_accuracy']:.2%}" if card.get(
-        "test_interval") is None else (
-        f"{card['test_accuracy']:.2%} (95% Clopper-Pearson interval over the test split's images "
-        f"{card['test_interval'][0]:.2%}..{card['test_interval'][1]:.2%})")
+    test = "not measured" if card["test_accuracy"] is None else (
+        f"{card['test_accuracy']:.2%} (95% Clopper-Pearson interval over the test split's {card['test_images']:,} "
+        f"images {card['test_interval'][0]:.2%}..{card['test_interval'][1]:.2%})")
     low, high = card["seeds"]["test_interval"]
     spread = "" if low is None else f" (interval {low:.2%}..{high:.2%})"
     mean = card["seeds"]["test_mean"]

@@ -8,7 +8,9 @@ or one imported from another module of the package (``from . import grids`` then
 are followed). A class is reached whole, methods and all, so a method called on an instance is covered by naming
 its class (as an annotation, a constructor, a type check). A module's statements that define no name of their own
 (an ``if`` at the top, a call) are reached with any of its names. A module named bare (passed as a value) is
-reached whole. What the package cannot see (torch, pandas) is pinned by the environment, not here.
+reached whole. What the package cannot see (torch, pandas) is pinned by the environment, not here. A function marked
+``@covered`` is where reaching stops: what it returns is covered by the fingerprint's inputs already (the ids of the
+runs a table reads), so neither its body nor what it calls enters the code.
 """
 from __future__ import annotations
 
@@ -21,6 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROLOGUE = "<prologue>"  # the name, in a key, of a module's statements that define no name of their own
+
+
+def covered(fn):
+    """Mark ``fn`` as a function whose result a table's fingerprint covers by its inputs: reaching stops there."""
+    return fn
 
 
 @dataclass
@@ -53,8 +60,17 @@ class Package:
 
     @functools.cache
     def _dump(self, key: tuple[str, str]) -> bytes:
+        if self._covered(key):
+            return ":".join(key).encode()
         return "\n".join([":".join(key), *(ast.dump(s, include_attributes=False)
                                             for s in self._statements(*key))]).encode()
+
+    def _covered(self, key: tuple[str, str]) -> bool:
+        """Whether ``key`` is a function marked ``@covered``."""
+        return key[1] != PROLOGUE and any(
+            isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+                (d.id if isinstance(d, ast.Name) else getattr(d, "attr", None)) == "covered" for d in s.decorator_list)
+            for s in self._statements(*key))
 
     def reach(self, module: str, name: str) -> set[tuple[str, str]]:
         """Every (module, name) that definition ``name`` of ``module`` reaches, itself included, with the
@@ -73,6 +89,8 @@ class Package:
     @functools.cache
     def _edges(self, key: tuple[str, str]) -> set[tuple[str, str]]:
         """What one definition names directly, and its module's prologue (which comes with any of its names)."""
+        if self._covered(key):
+            return set()
         return self._references(key[0], self._statements(*key)) | {(key[0], PROLOGUE)}
 
     def _statements(self, mod: str, sym: str) -> list[ast.stmt]:

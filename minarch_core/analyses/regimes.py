@@ -150,7 +150,8 @@ def minimal_params(features: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.
         if fit is not None:
             row.update(min_params=10 ** fit.point, ci_low=10 ** fit.low, ci_high=10 ** fit.high,
                        fitted=10 ** fit.point, slope=fit.slope)
-        if learned.all() or (fit is not None and fit.point < x.min()):
+        alone = fit is None and learned.mean() >= th.learn_probability  # one size, learning often enough
+        if learned.all() or alone or (fit is not None and fit.point < x.min()):
             row.update(min_params=smallest, bound="at most")
         elif fit is not None and fit.point <= x.max():
             row.update(bound="exact")
@@ -189,7 +190,7 @@ def minimal_draws(features: pd.DataFrame, th: Thresholds = Thresholds(), n_draws
     NaN when not reached), one row per draw: what the findings compare across datasets."""
     rng, frames = np.random.default_rng(seed), []
     for (d, f), x, learned, fit in _fits(features, th):
-        if learned.all():
+        if learned.all() or (fit is None and learned.mean() >= th.learn_probability):
             values = np.full(n_draws, 10 ** x.min())
         else:
             values = fit.draws(n_draws, rng) if fit is not None else np.full(n_draws, np.nan)
@@ -234,10 +235,11 @@ def dose_curves(minimal: pd.DataFrame, points: int = 60) -> pd.DataFrame:
 
 def _fits(features, th):
     """Per dataset and family of the square configurations: (key, log10 parameters and outcome per run, the fitted
-    ``dose.Estimate`` or None where every seed or none learned)."""
+    ``dose.Estimate`` or None where every seed or none learned, or all come from one size)."""
     for key, f in square(features).groupby(["dataset", "family"], sort=True):
         x, learned = np.log10(f.n_params.to_numpy(float)), f.learned.to_numpy(bool)
-        fit = dose.fit(x, learned, th.learn_probability, LEVEL) if 0 < learned.sum() < len(learned) else None
+        crossing = 0 < learned.sum() < len(learned) and len(np.unique(x)) > 1
+        fit = dose.fit(x, learned, th.learn_probability, LEVEL) if crossing else None
         yield key, x, learned, fit
 
 

@@ -244,6 +244,7 @@ def _configs(at: Where):
     return at.study.configs(at.dataset) + design_.configs_of(designed(at))
 
 
+@reach.covered  # its log decides which runs the tables read, and their ids are in the runs table's fingerprint
 def designed(at: Where) -> pd.DataFrame:
     """The log of the runs the study's design added on the dataset (``design.plan``: round, family, model, size,
     seeds, why). Replaying the design reads every run, so its log is kept beside the tables, under a fingerprint of
