@@ -161,6 +161,9 @@ def read(path: str | Path) -> tuple[dict, dict[str, np.ndarray], list[dict]]:
     if not all(isinstance(n, str) for n in names) or not all(
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for shape in shapes for d in shape):
         raise FormatError(f"{path}: unreadable header (tensor names must be strings, shapes lists of integers >= 0)")
+    if len(set(names)) < len(names):
+        raise FormatError(f"{path}: unreadable header (two tensors share a name: "
+                          f"{sorted({n for n in names if names.count(n) > 1})})")
     elements = sum(int(np.prod(shape, dtype=object)) for shape in shapes)
     if elements > MAX_ELEMENTS:
         raise FormatError(f"{path}: its header declares {elements:,} values, more than this reader takes "

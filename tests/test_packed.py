@@ -153,3 +153,12 @@ def test_a_relative_index_of_zero_is_refused():
     tensor = packed.TENSOR.pack(2, packed.FLOAT, 0, 2) + gaps + np.zeros(2, "<f4").tobytes()
     with pytest.raises(packed.FormatError, match="relative index of 0"):
         packed.decode(tensor, [(4,)])
+
+
+def test_a_header_naming_two_tensors_alike_is_refused():
+    # what the fuzzer found: a tensor renamed to another's name kept its bytes and checksum valid, and the reader
+    # returned one tensor fewer than the header lists (a dict keyed by name)
+    blob = FILES[0].replace(b'"name": "1.weight"', b'"name": "3.weight"', 1)  # the same length
+    assert blob != FILES[0]
+    with pytest.raises(packed.FormatError, match=r"two tensors share a name: \['3.weight'\]"):
+        read(fixed_checksum(blob))
