@@ -124,8 +124,7 @@ def _propose(row, features: pd.DataFrame, study: Profile, dataset: str, design) 
     lo, hi = max(row.ci_low, row.smallest), min(row.ci_high, row.largest)
     f = square(features[features.family == row.family])
     trained = f.groupby("config_id").agg(width=("width", "first"), depth=("depth", "first"),
-                                         n_params=("n_params", "first"), seeds=("seed", "nunique"),
-                                         top=("seed", "max"))
+                                         n_params=("n_params", "first"), top=("seed", "max"))
     gaps = []
     for depth, g in trained.sort_values("width").groupby("depth"):
         for (_, a), (_, b) in zip(g.iterrows(), g.iloc[1:].iterrows()):
