@@ -90,7 +90,7 @@ Markdown(f"Of the paper's {(~beyond).sum()} claim parts, {counts['agrees']} agre
             f"on the whole training split for {paper.epochs} epochs, over "
             f"{sum(len(g.values) for g in paper.grids.values()):,} configurations per dataset, which narrows the "
             f"intervals and extends the grids below and above today's bounds; it needs a GPU or a cluster "
-            f"(see the README)." if len(undecided) and ch.study.name != "paper" else "")
+            f"(the manual's *Profiles and sweeps* page says how)." if len(undecided) and ch.study.name != "paper" else "")
          + (" Where a part *differs*, the linked chapter shows the data behind it." if counts["differs"] else "")
          + (f"\n\nBeyond the paper, its proposed future work: of {beyond.sum()} parts on the hybrid families "
             f"(convolutional stems with an MLP or attention head), {hybrid['agrees']} hold, {hybrid['differs']} do "

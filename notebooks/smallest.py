@@ -142,7 +142,7 @@ Markdown("```text\n$ " + f"minarch recommend --dataset {ch.dataset} --min-accura
 # %% [markdown]
 # Or take the answers home: each met target's model, exported as `minarch export` writes it (one seed, the lower
 # median of its seeds on validation; `model.onnx` for any runtime, `model.minarch` holding exactly the bytes counted
-# above, and a card with the input it expects; the README says how to run it):
+# above, and a card with the input it expects; [the manual](../using/smallest.md) says how to run it):
 
 # %%
 ch.exported(answers, table)

@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.book, every_dataset]
 FIGURES = ("phase1", "families", "phase2", "sensitivity", "learning_curves", "pruning", "redundancy", "quantization",
            "frontier", "components")
 PAGES = [f"book/{d}/{c}.html" for d in DATASETS for c in pipeline.PER_DATASET] + \
-        [f"book/{c}.html" for c, spec in CHAPTERS.items() if not spec.per_dataset] + ["book/intro.html"]
+        [f"book/{c}.html" for c, spec in CHAPTERS.items() if not spec.per_dataset] + ["book/intro.html"] + \
+        [f"book/using/{page}.html" for page in pipeline.MANUAL]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The benchmarks' printed outputs for people: their "== targets ==" sections as one table (the README's speed table
+"""The benchmarks' printed outputs for people: their "== targets ==" sections as one table (the manual's speed table
 and the reproducing chapter's), and the full output folded away one click from it."""
 from __future__ import annotations
 

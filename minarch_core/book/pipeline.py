@@ -42,6 +42,7 @@ from .parameters import CHAPTERS, STUDY, ParameterError, chapter as chapter_spec
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: notebooks/, book/ sources, _config.yml, _toc.yml
 PER_DATASET = [c.name for c in CHAPTERS.values() if c.per_dataset]  # in dependency order
+MANUAL = ("running", "data", "sweeps", "smallest", "tables", "guarantees", "speed", "extending")  # book/using/*.md
 EMPTY_STORE_RECORD = "build-info-empty-store.json"  # in book/: the last build that trained every run it needed
 
 
@@ -344,7 +345,8 @@ def book_config(root: Path = ROOT) -> dict:
 
 def table_of_contents(datasets=None) -> dict:
     """The book's table of contents, from the chapter and dataset records: the book-level chapters, then one part
-    per dataset (easiest first). ``_toc.yml`` holds it for every registered dataset (a test keeps it so)."""
+    per dataset (easiest first), the conclusions, and the manual. ``_toc.yml`` holds it for every registered dataset
+    (a test keeps it so)."""
     datasets = data.by_difficulty(datasets)
     book_level = [c for c in CHAPTERS.values() if not c.per_dataset]
     entry = lambda path: {"file": path}  # noqa: E731
@@ -352,6 +354,7 @@ def table_of_contents(datasets=None) -> dict:
     parts += [{"caption": data.spec(d).title, "chapters": [entry(f"book/{d}/{c}") for c in PER_DATASET]}
               for d in datasets]
     parts += [{"caption": "Conclusions", "chapters": [entry(f"book/{c.name}") for c in book_level[1:]]}]
+    parts += [{"caption": "Using minarch", "chapters": [entry(f"book/using/{page}") for page in MANUAL]}]
     return {"format": "jb-book", "root": "book/intro", "parts": parts}
 
 
@@ -362,12 +365,12 @@ def toc_text(datasets=None) -> str:
 
 
 def _copy_sources(root: Path) -> None:
-    """The book's sources (configuration, prose, static files) into another build folder."""
-    (root / "book").mkdir(parents=True, exist_ok=True)
+    """The book's sources (configuration, prose, the manual, static files) into another build folder."""
+    (root / "book" / "using").mkdir(parents=True, exist_ok=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(ROOT / name, root / name)
-    for page in (ROOT / "book").glob("*.md"):
-        shutil.copy2(page, root / "book" / page.name)
+    for page in [*(ROOT / "book").glob("*.md"), *(ROOT / "book" / "using").glob("*.md")]:
+        shutil.copy2(page, root / page.relative_to(ROOT))
     shutil.copytree(ROOT / "book" / "_static", root / "book" / "_static", dirs_exist_ok=True)
 
 
