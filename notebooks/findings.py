@@ -37,15 +37,13 @@ from IPython.display import Markdown
 
 from minarch_core.analyses import findings, frontier, references
 from minarch_core.book import chapter, plots, tables
-from minarch_core.engine import data, models, profiles
+from minarch_core.engine import profiles
 
 ch = chapter.from_notebook("findings", globals())
 claims = ch.ask("findings")  # every claim part of every dataset here: one table of the study
-redundancy = ch.ask_all("redundancy")
-layered = redundancy[(redundancy.scope == "global") & redundancy.family.isin(models.shaped())]  # depth: layers
 minimal = ch.ask_all("minimal")
-ch.figure(plots.summary(minimal, layered, ch.ask_all("tolerance").query("granularity == 'tensor'"),
-                        references.intrinsic()), "summary")
+ch.figure(plots.summary(minimal, ch.ask_all("redundancy"), ch.ask_all("tolerance"), references.intrinsic()),
+          "summary")
 
 # %% [markdown]
 # A second count of what a task needs, drawn as crosses: the **intrinsic dimension** of Li et al.
@@ -55,7 +53,7 @@ ch.figure(plots.summary(minimal, layered, ch.ask_all("tolerance").query("granula
 # counts compare where both exist:
 
 # %%
-Markdown(references.intrinsic_in_words(minimal) + " Li et al. did not measure Fashion-MNIST.")
+Markdown(references.intrinsic_in_words(minimal))
 
 # %% [markdown]
 # ## The claims, part by part
@@ -70,32 +68,10 @@ Markdown(references.intrinsic_in_words(minimal) + " Li et al. did not measure Fa
 # regimes chapter's threshold settings they keep their verdict. Each part links to the chapter whose figure shows it.
 
 # %%
-tables.claims(claims, ch.study.name, ch.datasets, {d: data.spec(d).title for d in ch.datasets})
+tables.claims(claims, ch.study.name, ch.datasets)
 
 # %%
-beyond = claims.paper == findings.PAPER["hybrids"]  # the paper's future work, measured here
-counts = claims[~beyond].verdict.value_counts().reindex(list(findings.VERDICTS), fill_value=0)
-undecided = claims[~beyond & (claims.verdict == "undecided")]
-paper = profiles.get("paper")
-hybrid = claims[beyond].verdict.value_counts().reindex(list(findings.VERDICTS), fill_value=0)
-Markdown(f"Of the paper's {(~beyond).sum()} claim parts, {counts['agrees']} agree with it, {counts['differs']} "
-         f"differ, {counts['no effect']} find no effect beyond the smallest that matters, {counts['out of range']} "
-         f"lie out of the family's range and "
-         f"{counts['undecided']} are undecided on the `{ch.study.name}` profile ({ch.study.seeds} seeds, "
-         f"{ch.study.epochs} epochs, "
-         + ("the whole training split" if ch.study.train_per_class is None else
-            f"{ch.study.train_per_class:,} training images per class") + "). "
-         + (f"The undecided parts ({'; '.join(undecided.part)}) are what this profile cannot settle: its intervals "
-            f"are too wide or its grid too coarse. The `paper` profile trains {paper.seeds} seeds per configuration "
-            f"on the whole training split for {paper.epochs} epochs, over "
-            f"{sum(len(g.values) for g in paper.grids.values()):,} configurations per dataset, which narrows the "
-            f"intervals and extends the grids below and above today's bounds; it needs a GPU or a cluster "
-            f"(the manual's *Profiles and sweeps* page says how)." if len(undecided) and ch.study.name != "paper" else "")
-         + (" Where a part *differs*, the linked chapter shows the data behind it." if counts["differs"] else "")
-         + (f"\n\nBeyond the paper, its proposed future work: of {beyond.sum()} parts on the hybrid families "
-            f"(convolutional stems with an MLP or attention head), {hybrid['agrees']} hold, {hybrid['differs']} do "
-            f"not, {hybrid['no effect']} find no effect, {hybrid['out of range']} lie out of a parent's range and "
-            f"{hybrid['undecided']} are undecided." if beyond.any() else ""))
+Markdown(findings.summary_in_words(claims, ch.study, profiles.get("paper")))
 
 # %% [markdown]
 # ## The smallest model across datasets
@@ -116,8 +92,8 @@ Markdown(frontier.across(front))
 
 # %%
 recovered = ch.ask_all("recovery")
-ch.table("recovery", plots.labelled(recovered), {
-    "dataset_title": ("dataset", None), "bits": ("bits", "{:.0f}"), "float32": ("float32", "{:.1%}"),
+ch.table("recovery", recovered, {
+    "dataset": ("dataset", None), "bits": ("bits", "{:.0f}"), "float32": ("float32", "{:.1%}"),
     "post_training": ("post-training", "{:.1%}"), "quantization_aware": ("quantization-aware", "{:.1%}"),
     "recovered": ("recovered", "{:+.1%}"), "verdict": ("claim", None)},
     "Quantization-aware recovery on every dataset")

@@ -28,14 +28,11 @@ renderer = "default"
 figures = None
 
 # %%
-import dataclasses
-
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
-from minarch_core.analyses import findings, racing, regimes, variants
-from minarch_core.book import chapter, parameters, plots
-from minarch_core.engine import config, data, models, profiles, sweep, train
+from minarch_core.analyses import findings, regimes, variants
+from minarch_core.book import chapter, method, plots
 
 ch = chapter.from_notebook("method", globals())
 ch.figure(plots.workflow(), "workflow")
@@ -50,19 +47,7 @@ ch.figure(plots.workflow(), "workflow")
 # choices below: the ViT's patch size, and how many of a ViT's seeds a CPU trains in one stacked step.
 
 # %%
-def dataset_row(d):
-    patch = models.default_patch(d.input_shape)
-    vit = config.RunConfig(d.name, "vit", {"dim": 8})
-    c, h, w = d.input_shape
-    return {"dataset": d.title, "difficulty rank": d.difficulty, "classes": d.n_classes,
-            "image (C×H×W)": f"{c}×{h}×{w}", "inputs": c * h * w, "channel mean": ", ".join(map(str, d.mean)),
-            "channel std": ", ".join(map(str, d.std)),
-            "ViT patch": patch, "ViT patches": (h // patch) * (w // patch),
-            "ViT seeds per CPU step": sweep.seeds_per_program(vit, "cpu", 1)}
-
-
-datasets = pd.DataFrame([dataset_row(data.spec(d)) for d in data.by_difficulty()])
-ch.table("datasets", datasets, {c: (c, None) for c in datasets.columns}, "The datasets")
+ch.table("datasets", method.datasets(), None, "The datasets")
 
 # %% [markdown]
 # ## Training
@@ -108,10 +93,7 @@ ch.table("datasets", datasets, {c: (c, None) for c in datasets.columns}, "The da
 # study trained both ways shows the same regimes, minimal sizes and verdicts. The defaults:
 
 # %%
-defaults = {f.name: f.default for f in dataclasses.fields(config.RunConfig)
-            if f.default is not dataclasses.MISSING}
-ch.table("training", pd.DataFrame({"setting": list(defaults), "default": [str(v) for v in defaults.values()]}),
-         {"setting": ("setting", None), "default": ("default", None)}, "Training settings of every run")
+ch.table("training", method.training(), None, "Training settings of every run")
 
 # %% [markdown]
 # ## Architectures
@@ -128,10 +110,8 @@ ch.table("training", pd.DataFrame({"setting": list(defaults), "default": [str(v)
 #   would make four times as many tokens, and attention cost grows with their square).
 
 # %%
-shapes = pd.DataFrame([{"pattern": s.pattern or "(one layer)", "widths": "-".join(map(str, s.widths))}
-                       for s in models.phase1_shapes(depths=(1, 2, 3), sizes=(10,))])
-display(Markdown(f"The width ladder: {', '.join(map(str, models.LADDER))}. The shapes of size 10 up to depth 3:"))
-ch.table("shapes", shapes, {"pattern": ("step pattern", None), "widths": ("widths", None)},
+display(Markdown(method.ladder_words()))
+ch.table("shapes", method.shapes(), {"pattern": ("step pattern", None), "widths": ("widths", None)},
          "Phase-1 shapes of size 10")
 
 # %% [markdown]
@@ -150,28 +130,10 @@ ch.table("shapes", shapes, {"pattern": ("step pattern", None), "widths": ("width
 #   the ViT's, the Conv+MLP's one by one like the CNN's.
 
 # %%
-def grid_span(study, family, d):
-    grids = [name for name, grid in study.grids.items() if grid.family == family]
-    sizes = [sweep.footprint(cfg).params for cfg in study.configs(d.name, grids)] if grids else []
-    return f"{min(sizes):,} to {max(sizes):,}" if sizes else "not in the profile"
 
-
-def hybrid_rows(d, study):
-    """One row per hybrid: its stem's map, and the parameters its grids and its parents' grids span."""
-    h, w = models.stem_map(d.input_shape)
-    for name in models.hybrids():
-        family = models.family(name)
-        pool = models.normalise_arch(name, {}, d.input_shape)["pool"]
-        side = models.stem_side(d.input_shape, pool)
-        yield {"dataset": d.title, "family": family.title, "stem": f"{h}×{w} → pool {pool} → {side[0]}×{side[1]}",
-               "parameters": grid_span(study, name, d),
-               "parents": "; ".join(f"{models.family(p).title} {grid_span(study, p, d)}" for p in family.parents)}
-
-
-hybrids = pd.DataFrame([row for d in data.by_difficulty() for row in hybrid_rows(data.spec(d), ch.study)])
-ch.table("hybrids", hybrids, {"dataset": ("dataset", None), "family": ("hybrid", None),
-                              "stem": ("stem: map → pool → positions", None),
-                              "parameters": ("parameters", None), "parents": ("its parents' parameters", None)},
+ch.table("hybrids", method.hybrids(ch.study), {
+    "dataset": ("dataset", None), "family": ("hybrid", None), "stem": ("stem: map → pool → positions", None),
+    "parameters": ("parameters", None), "parents": ("its parents' parameters", None)},
          f"The hybrids' stems, and the parameters the {ch.study.name} profile's grids span, beside their parents'")
 
 # %% [markdown]
@@ -181,8 +143,7 @@ ch.table("hybrids", hybrids, {"dataset": ("dataset", None), "family": ("hybrid",
 # profile named in the reproducing chapter; every field can be overridden per chapter with papermill parameters.
 
 # %%
-table = pd.DataFrame({name: p.summary() for name, p in profiles.PROFILES.items()}).rename_axis("field").reset_index()
-ch.table("profiles", table, {c: (c, None) for c in table.columns}, "The profiles")
+ch.table("profiles", method.profiles_table(), None, "The profiles")
 
 # %% [markdown]
 # ## Convergence regimes
@@ -230,8 +191,7 @@ ch.table("thresholds", regimes.thresholds_table(), {"threshold": ("threshold", N
                                                      "meaning": ("meaning", None)}, "The regime rule's thresholds")
 
 # %%
-Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v in values)}"
-                                             for name, values in regimes.SENSITIVITY.items()) + ".")
+Markdown(method.sensitivity_ranges())
 
 # %% [markdown]
 # ## Pruning and quantization
@@ -325,25 +285,20 @@ Markdown("Sensitivity ranges: " + "; ".join(f"`{name}` {', '.join(f'{v:g}' for v
 # they keep their verdict.
 
 # %%
-ch.table("margins", findings.margins(), {"part": ("claim part", None), "margin": ("smallest effect that matters", None)},
-         "The smallest effect that matters, per claim part (stated before looking)")
+ch.table("margins", findings.margins(), {
+    "part": ("claim part", None), "margin": ("smallest effect that matters", None)},
+    "The smallest effect that matters, per claim part (stated before looking)")
 
 # %%
 grid = ch.study.compression
-ch.table("compression", pd.DataFrame(grid.summary()), {c: (c, None) for c in grid.summary()[0]},
+ch.table("compression", pd.DataFrame(grid.summary()), None,
          "The compression grid of this study: each slice's variants are every sparsity x precision x integer grid")
 
 # %%
-Markdown(f"Racing tests after {', '.join(f'{n:,}' for n in racing.STAGES)} images and the whole split, against the "
-         f"{racing.CANDIDATES} most accurate no-larger variants so far, with a {racing.ALPHA:.0%} chance per dataset "
-         f"and family that any variant stops wrongly. "
-         f"The frontier compresses {grid.seeds} seeds per stable configuration; a loss of accuracy up to "
-         f"{grid.tolerance:.0%} counts as kept (pruning redundancy, quantization tolerance). The grid is part of the "
-         f"study, and of its id: a changed grid names new tables. History rows are measured on at most "
-         f"{train.MONITOR_PER_CLASS} images per class of each split (training semantics version {config.SEMANTICS}).")
+Markdown(method.racing_words(grid))
 
 # %%
-Markdown(variants.curve_words(grid, [data.spec(d) for d in data.by_difficulty()]))
+Markdown(variants.curve_words(grid))
 
 # %% [markdown]
 # ## Chapter parameters
@@ -353,7 +308,4 @@ Markdown(variants.curve_words(grid, [data.spec(d) for d in data.by_difficulty()]
 # opens: a wrong value stops the chapter at its first cell with a message that names it.
 
 # %%
-params = pd.DataFrame([{"parameter": p.name, "default": repr(p.default), "takes": p.allowed(), "meaning": p.help,
-                        "chapters": ", ".join(c.name for c in parameters.CHAPTERS.values() if p.name in c.parameters)}
-                       for p in parameters.PARAMETERS.values()])
-ch.table("parameters", params, {c: (c, None) for c in params.columns}, "Chapter parameters", fold_after=20)
+ch.table("parameters", method.chapter_parameters(), None, "Chapter parameters", fold_after=20)

@@ -36,11 +36,10 @@ renderer = "default"
 figures = None
 
 # %%
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
-from minarch_core.analyses import pruning
+from minarch_core.analyses import findings, pruning
 from minarch_core.book import chapter, plots, tables
-from minarch_core.engine import models
 
 ch = chapter.from_notebook("pruning", globals())
 curves = ch.ask("pruning")
@@ -55,17 +54,7 @@ redundancy = ch.ask("redundancy")
 ch.figure(plots.redundancy_bars(redundancy), "redundancy")
 
 # %%
-g = redundancy[redundancy.scope == "global"].groupby(["config_id", "model", "family", "depth"]).redundancy.mean()
-g = g.reset_index()
-by_depth = g[g.family.isin(models.shaped())].groupby(["family", "depth"]).redundancy.mean()
-best = g.loc[g.redundancy.idxmax()]
-layered = "; ".join(f"the representative {models.family(f).title}s keep their accuracy up to a mean sparsity of "
-                    + ", ".join(f"**{v:.0%}** at depth {d}" for d, v in by_depth[f].items())
-                    for f in by_depth.index.unique(0))
-Markdown("Global pruning, averaged over seeds" + (f": {layered}." if layered else ".")
-         + f" The most redundant model, {best.model}, tolerates **{best.redundancy:.0%}** sparsity; "
-         f"{(g.redundancy >= 0.6).sum()} of {len(g)} models tolerate 60 % or more. These representatives differ in "
-         f"size as well as depth; the next section compares depths at matched size.")
+Markdown(pruning.redundancy_in_words(redundancy))
 
 # %% [markdown]
 # ## Depth at matched size
@@ -78,22 +67,19 @@ Markdown("Global pruning, averaged over seeds" + (f": {layered}." if layered els
 
 # %%
 matched = ch.ask("matched_redundancy")
-ch.figure(plots.matched_depth(matched), "matched_depth") if len(matched) else Markdown(
-    "No size band holds two depths that learn the task: the grid cannot compare depths at matched size here.")
+ch.figure(plots.matched_depth(matched), "matched_depth")
 
 # %%
-Markdown(pruning.depth_in_words(matched)) if len(matched) else None
+display(Markdown(pruning.depth_in_words(matched)), Markdown(findings.said(ch.ask("verdicts"), "pruning", ch.title)))
 
 # %% [markdown]
 # Pruning goes through phases: a **plateau** where accuracy stays within the tolerance of dense, a **decline**, and a
 # **collapse** to near chance. How many models are in each phase at each sparsity:
 
 # %%
-phase_counts = curves.assign(phase=pruning.phases(curves, ch.study.compression.tolerance)).pivot_table(
-    index="sparsity", columns="phase", values="run_id", aggfunc="count", fill_value=0)
-phase_counts = phase_counts.reindex(columns=["plateau", "decline", "collapse"], fill_value=0).reset_index()
-ch.table("phases", phase_counts, {"sparsity": ("sparsity", "{:.0%}"), "plateau": ("plateau", None),
-                                  "decline": ("decline", None), "collapse": ("collapse", None)},
+ch.table("phases", pruning.phase_counts(curves, ch.study.compression.tolerance), {
+    "sparsity": ("sparsity", "{:.0%}"), "plateau": ("plateau", None), "decline": ("decline", None),
+    "collapse": ("collapse", None)},
          "Models per pruning phase (both scopes)", fold_after=20)
 
 # %%

@@ -36,7 +36,7 @@ renderer = "default"
 figures = None
 
 # %%
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
 from minarch_core.analyses import findings, quantization
 from minarch_core.book import chapter, plots, tables
@@ -47,21 +47,11 @@ ch.figure(plots.quantization_curves(curves), "quantization")
 
 # %%
 tolerance = ch.ask("tolerance")
-t = tolerance[tolerance.granularity == "tensor"].assign(relative=lambda f: findings.relative_drop(f))
-t = t.groupby(["config_id", "model"]).agg(n_params=("n_params", "first"), min_bits=("min_bits", "median"),
-                                          drop_4bit=("drop_4bit", "mean"), relative=("relative", "mean"),
-                                          drop_2bit=("drop_2bit", "mean")).reset_index().sort_values("n_params")
-half = len(t) // 2
-small, large = t.relative.iloc[:half].mean(), t.relative.iloc[half:].mean()
-by_size = (f" At 4 bits the smaller half of the models lose **{small:.1%}** of what they had learned above chance, "
-           f"the larger half **{large:.1%}**: the "
-           + ("smaller models lose more." if small > large else "larger models lose as much or more.")) if half else ""
-Markdown(f"Symmetric per-tensor, the lowest bit width within one point of float32 is **{t.min_bits.median():.0f} bits** "
-         f"(median over {len(t)} models, each the median of its seeds).{by_size} At 2 bits every model loses at least "
-         f"{t.drop_2bit.min() * 100:.0f} points of accuracy.")
+display(Markdown(quantization.tolerance_in_words(tolerance)),
+        Markdown(findings.said(ch.ask("verdicts"), "quantization", ch.title)))
 
 # %%
-ch.table("tolerance", tolerance.assign(setting=tolerance.scheme + ", per " + tolerance.granularity), {
+ch.table("tolerance", tolerance, {
     "model": ("model", None), "setting": ("setting", None), "n_params": ("parameters", tables.COUNT),
     "float32_acc": ("float32 accuracy", tables.ACCURACY), "min_bits": ("lowest bits within 1 point", "{:.0f}"),
     "drop_8bit": ("drop at 8 bits", "{:+.1%}"), "drop_4bit": ("drop at 4 bits", "{:+.1%}"),
@@ -72,9 +62,5 @@ ch.table("tolerance", tolerance.assign(setting=tolerance.scheme + ", per " + tol
 # As a cross-check, the largest representative model runs from int8 weights through torch's int8 kernel:
 
 # %%
-largest = max(ch.store.runs_of(ch.ask("representatives")), key=lambda run: run.summary["n_params"])
-check = quantization.int8_crosscheck(largest, ch.data_root)
-Markdown(f"Its Linear layers stored as int8 take **{check['int8_linear_bytes']:,} bytes**. Fake and real int8 "
-         f"agree on **{check['argmax_agreement']:.2%}** of the test predictions (largest logit difference "
-         f"{check['max_abs_logit_diff']:.2g}); test accuracy {check['fake_test_acc']:.2%} with fake quantization, "
-         f"{check['int8_test_acc']:.2%} with int8 weights.")
+check = quantization.int8_of_largest(ch.store.runs_of(ch.ask("representatives")), ch.data_root)
+Markdown(quantization.int8_in_words(check))

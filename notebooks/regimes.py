@@ -41,9 +41,9 @@ renderer = "default"
 figures = None
 
 # %%
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
-from minarch_core.analyses import regimes
+from minarch_core.analyses import findings, regimes
 from minarch_core.book import chapter, plots, tables
 
 ch = chapter.from_notebook("regimes", globals())
@@ -52,11 +52,8 @@ ch.table("thresholds", regimes.thresholds_table(), {"threshold": ("threshold", N
                                                      "meaning": ("meaning", None)}, "The regime rule's thresholds")
 
 # %%
-counts = configs.pivot_table(index="family", columns="regime", values="config_id", aggfunc="count", fill_value=0)
-counts = counts.reindex(columns=list(regimes.REGIMES), fill_value=0).reset_index()
-counts["family"] = counts.family.map(plots.family_titles())
-ch.table("regime_counts", counts, {"family": ("family", None), **{r: (r, None) for r in regimes.REGIMES}},
-         f"Configurations per regime on {ch.title}")
+display(ch.table("regime_counts", regimes.regime_counts(configs), None, f"Configurations per regime on {ch.title}"))
+Markdown(findings.said(ch.ask("verdicts"), "regimes", ch.title))
 
 # %% [markdown]
 # ## The minimal number of learnable parameters
@@ -84,10 +81,10 @@ ch.figure(plots.dose(regimes.outcomes(features), regimes.dose_curves(minimal), m
 
 # %%
 added = ch.designed()
-ch.table("design", added.drop(columns=["config"]).assign(family=added.family.map(plots.family_titles())), {
+ch.table("design", added, {
     "round": ("round", None), "family": ("family", None), "model": ("model", None),
     "n_params": ("parameters", tables.COUNT), "seeds": ("runs", None), "why": ("why", None)},
-    f"Runs the design added on {ch.title}") if len(added) else Markdown("The design added no run on this dataset.")
+    f"Runs the design added on {ch.title}", empty="The design added no run on this dataset.")
 
 # %% [markdown]
 # The same minimal counts over the regime of every configuration (mean test accuracy; the dashed line and band are
@@ -97,7 +94,7 @@ ch.table("design", added.drop(columns=["config"]).assign(family=added.family.map
 ch.figure(plots.phase2(configs, minimal), "phase2")
 
 # %%
-Markdown(f"Minimal learnable parameters for learning the task on {ch.title}:\n\n" + regimes.minimal_in_words(minimal))
+Markdown(regimes.minimal_in_words(minimal, ch.title))
 
 # %% [markdown]
 # ### How much these numbers depend on our thresholds
@@ -112,17 +109,7 @@ sensitivity = ch.ask("sensitivity")
 ch.figure(plots.sensitivity(sensitivity), "sensitivity")
 
 # %%
-def spread(family, m):
-    name, found = plots.family_titles()[family], m.dropna(subset=["min_params"])
-    ratio = found.groupby("threshold").min_params.agg(lambda v: v.max() / v.min())
-    text = (f"- **{name}**: from {found.min_params.min():,.0f} to {found.min_params.max():,.0f} parameters over every "
-            f"range" + (f", moved most by `{ratio.idxmax()}` ({ratio.max():.1f}x)" if ratio.max() > 1 else
-                        ", whatever the thresholds") if len(found) else f"- **{name}**: never reached")
-    lost = sorted(set(m.threshold[m.min_params.isna()]))
-    return text + (f"; some values of {', '.join(f'`{t}`' for t in lost)} leave it outside the grid" if lost else "")
-
-
-Markdown("\n".join(spread(f, m) for f, m in sensitivity.groupby("family")))
+Markdown(regimes.sensitivity_in_words(sensitivity))
 
 # %% [markdown]
 # A smooth view of the same data: a logistic curve of mean test accuracy against log10(parameters) per family,
@@ -130,18 +117,12 @@ Markdown("\n".join(spread(f, m) for f, m in sensitivity.groupby("family")))
 
 # %%
 plateau = ch.ask("plateau")
-fitted, declined = plateau[plateau.plateau.notna()], plateau[plateau.plateau.isna()]
-notes = [f"{plots.family_titles()[r.family]} has only {r.configs} configurations: a four-parameter curve through so "
-         f"few points would fit them whatever their shape, so no curve is fitted." for r in declined.itertuples()
-         if r.configs < 5] + [f"The fit failed for {plots.family_titles()[r.family]} (too flat or too few distinct "
-                              f"levels)." for r in declined.itertuples() if r.configs >= 5]
-display(ch.table("plateau", fitted.assign(family=fitted.family.map(plots.family_titles())), {
+display(ch.table("plateau", plateau, {
     "family": ("family", None), "configs": ("configurations", None), "floor": ("floor", tables.ACCURACY),
     "plateau": ("plateau", tables.ACCURACY), "params_0.5": ("50 % at", tables.COUNT),
     "params_0.9": ("90 % at", tables.COUNT), "params_0.99": ("99 % at", tables.COUNT),
-    "rmse": ("fit error (RMSE)", "{:.2%}")}, "Logistic fit of accuracy against log parameters") if len(fitted)
-        else Markdown("No family has enough configurations for a fit."))
-Markdown(" ".join(notes))
+    "rmse": ("fit error (RMSE)", "{:.2%}")}, "Logistic fit of accuracy against log parameters"))
+Markdown(regimes.plateau_notes(plateau))
 
 # %% [markdown]
 # ## How each regime learns
@@ -155,10 +136,7 @@ ch.figure(plots.learning_curves(ch.store.histories(configs=ch.configs()), exampl
 
 # %%
 reps = ch.ask("representatives")
-Markdown(f"The pruning and quantization chapters study **{reps.config_id.nunique()} representative models**, "
-         f"chosen by rule: per family and depth, the smallest and the largest configuration that learns the task "
-         f"and one between, each with its {reps.groupby('config_id').size().min()} lowest seeds "
-         f"({len(reps)} trained networks), so that every curve shows its spread over seeds.")
+Markdown(regimes.representatives_in_words(reps))
 
 # %%
 ch.table("representatives", reps.drop_duplicates("config_id"), {

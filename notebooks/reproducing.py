@@ -30,24 +30,14 @@ figures = None
 
 # %%
 import json
-import platform
-import re
-from importlib.metadata import version
 
-import pandas as pd
-import torch
 from IPython.display import HTML, Markdown, display
 
-from minarch_core.book import benchmarks, chapter, plots, tables
-from minarch_core.engine import data, models, profiles
+from minarch_core.book import benchmarks, chapter, provenance
 
 ch = chapter.from_notebook("reproducing", globals())
-info = json.load(open(ch.file("build_info", required=True)))
-Markdown(f"Built from commit `{info['commit']}` with profile **`{info['profile']}`** on "
-         f"{', '.join(data.spec(d).title for d in info['datasets'])}, on {info['started']}; training and "
-         f"executing the notebooks took **{info['seconds'] / 60:.1f} minutes** of wall time on {info['machine']}, "
-         f"the chapters of {info.get('parallel', 1)} dataset(s) at a time (runs the store already held were read, "
-         "not trained again).")
+info = json.loads(ch.read("build_info", required=True))
+Markdown(provenance.built_in_words(info))
 
 # %% [markdown]
 # What the runs behind this book cost to train, read from the run store whatever build trained them: each run
@@ -56,17 +46,10 @@ Markdown(f"Built from commit `{info['commit']}` with profile **`{info['profile']
 # workers.
 
 # %%
-prof = profiles.study(info["profile"], **info.get("overrides", {}))
-cost = pd.concat([ch.store.table(configs=prof.configs(d)) for d in info["datasets"]], ignore_index=True)
-cost = (cost.groupby(["dataset", "family"]).agg(runs=("run_id", "size"), train_minutes=("time_s", "sum"))
-        .assign(train_minutes=lambda d: d.train_minutes / 60).reset_index())
-hybrid = cost.family.isin(models.hybrids())
-display(Markdown(f"{cost.runs.sum():,d} runs, **{cost.train_minutes.sum():.0f} minutes** of training in all"
-                 + (f", of which the hybrid families (beyond the paper) took **{cost[hybrid].train_minutes.sum():.1f} minutes**, "
-                    f"{cost[hybrid].train_minutes.sum() / cost[~hybrid].train_minutes.sum():.0%} on top of the paper's "
-                    f"families" if hybrid.any() else "") + ":"))
-ch.table("training_cost", plots.labelled(cost), {
-    "dataset_title": ("dataset", None), "family_title": ("family", None), "runs": ("runs", "{:,}"),
+cost = provenance.training_cost(ch.store, info)
+display(Markdown(provenance.cost_in_words(cost)))
+ch.table("training_cost", cost, {
+    "dataset": ("dataset", None), "family": ("family", None), "runs": ("runs", "{:,}"),
     "train_minutes": ("training minutes", "{:.1f}")}, "Training cost of the book's runs")
 
 # %% [markdown]
@@ -78,11 +61,7 @@ ch.table("training_cost", plots.labelled(cost), {
 # hashed).
 
 # %%
-if ch.figures is None:
-    display(Markdown("No figure folder was given to this chapter, so no archive was written."))
-else:
-    archive = ch.store.export(prof, info["datasets"], ch.figures / "reproducing")
-    display(tables.archive(archive, [data.spec(d).title for d in info["datasets"]]))
+ch.archive(provenance.study(info), info["datasets"])
 
 # %% [markdown]
 # ## Commands
@@ -104,21 +83,15 @@ else:
 # `_build/html`. Runs live in the store (`results/` or `MINARCH_RESULTS`); a rebuild trains only what is missing.
 
 # %%
-times = pd.DataFrame(info["notebooks"]).assign(
-    minutes=lambda d: d.seconds / 60, dataset=lambda d: d.dataset.map(lambda n: n if n == "all" else data.spec(n).title))
-ch.table("notebook_times", times, {
+ch.table("notebook_times", provenance.chapter_times(info), {
     "dataset": ("dataset", None), "chapter": ("chapter", None), "minutes": ("minutes", "{:.2f}")},
     "Time to execute each chapter in this build")
 
 # %%
-packages = ["torch", "torchvision", "numpy", "pandas", "scipy", "altair", "papermill", "jupytext", "jupyter-book"]
-ch.table("versions", pd.DataFrame({"package": packages + ["python"],
-                                   "version": [version(p) for p in packages] + [platform.python_version()]}),
-         {"package": ("package", None), "version": ("version", None)}, "Package versions")
+ch.table("versions", provenance.versions(), None, "Package versions")
 
 # %%
-Markdown(f"Torch runs {torch.get_num_threads()} threads here; CUDA {'is' if torch.cuda.is_available() else 'is not'} "
-         "available. Every package version is pinned in `constraints.txt`.")
+Markdown(provenance.machine_in_words())
 
 # %% [markdown]
 # ## Speed
@@ -136,18 +109,7 @@ Markdown(f"Torch runs {torch.get_num_threads()} threads here; CUDA {'is' if torc
 # one click below them.
 
 # %%
-benchmark = ch.values["benchmark"]
-text = ch.file("benchmark").read_text() if ch.file("benchmark").exists() else ""
-measured = re.search(r"speed.py, (?P<date>[^,]+), commit (?P<commit>\S+)", text)
-if not measured:
-    display(Markdown(f"`{benchmark}` is missing or unreadable: run `make benchmark`."))
-else:
-    same = measured["commit"] == info["commit"].split("+")[0]
-    display(Markdown(f"These figures were measured on commit `{measured['commit']}` on {measured['date']}; this book "
-                     f"was built from commit `{info['commit']}`"
-                     + (", the same code." if same else ": the benchmark predates this build's code, so run "
-                        "`make benchmark` to measure this commit.")))
-display(Markdown(benchmarks.table(text, "")), HTML(benchmarks.folded(text, "The benchmark's whole output")))
+HTML(benchmarks.output(ch.read("benchmark"), "speed.py", info["commit"], "No CPU benchmark output: run make benchmark."))
 
 # %% [markdown]
 # Why the smallest-model chapter takes what it takes: `make phases DATASET=cifar10` (`benchmarks/phases.py`, on the
@@ -156,12 +118,8 @@ display(Markdown(benchmarks.table(text, "")), HTML(benchmarks.folded(text, "The 
 # would need:
 
 # %%
-phases_text = ch.file("phases").read_text() if ch.file("phases").exists() else ""
-if phases_text:  # its last line, the verdict, is long: said again below the scrolling box
-    display(HTML(benchmarks.folded(phases_text, "The frontier chapter, phase by phase", opened=True)),
-            Markdown(f"In its words: {phases_text.strip().splitlines()[-1].strip()}."))
-else:
-    display(Markdown(f"`{ch.values['phases']}` is missing: run `make phases DATASET=cifar10` after a book build."))
+HTML(benchmarks.replay(ch.read("phases"), "The frontier chapter, phase by phase",
+                       "No phase timings: run make phases DATASET=cifar10 after a book build."))
 
 # %% [markdown]
 # What bounds racing's savings: `make racing DATASET=cifar10` (`benchmarks/racing.py`, on the same store) measures
@@ -171,11 +129,8 @@ else:
 # Pareto set loses at any size:
 
 # %%
-racing_text = ch.file("racing").read_text() if ch.file("racing").exists() else ""
-if racing_text:
-    display(HTML(benchmarks.folded(racing_text, "Racing's stopping rules, replayed", opened=True)))
-else:
-    display(Markdown(f"`{ch.values['racing']}` is missing: run `make racing DATASET=cifar10` after a book build."))
+HTML(benchmarks.replay(ch.read("racing"), "Racing's stopping rules, replayed",
+                       "No racing replay: run make racing DATASET=cifar10 after a book build."))
 
 # %% [markdown]
 # ### On a GPU
@@ -186,11 +141,6 @@ else:
 # and its whole output:
 
 # %%
-gpu = ch.values["gpu_benchmark"]
-gpu_text = ch.file("gpu_benchmark").read_text() if ch.file("gpu_benchmark").exists() else ""
-gpu_measured = re.search(r"gpu.py, (?P<date>[^,]+), commit (?P<commit>\S+)", gpu_text)
-display(Markdown(f"Measured on commit `{gpu_measured['commit']}` on {gpu_measured['date']}." if gpu_measured else
-                 f"`{gpu}` is missing: no GPU measurement has been made."))
-display(Markdown(benchmarks.table("", gpu_text)),
-        HTML(benchmarks.folded(gpu_text, "The GPU benchmark's whole output")))
+HTML(benchmarks.output(ch.read("gpu_benchmark"), "gpu.py", info["commit"],
+                      "No GPU measurement has been made: run benchmarks/gpu.py on a machine with a GPU."))
 

@@ -135,9 +135,7 @@ ch.table("recommendations", frontier.readable(answers), {
 # Ask your own question from a shell, for example:
 
 # %%
-goal = answers[answers.met == "yes"].target.max() if (answers.met == "yes").any() else answers.target.iloc[-1]
-Markdown("```text\n$ " + f"minarch recommend --dataset {ch.dataset} --min-accuracy {goal:g}\n"
-         + "\n".join(frontier.recommend(table, goal).lines(ch.dataset, ch.study.name)) + "\n```")
+Markdown(frontier.transcript(table, answers, ch.dataset, ch.study.name))
 
 # %% [markdown]
 # Or take the answers home: each met target's model, exported as `minarch export` writes it (one seed, the lower

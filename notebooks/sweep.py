@@ -38,18 +38,15 @@ renderer = "default"
 figures = None
 
 # %%
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
 from minarch_core.analyses import findings, regimes
 from minarch_core.book import chapter, plots, tables
+from minarch_core.engine import sweep
 
 ch = chapter.from_notebook("sweep", globals())
 runs = ch.sweep()
-p, title = ch.study, ch.title
-Markdown(f"The `{p.name}` profile trains **{len(runs):,} runs** on **{title}**: {p.seeds} seeds, {p.epochs} epochs, "
-         f"{'the whole training split' if p.train_per_class is None else f'{p.train_per_class:,} images per class'}; "
-         f"{runs.config_id.nunique()} configurations from {runs.n_params.min():,} to {runs.n_params.max():,} "
-         f"learnable parameters; {int((runs.status == 'diverged').sum())} runs diverged.")
+Markdown(sweep.in_words(runs, ch.study, ch.title))
 
 # %% [markdown]
 # ## Phase 1: shape at matched size
@@ -58,31 +55,12 @@ Markdown(f"The `{p.name}` profile trains **{len(runs):,} runs** on **{title}**: 
 # with the range of test accuracy over seeds as a vertical bar. Click a shape in the legend to single it out.
 
 # %%
-features = ch.ask("runs")  # one row per run: what the findings resample
 configs = ch.ask("configurations")
 ch.figure(plots.phase1(configs), "phase1")
 
 # %%
 spread = regimes.shape_spread(configs)
-compared = spread.dropna(subset=["spread"])  # bins with at least two configurations
-small, large = compared[compared.params_max < findings.SMALL], compared[compared.params_min >= findings.SMALL]
-if large.empty or small.empty:
-    verdict = "The grid does not reach both sides of 10,000 parameters, so the two sizes cannot be compared here."
-elif large.spread.max() <= 0.02:
-    verdict = (f"Shape and depth matter for tiny networks and hardly at all from 10,000 parameters on, where no "
-               f"two configurations of similar size differ by more than {large.spread.max():.1%}.")
-elif large.spread.median() < small.spread.median() / 2:
-    verdict = (f"Shape and depth matter much less from 10,000 parameters on (median spread {large.spread.median():.1%} "
-               f"against {small.spread.median():.1%} below), but they still matter: networks of similar size "
-               f"differ by up to {large.spread.max():.1%} there.")
-else:
-    verdict = (f"Shape and depth matter about as much above 10,000 parameters (median spread "
-               f"{large.spread.median():.1%}) as below ({small.spread.median():.1%}): on this dataset the parameter "
-               f"count alone does not settle accuracy.")
-Markdown((f"Below 10,000 parameters, configurations of similar size differ by up to **{small.spread.max():.1%}** "
-          f"in test accuracy (median {small.spread.median():.1%} per half-decade bin); from 10,000 parameters on "
-          f"by up to **{large.spread.max():.1%}** (median {large.spread.median():.1%}). "
-          if len(small) and len(large) else "") + verdict)
+display(Markdown(findings.shape_in_words(spread)), Markdown(findings.said(ch.ask("verdicts"), "sweep", ch.title)))
 
 # %%
 ch.table("shape_spread", spread, {

@@ -276,3 +276,45 @@ def test_the_minimal_sizes_are_set_beside_the_published_intrinsic_dimensions():
     flipped = references.intrinsic_in_words(m.assign(min_params=[45000.0, 7500.0]))
     assert "order MNIST and CIFAR-10 differently" in flipped
     assert set(references.intrinsic().dataset) == {"mnist", "cifar10"}  # Li et al. did not measure Fashion-MNIST
+
+
+def one_dataset(regimes_reversed=False, shape_flipped=False, redundancy_low=False, shallower_keeps=False,
+                larger_lose_more=False):
+    """One dataset's tables where every part the chapters state agrees with the paper, each flippable alone."""
+    unstable, overfitting = (1e6, 100) if regimes_reversed else (100, 1e6)
+    configs = configs_with([("unstable", unstable * k) for k in (1, 2, 3)] + [("learning", p) for p in (1e4, 2e4)]
+                           + [("overfitting", overfitting * k) for k in (1, 2, 3)])
+    runs = shape_runs(*((0.01, 0.2) if shape_flipped else (0.2, 0.01)), noise=0.002)
+    redundancy = redundancy_table([[0.4, 0.5, 0.4] if redundancy_low else [0.8, 0.8, 0.9], [0.3] * 3])
+    matched = matched_table(-0.2 if shallower_keeps else 0.2, noise=0.01)
+    tolerance = tolerance_table({"mnist": (0.1, 0.1) if larger_lose_more else (0.6, -0.1)})
+    return configs, runs, redundancy, matched, tolerance
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("figure, flip, rule", [
+    ("regimes", "regimes_reversed", lambda t: findings.regimes_ordered(t[0], n_boot=200)),
+    ("sweep", "shape_flipped", lambda t: findings.shape_invariance(t[1], n_boot=200)),
+    ("pruning", "redundancy_low", lambda t: findings.redundancy_high(t[2], n_boot=200)),
+    ("pruning", "shallower_keeps", lambda t: findings.depth_resilience(t[3], n_boot=200)),
+    ("quantization", "larger_lose_more", lambda t: findings.quantization_hurts(t[4], n_boot=200)[:1])])
+def test_a_chapter_sentence_flips_with_its_table_and_says_what_the_findings_rule_says(figure, flip, rule):
+    """What a dataset's chapter says of a claim part (``said`` over ``one_dataset``) is the verdict the findings'
+    own rule gives on those tables: agrees on one table, differs when only that table flips."""
+    for tables_, expected in ((one_dataset(), "agrees"), (one_dataset(**{flip: True}), "differs")):
+        rows = rule(tables_)
+        said = findings.said(findings.one_dataset(*tables_, n_boot=200), figure, "MNIST")
+        assert rows and {row["verdict"] for row in rows} == {expected}
+        for row in rows:  # the chapter's line for the part: the rule's estimate and verdict
+            line = next(line for line in said.splitlines() if f"({row['part']}): {row['text']}" in line)
+            assert f"**{expected}**" in line
+
+
+def test_every_part_a_chapter_states_is_said_by_that_chapter():
+    """The chapters call ``said`` with the figure names the parts carry, so no part goes unsaid."""
+    from pathlib import Path
+    parts = findings.one_dataset(*one_dataset(), n_boot=20)
+    for figure in parts.figure.unique():
+        notebook = (Path(__file__).resolve().parents[1] / "notebooks" / f"{figure}.py").read_text()
+        assert f'findings.said(ch.ask("verdicts"), "{figure}", ch.title)' in notebook, figure
+    assert findings.said(parts, "smallest", "MNIST") == ""

@@ -311,3 +311,13 @@ def test_measuring_the_test_split_without_the_trained_runs_says_what_it_needs(tw
     _, table = two_seeds
     with pytest.raises(ConfigError, match="measured from their trained runs, and runs .* are not in the store"):
         frontier.complete(table, Store(tmp_path / "elsewhere"), table.iloc[:1])
+
+
+def test_the_chapter_shows_recommends_answer_to_the_highest_target_met_else_the_last_missed():
+    table = hand_table()
+    answers = frontier.answers(table, [0.9, 0.95, 0.995])  # met, met, missed
+    shown = frontier.transcript(table, answers, "mnist", "quick")
+    assert shown.startswith("```text\n$ minarch recommend --dataset mnist --min-accuracy 0.95\n")
+    assert "\n".join(frontier.recommend(table, 0.95).lines("mnist", "quick")) in shown
+    missed = frontier.transcript(table, frontier.answers(table, [0.995, 0.999]), "mnist", "quick")
+    assert "--min-accuracy 0.999" in missed and "no stored variant" in missed

@@ -111,3 +111,14 @@ def test_the_targets_parser_reads_both_benchmarks_formats():
         ("competent loop, quick sweep", "5.04", "3", "met"),
         ("quick book from an empty store, min", "-", "20", "not measured (build it)")]
     assert benchmarks.where(text) == "x86_64, 2026-11-26, commit abc1234"
+
+
+def test_a_benchmarks_section_says_whether_it_measured_the_code_the_book_was_built_from():
+    text = ("speed.py, 2026-12-04 10:00 UTC, commit abc1234\nmachine: x86_64, 2 cores\n== targets ==\n"
+            "competent loop, quick sweep                  2.22 (target 3): missed\n")
+    same, older = benchmarks.output(text, "speed.py", "abc1234+dirty", "run it"), benchmarks.output(
+        text, "speed.py", "def5678", "run it")
+    assert "the same code" in same and "<td>competent loop, quick sweep</td><td>2.22</td>" in same
+    assert "predates this build" in older and benchmarks.output("", "speed.py", "x", "run make benchmark") == \
+        "<p>run make benchmark</p>"
+    assert benchmarks.replay("a\nthe verdict", "phases", "run it").endswith("<p>In its words: the verdict.</p>")

@@ -87,7 +87,7 @@ def test_pruning_quantization_and_summary_figures(curves):
     q = curves.assign(precision=curves.sparsity.map({0: "float32", 0.5: "8", 0.9: "2"}), scheme="symmetric",
                       granularity="tensor")
     assert "weight precision" in spec(plots.quantization_curves(q))
-    tol = curves[curves.sparsity == 0].assign(min_bits=4, drop_4bit=0.004)
+    tol = curves[curves.sparsity == 0].assign(min_bits=4, drop_4bit=0.004, granularity="tensor")
     minimal = pd.DataFrame({"dataset": ["mnist"], "family": ["dnn"], "min_params": [4000], "ci_low": [0.0],
                             "ci_high": [4000], "smallest": [805], "largest": [79510]})
     assert "Across datasets" in spec(plots.summary(minimal, red, tol))
@@ -138,7 +138,7 @@ def test_the_claims_table_links_a_part_across_datasets_to_the_first_dataset():
     claims = pd.DataFrame({"claim": ["a <claim>", "a <claim>", "b"], "paper": ["p", "p", "q"],
                            "part": ["x", "y", "z"], "text": ["1 & 2", "3", "4"], "verdict": ["agrees"] * 3,
                            "figure": ["regimes", "pruning", "method"], "dataset": ["cifar10", np.nan, None]})
-    page = tables.claims(claims, "smoke", ["mnist", "cifar10"], {"mnist": "MNIST", "cifar10": "CIFAR-10"}).data
+    page = tables.claims(claims, "smoke", ["mnist", "cifar10"]).data
     assert re.findall(r"href='([^']+)'", page) == ["cifar10/regimes.html", "mnist/pruning.html", "method.html"]
     assert page.count("<b>a &lt;claim&gt;</b>") == 1 and "1 &amp; 2" in page and "(MNIST, CIFAR-10)" in page
 
@@ -159,3 +159,15 @@ def test_every_family_has_a_colour_of_its_own():
     scale = plots.family_color().to_dict()["scale"]
     assert scale["domain"] == [f.title for f in models.FAMILIES.values()]
     assert len(set(scale["range"])) == len(scale["domain"])  # two families in one colour read as one
+
+
+def test_tables_show_families_and_datasets_by_title_and_an_empty_table_as_its_sentence():
+    from minarch_core.book import tables
+    frame = pd.DataFrame({"dataset": ["fashion_mnist", "all"], "family": ["convmlp", "dnn"], "runs": [3, 4]})
+    page = tables.show(frame, None, "cost").data
+    assert ">Fashion-MNIST<" in page and ">Conv+MLP<" in page and ">all<" in page and ">runs<" in page
+    assert "fashion_mnist" not in page and "convmlp" not in page
+    empty = tables.show(frame.iloc[:0], {"runs": ("runs", None)}, "cost", empty="The design added no run.").data
+    assert empty == "<p>The design added no run.</p>"
+    with pytest.raises(KeyError, match="columns \\['seeds'\\] are not in the table"):
+        tables.show(frame, {"seeds": ("seeds", None)}, "cost")

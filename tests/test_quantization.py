@@ -160,3 +160,12 @@ def test_component_drops_are_paired_on_the_test_sample(tiny_store, tiny_root, mo
         net.load_state_dict(state)
         assert train.evaluate(net, sample)[1] == pytest.approx(row.test_acc)
         assert row.drop == pytest.approx(float_acc - row.test_acc)
+
+
+def test_the_tolerance_sentence_reads_symmetric_per_tensor_rounding_only():
+    tolerance = pd.DataFrame({"config_id": ["a", "a", "b", "b"], "scheme": ["symmetric", "asymmetric"] * 2,
+                              "granularity": ["tensor"] * 4, "min_bits": [4, 16, 6, 16],
+                              "drop_2bit": [0.30, 0.01, 0.50, 0.01]})
+    text = q.tolerance_in_words(tolerance)
+    assert "**5 bits** (median over 2 models" in text and "at least 30 points" in text
+    assert q.tolerance_in_words(tolerance.iloc[:0]) == "No representative model was rounded."

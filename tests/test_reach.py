@@ -11,7 +11,7 @@ from minarch_core.analyses import reach, tables
 PACKAGE = Path(tables.__file__).resolve().parents[1]
 ROUND = {"variants", "frontier"}  # the tables whose own code rounds weights (grids.quantize)
 BELOW = {"pruning", "redundancy", "matched_redundancy", "quantization", "tolerance", "compression", "recovery",
-         "components", "component_ranking", "findings"}  # every table that reads one of them
+         "components", "component_ranking", "verdicts", "findings"}  # every table that reads one of them
 
 
 def fingerprints(root: Path, monkeypatch) -> tuple[dict, dict]:

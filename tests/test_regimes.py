@@ -171,3 +171,18 @@ def test_the_minimal_sentences_follow_their_bound():
     assert "at most 100 parameters" in regimes.minimal_in_words(regimes.minimal_params(everywhere))
     never = frames(runs("a", 100, [0.1] * 3), runs("b", 200, [0.1] * 3))
     assert "not reached within the grid" in regimes.minimal_in_words(regimes.minimal_params(never))
+
+
+def test_the_sensitivity_and_plateau_sentences_name_what_moved_and_why_no_curve():
+    sensitivity = pd.DataFrame({"family": ["dnn"] * 4 + ["cnn"] * 2,
+                                "threshold": ["min_level", "min_level", "fail_margin", "fail_margin", "min_level",
+                                              "min_level"],
+                                "min_params": [1000, 4000, 2000, np.nan, np.nan, np.nan]})
+    text = regimes.sensitivity_in_words(sensitivity)
+    assert "**DNN**: from 1,000 to 4,000 parameters over every range, moved most by `min_level` (4.0x)" in text
+    assert "some values of `fail_margin` leave it outside the grid" in text and "**CNN**: never reached" in text
+    steady = sensitivity.assign(min_params=1000.0)
+    assert "whatever the thresholds" in regimes.sensitivity_in_words(steady)
+    plateau = pd.DataFrame({"family": ["dnn", "cnn", "vit"], "configs": [3, 9, 9], "plateau": [np.nan, np.nan, 0.9]})
+    notes = regimes.plateau_notes(plateau)
+    assert "DNN has only 3 configurations" in notes and "The fit failed for CNN" in notes and "ViT" not in notes

@@ -27,7 +27,7 @@ from ..engine import data, models
 from . import frontier
 from . import regimes
 from .common import between, chance, square
-from .pruning import slope
+from .pruning import REDUNDANT, slope
 from .regimes import LEARNS, THRESHOLDS, shape_spread
 
 VERDICTS = ("agrees", "differs", "no effect", "out of range", "undecided")
@@ -299,7 +299,7 @@ def _fewer(e, h, de, dh, rng, claim, part, paper, margin=(None, ""), figure="reg
 
 # -- pruning ---------------------------------------------------------------------------------------------------------
 
-def redundancy_high(redundancy: pd.DataFrame, threshold: float = 0.6, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+def redundancy_high(redundancy: pd.DataFrame, threshold: float = REDUNDANT, n_boot: int = 1000, seed: int = 0) -> list[dict]:
     """Parameter redundancy as high as 60 %: the largest mean redundancy (global pruning, seeds resampled) among
     the models chosen before looking (the largest representative of each family on each dataset, so that the
     maximum is not taken over every noisy curve); reaching the threshold exactly counts."""
@@ -543,3 +543,67 @@ def all_claims(configs, runs, minimal, draws, redundancy, matched, tolerance, fr
     kept = (moved.verdict == moved.verdict_book).groupby([moved.claim, moved.part]).agg(["sum", "size"])
     kept.columns = ["stable", "settings"]
     return claims.merge(kept.reset_index(), on=["claim", "part"], how="left")
+
+
+# -- what the chapters say -------------------------------------------------------------------------------------------
+
+def one_dataset(configs: pd.DataFrame, runs: pd.DataFrame, redundancy: pd.DataFrame, matched: pd.DataFrame,
+                tolerance: pd.DataFrame, n_boot: int = 1000) -> pd.DataFrame:
+    """The claim parts one dataset can answer, by the same rules as ``all_claims`` on that dataset's tables alone:
+    what a dataset's chapters say, so that a chapter and the findings differ in the data they pool, never in the
+    rule. Not Holm-corrected (each chapter states its parts apart)."""
+    rows = (regimes_ordered(configs, n_boot) + shape_invariance(runs, n_boot)
+            + redundancy_high(redundancy, n_boot=n_boot) + depth_resilience(matched, n_boot)
+            + quantization_hurts(tolerance, n_boot=n_boot)[:1])
+    return pd.DataFrame(rows)
+
+
+def said(verdicts: pd.DataFrame, figure: str, title: str) -> str:
+    """The parts of ``verdicts`` (``one_dataset``) that a chapter (``figure``: sweep, regimes, pruning,
+    quantization) shows, one line each: the paper's words, this dataset's estimate and the verdict."""
+    lines = [f"- *The paper: {r.paper}.* On {title} alone ({r.part}): {r.text}: **{r.verdict}**"
+             + (f" (the smallest effect that matters: {r.margin})" if isinstance(r.margin, str) and r.margin else "")
+             + "." for r in verdicts[verdicts.figure == figure].itertuples()]
+    return ("\n".join(lines) + "\n\nThe findings chapter applies the same rules to every dataset pooled."
+            if lines else "")
+
+
+def shape_in_words(spread: pd.DataFrame) -> str:
+    """What ``regimes.shape_spread`` shows on either side of ``SMALL`` parameters, the border the shape claim is
+    tested at: the widest and the median spread of accuracy across shapes of similar size."""
+    compared = spread.dropna(subset=["spread"])  # bins with at least two configurations
+    small, large = compared[compared.params_max < SMALL].spread, compared[compared.params_min >= SMALL].spread
+    if small.empty or large.empty:
+        return f"The grid does not reach both sides of {SMALL:,.0f} parameters, so the two sizes cannot be compared."
+    return (f"Below {SMALL:,.0f} parameters, configurations of similar size differ by up to **{small.max():.1%}** in "
+            f"test accuracy (median {small.median():.1%} per half-decade bin); from {SMALL:,.0f} parameters on by up "
+            f"to **{large.max():.1%}** (median {large.median():.1%}).")
+
+
+def summary_in_words(claims: pd.DataFrame, study, paper) -> str:
+    """How the findings table's verdicts count, the paper's parts and the hybrids' apart, and what would settle
+    the undecided ones (``paper``: the paper profile) on a ``study`` smaller than it."""
+    beyond = claims.paper == PAPER["hybrids"]  # the paper's future work, measured here
+    counts = claims[~beyond].verdict.value_counts().reindex(list(VERDICTS), fill_value=0)
+    undecided = claims[~beyond & (claims.verdict == "undecided")]
+    text = (f"Of the paper's {(~beyond).sum()} claim parts, {counts['agrees']} agree with it, {counts['differs']} "
+            f"differ, {counts['no effect']} find no effect beyond the smallest that matters, "
+            f"{counts['out of range']} lie out of the family's range and {counts['undecided']} are undecided on the "
+            f"`{study.name}` profile ({study.in_words()}).")
+    if len(undecided) and study.name != paper.name:
+        configurations = sum(len(g.values) for g in paper.grids.values())
+        text += (f" The undecided parts ({'; '.join(undecided.part)}) are what this profile cannot settle: its "
+                 f"intervals are too wide or its grid too coarse. The `{paper.name}` profile trains {paper.seeds} "
+                 f"seeds per configuration on the whole training split for {paper.epochs} epochs, over "
+                 f"{configurations:,} configurations per dataset, which narrows the intervals and extends the grids "
+                 f"below and above today's bounds; it needs a GPU or a cluster (the manual's *Profiles and sweeps* "
+                 f"page says how).")
+    if counts["differs"]:
+        text += " Where a part *differs*, the linked chapter shows the data behind it."
+    if beyond.any():
+        hybrid = claims[beyond].verdict.value_counts().reindex(list(VERDICTS), fill_value=0)
+        text += (f"\n\nBeyond the paper, its proposed future work: of {beyond.sum()} parts on the hybrid families "
+                 f"(convolutional stems with an MLP or attention head), {hybrid['agrees']} hold, {hybrid['differs']} "
+                 f"do not, {hybrid['no effect']} find no effect, {hybrid['out of range']} lie out of a parent's range "
+                 f"and {hybrid['undecided']} are undecided.")
+    return text

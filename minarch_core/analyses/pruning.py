@@ -25,6 +25,8 @@ from . import encoding
 from .common import chance, info_of, run_columns, score, square
 from .regimes import LEARNS
 
+REDUNDANT = 0.6  # the share of weights the paper says can be pruned with little loss (its redundancy claim)
+
 
 class L1Magnitude(prune.BasePruningMethod):
     """``torch.nn.utils.prune``'s L1 (magnitude) unstructured pruning, selecting the weights by their k-th smallest
@@ -221,6 +223,31 @@ def phases(curves_: pd.DataFrame, tolerance: float = DEFAULT.tolerance, collapse
                      index=curves_.index, name="phase")
 
 
+def phase_counts(curves_: pd.DataFrame, tolerance: float = DEFAULT.tolerance) -> pd.DataFrame:
+    """How many models are in each pruning phase (``phases``) at each sparsity, both scopes together."""
+    counts = curves_.assign(phase=phases(curves_, tolerance)).pivot_table(
+        index="sparsity", columns="phase", values="run_id", aggfunc="count", fill_value=0)
+    return counts.reindex(columns=["plateau", "decline", "collapse"], fill_value=0).reset_index()
+
+
+def redundancy_in_words(redundancy: pd.DataFrame, threshold: float = REDUNDANT) -> str:
+    """Global pruning's redundancy of the representatives in words, seeds averaged: by depth for the families
+    whose knob lists hidden widths, the most redundant model, and how many reach ``threshold``."""
+    g = redundancy[redundancy.scope == "global"].groupby(["config_id", "model", "family", "depth"]).redundancy
+    g = g.mean().reset_index()
+    if g.redundancy.isna().all():
+        return "No representative has a global pruning curve."
+    by_depth = g[g.family.isin(models.shaped())].groupby(["family", "depth"]).redundancy.mean()
+    layered = "; ".join(f"the representative {models.family(f).title}s keep their accuracy up to a mean sparsity of "
+                        + ", ".join(f"**{v:.0%}** at depth {d}" for d, v in by_depth[f].items())
+                        for f in by_depth.index.unique(0))
+    best = g.loc[g.redundancy.idxmax()]
+    return ("Global pruning, averaged over seeds" + (f": {layered}." if layered else ".")
+            + f" The most redundant model, {best.model}, tolerates **{best.redundancy:.0%}** sparsity; "
+            f"{(g.redundancy >= threshold).sum()} of {len(g)} models tolerate {threshold:.0%} or more. These "
+            f"representatives differ in size as well as depth; the next section compares depths at matched size.")
+
+
 def slope(depths, values) -> float:
     """The least-squares slope of redundancy against depth (per hidden layer) of one band's cells."""
     return float(np.polyfit(np.asarray(depths, float), np.asarray(values, float), 1)[0])
@@ -243,10 +270,11 @@ def depth_in_words(matched: pd.DataFrame) -> str:
     or more meet."""
     slopes = depth_slopes(matched).slope * 100
     if slopes.empty:
-        return "No size band holds two depths that learn the task: depths cannot be compared here."
+        return ("No size band holds two depths that learn the task: the grid cannot compare depths at matched size "
+                "here.")
     mean = slopes.mean()
     how = (f"**{abs(mean):.1f} points {'more' if mean > 0 else 'less'} sparsity** per extra hidden layer on average"
            if round(mean, 1) else "**as much sparsity** whatever its depth, on average, to a tenth of a point")
     return (f"Over the {len(slopes)} size band{'s' * (len(slopes) > 1)} where two depths or more meet, a network "
             f"tolerates {how}; by band the slope runs from {slopes.min():+.1f} to {slopes.max():+.1f} points per "
-            f"layer, and the [findings](../findings.ipynb) give its interval.")
+            f"layer.")

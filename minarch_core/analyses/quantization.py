@@ -76,8 +76,38 @@ def tolerance(curves_: pd.DataFrame, tol: float = DEFAULT.tolerance) -> pd.DataF
         for bits in (8, 4, 2):
             d = ints.loc[ints.bits == bits, "drop"]
             r[f"drop_{bits}bit"] = float(d.iloc[0]) if len(d) else np.nan
+        if "scheme" in r and "granularity" in r:
+            r["setting"] = f"{r['scheme']}, per {r['granularity']}"
         rows.append(r)
     return pd.DataFrame(rows).join(info_of(curves_), on="run_id")
+
+
+def tolerance_in_words(tolerance_: pd.DataFrame) -> str:
+    """``tolerance`` in two sentences, symmetric per tensor, each model the median (bits) or mean (drops) of its
+    seeds: the median lowest bit width within tolerance, and the least any model loses at 2 bits."""
+    t = tolerance_[tolerance_.granularity == "tensor"]
+    if "scheme" in t:
+        t = t[t.scheme == "symmetric"]
+    t = t.groupby("config_id").agg(min_bits=("min_bits", "median"), drop_2bit=("drop_2bit", "mean"))
+    if t.empty:
+        return "No representative model was rounded."
+    return (f"Symmetric per tensor, the lowest bit width within one point of float32 is **{t.min_bits.median():.0f} "
+            f"bits** (median over {len(t)} models, each the median of its seeds). At 2 bits every model loses at "
+            f"least {t.drop_2bit.min() * 100:.0f} points of accuracy.")
+
+
+def int8_of_largest(runs: list[Run], data_root=None) -> dict:
+    """``int8_crosscheck`` of the largest of ``runs`` (the representatives): the model whose Linear layers hold the
+    most weights for torch's int8 kernel to read."""
+    return int8_crosscheck(max(runs, key=lambda run: run.summary["n_params"]), data_root)
+
+
+def int8_in_words(check: dict) -> str:
+    """``int8_crosscheck``'s comparison in two sentences."""
+    return (f"Its Linear layers stored as int8 take **{check['int8_linear_bytes']:,} bytes**. Fake and real int8 "
+            f"agree on **{check['argmax_agreement']:.2%}** of the test predictions (largest logit difference "
+            f"{check['max_abs_logit_diff']:.2g}); test accuracy {check['fake_test_acc']:.2%} with fake quantization, "
+            f"{check['int8_test_acc']:.2%} with int8 weights.")
 
 
 class Int8Linear(nn.Module):

@@ -97,4 +97,6 @@ def intrinsic_in_words(minimal: pd.DataFrame) -> str:
                          + ("alike" if alike else "differently")
                          + f" ({m[both[1]] / m[both[0]]:,.1f}x against {k[both[1]] / k[both[0]]:,.1f}x)")
     text = "; ".join(lines)
-    return text[:1].upper() + text[1:] + "." if text else ""
+    text = text[:1].upper() + text[1:] + "." if text else ""
+    unmeasured = [data.spec(d).title for d in data.by_difficulty(minimal.dataset.unique()) if intrinsic(d).empty]
+    return text + (f" Li et al. did not measure {' or '.join(unmeasured)}." if unmeasured else "")

@@ -161,9 +161,10 @@ def minimal_params(features: pd.DataFrame, th: Thresholds = Thresholds()) -> pd.
     return pd.DataFrame(rows)
 
 
-def minimal_in_words(minimal: pd.DataFrame) -> str:
-    """One line per family of ``minimal_params``, worded by its bound."""
-    lines = []
+def minimal_in_words(minimal: pd.DataFrame, title: str | None = None) -> str:
+    """One line per family of ``minimal_params``, worded by its bound; under a heading sentence naming the dataset
+    ``title`` when given."""
+    lines = [f"Minimal learnable parameters for learning the task on {title}:\n"] if title else []
     for r in minimal.itertuples():
         name = models.family(r.family).title
         of = f"{r.learned} of its {r.seeds} seeds learned the task"
@@ -182,6 +183,51 @@ def minimal_in_words(minimal: pd.DataFrame) -> str:
             lines.append(f"- **{name}**: {r.min_params:,.0f} parameters ({between(low, high)}; a seed learns with "
                          f"probability {r.level:.0%} there, {of})")
     return "\n".join(lines)
+
+
+def regime_counts(configs: pd.DataFrame) -> pd.DataFrame:
+    """How many configurations of each family fall in each regime (every regime a column, in ``REGIMES`` order)."""
+    counts = configs.pivot_table(index="family", columns="regime", values="config_id", aggfunc="count",
+                                 fill_value=0)
+    return counts.reindex(columns=list(REGIMES), fill_value=0).reset_index()
+
+
+def sensitivity_in_words(sensitivity_: pd.DataFrame) -> str:
+    """``sensitivity`` in one line per family: the range its minimal size spans over every threshold setting, the
+    threshold that moves it most, and those whose values leave it outside the grid."""
+    lines = []
+    for family, m in sensitivity_.groupby("family"):
+        name, found = models.family(family).title, m.dropna(subset=["min_params"])
+        if found.empty:
+            lines.append(f"- **{name}**: never reached")
+            continue
+        ratio = found.groupby("threshold").min_params.agg(lambda v: v.max() / v.min())
+        lost = sorted(set(m.threshold[m.min_params.isna()]))
+        lines.append(f"- **{name}**: from {found.min_params.min():,.0f} to {found.min_params.max():,.0f} parameters "
+                     f"over every range"
+                     + (f", moved most by `{ratio.idxmax()}` ({ratio.max():.1f}x)" if ratio.max() > 1 else
+                        ", whatever the thresholds")
+                     + (f"; some values of {', '.join(f'`{t}`' for t in lost)} leave it outside the grid"
+                        if lost else ""))
+    return "\n".join(lines)
+
+
+def plateau_notes(plateau: pd.DataFrame, min_configs: int = 5) -> str:
+    """Why a family of ``fit_plateau`` has no curve: too few configurations, or a fit that failed."""
+    declined = plateau[plateau.plateau.isna()]
+    return " ".join(
+        f"{models.family(r.family).title} has only {r.configs} configurations: a four-parameter curve through so few "
+        f"points would fit them whatever their shape, so no curve is fitted." if r.configs < min_configs else
+        f"The fit failed for {models.family(r.family).title} (too flat or too few distinct levels)."
+        for r in declined.itertuples())
+
+
+def representatives_in_words(reps: pd.DataFrame) -> str:
+    """How ``representatives`` chose the models the pruning and quantization chapters study."""
+    return (f"The pruning and quantization chapters study **{reps.config_id.nunique()} representative models**, "
+            f"chosen by rule: per family and depth, the smallest and the largest configuration that learns the task "
+            f"and one between, each with its {reps.groupby('config_id').size().min()} lowest seeds "
+            f"({len(reps)} trained networks), so that every curve shows its spread over seeds.")
 
 
 def minimal_draws(features: pd.DataFrame, th: Thresholds = Thresholds(), n_draws: int = 1000,

@@ -397,6 +397,13 @@ def component_ranking(at: Where, components: pd.DataFrame) -> pd.DataFrame:
     return components_.ranking(components)
 
 
+@table()
+def verdicts(at: Where, configurations: pd.DataFrame, runs: pd.DataFrame, redundancy: pd.DataFrame,
+             matched_redundancy: pd.DataFrame, tolerance: pd.DataFrame) -> pd.DataFrame:
+    """The claim parts one dataset answers, by the findings' rules on this dataset alone: what its chapters say."""
+    return findings_.one_dataset(configurations, runs, redundancy, matched_redundancy, tolerance)
+
+
 @table(across=True)
 def findings(at: Where, configurations: pd.DataFrame, runs: pd.DataFrame, minimal: pd.DataFrame,
              minimal_draws: pd.DataFrame, redundancy: pd.DataFrame, matched_redundancy: pd.DataFrame,

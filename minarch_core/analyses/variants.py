@@ -65,9 +65,10 @@ def standard_error(images: int, disagree: float | None = None) -> float:
     return float(np.sqrt(disagree / images) if disagree is not None else 0.5 / np.sqrt(images))
 
 
-def curve_words(grid: Compression, specs, disagree=(0.01, 0.05)) -> str:
-    """What the grid's curve images are, for the datasets of ``specs``, and what they add to a curve's uncertainty
-    (``standard_error``), in words."""
+def curve_words(grid: Compression, specs=None, disagree=(0.01, 0.05)) -> str:
+    """What the grid's curve images are, for the datasets of ``specs`` (default: every registered one, easiest
+    first), and what they add to a curve's uncertainty (``standard_error``), in words."""
+    specs = [data.spec(d) for d in data.by_difficulty()] if specs is None else specs
     def images(spec, per_class):
         return per_class * spec.n_classes if per_class else (spec.official or (0, 0))[1]
     whole = 100 * max(standard_error(images(s, None) or 1) for s in specs)

@@ -38,3 +38,33 @@ def folded(text: str, summary: str, opened: bool = False) -> str:
     closed unless ``opened``."""
     return (f"<details{' open' if opened else ''}><summary>{html.escape(summary)}</summary>"
             f"<pre style='white-space: pre; overflow-x: auto; font-size: 0.8em'>{html.escape(text)}</pre></details>")
+
+
+def output(text: str, script: str, built: str, missing: str) -> str:
+    """One benchmark's section of the reproducing chapter, as HTML: when and on which commit ``script`` measured
+    (against the commit the book was ``built`` from), its targets table and its whole output folded; ``missing``
+    (what to run) when there is no output."""
+    measured = re.search(rf"{re.escape(script)}, (?P<date>[^,]+), commit (?P<commit>\S+)", text)
+    if not measured:
+        return f"<p>{html.escape(missing)}</p>"
+    same = measured["commit"] == built.split("+")[0]
+    when = (f"These figures were measured on commit <code>{html.escape(measured['commit'])}</code> on "
+            f"{html.escape(measured['date'])}; this book was built from commit <code>{html.escape(built)}</code>"
+            + (", the same code." if same else ": the benchmark predates this build's code, so run it again to "
+               "measure this commit."))
+    rows = targets(text)
+    table = ("<table class='minarch-table'><thead><tr><th>measure</th><th>value</th><th>target</th><th>verdict</th>"
+             "</tr></thead><tbody>" + "".join(
+                 f"<tr><td>{html.escape(r['label'])}</td><td>{html.escape(r['value'])}</td>"
+                 f"<td>{html.escape(r['target'])}</td><td>{html.escape(r['verdict'])}</td></tr>" for r in rows)
+             + "</tbody></table>") if rows else ""
+    return f"<p>{when}</p>{table}{folded(text, f'The whole output of {script}')}"
+
+
+def replay(text: str, summary: str, missing: str) -> str:
+    """A diagnostic benchmark's output (``phases.py``, ``racing.py``) open on the page, its last line, the verdict,
+    said again below the scrolling box; ``missing`` (what to run) when there is none."""
+    if not text.strip():
+        return f"<p>{html.escape(missing)}</p>"
+    verdict = text.strip().splitlines()[-1].strip()
+    return folded(text, summary, opened=True) + f"<p>In its words: {html.escape(verdict)}.</p>"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from IPython.display import HTML
 
 from ..analyses import tables as analysis
 from ..engine import data, profiles, settings, sweep
@@ -55,6 +56,11 @@ class Chapter:
                               f"{what}; run make book first, or pass -p {name} PATH")
         return path
 
+    def read(self, name: str, required: bool = False) -> str:
+        """The text of the project file ``name`` names (``file``); empty when it is missing and not ``required``."""
+        path = self.file(name, required)
+        return path.read_text() if path.exists() else ""
+
     @property
     def where(self) -> dict:
         """Where the analyses compute: pass ``**ch.where`` to every call that loads data or a model."""
@@ -78,8 +84,9 @@ class Chapter:
         return self.dataset if self.spec.per_dataset else self.spec.name
 
     def figure(self, chart, name: str):
-        """Save SVG/PNG copies of ``chart`` (when a figure folder is set) and return it for display."""
-        if self.figures is not None:
+        """Save SVG/PNG copies of ``chart`` (when a figure folder is set) and return it for display; ``None``, a
+        figure with nothing to draw (its chapter's words say why), shows nothing."""
+        if self.figures is not None and chart is not None:
             plots.save(chart, self.figures / self.folder / name)
         return chart
 
@@ -87,7 +94,7 @@ class Chapter:
         """The relative link from the chapter's page to file ``name`` of its figure folder."""
         return f"{'../' * (2 if self.spec.per_dataset else 1)}figures/{self.folder}/{name}"
 
-    def table(self, name: str, frame: pd.DataFrame, columns: dict, caption: str, **options):
+    def table(self, name: str, frame: pd.DataFrame, columns: dict | None, caption: str, **options):
         """``frame`` shown for people (``tables.show``); the full frame is saved as CSV beside the figures (when a
         figure folder is set) and linked from the page."""
         link = None
@@ -129,6 +136,14 @@ class Chapter:
                 path = Path(shutil.make_archive(str(folder / name), "zip", tmp, name))
             links.append((list(same.target), done.card, self.link(f"models/{path.name}")))
         return tables.downloads(links)
+
+    def archive(self, study, datasets):
+        """Every run, history and analysis table of ``study`` on ``datasets`` as one download beside the figures
+        (``Store.export``), linked; a sentence saying why not when no figure folder is set."""
+        if self.figures is None:
+            return HTML("<p>No figure folder was given to this chapter, so no archive was written.</p>")
+        path = self.store.export(study, datasets, self.figures / "reproducing")
+        return tables.archive(path, [data.spec(d).title for d in datasets])
 
     def ask_all(self, name: str) -> pd.DataFrame:
         """A table of every dataset of the chapter, stacked."""

@@ -423,9 +423,11 @@ def quantization_curves(curves: pd.DataFrame) -> alt.FacetChart:
                                "Post-training quantization: accuracy vs weight precision")
 
 
-def matched_depth(matched: pd.DataFrame) -> alt.FacetChart:
+def matched_depth(matched: pd.DataFrame) -> alt.FacetChart | None:
     """Depth at matched size: the redundancy (global pruning) of square DNNs of about equal parameter count at each
-    depth, one line per size band, mean over seeds with their range."""
+    depth, one line per size band, mean over seeds with their range; None when no band holds two depths."""
+    if matched.empty:
+        return None
     d = matched.groupby(["band", "depth", "model", "n_params"], sort=False).agg(
         redundancy=("redundancy", "mean"), lo=("redundancy", "min"), hi=("redundancy", "max"),
         seeds=("run_id", "nunique")).reset_index()
@@ -469,8 +471,10 @@ def sensitivity(sens: pd.DataFrame) -> alt.FacetChart:
 def summary(minimal: pd.DataFrame, redundancy: pd.DataFrame, tolerance: pd.DataFrame,
             intrinsic: pd.DataFrame | None = None) -> alt.VConcatChart:
     """Figure 7: per dataset, the minimal parameters of each family (beside them, crosses: the published intrinsic
-    dimensions of ``intrinsic``), the redundancy of DNNs by depth, and the lowest precision within tolerance by model
-    size."""
+    dimensions of ``intrinsic``), the redundancy (global pruning) of the families whose knob lists hidden widths by
+    depth, and the lowest precision within tolerance (per tensor) by model size."""
+    redundancy = redundancy[(redundancy.scope == "global") & redundancy.family.isin(models.shaped())]
+    tolerance = tolerance[tolerance.granularity == "tensor"]
     m = labelled(drawable(minimal.dropna(subset=["min_params"])))
     y = alt.Y("dataset_title:N", title=None, sort=[data.spec(d).title for d in data.by_difficulty()])
     a = alt.Chart(m).mark_point(filled=True, size=80).encode(

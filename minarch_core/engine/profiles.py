@@ -131,6 +131,12 @@ class Profile:
         canonical = json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
         return f"{self.name}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
 
+    def in_words(self) -> str:
+        """Seeds, epochs and training data in a phrase: what the chapters say a study trains."""
+        images = ("the whole training split" if self.train_per_class is None else
+                  f"{self.train_per_class:,} training images per class")
+        return f"{self.seeds} seeds, {self.epochs} epochs, {images}"
+
     def summary(self) -> dict:
         """The profile in words, one entry per field and grid (the method chapter's table)."""
         out = {"seeds": self.seeds, "epochs": self.epochs, "val_per_class": self.val_per_class,

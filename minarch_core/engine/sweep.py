@@ -271,6 +271,13 @@ def train_and_store(cfgs: list[dict], store_root: str, device: str | None = None
     return [c.run_id for c in cfgs], time.perf_counter() - start
 
 
+def in_words(table: pd.DataFrame, profile, title: str) -> str:
+    """What a sweep of ``profile`` trained on the dataset ``title``, in a sentence (the sweep chapter's first)."""
+    return (f"The `{profile.name}` profile trains **{len(table):,} runs** on **{title}**: {profile.in_words()}; "
+            f"{table.config_id.nunique()} configurations from {table.n_params.min():,} to "
+            f"{table.n_params.max():,} learnable parameters; {int((table.status == 'diverged').sum())} runs diverged.")
+
+
 def overview(table: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration (seeds pooled): parameters, seeds, test accuracy mean/std/min/max, divergences."""
     if table.empty:

@@ -23,11 +23,12 @@ The package splits the work by job: ``measure`` (building, racing and completing
 """
 from .choose import ASK, KEYS, answers, front, near_best, owners, pareto, recommend, reported, summarise, targets
 from .measure import RACE_CACHE_BYTES, chosen_runs, complete, compressed, pairs, race, variants
-from .words import (WIDTH, Answer, across, ownership, precision_text, racing_text, readable, recovery_text,
-                    settings_text, size_text, sparsity_text)
+from .answer import WIDTH, Answer, sparsity_text
+from .words import (across, ownership, precision_text, racing_text, readable, recovery_text, settings_text, size_text,
+                    transcript)
 
 __all__ = ["ASK", "KEYS", "answers", "front", "near_best", "owners", "pareto", "recommend", "reported", "summarise",
            "targets",
            "RACE_CACHE_BYTES", "chosen_runs", "complete", "compressed", "pairs", "race", "variants", "WIDTH", "Answer",
            "across", "ownership", "precision_text", "racing_text", "readable", "recovery_text", "settings_text",
-           "size_text", "sparsity_text"]
+           "size_text", "sparsity_text", "transcript"]

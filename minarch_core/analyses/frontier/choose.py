@@ -12,7 +12,7 @@ from ...engine.params import Param
 from .. import recovery
 from ..common import chance
 from ..regimes import THRESHOLDS
-from . import words
+from .answer import Answer
 
 ASK = {
     "min_accuracy": Param("min_accuracy", float, None, "the accuracy to reach (a fraction)", 0.0, 1.0),
@@ -77,7 +77,7 @@ def front(size, accuracy) -> np.ndarray:
 
 
 def recommend(table: pd.DataFrame, min_accuracy: float, family: str | None = None, max_bytes: int | None = None,
-              confidence: float = ASK["confidence"].default) -> words.Answer:
+              confidence: float = ASK["confidence"].default) -> Answer:
     """The smallest variant whose validation accuracy reaches ``min_accuracy`` with ``confidence`` (its one-sided
     lower bound over seeds), within ``family`` and ``max_bytes``; else the closest miss (the highest lower bound).
     ``table`` holds one dataset's ``variants`` (one row per seed)."""
@@ -105,9 +105,9 @@ def recommend(table: pd.DataFrame, min_accuracy: float, family: str | None = Non
     met = pool[pool.val_low >= min_accuracy]
     if len(met):
         best = met.sort_values(["size_bytes", "val_low"], ascending=[True, False]).iloc[0]
-        return words.Answer(True, best, min_accuracy, confidence, len(pool), family, max_bytes)
+        return Answer(True, best, min_accuracy, confidence, len(pool), family, max_bytes)
     closest = pool.sort_values(["val_low", "size_bytes"], ascending=[False, True]).iloc[0]
-    return words.Answer(False, closest, min_accuracy, confidence, len(pool), family, max_bytes)
+    return Answer(False, closest, min_accuracy, confidence, len(pool), family, max_bytes)
 
 
 
