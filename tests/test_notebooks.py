@@ -1,4 +1,6 @@
-"""The chapter notebooks: paired and in sync, parameterised, and stopped at once by a bad parameter."""
+"""The chapter notebooks: paired and in sync, parameterised, stopped at once by a bad parameter, and deciding
+nothing themselves."""
+import ast
 import asyncio
 import os
 import subprocess
@@ -19,6 +21,35 @@ def cells(nb):
 
 def test_every_chapter_has_a_notebook():
     assert [p.stem for p in NOTEBOOKS] == sorted(parameters.CHAPTERS)
+
+
+COMPUTING = (ast.If, ast.For, ast.While, ast.IfExp, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
+             ast.BinOp, ast.Compare, ast.BoolOp, ast.Lambda, ast.FunctionDef)
+
+
+def computed_lines(py) -> list[str]:
+    """The lines of a notebook's code cells that branch, loop, compare, define or do arithmetic: analysis that
+    belongs in the library, where it is tested and the findings read it."""
+    found = []
+    for cell in jupytext.read(py).cells:
+        if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
+            continue
+        lines = cell.source.splitlines()
+        found += [lines[n - 1].strip() for n in sorted({node.lineno for node in ast.walk(ast.parse(cell.source))
+                                                        if isinstance(node, COMPUTING)})]
+    return found
+
+
+@pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_notebook_asks_plots_and_writes_but_computes_nothing(py):
+    assert computed_lines(py) == [], f"{py.name} computes; move it into a tested library function"
+
+
+def test_the_computed_lines_check_finds_a_decision(tmp_path):
+    fake = tmp_path / "fake.py"
+    source = "# %%\nx = ch.ask('tolerance')\nverdict = 'more' if x.a.mean() > 0.5 else 'less'\n"
+    jupytext.write(jupytext.reads(source, fmt="py:percent"), fake, fmt="py:percent")
+    assert computed_lines(fake) == ["verdict = 'more' if x.a.mean() > 0.5 else 'less'"]
 
 
 @pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
