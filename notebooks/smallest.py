@@ -132,7 +132,19 @@ ch.table("recommendations", frontier.readable(answers), {
     "The smallest variant reaching each target (a miss shows the closest variant)")
 
 # %% [markdown]
-# Ask your own question from a shell, for example:
+# ### Ask it here
+#
+# Set a target accuracy, a family and a byte budget with the controls below the chart: the ringed point is the
+# variant `minarch recommend` answers with for that question, by the same rule on the same rows (every variant the
+# race did not stop, each at its validation lower bound over seeds; the dashed line is the target), said above the
+# points with its bytes and test accuracy. It runs in this page, with no kernel and no network. Variants outside the
+# family or the budget fade.
+
+# %%
+ch.figure(plots.question(frontier.candidates(summary), frontier.targets(summary, ch.dataset)), "question")
+
+# %% [markdown]
+# Or ask from a shell, for example:
 
 # %%
 Markdown(frontier.transcript(table, answers, ch.dataset, ch.study.name))

@@ -20,7 +20,7 @@ from minarch_core.engine.store import Store
 DATASETS = list(data.DATASETS)
 pytestmark = [pytest.mark.book, every_dataset]
 FIGURES = ("phase1", "families", "phase2", "sensitivity", "learning_curves", "pruning", "redundancy", "quantization",
-           "frontier", "components")
+           "frontier", "question", "components")
 PAGES = [f"book/{d}/{c}.html" for d in DATASETS for c in pipeline.PER_DATASET] + \
         [f"book/{c}.html" for c, spec in CHAPTERS.items() if not spec.per_dataset] + ["book/intro.html"] + \
         [f"book/using/{page}.html" for page in pipeline.MANUAL]
@@ -215,3 +215,61 @@ def test_every_link_of_every_page_leads_to_a_built_file(book):
             if not ((html / page).parent / unquote(href)).resolve().exists():
                 broken.append(f"{page}: {href}")
     assert not broken, broken
+
+
+QUESTION = """
+const chart = [...document.querySelectorAll('.minarch-chart')].find(  // labelled by its description
+  c => c.querySelector('[aria-label^="Every variant"]'));
+const [target, family, budget] = [chart.querySelector('input[type=range]'), ...chart.querySelectorAll('select')];
+target.value = arguments[0]; target.dispatchEvent(new Event('input', {bubbles: true}));
+family.value = arguments[1]; family.dispatchEvent(new Event('change', {bubbles: true}));
+budget.selectedIndex = arguments[2]; budget.dispatchEvent(new Event('change', {bubbles: true}));
+return [...budget.options].map(o => o.textContent);
+"""
+ANSWER = """
+const chart = [...document.querySelectorAll('.minarch-chart')].find(  // labelled by its description
+  c => c.querySelector('[aria-label^="Every variant"]'));
+if (!chart) return [null, ''];
+const ring = chart.querySelector('g.answer_marks path[aria-label]');
+return [ring ? ring.getAttribute('aria-label') : null,
+        [...chart.querySelectorAll('g.answer_text_marks text')].map(t => t.textContent).join(' ')];
+"""
+
+
+@pytest.mark.browser
+def test_the_question_chart_answers_every_question_as_recommend_does(book, browser):
+    """In the page, with no kernel: every target the chapter lists, asked of every family and of all, rings the
+    variant `recommend` answers with on the same store; its controls are labelled for screen readers."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    from minarch_core.analyses import frontier, tables as analysis
+    root, html = book
+    store = Store(str(root / "results"))
+    for dataset in DATASETS:
+        table = analysis.get("frontier", analysis.Where(store, profiles.study("smoke"), dataset))
+        summary = frontier.summarise(table)
+        browser.get((html / "book" / dataset / "smallest.html").as_uri())
+        WebDriverWait(browser, 20).until(lambda b: b.execute_script(ANSWER)[0], message=f"{dataset}: no answer")
+        browser.execute_script(AXE)
+        found = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1]; axe.run(document.querySelectorAll('.vega-bindings'),"
+            " {runOnly: ['label', 'select-name']}).then(r => done(r.violations.map(v => v.id)));")
+        assert not found, f"{dataset}: {found}"
+        families = ["all", *sorted(set(frontier.candidates(summary).family))]
+        budgets = browser.execute_script(QUESTION, 0.5, "all", 0)  # the byte budget's options, "no limit" first
+        goals = frontier.targets(summary, dataset)
+        questions = [(goal, family, 0) for goal in goals for family in families] + [
+            (goals[len(goals) // 2], "all", i) for i in range(1, len(budgets))]
+        assert len(budgets) > 1 and budgets[0] == "no limit"
+        for goal, family, budget in questions:
+            limit = int(budgets[budget].split()[0].replace(",", "")) if budget else None
+            answer = frontier.recommend(table, goal, family=None if family == "all" else family, max_bytes=limit)
+            r = answer.row
+            expected = f"{r.config_id}|{r.method}|{r.sparsity}|{r.precision}"
+            browser.execute_script(QUESTION, goal, family, budget)
+            try:
+                WebDriverWait(browser, 5).until(lambda b: b.execute_script(ANSWER)[0] == expected)
+            except Exception:
+                pytest.fail(f"{dataset}, {goal:.0%}, {family}, budget {limit}: the page rings "
+                            f"{browser.execute_script(ANSWER)}, recommend answers {expected}")
+            said = browser.execute_script(ANSWER)[1]
+            assert ("Smallest reaching" in said) is answer.met and f"{int(r.size_bytes):,} bytes" in said

@@ -17,7 +17,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from ..analyses.frontier import KEYS
+from ..analyses.frontier import ASK, KEYS
 from ..engine import data, models
 
 # Colour-blind-safe palettes (Okabe & Ito), each used for one thing in every figure: regimes and families are
@@ -556,6 +556,72 @@ def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFram
     chart = alt.layer(cloud, bars, line, marks, labels).properties(
         width=TEXT_WIDTH - 130, height=300, title="The compression frontier: accuracy per stored byte")
     return chart.configure_legend(orient="bottom", direction="horizontal")
+
+
+NO_LIMIT = 1e15  # the byte budget's "no limit": larger than any model
+
+
+def question(candidates: pd.DataFrame, targets: list[float], confidence: float = ASK["confidence"].default
+             ) -> alt.LayerChart:
+    """The frontier as a question (``recommend`` asked in the page, with no kernel): a target accuracy, a family and
+    a byte budget chosen with the controls below the chart, and the variant ``recommend`` answers with marked and
+    said in words, by its rule on the same rows (``frontier.candidates``): among the variants of the family within
+    the budget, the smallest whose validation lower bound reaches the target (the higher bound first among equal
+    sizes), else the closest miss (the highest bound, the smaller first). ``candidates`` must have been summarised at
+    ``confidence``."""
+    from ..analyses.frontier import precision_text, sparsity_text
+    d = labelled(candidates)[["config_id", "method", "sparsity", "precision", "family", "family_title", "model",
+                              "size_bytes", "val_low", "test_mean", "test_low", "test_high"]]
+    d = d.assign(variant=d.config_id + "|" + d.method + "|" + d.sparsity.map(str) + "|" + d.precision.map(str),
+                 what=d.model + ", " + d.sparsity.map(sparsity_text) + ", " + d.precision.map(precision_text)
+                 + " weights (" + d.method + ")")
+    lo = float(np.floor(min(d.val_low.min(), *targets) * 100) / 100)
+    hi = float(np.ceil(max(d.val_low.max(), *targets) * 100) / 100)
+    target = alt.param(name="target", value=float(targets[len(targets) // 2]), bind=alt.binding_range(
+        min=max(0.0, lo), max=min(1.0, hi), step=0.001, name="Target accuracy (validation lower bound) "))
+    families = sorted(set(d.family), key=list(models.FAMILIES).index)
+    family = alt.param(name="family", value="all", bind=alt.binding_select(
+        options=["all", *families], labels=["every family", *(models.family(f).title for f in families)],
+        name="Family "))
+    sizes = [b for b in (1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6)
+             if d.size_bytes.min() <= b < d.size_bytes.max()]
+    budget = alt.param(name="budget", value=NO_LIMIT, bind=alt.binding_select(
+        options=[NO_LIMIT, *sizes], labels=["no limit", *(f"{b:,.0f} bytes" for b in sizes)], name="Byte budget "))
+    x = log_x(d.size_bytes, "size_bytes:Q", "stored size (bytes)")
+    y = alt.Y("val_low:Q", title=f"validation accuracy, {confidence:.0%} lower bound over seeds",
+              axis=alt.Axis(format="%"), scale=alt.Scale(domain=[max(0.0, lo - 0.02), min(1.0, hi + 0.02)]))
+    eligible = "(family == 'all' || datum.family == family) && datum.size_bytes <= budget"
+    cloud = alt.Chart(d).mark_point(filled=True, size=28).encode(
+        x=x, y=y, color=family_color(), opacity=alt.condition(eligible, alt.value(0.75), alt.value(0.12)),
+        tooltip=[alt.Tooltip("what:N", title="variant"), alt.Tooltip("size_bytes:Q", format=",", title="bytes"),
+                 alt.Tooltip("val_low:Q", format=".2%", title="validation lower bound")])
+    line = alt.Chart(pd.DataFrame({"one": [0]})).transform_calculate(goal="target").mark_rule(
+        strokeDash=[4, 3], color=OKABE_ITO["black"]).encode(y="goal:Q")
+    answer = alt.Chart(d).transform_calculate(
+        fits=f"({eligible}) ? 0 : 1", met="datum.val_low >= target",
+        k2="datum.val_low >= target ? datum.size_bytes : -datum.val_low",
+        k3="datum.val_low >= target ? -datum.val_low : datum.size_bytes",
+    ).transform_calculate(k1="datum.fits == 0 ? (datum.met ? 0 : 1) : 2").transform_window(
+        rank="row_number()", sort=[{"field": "k1"}, {"field": "k2"}, {"field": "k3"}]
+    ).transform_filter("datum.rank == 1")
+    ring = answer.transform_filter("datum.k1 < 2").mark_point(
+        size=260, strokeWidth=2.5, color=OKABE_ITO["vermillion"]).encode(
+        x=x, y=y, description="variant:N").properties(name="answer")
+    said = answer.transform_calculate(said=(
+        "datum.k1 == 2 ? 'No variant of this family fits the byte budget.' : (datum.met ? 'Smallest reaching ' : "
+        "'Nothing reaches ') + format(target, '.1%') + (datum.met ? ': ' : '; closest: ') + datum.what + '\\n'"
+        " + format(datum.size_bytes, ',') + ' bytes; validation lower bound ' + format(datum.val_low, '.2%')"
+        " + (isValid(datum.test_mean) ? '; test ' + format(datum.test_mean, '.2%') + ' (' + format(datum.test_low,"
+        " '.1%') + '–' + format(datum.test_high, '.1%') + ')' : '; its test split is measured when recommend"
+        " answers with it')")).mark_text(
+        align="left", baseline="top", lineBreak="\n", fontSize=11).encode(
+        x=alt.value(4), y=alt.value(4), text="said:N").properties(name="answer_text")
+    return alt.layer(cloud, line, ring, said).add_params(target, family, budget).properties(
+        width=TEXT_WIDTH - 130, height=300, title="Ask the frontier: the smallest variant for your target",
+        description=("Every variant recommend chooses among, by stored bytes and its validation lower bound; the "
+                     "controls below set a target accuracy, a family and a byte budget, and the chart marks and "
+                     "names the variant recommend answers with.")).configure_legend(
+        orient="bottom", direction="horizontal")
 
 
 def components(ranking: pd.DataFrame) -> alt.FacetChart:

@@ -76,6 +76,12 @@ def front(size, accuracy) -> np.ndarray:
 
 
 
+def candidates(summary: pd.DataFrame) -> pd.DataFrame:
+    """The variants ``recommend`` chooses among (``summarise``'s rows that racing did not stop: a no-larger variant
+    beats each one it stopped); the smallest-model chapter's question chart reads the same rows."""
+    return summary[summary.finished]
+
+
 def recommend(table: pd.DataFrame, min_accuracy: float, family: str | None = None, max_bytes: int | None = None,
               confidence: float = ASK["confidence"].default) -> Answer:
     """The smallest variant whose validation accuracy reaches ``min_accuracy`` with ``confidence`` (its one-sided
@@ -91,7 +97,7 @@ def recommend(table: pd.DataFrame, min_accuracy: float, family: str | None = Non
         raise ConfigError(f"the frontier holds {seeds.max()} seed per configuration: a confidence bound needs at "
                           f"least 2; build it from a study with --seeds 2 or more")
     summary = summarise(table, confidence)
-    pool = summary[summary.finished]  # racing stopped the others: a no-larger variant beats each
+    pool = candidates(summary)
     if family is not None:
         if family not in set(summary.family):
             raise ConfigError(f"family {family!r} has no stable model in the frontier: choose one of "
