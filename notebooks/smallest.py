@@ -141,7 +141,8 @@ ch.table("recommendations", frontier.readable(answers), {
 # family or the budget fade.
 
 # %%
-ch.figure(plots.question(frontier.candidates(summary), frontier.targets(summary, ch.dataset)), "question")
+ch.figure(plots.question(frontier.candidates(summary), frontier.targets(summary, ch.dataset),
+                         ch.downloads(answers)), "question")
 
 # %% [markdown]
 # Or ask from a shell, for example:

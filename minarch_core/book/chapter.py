@@ -130,12 +130,27 @@ class Chapter:
         folder, links = self.figures / self.folder / "models", []
         for _, same in met.groupby(export.KEYS, sort=False):  # one model may answer several targets
             row = same.iloc[0]
-            name = f"{self.dataset}-{round(row.target * 100)}"
+            name = self._model_name(row)
             with tempfile.TemporaryDirectory() as tmp:
                 done = export.write(self.at(), export.seed_of(table, row), row, Path(tmp) / name)
                 path = Path(shutil.make_archive(str(folder / name), "zip", tmp, name))
             links.append((list(same.target), done.card, self.link(f"models/{path.name}")))
         return tables.downloads(links)
+
+    def _model_name(self, row) -> str:
+        """The exported model answering ``row`` of ``frontier.answers`` (the first target it answers)."""
+        return f"{self.dataset}-{round(row.target * 100)}"
+
+    def downloads(self, answers: pd.DataFrame) -> dict:
+        """{variant: link} of the models ``exported`` writes for ``answers`` (none without a figure folder): what the
+        question chart links its answer to. A variant is ``config_id|method|sparsity|precision``."""
+        if self.figures is None:
+            return {}
+        from ..analyses.frontier import variant_names
+        met = answers[answers.met == "yes"]
+        met = met[~variant_names(met).duplicated()]
+        return dict(zip(variant_names(met), (self.link(f"models/{self._model_name(r)}.zip")
+                                             for r in met.itertuples())))
 
     def archive(self, study, datasets):
         """Every run, history and analysis table of ``study`` on ``datasets`` as one download beside the figures

@@ -561,20 +561,20 @@ def frontier(summary: pd.DataFrame, front: pd.DataFrame, references: pd.DataFram
 NO_LIMIT = 1e15  # the byte budget's "no limit": larger than any model
 
 
-def question(candidates: pd.DataFrame, targets: list[float], confidence: float = ASK["confidence"].default
-             ) -> alt.LayerChart:
+def question(candidates: pd.DataFrame, targets: list[float], downloads: dict | None = None,
+             confidence: float = ASK["confidence"].default) -> alt.LayerChart:
     """The frontier as a question (``recommend`` asked in the page, with no kernel): a target accuracy, a family and
     a byte budget chosen with the controls below the chart, and the variant ``recommend`` answers with marked and
     said in words, by its rule on the same rows (``frontier.candidates``): among the variants of the family within
     the budget, the smallest whose validation lower bound reaches the target (the higher bound first among equal
     sizes), else the closest miss (the highest bound, the smaller first). ``candidates`` must have been summarised at
-    ``confidence``."""
-    from ..analyses.frontier import precision_text, sparsity_text
+    ``confidence``; ``downloads`` ({variant: link}, ``Chapter.downloads``) links an answer the book exported."""
+    from ..analyses.frontier import precision_text, sparsity_text, variant_names
     d = labelled(candidates)[["config_id", "method", "sparsity", "precision", "family", "family_title", "model",
                               "size_bytes", "val_low", "test_mean", "test_low", "test_high"]]
-    d = d.assign(variant=d.config_id + "|" + d.method + "|" + d.sparsity.map(str) + "|" + d.precision.map(str),
-                 what=d.model + ", " + d.sparsity.map(sparsity_text) + ", " + d.precision.map(precision_text)
+    d = d.assign(variant=variant_names(d), what=d.model + ", " + d.sparsity.map(sparsity_text) + ", " + d.precision.map(precision_text)
                  + " weights (" + d.method + ")")
+    d["download"] = d.variant.map(downloads or {})
     lo = float(np.floor(min(d.val_low.min(), *targets) * 100) / 100)
     hi = float(np.ceil(max(d.val_low.max(), *targets) * 100) / 100)
     target = alt.param(name="target", value=float(targets[len(targets) // 2]), bind=alt.binding_range(
@@ -606,14 +606,17 @@ def question(candidates: pd.DataFrame, targets: list[float], confidence: float =
     ).transform_filter("datum.rank == 1")
     ring = answer.transform_filter("datum.k1 < 2").mark_point(
         size=260, strokeWidth=2.5, color=OKABE_ITO["vermillion"]).encode(
-        x=x, y=y, description="variant:N").properties(name="answer")
+        x=x, y=y, description="variant:N", href="download:N", tooltip=[
+            alt.Tooltip("what:N", title="answer"), alt.Tooltip("download:N", title="download (click)")]
+    ).properties(name="answer")
     said = answer.transform_calculate(said=(
         "datum.k1 == 2 ? 'No variant of this family fits the byte budget.' : (datum.met ? 'Smallest reaching ' : "
         "'Nothing reaches ') + format(target, '.1%') + (datum.met ? ': ' : '; closest: ') + datum.what + '\\n'"
         " + format(datum.size_bytes, ',') + ' bytes; validation lower bound ' + format(datum.val_low, '.2%')"
         " + (isValid(datum.test_mean) ? '; test ' + format(datum.test_mean, '.2%') + ' (' + format(datum.test_low,"
         " '.1%') + '–' + format(datum.test_high, '.1%') + ')' : '; its test split is measured when recommend"
-        " answers with it')")).mark_text(
+        " answers with it') + (isValid(datum.download) ? '\\nthe book exported it: click the ring to download' :"
+        " '')")).mark_text(
         align="left", baseline="top", lineBreak="\n", fontSize=11).encode(
         x=alt.value(4), y=alt.value(4), text="said:N").properties(name="answer_text")
     return alt.layer(cloud, line, ring, said).add_params(target, family, budget).properties(

@@ -22,15 +22,14 @@ The package splits the work by job: ``measure`` (building, racing and completing
 (pooling seeds, Pareto sets, ``recommend``) and ``words`` (the frontier for people); its names are all here.
 """
 from .choose import (ASK, KEYS, answers, candidates, front, near_best, owners, pareto, recommend, reported, summarise,
-                     targets)
+                     targets, variant_names)
 from .measure import RACE_CACHE_BYTES, chosen_runs, complete, compressed, pairs, race, variants
 from .answer import WIDTH, Answer, sparsity_text
 from .words import (across, ownership, precision_text, racing_text, readable, recovery_text, settings_text, size_text,
                     transcript)
 
 __all__ = ["ASK", "KEYS", "answers", "candidates", "front", "near_best", "owners", "pareto", "recommend", "reported",
-           "summarise",
-           "targets",
+           "summarise", "targets", "variant_names",
            "RACE_CACHE_BYTES", "chosen_runs", "complete", "compressed", "pairs", "race", "variants", "WIDTH", "Answer",
            "across", "ownership", "precision_text", "racing_text", "readable", "recovery_text", "settings_text",
            "size_text", "sparsity_text", "transcript"]

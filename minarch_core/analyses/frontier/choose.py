@@ -76,6 +76,12 @@ def front(size, accuracy) -> np.ndarray:
 
 
 
+def variant_names(frame: pd.DataFrame) -> pd.Series:
+    """Each row's variant as one string, ``config_id|method|sparsity|precision``: how the page names an answer."""
+    return (frame.config_id + "|" + frame.method + "|" + frame.sparsity.map(str) + "|"
+            + frame.precision.map(str))
+
+
 def candidates(summary: pd.DataFrame) -> pd.DataFrame:
     """The variants ``recommend`` chooses among (``summarise``'s rows that racing did not stop: a no-larger variant
     beats each one it stopped); the smallest-model chapter's question chart reads the same rows."""
