@@ -172,7 +172,7 @@ def _reads(name: str) -> set[str]:
 
 
 HEAVY = ("frontier", "variants")  # the tables that measure models, the larger first: with the curves on a subset
-# of the test split, each dataset's frontier took longer than its variants (245-426 s against 120-239 s, quick book)
+# of the test split, each dataset's frontier takes longer than its variants (the reproducing chapter's timings)
 
 
 def compute(study: Profile, datasets, store: Store, workers: int = 1, device=None, data_root=None) -> list[dict]:

@@ -204,8 +204,8 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
 def per_dataset(datasets, parallel: int, run) -> None:
     """``run(spec, dataset)`` for every per-dataset chapter, each dataset's in dependency order, ``parallel``
     datasets at a time (the hardest first, so that the longest does not start last), each notebook's kernel then
-    taking its share of the cores: the analyses' small models use a second core poorly (MNIST's pruning chapter
-    took 112 s on two cores, 180 s on one), so two datasets on a core each finish sooner than one after the other
+    taking its share of the cores: the analyses' small models use a second core poorly (a chapter on two cores
+    takes well over half its time on one), so two datasets on a core each finish sooner than one after the other
     on both. The first failure stops every dataset before its next chapter, and is raised once the chapters under
     way have finished."""
     chapters = [spec for spec in CHAPTERS.values() if spec.per_dataset]

@@ -132,8 +132,8 @@ class Split:
 
     def rows(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x[idx], y[idx])`` for an index tensor of any shape (one minibatch, or one per stacked seed), gathered
-        by ``index_select`` over the flattened rows: the same values, 3-10x faster than advanced indexing on a CPU,
-        where gathering the minibatches had cost more than the small models' own arithmetic."""
+        by ``index_select`` over the flattened rows: the same values, several times faster than advanced indexing on
+        a CPU, where gathering the minibatches had cost more than the small models' own arithmetic."""
         flat = idx.reshape(-1)
         x = self.x.reshape(len(self), -1).index_select(0, flat).view(*idx.shape, *self.x.shape[1:])
         return x, self.y.index_select(0, flat).view(idx.shape)

@@ -13,10 +13,10 @@ SGD) its own update, as if it trained alone (up to float rounding: a fused produ
   as one batched product over channels, summed into its member's logits.
 - Families without a fused form train one architecture at a time, their seeds stacked. The ViT is one: padding
   different widths to one is exact only with LayerNorms masked per member, and on a CPU it costs more arithmetic
-  than it saves calls (the quick grid's dims 4-32, each with 5 seeds stacked, took 22 ms a step together; padded to
-  dim 32 they would do the work of four dim-32 stacks, 30 ms). CNN bundles fused on a CPU measured 0.8-1.0x their
-  members one at a time (their steps are bound by memory traffic, which fusing does not reduce), so a CPU trains
-  CNNs one architecture at a time (``Family.cpu_fuses``); DNN bundles measured 1.4-2x. The hybrids (Conv+MLP,
+  than it saves calls (padded to the largest width, a grid's small dims do the work of as many large ones). CNN
+  bundles fused on a CPU are no faster than their members one at a time (their steps are bound by memory traffic,
+  which fusing does not reduce), so a CPU trains CNNs one architecture at a time (``Family.cpu_fuses``); DNN
+  bundles pay (``benchmarks/latest.txt`` has the measured ratios). The hybrids (Conv+MLP,
   Conv+ViT) have no fused form either, the stated fallback: their stems are the CNN's kind of memory-bound
   convolution, and the Conv+ViT's blocks the ViT's, so each architecture trains alone (the Conv+ViT's seeds stacked
   like the ViT's, the Conv+MLP's one by one like the CNN's: ``Family.cpu_stacks_seeds``).
@@ -113,8 +113,8 @@ class FusedMLP(Fused):
         self.heads = names
         self.index["heads"] = torch.cat(inputs)
         self.index["order"] = torch.tensor([order.index(i) for i in range(self.size)])  # head order -> member order
-        # the first layer: chunks sized by it ran fastest (the quick MNIST DNNs of a seed: 226 rows, 0.77 s a monitor
-        # pass, against 1.24 s with the 61 rows that counting every layer's rows stacked gave)
+        # the first layer: chunks sized by it ran fastest (counting every layer's rows stacked gave chunks a quarter
+        # the size, and slower passes)
         self.widest = len(self.first_bias) + 1
 
     def _bucket(self, name: str, linears: list[tuple[str, nn.Linear]], group: list[int], n_in: int, n_out: int):
@@ -179,7 +179,7 @@ class FusedCNN(Fused):
 
     def forward(self, x):
         # channel-major (channels, batch, positions) after the convolution, so that the head's product and the
-        # backward passes run on contiguous rows (relu's backward on the transposed gradient was 10x slower)
+        # backward passes run on contiguous rows (relu's backward on the transposed gradient was far slower)
         h = F.conv2d(x, self.conv_weight, self.conv_bias).transpose(0, 1).contiguous().relu_().flatten(2)
         per_channel = torch.bmm(h, self.head_weight)  # (channels, batch, classes)
         logits = per_channel.new_zeros(self.size, len(x), self.classes).index_add(0, self.index["owner"], per_channel)

@@ -57,10 +57,10 @@ class Limits:
 
 def seeds_per_program(cfg: RunConfig, device, architectures: int) -> int:
     """How many seeds a bundle stacks (``train.Stack``). On CUDA all of them (up to ``SEED_BATCH``). On a CPU a
-    bundle of several architectures takes one seed (its fused program is large enough: a fused quick DNN grid
-    stacked over 5 seeds ran 0.8x one seed at a time); one architecture's seeds stack where its family's record
-    says it pays (``Family.cpu_stacks_seeds``: DNNs and ViTs, not the convolutions), as many as keep one step's
-    stacked input within ``CPU_STEP_BYTES`` (30 CIFAR-10 seeds ran 1.5x slower than 10)."""
+    bundle of several architectures takes one seed (its fused program is large enough: stacking seeds on it ran
+    slower than one seed at a time); one architecture's seeds stack where its family's record says it pays
+    (``Family.cpu_stacks_seeds``: DNNs and ViTs, not the convolutions), as many as keep one step's stacked input
+    within ``CPU_STEP_BYTES`` (beyond it, more seeds ran slower, not faster)."""
     if settings.device(device).type == "cuda":
         return SEED_BATCH
     if architectures > 1 or not models.family(cfg.family).cpu_stacks_seeds:
@@ -130,9 +130,9 @@ def run(configs, store: Store | str | os.PathLike | None = None, *, executor: Ex
 
     The bundles go out in a fixed shuffled order, and the progress bar counts runs. Its time left prices the
     bundles left by their FLOPs (``flops``) at the rate each family's finished bundles reached (the rate of all
-    finished ones for a family not seen yet), over the workers: families train at very different rates (the quick
-    book's DNN bundles at 60-80 GFLOP/s on 2 cores, CNNs at 15-23, ViTs at 7-9), so neither runs nor FLOPs alone
-    measure what is left.
+    finished ones for a family not seen yet), over the workers: families train at very different rates (the
+    benchmark's utilisation lines: DNNs near the matmul peak, convolutions and transformers far below it), so
+    neither runs nor FLOPs alone measure what is left.
     """
     store = store if isinstance(store, Store) else Store(store)
     configs = list({c.run_id: c for c in configs}.values())
@@ -202,7 +202,7 @@ def bundles(configs: list[RunConfig], device=None, limits: Limits = Limits(), fu
     """The configs cut into bundles (``train.train_bundle``): configs that share every setting of the training
     loop, their family and a set of seeds (``rectangles``), ``seeds_per_program`` seeds at a time, and as many
     architectures as fit ``limits``: several only where the family has a fused form, that form pays on the device
-    (``Family.cpu_fuses``: on a CPU a quick grid's CNNs fused ran 0.8-1.0x one at a time, bound by memory traffic)
+    (``Family.cpu_fuses``: on a CPU fused CNNs ran no faster than one at a time, bound by memory traffic)
     and ``fuse`` (``fuse=False`` trains one architecture at a time: the benchmark's baseline)."""
     out, alone = [], []
     budget = limits.seconds * FLOP_RATE[settings.device(device).type]  # FLOPs

@@ -305,9 +305,9 @@ class Stack:
 
 def eval_chunk(model: torch.nn.Module, seeds: int, device: torch.device) -> int:
     """Rows per evaluation chunk. On CUDA, large. On a CPU a forward pass is memory-bound once its widest
-    activation outgrows the cache (a 32-channel CNN evaluated 3x faster in chunks of 64 images than of 512), so the
-    chunk is sized to keep that activation, for all seeds, within ``CPU_EVAL_BYTES``. A DNN's flattened input is
-    no activation: counted as one, it cut a CIFAR-10 DNN's chunks to 341 rows, slower than 4,096."""
+    activation outgrows the cache, so the chunk is sized to keep that activation, for all seeds, within
+    ``CPU_EVAL_BYTES``. A DNN's flattened input is no activation: counting it as one cuts a wide input's chunks to
+    a few hundred rows, which runs slower than large chunks."""
     widest = widest_activation(model)
     if device.type != "cpu" or widest is None:
         return max(256, EVAL_BATCH // seeds)
@@ -347,7 +347,7 @@ def evaluate_states(model: torch.nn.Module, states: list[dict], split: data_.Spl
     e.g. every sparsity or precision of one trained model) on ``split``, the same numbers as ``evaluate`` one by
     one. On CUDA they are stacked ``group`` at a time and evaluated in one batched pass each, as the trainer
     evaluates its seeds; on a CPU one at a time (``_one_at_a_time``): stacking measured slower there for every
-    family (benchmarks/speed.py: a DNN's 35 frontier variants 0.3-0.6x the speed of one at a time)."""
+    family (``benchmarks/speed.py``'s frontier line; the figures are in ``benchmarks/latest.txt``)."""
     model = copy.deepcopy(model).to(split.x.device)
     if split.x.device.type == "cpu":
         return _one_at_a_time(model, states, split, loss_fn)
@@ -422,7 +422,8 @@ def _first_change(part: list[dict], first: list[dict]) -> int:
 
 def optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
     """``cfg``'s optimizer over ``params`` (a module's or a stack's): the fused kernel, one pass over the weights
-    per step instead of one per operation (1.3-1.6x faster training on a CPU; the same update up to rounding)."""
+    per step instead of one per operation (faster on a CPU, as the benchmark measures; the same update up to
+    rounding)."""
     params = list(params)
     cuda = bool(params) and params[0].device.type == "cuda"
     capturable = cuda and cfg.optimizer in ("adam", "adamw")  # their step counter lives on the device in a graph
