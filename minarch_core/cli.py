@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "then (with every grid, on a profile with a design) the runs its design adds where a minimal size "
                     "is still open (minarch_core/analyses/design.py), and print one row per configuration (seeds "
                     "pooled). Interrupt it at any time: run it again and only the missing runs are trained.")
-    s.add_argument("--dataset", required=True, choices=list(data.DATASETS), help="the dataset to train on")
+    s.add_argument("--dataset", required=True, choices=data.available(), help="the dataset to train on")
     s.add_argument("--family", action="append", choices=profiles.grid_names(), dest="grids",
                    help="grid to sweep, repeatable: shapes (Phase-1 DNN shapes), dnn (square DNNs), or a family's "
                         "own grid (default: all of the profile's grids)")
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "was computed from is unchanged, else computed now, with the tables it reads (minarch_core/"
                     "analyses/tables.py). Needs the study's runs trained (minarch sweep, or make book).")
     t.add_argument("name", choices=list(tables.TABLES), help="the table")
-    t.add_argument("--dataset", required=True, action="append", choices=list(data.DATASETS),
+    t.add_argument("--dataset", required=True, action="append", choices=data.available(),
                    help="the dataset; repeated for a table across datasets (" + ", ".join(
                        name for name, spec in tables.TABLES.items() if spec.across) + ")")
     for name in ("seeds", "epochs", "train_per_class"):
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "book/<dataset>/<name>.ipynb, or into --output.")
     c.add_argument("name", choices=list(CHAPTERS), help="the chapter: " + ", ".join(
         f"{name} ({'per dataset' if spec.per_dataset else 'once per book'})" for name, spec in CHAPTERS.items()))
-    c.add_argument("--dataset", default="mnist", choices=list(data.DATASETS), help="the dataset of the chapter")
+    c.add_argument("--dataset", default="mnist", choices=data.available(), help="the dataset of the chapter")
     c.add_argument("--profile", default="quick", choices=list(profiles.PROFILES), help="size of the study")
     c.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="another papermill parameter, e.g. -p seeds 5 -p workers 2 (repeatable)")
@@ -176,7 +176,7 @@ def _book(args) -> int:
 
 def _question(parser) -> None:
     """recommend's question (and export's): the dataset, the target and its limits, the study's overrides."""
-    parser.add_argument("--dataset", required=True, choices=list(data.DATASETS), help="the dataset")
+    parser.add_argument("--dataset", required=True, choices=data.available(), help="the dataset")
     for name in ("min_accuracy", "confidence", "max_bytes"):
         p = frontier.ASK[name]
         parser.add_argument(f"--{name.replace('_', '-')}", type=p.parse, default=p.default,

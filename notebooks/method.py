@@ -23,6 +23,7 @@
 # code that the other chapters run.
 
 # %% tags=["parameters"]
+datasets = "mnist,fashion_mnist,cifar10"
 profile = "quick"
 renderer = "default"
 figures = None
@@ -47,7 +48,7 @@ ch.figure(plots.workflow(), "workflow")
 # choices below: the ViT's patch size, and how many of a ViT's seeds a CPU trains in one stacked step.
 
 # %%
-ch.table("datasets", method.datasets(), None, "The datasets")
+ch.table("datasets", method.datasets(ch.datasets), None, "The datasets")
 
 # %% [markdown]
 # ## Training
@@ -131,7 +132,7 @@ ch.table("shapes", method.shapes(), {"pattern": ("step pattern", None), "widths"
 
 # %%
 
-ch.table("hybrids", method.hybrids(ch.study), {
+ch.table("hybrids", method.hybrids(ch.study, ch.datasets), {
     "dataset": ("dataset", None), "family": ("hybrid", None), "stem": ("stem: map → pool → positions", None),
     "parameters": ("parameters", None), "parents": ("its parents' parameters", None)},
          f"The hybrids' stems, and the parameters the {ch.study.name} profile's grids span, beside their parents'")

@@ -237,3 +237,140 @@ def test_a_real_data_test_run_without_the_data_fails_naming_the_fix_unless_left_
     left_out = subprocess.run([*command, "-m", "not real_data"], cwd=Path(__file__).parents[1], env=env,
                               capture_output=True, text=True)
     assert "1 deselected" in left_out.stdout, left_out.stdout[-2000:]
+
+
+# -- datasets of one's own -------------------------------------------------------------------------------------------
+
+def own_arrays(classes=3, side=12, channels=3, train=40, test=10, seed=0):
+    """Images of ``classes`` classes, each class a brightness band plus noise, so the data says which is which."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for n in (train, test):
+        y = np.repeat(np.arange(classes), n).astype(np.int64)
+        x = np.clip(y[:, None, None, None] * 60 + rng.integers(0, 40, (len(y), side, side, channels)), 0, 255)
+        out += [x.astype(np.uint8), y]
+    return out
+
+
+def write_own(root: Path, name: str, arrays_, layout: str = "npz", classes=None):
+    x_train, y_train, x_test, y_test = arrays_
+    if layout == "npz":
+        np.savez(root / f"{name}.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+        return
+    from PIL import Image
+    classes = classes or [f"class_{k}" for k in range(int(y_train.max()) + 1)]
+    for part, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        for i, (img, label) in enumerate(zip(x, y)):
+            folder = root / name / part / classes[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(folder / f"{i}.png")
+
+
+@pytest.fixture
+def own_root(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "DATASETS", dict(data.DATASETS))  # what a test registers leaves with it
+    fresh()
+    return tmp_path
+
+
+def test_a_folder_of_ones_own_is_a_dataset_read_from_its_data(own_root, capsys):
+    write_own(own_root, "leaves", own_arrays(), "folder", classes=["ash", "beech", "cedar"])
+    assert "leaves" in data.available(own_root)
+    s = data.spec("leaves", own_root)
+    assert (s.classes, s.input_shape, s.n_classes, s.title) == (("ash", "beech", "cedar"), (3, 12, 12), 3, "leaves")
+    assert len(s.version) == 16 and s.difficulty > max(d.difficulty for d in data.DATASETS.values() if not d.version)
+    assert "dataset 'leaves' (image folder): 3 classes (ash, beech, cedar), 12x12, 3 channel(s)" in \
+        capsys.readouterr().err
+    d = data.load("leaves", root=own_root, val_per_class=10)
+    assert (len(d.train), len(d.val), len(d.test), d.n_classes) == (90, 30, 30, 3)
+    x = d.train.x  # normalised by the statistics read from the training images
+    assert abs(float(x.mean())) < 0.2 and abs(float(x.std()) - 1) < 0.2
+
+
+def test_the_same_images_as_an_array_file_give_the_same_record_and_the_same_runs(tmp_path, own_root, monkeypatch):
+    from minarch_core.engine.config import RunConfig
+    arrays_ = own_arrays(channels=1)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    write_own(tmp_path / "a", "leaves", arrays_, "folder")
+    write_own(tmp_path / "b", "leaves", arrays_, "npz")
+    specs, ids = [], []
+    for folder in ("a", "b"):
+        monkeypatch.setattr(data, "DATASETS", {k: v for k, v in data.DATASETS.items() if k != "leaves"})
+        monkeypatch.setenv("MINARCH_DATA", str(tmp_path / folder))
+        fresh()
+        specs.append(data.spec("leaves"))
+        ids.append(RunConfig("leaves", "dnn", {"widths": (4,)}).run_id)
+    strip = lambda s: {**s.__dict__, "classes": None}  # noqa: E731  (a folder names its classes, an array file not)
+    assert strip(specs[0]) == strip(specs[1]) and ids[0] == ids[1] and specs[1].classes == ("0", "1", "2")
+    assert RunConfig("mnist", "dnn", {"widths": (4,)}).data_version is None  # built-in runs keep their ids
+
+
+def test_a_changed_folder_never_serves_old_runs(own_root, monkeypatch):
+    from minarch_core.engine.config import RunConfig
+    write_own(own_root, "leaves", own_arrays(), "npz")
+    monkeypatch.setenv("MINARCH_DATA", str(own_root))
+    before = RunConfig("leaves", "dnn", {"widths": (4,)}).run_id
+    write_own(own_root, "leaves", own_arrays(seed=1), "npz")
+    monkeypatch.setattr(data, "DATASETS", {k: v for k, v in data.DATASETS.items() if k != "leaves"})
+    fresh()
+    assert RunConfig("leaves", "dnn", {"widths": (4,)}).run_id != before
+
+
+def corrupt(case):
+    x_train, y_train, x_test, y_test = own_arrays()
+    if case == "labels skip a class":
+        y_train = np.where(y_train == 1, 2, y_train)
+    elif case == "one class":
+        y_train, y_test = y_train * 0, y_test * 0
+    elif case == "float labels":
+        y_train = y_train + 0.5
+    elif case == "shapes differ":
+        x_test = x_test[:, :10, :10]
+    elif case == "NaN":
+        x_train = x_train.astype(np.float32)
+        x_train[0, 0, 0, 0] = np.nan
+    elif case == "outside [0, 255]":
+        x_train = x_train.astype(np.float32) * 2
+    return x_train, y_train, x_test, y_test
+
+
+@pytest.mark.parametrize("case, message", [
+    ("labels skip a class", r"integers 0\.\.K-1 with every class in training.*no training image of class\(es\) \[1\]"),
+    ("one class", r"2 <= K"),
+    ("float labels", r"must be integers 0\.\.K-1, got float64"),
+    ("shapes differ", r"x_train's images are \(12, 12, 3\).*x_test's \(10, 10, 3\)"),
+    ("NaN", r"x_train holds NaN"),
+    ("outside [0, 255]", r"x_train lies in 0\.\.\d+: images must lie in \[0, 1\] or \[0, 255\]"),
+])
+def test_bad_arrays_of_ones_own_are_refused_naming_the_array_and_the_fix(own_root, case, message):
+    write_own(own_root, "leaves", corrupt(case), "npz")
+    with pytest.raises(DataCorruptError, match=message):
+        data.spec("leaves", own_root)
+
+
+def test_bad_folders_of_ones_own_are_refused_naming_the_file_or_classes(own_root):
+    from PIL import Image
+    write_own(own_root, "leaves", own_arrays(), "folder", classes=["ash", "beech", "cedar"])
+    (own_root / "leaves" / "test" / "cedar").rename(own_root / "leaves" / "test" / "oak")
+    with pytest.raises(DataCorruptError, match=r"only in train/ \['cedar'\], only in test/ \['oak'\]"):
+        data.spec("leaves", own_root)
+    (own_root / "leaves" / "test" / "oak").rename(own_root / "leaves" / "test" / "cedar")
+    odd = own_root / "leaves" / "train" / "ash" / "0.png"
+    Image.new("RGB", (20, 12)).save(odd)
+    with pytest.raises(DataCorruptError, match=r"ash/0\.png is 20x12 but 149 of the 150 images are 12x12: every "
+                                               r"image of a dataset must"):
+        data.spec("leaves", own_root)
+
+
+def test_a_class_too_small_for_the_profile_says_the_largest_train_per_class_that_fits(own_root):
+    write_own(own_root, "leaves", own_arrays(train=40), "npz")
+    with pytest.raises(ConfigError, match="class 0 .* has 40 training images; the validation split takes 10 per "
+                                          "class, so the largest train_per_class that fits is 30"):
+        data.load("leaves", root=own_root, val_per_class=10, train_per_class=35)
+
+
+def test_a_folder_named_like_a_built_in_dataset_is_refused_with_the_fix(own_root):
+    write_own(own_root, "cifar10", own_arrays(), "folder")
+    assert data.available(own_root).count("cifar10") == 1 and data.spec("cifar10", own_root).version is None
+    with pytest.raises(ConfigError, match="is an image folder named like the built-in dataset 'cifar10': rename it"):
+        data.arrays("cifar10", own_root)

@@ -175,3 +175,53 @@ def test_a_plugin_that_cannot_be_imported_is_named_with_the_fix(tmp_path):
         profiles.add_grid("smoke", "cnn", profiles.Grid("cnn", (2,)))
     with pytest.raises(parameters.ParameterError, match=r"unknown book parameter\(s\) \['widths'\]"):
         pipeline.build("smoke", ["mnist"], widths=[3])
+
+
+GARMENTS = (("shirt", 6), ("sneaker", 7), ("bag", 8))  # Fashion-MNIST classes, as a user's folder names them
+
+
+def garments_folder(root: Path, train: int = 150, test: int = 50, side: int = 40) -> Path:
+    """A user's ImageFolder of real images at a size no built-in dataset has: three Fashion-MNIST classes, padded
+    to 40x40 and coloured (RGB), as PNG files."""
+    from PIL import Image
+    x_train, y_train, x_test, y_test = data.arrays("fashion_mnist")
+    pad = (side - 28) // 2
+    for part, x, y, n in (("train", x_train, y_train, train), ("test", x_test, y_test, test)):
+        for name, label in GARMENTS:
+            folder = root / "garments" / part / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, img in enumerate(x[y == label][:n]):
+                grey = np.pad(img[..., 0], pad)
+                Image.fromarray(np.stack([grey, grey // 2, 255 - grey], -1)).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.mark.real_data("fashion_mnist")
+@pytest.mark.book
+def test_a_folder_of_ones_own_images_makes_a_smoke_book_and_an_exported_model(tmp_path, monkeypatch, capsys):
+    """A user's folder at 40x40 RGB with 3 classes: every chapter names it, the method chapter shows its inferred
+    classes and shape; recommend answers on it, export writes it, and the exported ONNX runs."""
+    import onnxruntime as ort
+    root = garments_folder(tmp_path / "data")
+    monkeypatch.setenv("MINARCH_DATA", str(root))
+    monkeypatch.setattr(data, "DATASETS", dict(data.DATASETS))
+    results = str(tmp_path / "results")
+    pipeline.build("smoke", ["garments"], workers=2, results=results, root=tmp_path / "book", html=False)
+    notebooks = sorted((tmp_path / "book" / "book").rglob("*.ipynb"))
+    assert {n.stem for n in notebooks} == set(parameters.CHAPTERS)
+    for notebook in notebooks:
+        assert "garments" in notebook.read_text(), f"the {notebook.stem} chapter does not name the dataset"
+    method = (tmp_path / "book" / "book" / "method.ipynb").read_text()
+    assert "3: bag, shirt, sneaker" in method and "3×40×40" in method
+    capsys.readouterr()
+    code = cli.main(["recommend", "--dataset", "garments", "--profile", "smoke", "--results", results,
+                     "--min-accuracy", "0.5"])
+    assert code in (0, 1) and "garments" in capsys.readouterr().out
+    out = tmp_path / "model"
+    assert cli.main(["export", "--dataset", "garments", "--profile", "smoke", "--results", results,
+                     "--min-accuracy", "0.4", "--out", str(out)]) == 0
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    session = ort.InferenceSession(str(out / "model.onnx"), options)
+    logits = session.run(None, {"image": np.zeros((2, 3, 40, 40), np.float32)})[0]
+    assert logits.shape == (2, 3) and np.isfinite(logits).all()

@@ -12,15 +12,16 @@ from ..engine.compression import Compression
 from . import parameters
 
 
-def datasets() -> pd.DataFrame:
-    """Every registered dataset, easiest first: its shape, classes and channel statistics, and the ViT's patches
-    and the seeds a CPU stacks in one step there."""
+def datasets(names=None) -> pd.DataFrame:
+    """The book's datasets (every registered one when ``names`` is None), easiest first: their shape, classes and
+    channel statistics, and the ViT's patches and the seeds a CPU stacks in one step there."""
     rows = []
-    for d in map(data.spec, data.by_difficulty()):
+    for d in map(data.spec, data.by_difficulty(names)):
         c, h, w = d.input_shape
         patch = models.default_patch(d.input_shape)
         vit = config.RunConfig(d.name, "vit", {"dim": 8})
-        rows.append({"dataset": d.title, "difficulty rank": d.difficulty, "classes": d.n_classes,
+        named = f": {', '.join(d.classes)}" if d.classes and len(d.classes) <= 20 else ""
+        rows.append({"dataset": d.title, "difficulty rank": d.difficulty, "classes": f"{d.n_classes}{named}",
                      "image (C×H×W)": f"{c}×{h}×{w}", "inputs": c * h * w,
                      "channel mean": ", ".join(map(str, d.mean)), "channel std": ", ".join(map(str, d.std)),
                      "ViT patch": patch, "ViT patches": (h // patch) * (w // patch),
@@ -54,10 +55,11 @@ def _span(study: profiles.Profile, family: str, dataset: str) -> str:
     return f"{min(sizes):,} to {max(sizes):,}" if sizes else "not in the profile"
 
 
-def hybrids(study: profiles.Profile) -> pd.DataFrame:
-    """One row per dataset and hybrid: its stem's map, and the parameters its grids and its parents' grids span."""
+def hybrids(study: profiles.Profile, names=None) -> pd.DataFrame:
+    """One row per dataset (``names``, default every registered one) and hybrid: its stem's map, and the parameters
+    its grids and its parents' grids span."""
     rows = []
-    for d in map(data.spec, data.by_difficulty()):
+    for d in map(data.spec, data.by_difficulty(names)):
         h, w = models.stem_map(d.input_shape)
         for name in models.hybrids():
             family = models.family(name)

@@ -22,7 +22,7 @@ FILES = (  # the parameters that name a project file: read from the project root
     ("racing", "benchmarks/racing-latest.txt", "the output of make racing to print"),
 )
 PARAMETERS = {p.name: p for p in (
-    Param("dataset", str, "mnist", "the chapter's dataset", choices=lambda: list(data.DATASETS)),
+    Param("dataset", str, "mnist", "the chapter's dataset", choices=lambda: data.available()),
     Param("datasets", str, ",".join(data.DATASETS), "comma-separated datasets of the book-level chapters"),
     Param("profile", str, "quick", "the size of the study", choices=lambda: list(profiles.PROFILES)),
     *(p for name, p in profiles.OVERRIDES.items() if name != "val_per_class"),
@@ -48,7 +48,7 @@ class ChapterSpec:
 
 
 CHAPTERS = {c.name: c for c in (  # in the order the book executes and shows them
-    ChapterSpec("method", "Method", False, ("profile", "renderer", "figures")),
+    ChapterSpec("method", "Method", False, ("datasets", "profile", "renderer", "figures")),
     ChapterSpec("sweep", "Design sweep", True, PER_DATASET),
     ChapterSpec("regimes", "Convergence regimes", True, PER_DATASET),
     ChapterSpec("pruning", "Pruning", True, PER_DATASET),

@@ -39,10 +39,14 @@ class RunConfig:
     subset_seed: int = 0
     train_precision: str = "fp32"  # the arithmetic of training; weights, gradients, optimiser and finals stay fp32
     semantics: int = SEMANTICS
+    data_version: str | None = None  # a dataset of one's own: its arrays' hash (set from its record)
 
     def __post_init__(self):
-        shape = data.spec(self.dataset).input_shape
+        dataset = data.spec(self.dataset)
+        shape = dataset.input_shape
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once, here)
+        if self.data_version is None:
+            set_("data_version", dataset.version)
         set_("arch", models.normalise_arch(self.family, self.arch, shape))
         for name, low in (("seed", 0), ("epochs", 0), ("batch_size", 1), ("val_per_class", 1), ("subset_seed", 0),
                           ("semantics", 1)):
@@ -78,9 +82,10 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        """A hash of the config; fp32 training, the reference, leaves ``train_precision`` out, so that the runs
-        trained before the field existed keep their ids."""
-        identity = {k: v for k, v in self.to_dict().items() if not (k == "train_precision" and v == "fp32")}
+        """A hash of the config; fp32 training, the reference, leaves ``train_precision`` out, and a built-in
+        dataset its ``data_version`` (none), so that the runs trained before those fields existed keep their ids."""
+        identity = {k: v for k, v in self.to_dict().items()
+                    if not (k == "train_precision" and v == "fp32") and not (k == "data_version" and v is None)}
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 

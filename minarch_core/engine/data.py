@@ -4,6 +4,11 @@ A dataset is read from the data root (``settings.data_root``): either ``<root>/<
 (N,H,W,C uint8), ``y_train``, ``x_test``, ``y_test``, or torchvision's own files (``MNIST/raw/*.gz``...). The data
 root may be read-only: archives are verified in place and unpacked into the cache (``settings.cache_dir``), which
 also keeps an uncompressed array file per dataset so that later loads take a fraction of a second.
+
+A dataset of one's own needs no record: ``<root>/<name>.npz`` or a folder in torchvision's ``ImageFolder`` layout
+(``<root>/<name>/train/<class>/*.png`` and ``<root>/<name>/test/<class>/*.png``) is found by its name
+(``available``, ``spec``), and its record is read from the data: class names, image shape, channel statistics, and
+the arrays' hash (``DatasetSpec.version``), which every run of it carries, so a changed folder never serves old runs.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import hashlib
 import os
 import re
 import socket
+import sys
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -41,6 +47,8 @@ class DatasetSpec:
     npz_sha256: dict[str, str] | None = None  # reference checksums of the arrays' raw bytes, where published
     official: tuple[int, int] | None = None  # images in the published training and test splits (to price a sweep
     # where the files are absent: benchmarks/gpu.py)
+    classes: tuple[str, ...] | None = None  # the classes' names, where the data names them (an ImageFolder's folders)
+    version: str | None = None  # a dataset of one's own: its arrays' hash, part of every run of it (RunConfig)
 
     def __post_init__(self):
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name) or self.name in RESERVED:
@@ -113,10 +121,30 @@ ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 SPLIT_SEED = 0  # the validation split is the same for every run and every profile
 
 
-def spec(name: str) -> DatasetSpec:
+def spec(name: str, root: str | os.PathLike | None = None) -> DatasetSpec:
+    """The record of dataset ``name``: a registered one, or one of one's own found in the data root (read once,
+    then registered)."""
     if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}: choose one of {sorted(DATASETS)}")
+        if name not in available(root):
+            raise ConfigError(f"unknown dataset {name!r}: choose one of {sorted(available(root))}, or put {name}.npz or an "
+                              f"ImageFolder {name}/train/<class>/, {name}/test/<class>/ in the data root "
+                              f"{settings.data_root(root)}")
+        register(own(name, root))
     return DATASETS[name]
+
+
+def available(root: str | os.PathLike | None = None) -> list[str]:
+    """Every dataset a run may name: the registered ones, then the data root's own (``<name>.npz`` files and
+    ``<name>/train`` folders whose name is a dataset name and no registered dataset's)."""
+    root = settings.data_root(root)
+    found = set()
+    if root.is_dir():
+        for path in root.iterdir():
+            name = path.stem if path.suffix == ".npz" and path.is_file() else path.name if (path / "train").is_dir() \
+                else None
+            if name and re.fullmatch(r"[a-z][a-z0-9_]*", name) and name not in RESERVED:
+                found.add(name)
+    return list(DATASETS) + sorted(found - set(DATASETS))
 
 
 @dataclass(frozen=True)
@@ -190,8 +218,17 @@ def load(name: str, *, val_per_class: int = 500, train_per_class: int | None = N
 
 @functools.lru_cache(maxsize=4)
 def _load_cpu(name, val_per_class, train_per_class, subset_seed, root) -> Dataset:
-    s = spec(name)
+    s = spec(name, root)
     x_train, y_train, x_test, y_test = arrays(name, root)
+    counts = np.bincount(y_train, minlength=s.n_classes)
+    fits = int(counts.min()) - val_per_class  # training images of the smallest class once validation took its share
+    if fits < 1 or (train_per_class is not None and train_per_class > fits):
+        c = int(counts.argmin())
+        raise ConfigError(f"dataset {name!r}: class {c} ({(s.classes or range(s.n_classes))[c]}) has "
+                          f"{counts.min():,} training images; the validation split takes {val_per_class} per class"
+                          + (f", so the largest train_per_class that fits is {fits}" if fits >= 1 else
+                             ", which leaves none to train on: add images or choose a profile with a smaller "
+                             "val_per_class"))
     val_idx = stratified_indices(y_train, val_per_class, SPLIT_SEED)
     pool = np.setdiff1d(np.arange(len(y_train)), val_idx)
     if train_per_class is None:
@@ -237,10 +274,21 @@ def stratified_indices(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
 @functools.lru_cache(maxsize=3)
 def arrays(name: str, root: str | os.PathLike | None = None) -> tuple[np.ndarray, ...]:
     """(x_train, y_train, x_test, y_test) as uint8 arrays, images (N,H,W,C); from the cache when it is current."""
-    s, root = spec(name), settings.data_root(root)
+    s, root = spec(name, root), settings.data_root(root)
+    if s.version is not None:
+        return _own_arrays(name, root)[0]
+    if (root / name / "train").is_dir():
+        raise ConfigError(f"{root / name} is an image folder named like the built-in dataset {name!r}: rename it "
+                          f"(the built-in {name} reads {s.how_to_get(root).split(' (')[0]})")
     npz = root / f"{name}.npz"
     sources = [npz] if npz.exists() else [root / rel for rel, _ in s.archives()]
-    fingerprint = _fingerprint(sources)
+    return _cached(name, _fingerprint(sources), lambda: _read_npz(s, npz) if npz.exists()
+                   else _read_torchvision(s, root))[0]
+
+
+def _cached(name: str, fingerprint: str, read, extra=lambda out: {}) -> tuple[tuple[np.ndarray, ...], dict]:
+    """The arrays of ``name`` from the cache while ``fingerprint`` (of its sources) holds, else ``read()`` and
+    cached, with ``extra(arrays)`` (numpy values) beside them; (arrays, extra)."""
     cached = settings.cache_dir() / "arrays" / f"{name}.npz"
     out = _read_cache(cached, fingerprint)
     if out is None:
@@ -248,16 +296,17 @@ def arrays(name: str, root: str | os.PathLike | None = None) -> tuple[np.ndarray
         with FileLock(f"{cached}.lock"):  # one process builds the cache; sweep workers starting together wait
             out = _read_cache(cached, fingerprint)
             if out is None:
-                out = _read_npz(s, npz) if npz.exists() else _read_torchvision(s, root)
-                _write_cache(cached, dict(zip(ARRAYS, out), fingerprint=np.array(fingerprint)))
+                arrays_ = read()
+                _write_cache(cached, dict(zip(ARRAYS, arrays_), fingerprint=np.array(fingerprint), **extra(arrays_)))
+                out = _read_cache(cached, fingerprint)
     return out
 
 
-def _read_cache(path: Path, fingerprint: str) -> tuple[np.ndarray, ...] | None:
+def _read_cache(path: Path, fingerprint: str) -> tuple[tuple[np.ndarray, ...], dict] | None:
     try:
         with np.load(path) as f:
             if str(f["fingerprint"]) == fingerprint:
-                return tuple(f[k] for k in ARRAYS)
+                return tuple(f[k] for k in ARRAYS), {k: f[k] for k in f.files if k not in (*ARRAYS, "fingerprint")}
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         pass  # absent, stale or damaged: the cache is ours to rebuild
     return None
@@ -356,3 +405,168 @@ def network_available(host: str = "ossci-datasets.s3.amazonaws.com", timeout: fl
         return True
     except OSError:
         return False
+
+
+# -- datasets of one's own ------------------------------------------------------------------------------------------
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+OWN_DIFFICULTY = 100  # a dataset of one's own comes after the built-in ones in the book
+
+
+def own(name: str, root: str | os.PathLike | None = None) -> DatasetSpec:
+    """The record of a dataset of one's own, read from its data (``_own_arrays``)."""
+    root = settings.data_root(root)
+    (x_train, y_train, x_test, _), meta = _own_arrays(name, root)
+    values = x_train.reshape(-1, x_train.shape[-1]).astype(np.float64) / 255
+    h, w, c = x_train.shape[1:]
+    classes = tuple(str(k) for k in meta["classes"])
+    return DatasetSpec(name, name, OWN_DIFFICULTY, tuple(round(float(v), 4) for v in values.mean(0)),
+                       tuple(round(float(v), 4) for v in values.std(0)), (c, h, w), n_classes=len(classes),
+                       classes=classes, version=str(meta["version"]))
+
+
+def _own_arrays(name: str, root: Path) -> tuple[tuple[np.ndarray, ...], dict]:
+    """(x_train, y_train, x_test, y_test) of a dataset of one's own as uint8 images (N,H,W,C) with labels 0..K-1,
+    and {classes, version, source}; checked, then cached while its files are unchanged."""
+    npz, folder = root / f"{name}.npz", root / name
+    if npz.exists():
+        sources, read, source = [npz], lambda: _checked_npz(npz), "array file"
+    elif (folder / "train").is_dir():
+        sources = sorted(p for p in folder.rglob("*") if p.is_file())
+        read, source = lambda: _read_folder(folder), "image folder"
+    else:
+        raise DataMissingError(f"dataset {name!r} is not in the data root {root}: put {npz} or an ImageFolder "
+                               f"{folder}/train/<class>/ and {folder}/test/<class>/ there")
+    meta = {}
+
+    def extra(out):
+        names = meta.get("classes") or [str(k) for k in range(int(max(out[1].max(), out[3].max())) + 1)]
+        digest = hashlib.sha256()
+        for a in out:
+            digest.update(np.ascontiguousarray(a).tobytes())
+        h, w, c = out[0].shape[1:]  # said once, when first read
+        print(f"dataset {name!r} ({source}): {len(names)} classes ({', '.join(names[:10])}"
+              f"{', ...' if len(names) > 10 else ''}), {h}x{w}, {c} channel(s), {len(out[1]):,} training and "
+              f"{len(out[3]):,} test images; cached until its files change", file=sys.stderr)
+        return {"classes": np.array(names), "version": np.array(digest.hexdigest()[:16]), "source": np.array(source)}
+
+    def read_keeping_names():
+        out, names = read()
+        meta["classes"] = names
+        return _canonical(*out)
+
+    listing = hashlib.sha256(_fingerprint(sources).encode()).hexdigest()
+    out, kept = _cached(name, f"own:{listing}", read_keeping_names, extra)
+    return out, {k: (v.tolist() if v.ndim else v.item()) for k, v in kept.items()}
+
+
+def _canonical(x_train, y_train, x_test, y_test) -> tuple[np.ndarray, ...]:
+    """Each split's images in one order whatever order the files gave them (by class, then by their bytes' hash):
+    the same images, as an array file or a folder, make the same arrays, the same hash and the same runs."""
+    out = []
+    for x, y in ((x_train, y_train), (x_test, y_test)):
+        keys = [hashlib.sha256(np.ascontiguousarray(img).tobytes()).hexdigest() for img in x]
+        order = sorted(range(len(y)), key=lambda i: (int(y[i]), keys[i]))
+        out += [x[order], y[order]]
+    return tuple(out)
+
+
+def _checked_npz(path: Path) -> tuple[tuple[np.ndarray, ...], None]:
+    """An array file of one's own, checked and converted to uint8 (N,H,W,C); its classes are its labels."""
+    try:
+        with np.load(path) as f:
+            missing = [k for k in ARRAYS if k not in f.files]
+            if missing:
+                raise DataCorruptError(f"{path} lacks the arrays {missing}: it must hold {list(ARRAYS)}")
+            x_train, y_train, x_test, y_test = (np.asarray(f[k]) for k in ARRAYS)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataCorruptError(f"{path} cannot be read ({err}): replace it with a good copy") from err
+    x_train, x_test = (_as_images(x, f"{path}: {k}") for x, k in ((x_train, "x_train"), (x_test, "x_test")))
+    for x, y, k in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataCorruptError(f"{path}: y_{k} must hold one label per image of x_{k} ({len(x)}), got shape "
+                                   f"{y.shape}")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataCorruptError(f"{path}: x_train's images are {x_train.shape[1:]} (H,W,C) but x_test's "
+                               f"{x_test.shape[1:]}: train and test must have one shape and channel count")
+    y_train, y_test = _labels(y_train, y_test, f"{path}: y_train and y_test")
+    return (x_train, y_train, x_test, y_test), None
+
+
+def _as_images(x: np.ndarray, where: str) -> np.ndarray:
+    """Images as (N,H,W,C) uint8: grey (N,H,W) gains a channel; floats in [0, 1] or [0, 255] are scaled."""
+    x = x[..., None] if x.ndim == 3 else x
+    if x.ndim != 4 or x.shape[-1] not in (1, 3) or min(x.shape[1:3]) < 4:
+        raise DataCorruptError(f"{where} must be images (N,H,W) or (N,H,W,C) with C 1 or 3 and sides of 4 or more, "
+                               f"got shape {x.shape}")
+    if x.dtype == np.uint8:
+        return x
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise DataCorruptError(f"{where} must be uint8 or real numbers, got {x.dtype}")
+    if not np.isfinite(x).all():
+        raise DataCorruptError(f"{where} holds NaN or infinite values: clean them before training")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 255:
+        raise DataCorruptError(f"{where} lies in {lo:g}..{hi:g}: images must lie in [0, 1] or [0, 255]")
+    return np.round(x * (255 if hi <= 1 else 1)).astype(np.uint8)
+
+
+def _labels(y_train: np.ndarray, y_test: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as uint8 0..K-1, every class present in training: refused otherwise, saying which."""
+    both = np.concatenate([y_train, y_test])
+    if not np.issubdtype(both.dtype, np.integer) and not (np.isfinite(both).all() and (both == np.round(both)).all()):
+        raise DataCorruptError(f"{where} must be integers 0..K-1, got {both.dtype} values such as {both[:3]}")
+    both = both.astype(np.int64)
+    k = int(both.max()) + 1 if len(both) else 0
+    missing = sorted(set(range(k)) - set(np.unique(y_train.astype(np.int64)).tolist()))
+    if len(both) and both.min() < 0 or missing or k < 2 or k > 255:
+        raise DataCorruptError(f"{where} must be integers 0..K-1 with every class in training and 2 <= K <= 255: "
+                               f"found {both.min() if len(both) else '-'}..{k - 1}"
+                               + (f", no training image of class(es) {missing}" if missing else ""))
+    return y_train.astype(np.uint8), y_test.astype(np.uint8)
+
+
+def _read_folder(folder: Path) -> tuple[tuple[np.ndarray, ...], list[str]]:
+    """An ImageFolder of one's own (``train/<class>/``, ``test/<class>/``) as arrays; classes in sorted order,
+    grey images kept grey unless some are colour (then all RGB)."""
+    from PIL import Image
+    split = {}
+    for part in ("train", "test"):
+        where = folder / part
+        if not where.is_dir():
+            raise DataMissingError(f"{folder} has no {part}/ folder: an ImageFolder holds train/<class>/ and "
+                                   f"test/<class>/")
+        split[part] = {c.name: sorted(p for p in c.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+                       for c in sorted(where.iterdir()) if c.is_dir()}
+    train, test = split["train"], split["test"]
+    if set(train) != set(test):
+        raise DataCorruptError(f"{folder}: train/ and test/ name different classes: only in train/ "
+                               f"{sorted(set(train) - set(test))}, only in test/ {sorted(set(test) - set(train))}")
+    if len(train) < 2:
+        raise DataCorruptError(f"{folder}/train holds {len(train)} class folder(s): a task needs at least 2")
+    empty = [f"{part}/{c}" for part, s in split.items() for c, files in s.items() if not files]
+    if empty:
+        raise DataCorruptError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in {empty}")
+    files = [(p, k) for s in (train, test) for k, c in enumerate(sorted(train)) for p in s[c]]
+    looks = []
+    for p, _ in files:
+        with Image.open(p) as im:
+            looks.append((im.mode, im.size))
+    mode = "L" if all(m in ("L", "1", "I;16", "I") for m, _ in looks) else "RGB"
+    sizes = [s for _, s in looks]
+    size = max(set(sizes), key=sizes.count)  # the size most images have: the odd ones are the others
+    odd = next(((p, s) for (p, _), s in zip(files, sizes) if s != size), None)
+    if odd is not None:
+        raise DataCorruptError(f"{odd[0]} is {odd[1][0]}x{odd[1][1]} but {sizes.count(size)} of the {len(files)} images "
+                               f"are {size[0]}x{size[1]}: every image of a dataset must have one size (resize them)")
+    x = np.stack([_pixels(p, mode) for p, _ in files])
+    y = np.array([k for _, k in files], dtype=np.uint8)
+    n = sum(len(v) for v in train.values())
+    x = x[..., None] if x.ndim == 3 else x
+    return (x[:n], y[:n], x[n:], y[n:]), sorted(train)
+
+
+def _pixels(path: Path, mode: str) -> np.ndarray:
+    from PIL import Image
+    with Image.open(path) as im:
+        return np.asarray(im.convert(mode), dtype=np.uint8)
