@@ -16,6 +16,9 @@ from .engine.store import Store
 
 
 def main(argv=None) -> int:
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--data")
+    settings.use_data_root(early.parse_known_args(argv)[0].data)  # so that its own datasets are names to choose
     args = build_parser().parse_args(argv)
     settings.keep_freed_memory()  # a sweep in this process, or recommend measuring a test split
     try:

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,10 @@ def _isolated(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MINARCH_RESULTS", str(tmp_path_factory.mktemp("results")))
     monkeypatch.setenv("MINARCH_PROGRESS", "0")
     monkeypatch.setenv("MINARCH_DEVICE", "cpu")
+    if "MINARCH_DATA" in os.environ:  # a --data or a chapter's data sets it for the process: restored after the test
+        monkeypatch.setenv("MINARCH_DATA", os.environ["MINARCH_DATA"])
+    else:
+        monkeypatch.delenv("MINARCH_DATA", raising=False)
 
 
 def synthetic_arrays(per_class_train=560, per_class_test=20, seed=0):

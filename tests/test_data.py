@@ -374,3 +374,14 @@ def test_a_folder_named_like_a_built_in_dataset_is_refused_with_the_fix(own_root
     assert data.available(own_root).count("cifar10") == 1 and data.spec("cifar10", own_root).version is None
     with pytest.raises(ConfigError, match="is an image folder named like the built-in dataset 'cifar10': rename it"):
         data.arrays("cifar10", own_root)
+
+
+def test_an_own_dataset_given_by_the_data_option_is_found_by_the_command_line(tmp_path, own_root, monkeypatch, capsys):
+    """--data (not MINARCH_DATA) names the data root: the command line chooses among its datasets and its runs carry
+    the data's hash."""
+    from minarch_core import cli
+    write_own(own_root, "leaves", own_arrays(), "npz")
+    monkeypatch.setenv("MINARCH_DATA", str(tmp_path / "elsewhere"))
+    assert cli.main(["sweep", "--dataset", "leaves", "--profile", "smoke", "--data", str(own_root),
+                     "--results", str(tmp_path / "results"), "--dry-run"]) == 0
+    assert "runs, " in capsys.readouterr().out and settings.data_root() == own_root.resolve()

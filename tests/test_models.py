@@ -84,7 +84,9 @@ def test_bad_architectures_name_the_problem(family, arch, message):
 
 
 def test_vit_rejects_a_patch_that_does_not_tile_the_image():
-    with pytest.raises(ConfigError, match="patch size 5 does not divide the 28x28 image"):
+    with pytest.raises(ConfigError, match=r"patch size 5 does not divide the 28x28 image: choose the knob 'patch' "
+                                          r"among the divisors of both sides \[1, 2, 4, 7, 14, 28\], or leave it "
+                                          r"unset \(7 here\)"):
         models.build("vit", {"patch": 5}, (1, 28, 28), 10)
     with pytest.raises(ConfigError, match="not divisible by heads"):
         models.build("vit", {"dim": 10, "heads": 4}, (1, 28, 28), 10)
@@ -164,3 +166,22 @@ def test_the_records_name_the_shaped_families_and_the_hybrids_parents():
         "convmlp": ("cnn", "dnn"), "convvit": ("cnn", "vit")}
     with pytest.raises(ConfigError, match="family 'cnn' exists already"):
         models.register(models.family("cnn"))
+
+
+@pytest.mark.parametrize("shape, patch", [((1, 28, 28), 7), ((3, 32, 32), 8), ((3, 40, 40), 10), ((3, 64, 64), 16),
+                                          ((3, 30, 30), 6), ((1, 30, 42), 6), ((1, 13, 13), 1)])
+def test_the_default_patch_tiles_every_image_in_about_a_four_by_four_grid(shape, patch):
+    assert models.default_patch(shape) == patch
+    model = models.build("vit", {"dim": 8, "heads": 2}, shape, 100)  # and a hundred classes
+    assert model(torch.zeros(2, *shape)).shape == (2, 100)
+
+
+@pytest.mark.parametrize("shape, classes", [((3, 64, 64), 100), ((1, 40, 30), 2)])
+def test_every_family_follows_an_image_size_and_class_count_of_ones_own(shape, classes):
+    """The CNN's head, the ViT's patches and the hybrids' pooling follow the image; the classifier the classes."""
+    from minarch_core.engine import profiles
+    smoke = profiles.get("smoke")
+    for name, grid in smoke.grids.items():
+        arch = grid.archs()[-1]
+        model = models.build(grid.family, models.normalise_arch(grid.family, arch, shape), shape, classes)
+        assert model(torch.zeros(2, *shape)).shape == (2, classes), name

@@ -178,6 +178,7 @@ def open_chapter(name: str = "sweep", **values) -> Chapter:
     unknown = set(values) - set(PARAMETERS)
     if unknown:
         raise ParameterError(f"unknown notebook parameter(s) {sorted(unknown)}: a chapter takes {list(PARAMETERS)}")
+    settings.use_data_root(values.get("data"))  # before the datasets are checked: its own are found there
     p = {name: check(name, values.get(name, param.default)) for name, param in PARAMETERS.items()}
     names = p["datasets"].split(",") if "datasets" in spec.parameters else [p["dataset"]]
     datasets = list(dict.fromkeys(check("dataset", d.strip()) for d in names if d.strip()))

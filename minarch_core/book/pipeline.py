@@ -35,7 +35,7 @@ import yaml
 from jupyter_client.manager import AsyncKernelManager
 
 from ..analyses import design, tables
-from ..engine import data, profiles, sweep
+from ..engine import data, profiles, settings, sweep
 from ..engine.errors import MinarchError
 from ..engine.store import Store
 from .parameters import CHAPTERS, STUDY, ParameterError, chapter as chapter_spec, check
@@ -144,6 +144,7 @@ def build(profile: str = "quick", datasets=tuple(data.DATASETS), workers: int = 
     checkout by default, or another folder, which then receives a copy of the book's sources first (the tests
     build there, leaving a developer's own book alone). ``overrides`` (seeds, epochs, train_per_class) change the
     profile's study in every chapter, as the chapters' own parameters do."""
+    settings.use_data_root(data_root)  # the kernels and workers inherit it
     unknown = set(overrides) - set(STUDY[1:])
     if unknown:
         raise ParameterError(f"unknown book parameter(s) {sorted(unknown)}: a build overrides {list(STUDY[1:])}")

@@ -69,21 +69,26 @@ class Transformer(nn.Module):
 class ViT(Transformer):
     """A standard pre-norm Vision Transformer: patch embedding, class token, learned positions, encoder blocks.
 
-    The default patch (None) is a quarter of the image side: the same 4x4 grid of 16 patches on every image size
-    (7 on 28x28, 8 on 32x32)."""
+    The default patch (None, ``default_patch``) is a quarter of the image side where that divides it: the same 4x4
+    grid of 16 patches (7 on 28x28, 8 on 32x32, 10 on 40x40); else the largest divisor of both sides below it."""
 
     def __init__(self, input_shape, n_classes, *, dim=32, depth=2, heads=4, patch=None, mlp_ratio=2):
         c, h, w = input_shape
         patch = patch or default_patch(input_shape)
         if h % patch or w % patch:
-            raise ConfigError(f"ViT patch size {patch} does not divide the {h}x{w} image: pick a divisor "
-                              f"(e.g. 7 or 14 for 28x28, 4 or 8 for 32x32)")
+            divisors = [k for k in range(1, min(h, w) + 1) if h % k == 0 and w % k == 0]
+            raise ConfigError(f"ViT patch size {patch} does not divide the {h}x{w} image: choose the knob 'patch' "
+                              f"among the divisors of both sides {divisors}, or leave it unset "
+                              f"({default_patch(input_shape)} here)")
         super().__init__(nn.Conv2d(c, dim, patch, stride=patch), (h // patch) * (w // patch), n_classes, dim=dim,
                          depth=depth, heads=heads, mlp_ratio=mlp_ratio)
 
 
 def default_patch(input_shape) -> int:
-    return max(1, input_shape[-2] // 4)
+    """A quarter of the image side, or the largest divisor of both sides below it: the patches always tile the
+    image, in a grid of about 4x4."""
+    h, w = input_shape[-2:]
+    return next(k for k in range(max(1, min(h, w) // 4), 0, -1) if h % k == 0 and w % k == 0)
 
 
 def stem(channels_in: int, channels: int, pool: int) -> list[nn.Module]:

@@ -50,6 +50,13 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(os.environ["MINARCH_DATA"]).expanduser() if os.environ.get("MINARCH_DATA") else resolve("data")
 
 
+def use_data_root(root: str | os.PathLike | None) -> None:
+    """Make ``root``, given explicitly (``--data``, a chapter's ``data``), this process's data root and its
+    children's: every lookup of a dataset by name (one's own are found there) then agrees with what is loaded."""
+    if root is not None:
+        os.environ["MINARCH_DATA"] = str(Path(root).expanduser().resolve())
+
+
 def cache_dir() -> Path:
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "minarch"
     path = Path(os.environ.get("MINARCH_CACHE", default)).expanduser()
