@@ -230,7 +230,7 @@ ANSWER = """
 const chart = [...document.querySelectorAll('.minarch-chart')].find(  // labelled by its description
   c => c.querySelector('[aria-label^="Every variant"]'));
 if (!chart) return [null, ''];
-const ring = chart.querySelector('g.answer_marks path[aria-label]');
+const ring = chart.querySelector('g[class*=answer_ring] path[aria-label]');
 return [ring ? ring.getAttribute('aria-label') : null,
         [...chart.querySelectorAll('g.answer_text_marks text')].map(t => t.textContent).join(' ')];
 """

@@ -562,7 +562,7 @@ NO_LIMIT = 1e15  # the byte budget's "no limit": larger than any model
 
 
 def question(candidates: pd.DataFrame, targets: list[float], downloads: dict | None = None,
-             confidence: float = ASK["confidence"].default) -> alt.LayerChart:
+             confidence: float = ASK["confidence"].default) -> alt.VConcatChart:
     """The frontier as a question (``recommend`` asked in the page, with no kernel): a target accuracy, a family and
     a byte budget chosen with the controls below the chart, and the variant ``recommend`` answers with marked and
     said in words, by its rule on the same rows (``frontier.candidates``): among the variants of the family within
@@ -604,11 +604,12 @@ def question(candidates: pd.DataFrame, targets: list[float], downloads: dict | N
     ).transform_calculate(k1="datum.fits == 0 ? (datum.met ? 0 : 1) : 2").transform_window(
         rank="row_number()", sort=[{"field": "k1"}, {"field": "k2"}, {"field": "k3"}]
     ).transform_filter("datum.rank == 1")
-    ring = answer.transform_filter("datum.k1 < 2").mark_point(
+    ring = answer.transform_filter("datum.k1 < 2").transform_calculate(
+        link="isValid(datum.download) ? datum.download : ''").mark_point(  # no link where nothing was exported
         size=260, strokeWidth=2.5, color=OKABE_ITO["vermillion"]).encode(
-        x=x, y=y, description="variant:N", href="download:N", tooltip=[
+        x=x, y=y, description="variant:N", href="link:N", tooltip=[
             alt.Tooltip("what:N", title="answer"), alt.Tooltip("download:N", title="download (click)")]
-    ).properties(name="answer")
+    ).properties(name="answer_ring")
     said = answer.transform_calculate(said=(
         "datum.k1 == 2 ? 'No variant of this family fits the byte budget.' : (datum.met ? 'Smallest reaching ' : "
         "'Nothing reaches ') + format(target, '.1%') + (datum.met ? ': ' : '; closest: ') + datum.what + '\\n'"
@@ -618,13 +619,15 @@ def question(candidates: pd.DataFrame, targets: list[float], downloads: dict | N
         " answers with it') + (isValid(datum.download) ? '\\nthe book exported it: click the ring to download' :"
         " '')")).mark_text(
         align="left", baseline="top", lineBreak="\n", fontSize=11).encode(
-        x=alt.value(4), y=alt.value(4), text="said:N").properties(name="answer_text")
-    return alt.layer(cloud, line, ring, said).add_params(target, family, budget).properties(
-        width=TEXT_WIDTH - 130, height=300, title="Ask the frontier: the smallest variant for your target",
+        x=alt.value(0), y=alt.value(0), text="said:N").properties(
+        name="answer_text", width=TEXT_WIDTH - 130, height=40)  # the answer in words, above the points
+    plot = alt.layer(cloud, line, ring).properties(width=TEXT_WIDTH - 130, height=300)
+    return alt.vconcat(said, plot, spacing=4).add_params(target, family, budget).properties(
+        title="Ask the frontier: the smallest variant for your target",
         description=("Every variant recommend chooses among, by stored bytes and its validation lower bound; the "
                      "controls below set a target accuracy, a family and a byte budget, and the chart marks and "
                      "names the variant recommend answers with.")).configure_legend(
-        orient="bottom", direction="horizontal")
+        orient="bottom", direction="horizontal").configure_view(stroke=None)
 
 
 def components(ranking: pd.DataFrame) -> alt.FacetChart:
