@@ -67,7 +67,8 @@ Markdown(pruning.redundancy_in_words(redundancy))
 
 # %%
 matched = ch.ask("matched_redundancy")
-ch.figure(plots.matched_depth(matched), "matched_depth")
+ch.figure(plots.matched_depth(matched), "matched_depth", empty="No figure: no size band holds two depths that learn "
+          "the task.")
 
 # %%
 display(Markdown(pruning.depth_in_words(matched)), Markdown(findings.said(ch.ask("verdicts"), "pruning", ch.title)))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import HTML
+from IPython.display import HTML, Markdown
 
 from ..analyses import tables as analysis
 from ..engine import data, profiles, settings, sweep
@@ -83,10 +83,12 @@ class Chapter:
         """The chapter's subfolder of the figure folder: its dataset's name, or the chapter's own name."""
         return self.dataset if self.spec.per_dataset else self.spec.name
 
-    def figure(self, chart, name: str):
+    def figure(self, chart, name: str, empty: str = "Nothing to draw here."):
         """Save SVG/PNG copies of ``chart`` (when a figure folder is set) and return it for display; ``None``, a
-        figure with nothing to draw (its chapter's words say why), shows nothing."""
-        if self.figures is not None and chart is not None:
+        figure with nothing to draw, shows the sentence ``empty`` instead."""
+        if chart is None:
+            return Markdown(empty)
+        if self.figures is not None:
             plots.save(chart, self.figures / self.folder / name)
         return chart
 
