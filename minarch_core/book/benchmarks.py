@@ -14,9 +14,12 @@ def targets(text: str) -> list[dict]:
     return [m.groupdict() for m in map(TARGET.match, section.splitlines()) if m]
 
 
+HEAD = re.compile(r", (?P<date>\d{4}-\d\d-\d\d)[^,]*, commit (?P<commit>\S+)")  # a benchmark's first line
+
+
 def where(text: str) -> str:
     """'<machine>, <date>, commit <c>' from a benchmark's first lines."""
-    head = re.search(r", (?P<date>\d{4}-\d\d-\d\d)[^,]*, commit (?P<commit>\S+)", text)
+    head = HEAD.search(text)
     machine = re.search(r"^(?:machine|device): (.+)$", text, re.M)
     return (f"{machine.group(1).split(',')[0] if machine else 'unknown machine'}, {head['date']}, commit "
             f"{head['commit']}") if head else "not measured"
@@ -44,7 +47,7 @@ def output(text: str, script: str, built: str, missing: str) -> str:
     """One benchmark's section of the reproducing chapter, as HTML: when and on which commit ``script`` measured
     (against the commit the book was ``built`` from), its targets table and its whole output folded; ``missing``
     (what to run) when there is no output."""
-    measured = re.search(rf"{re.escape(script)}, (?P<date>[^,]+), commit (?P<commit>\S+)", text)
+    measured = HEAD.search(text) if script in text else None
     if not measured:
         return f"<p>{html.escape(missing)}</p>"
     same = measured["commit"] == built.split("+")[0]
